@@ -1,0 +1,49 @@
+"""Seeds the demo account: two EBS images (one with a data volume), one instance-store image
+registered from a bundle manifest in S3, and one image in a second region."""
+
+import os
+import time
+
+import boto3
+
+kw = dict(endpoint_url=os.environ["AWS_ENDPOINT_URL"], region_name="us-east-1")
+ec2 = boto3.client("ec2", **kw)
+s3 = boto3.client("s3", **kw)
+stamp = time.strftime("%Y%m%d%H%M%S")
+
+
+def snapshot(client, size):
+    volume = client.create_volume(Size=size, AvailabilityZone=client.meta.region_name + "a")
+    return client.create_snapshot(VolumeId=volume["VolumeId"])["SnapshotId"]
+
+
+root, data = snapshot(ec2, 8), snapshot(ec2, 50)
+web = ec2.register_image(
+    Name=f"web-{stamp}",
+    RootDeviceName="/dev/xvda",
+    BlockDeviceMappings=[
+        {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": root}},
+        {"DeviceName": "/dev/xvdb", "Ebs": {"SnapshotId": data}},
+    ],
+    TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "app", "Value": "web"}]}],
+)["ImageId"]
+ec2.modify_image_attribute(ImageId=web, LaunchPermission={"Add": [{"UserId": "210987654321"}]})
+ec2.register_image(
+    Name=f"db-{stamp}",
+    RootDeviceName="/dev/xvda",
+    BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot(ec2, 20)}}],
+    TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "app", "Value": "db"}]}],
+)
+bucket = f"demo-bundles-{stamp}"
+s3.create_bucket(Bucket=bucket)
+manifest = "legacy/image.manifest.xml"
+s3.put_object(Bucket=bucket, Key=manifest, Body=b"<manifest><image><parts count='1'/></image></manifest>")
+s3.put_object(Bucket=bucket, Key="legacy/image.part.00", Body=b"\0" * 1024)
+ec2.register_image(Name=f"legacy-{stamp}", ImageLocation=f"{bucket}/{manifest}")
+
+west = boto3.client("ec2", endpoint_url=kw["endpoint_url"], region_name="eu-west-1")
+west.register_image(
+    Name=f"web-{stamp}",
+    RootDeviceName="/dev/xvda",
+    BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot(west, 8)}}],
+)

@@ -1,0 +1,103 @@
+//! The only module that touches AWS SDK types: client construction, paging, retries, and mapping
+//! responses into `crate::model`.
+
+pub mod error;
+pub mod images;
+
+use anyhow::Result;
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use std::time::Duration;
+
+use crate::config::{Settings, env_non_empty};
+use crate::error::usage;
+
+/// Shared AWS configuration; hands out per-region clients.
+#[derive(Clone)]
+pub struct Aws {
+    base: SdkConfig,
+}
+
+impl Aws {
+    /// Loads credentials and settings the AWS CLI way, and fails early, on one line, when no
+    /// credentials can be found.
+    pub async fn connect(settings: &Settings) -> Result<Aws> {
+        let first_region = settings.regions.first().cloned().unwrap_or_default();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(first_region))
+            .retry_config(retry_config(settings).await);
+        if let Some(profile) = &settings.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(url) = &settings.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let base = loader.load().await;
+        check_credentials(&base, settings.profile.as_deref()).await?;
+        Ok(Aws { base })
+    }
+
+    pub fn ec2(&self, region: &str) -> Ec2 {
+        let config = aws_sdk_ec2::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .build();
+        Ec2 {
+            client: aws_sdk_ec2::Client::from_conf(config),
+            region: region.to_string(),
+        }
+    }
+}
+
+/// An EC2 client bound to one region; the region names every error it returns.
+#[derive(Clone)]
+pub struct Ec2 {
+    client: aws_sdk_ec2::Client,
+    region: String,
+}
+
+impl Ec2 {
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+}
+
+/// Adaptive retries (client-side rate limiting when AWS throttles) unless AWS_RETRY_MODE says
+/// otherwise; attempts from --max-attempts, else AWS_MAX_ATTEMPTS / the profile, else 3.
+async fn retry_config(settings: &Settings) -> RetryConfig {
+    let mut provider = aws_config::default_provider::retry_config::default_provider();
+    if let Some(profile) = &settings.profile {
+        provider = provider.profile_name(profile);
+    }
+    let resolved = provider.retry_config().await;
+    let max_attempts = settings.max_attempts.unwrap_or(resolved.max_attempts());
+    let base = if env_non_empty("AWS_RETRY_MODE").is_some() {
+        resolved
+    } else {
+        RetryConfig::adaptive()
+    };
+    base.with_max_attempts(max_attempts)
+}
+
+async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Result<()> {
+    let hint = || {
+        format!(
+            "no AWS credentials found (profile '{}'): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             pass --profile, or run `aws configure`",
+            profile.unwrap_or("default")
+        )
+    };
+    let Some(provider) = config.credentials_provider() else {
+        return Err(usage(hint()));
+    };
+    // Bounded: a provider that can only time out (no metadata service here) must not hang the CLI.
+    match tokio::time::timeout(Duration::from_secs(20), provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => {
+            // The SDK's explanation lists every provider it tried, over several lines: -vv shows it.
+            tracing::debug!("credential lookup failed: {err:?}");
+            Err(usage(hint()))
+        }
+        Err(_) => Err(usage(format!("{} (timed out looking for them)", hint()))),
+    }
+}

@@ -1,0 +1,16 @@
+//! One module per verb; each resolves its input, calls the service layer and emits one document.
+
+pub mod list;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::config::Settings;
+use crate::error::Outcome;
+
+pub async fn run(cli: Cli) -> Result<Outcome> {
+    let settings = Settings::resolve(&cli.global).await?;
+    match cli.command {
+        Command::List(args) => list::run(&settings, &args).await,
+    }
+}

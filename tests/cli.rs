@@ -1,0 +1,243 @@
+//! Global options, configuration errors and exit codes, through the real binary.
+
+mod common;
+
+use common::Account;
+
+/// The run failed with `code`, printed exactly one line on stderr that contains every needle,
+/// and nothing on stdout.
+fn assert_one_line_error(output: &std::process::Output, code: i32, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    for needle in needles {
+        assert!(stderr.contains(needle), "missing {needle:?} in: {stderr}");
+    }
+}
+
+#[test]
+fn missing_region_is_an_actionable_usage_error() {
+    let output = Account::new()
+        .ami()
+        .env_remove("AWS_REGION")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 2, &["no AWS region", "--region", "AWS_REGION"]);
+}
+
+#[test]
+fn aws_default_region_is_honoured() {
+    let output = Account::new()
+        .ami()
+        .env_remove("AWS_REGION")
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .args(["list", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(common::json(&output)["regions"][0], "eu-west-1");
+}
+
+#[test]
+fn region_from_the_profile_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(&config, "[profile ops]\nregion = ap-southeast-2\n").unwrap();
+    let output = Account::new()
+        .ami()
+        .env_remove("AWS_REGION")
+        .env("AWS_CONFIG_FILE", &config)
+        .args(["list", "--profile", "ops", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(common::json(&output)["regions"][0], "ap-southeast-2");
+}
+
+#[test]
+fn malformed_region_is_refused_by_name() {
+    let output = Account::new()
+        .ami()
+        .args(["list", "--region", "us-east"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 2, &["invalid region 'us-east'"]);
+}
+
+#[test]
+fn missing_credentials_are_an_actionable_usage_error() {
+    let output = Account::new()
+        .ami()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &output,
+        2,
+        &["no AWS credentials found", "AWS_ACCESS_KEY_ID"],
+    );
+}
+
+#[test]
+fn unknown_profile_is_reported_as_missing_credentials() {
+    let output = Account::new()
+        .ami()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["list", "--profile", "nope"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 2, &["no AWS credentials found", "'nope'"]);
+}
+
+#[test]
+fn unreachable_endpoint_fails_on_one_line() {
+    // Port 1 on loopback: nothing listens there.
+    let output = Account::new()
+        .ami()
+        .args(["list", "--endpoint-url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_one_line_error(
+        &output,
+        1,
+        &["DescribeImages in us-east-1", "cannot reach the endpoint"],
+    );
+}
+
+#[test]
+fn a_region_the_endpoint_does_not_serve_fails_on_one_line_naming_it() {
+    let output = Account::new()
+        .ami()
+        .args(["list", "--region", "xx-nowhere-9"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 1, &["DescribeImages in xx-nowhere-9 failed"]);
+}
+
+#[test]
+fn malformed_endpoint_in_the_environment_is_a_usage_error() {
+    let output = Account::new()
+        .ami()
+        .env("AWS_ENDPOINT_URL", "garbage")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 2, &["invalid AWS_ENDPOINT_URL 'garbage'"]);
+}
+
+#[test]
+fn empty_environment_variables_count_as_unset() {
+    // As with the AWS CLI: an empty AWS_ENDPOINT_URL means AWS's own endpoint, an empty
+    // AWS_REGION means no region.
+    let output = Account::new()
+        .ami()
+        .env("AWS_ENDPOINT_URL", "")
+        .env("AWS_REGION", "")
+        .arg("list")
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 2, &["no AWS region"]);
+}
+
+#[test]
+fn malformed_endpoint_is_a_usage_error() {
+    let output = Account::new()
+        .ami()
+        .args(["list", "--endpoint-url", "127.0.0.1:5000"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 2, &["invalid --endpoint-url '127.0.0.1:5000'"]);
+}
+
+#[test]
+fn bad_filters_are_usage_errors() {
+    let account = Account::new();
+    let output = account
+        .ami()
+        .args(["list", "--tag", "novalue"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected KEY=VALUE, got 'novalue'"));
+
+    let output = account
+        .ami()
+        .args(["list", "--owner", "12345"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, 2, &["invalid --owner '12345'"]);
+}
+
+#[test]
+fn help_lists_only_built_verbs() {
+    let output = Account::new().ami().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("list"), "{help}");
+    for global in [
+        "--region",
+        "--profile",
+        "--endpoint-url",
+        "--output",
+        "--dry-run",
+        "--max-attempts",
+    ] {
+        assert!(help.contains(global), "missing {global}: {help}");
+    }
+    // No stubs: verbs that are not built yet are not offered.
+    let commands = help
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .split("Options:")
+        .next()
+        .unwrap();
+    let verbs: Vec<&str> = commands
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(verbs, ["list", "help"], "{help}");
+}
+
+#[test]
+fn unknown_verb_is_a_usage_error() {
+    let output = Account::new().ami().arg("frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn json_output_is_one_document_on_stdout() {
+    let account = Account::new();
+    let output = account
+        .ami()
+        .args(["list", "--output", "json", "-vv"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    // Logs went to stderr; stdout still parses as exactly one document.
+    let document = common::json(&output);
+    assert!(document["images"].as_array().unwrap().is_empty());
+    assert!(!output.stderr.is_empty(), "-vv logs on stderr");
+}

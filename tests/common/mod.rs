@@ -1,0 +1,351 @@
+//! Test support: one emulator per test binary (or the one named by AMI_TEST_ENDPOINT), and an
+//! `Account` per test so tests never see each other's resources.
+//!
+//! The emulator maps an access key id ending in 12 digits to that account id (see
+//! tests/emulator/README.md), so every test gets a fresh, empty account on the shared server.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sdk_ec2::config::{BehaviorVersion, Region};
+
+pub const REGION: &str = "us-east-1";
+
+pub struct Emulator {
+    pub endpoint: String,
+    // Held so the server lives as long as the test binary; it also exits when we do.
+    _child: Option<Child>,
+}
+
+static EMULATOR: OnceLock<Emulator> = OnceLock::new();
+
+pub fn emulator() -> &'static Emulator {
+    EMULATOR.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("AMI_TEST_ENDPOINT") {
+            return Emulator {
+                endpoint,
+                _child: None,
+            };
+        }
+        start_emulator()
+    })
+}
+
+fn start_emulator() -> Emulator {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var("AMI_EMULATOR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".emulator/venv/bin/python"));
+    assert!(
+        python.exists(),
+        "emulator venv missing at {}: run `scripts/emulator.sh setup` (scripts/test.sh does)",
+        python.display()
+    );
+    let mut child = StdCommand::new(&python)
+        .arg(root.join("tests/emulator/server.py"))
+        .args(["--port", "0", "--parent-pid"])
+        .arg(std::process::id().to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the emulator");
+    let stdout = child.stdout.take().expect("emulator stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the emulator's endpoint");
+    let endpoint = line
+        .trim()
+        .strip_prefix("endpoint=")
+        .unwrap_or_else(|| panic!("emulator did not print its endpoint, got {line:?}"))
+        .to_string();
+    Emulator {
+        endpoint,
+        _child: Some(child),
+    }
+}
+
+/// A fresh AWS account on the emulator.
+pub struct Account {
+    pub id: String,
+}
+
+static NEXT_ACCOUNT: AtomicU64 = AtomicU64::new(0);
+
+impl Account {
+    pub fn new() -> Account {
+        // Unique across test binaries sharing one server: a time-based base plus a counter.
+        static BASE: OnceLock<u64> = OnceLock::new();
+        let base = *BASE.get_or_init(|| {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64;
+            (nanos % 100_000_000) * 10_000
+        });
+        let n = NEXT_ACCOUNT.fetch_add(1, Ordering::SeqCst);
+        Account {
+            id: format!("{:012}", base + n),
+        }
+    }
+
+    pub fn access_key(&self) -> String {
+        format!("AKIATEST{}", self.id)
+    }
+
+    /// The real binary, configured the way a user would: environment variables only.
+    pub fn ami(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("ami").expect("the ami binary");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("AWS_ACCESS_KEY_ID", self.access_key())
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &emulator().endpoint)
+            .env("AWS_CONFIG_FILE", empty_file())
+            .env("AWS_SHARED_CREDENTIALS_FILE", empty_file())
+            // No instance metadata service here: never let the SDK look for one.
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            // One attempt: the emulator's 500s for unimplemented calls are not transient.
+            .env("AWS_MAX_ATTEMPTS", "1");
+        cmd
+    }
+
+    fn sdk_config(&self, region: &str) -> aws_sdk_ec2::Config {
+        aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&emulator().endpoint)
+            .credentials_provider(Credentials::new(
+                self.access_key(),
+                "test-secret",
+                None,
+                None,
+                "tests",
+            ))
+            .build()
+    }
+
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        self.ec2_in(REGION)
+    }
+
+    pub fn ec2_in(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(self.sdk_config(region))
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(REGION))
+            .endpoint_url(&emulator().endpoint)
+            .force_path_style(true)
+            .credentials_provider(Credentials::new(
+                self.access_key(),
+                "test-secret",
+                None,
+                None,
+                "tests",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Requests this account made, per `service:Action`.
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        let body = admin(
+            "GET",
+            &format!("/_emulator/requests?account={}", self.id),
+            "",
+        );
+        serde_json::from_str(&body).expect("request counters")
+    }
+
+    pub fn reset_requests(&self) {
+        admin(
+            "POST",
+            &format!("/_emulator/requests/reset?account={}", self.id),
+            "{}",
+        );
+    }
+
+    /// Makes DescribeImages / DescribeSnapshots serve at most `size` items a page.
+    pub fn set_page_size(&self, size: u32) {
+        admin(
+            "POST",
+            "/_emulator/config",
+            &format!(r#"{{"account":"{}","page_size":{size}}}"#, self.id),
+        );
+    }
+
+    /// Sets an image's CreationDate or a snapshot's StartTime (RFC 3339).
+    pub fn backdate(&self, region: &str, resource_id: &str, time: &str) {
+        admin(
+            "POST",
+            "/_emulator/backdate",
+            &format!(
+                r#"{{"account":"{}","region":"{region}","resource_id":"{resource_id}","time":"{time}"}}"#,
+                self.id
+            ),
+        );
+    }
+
+    // --- seeding, through the SDK as any AWS client would -------------------------------
+
+    pub async fn snapshot(&self, region: &str, size_gib: i32) -> String {
+        let ec2 = self.ec2_in(region);
+        let volume = ec2
+            .create_volume()
+            .availability_zone(format!("{region}a"))
+            .size(size_gib)
+            .send()
+            .await
+            .expect("create volume");
+        ec2.create_snapshot()
+            .volume_id(volume.volume_id().unwrap())
+            .send()
+            .await
+            .expect("create snapshot")
+            .snapshot_id()
+            .unwrap()
+            .to_string()
+    }
+
+    /// An EBS image; the first device is the root.
+    pub async fn register_ebs(&self, region: &str, name: &str, devices: &[(&str, &str)]) -> String {
+        use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice};
+        let mut request = self
+            .ec2_in(region)
+            .register_image()
+            .name(name)
+            .root_device_name(devices[0].0)
+            .architecture(aws_sdk_ec2::types::ArchitectureValues::X8664);
+        for (device, snapshot) in devices {
+            request = request.block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(*device)
+                    .ebs(EbsBlockDevice::builder().snapshot_id(*snapshot).build())
+                    .build(),
+            );
+        }
+        request
+            .send()
+            .await
+            .expect("register EBS image")
+            .image_id()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn register_manifest(&self, region: &str, name: &str, location: &str) -> String {
+        self.ec2_in(region)
+            .register_image()
+            .name(name)
+            .image_location(location)
+            .send()
+            .await
+            .expect("register instance-store image")
+            .image_id()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn tag(&self, region: &str, resource_id: &str, key: &str, value: &str) {
+        self.ec2_in(region)
+            .create_tags()
+            .resources(resource_id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("tag");
+    }
+
+    pub async fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
+        let s3 = self.s3();
+        // Creating a bucket we already own is fine; anything else is a test bug.
+        if let Err(err) = s3.create_bucket().bucket(bucket).send().await {
+            let text = format!("{err:?}");
+            assert!(
+                text.contains("BucketAlreadyOwnedByYou"),
+                "create bucket {bucket}: {text}"
+            );
+        }
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .expect("put object");
+    }
+}
+
+/// A unique bucket name (S3 bucket names are global, even on the emulator).
+pub fn bucket_name(account: &Account, purpose: &str) -> String {
+    format!("{purpose}-{}", account.id)
+}
+
+fn empty_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("ami-tests-empty-{}", std::process::id()));
+        std::fs::write(&path, "").expect("write empty config file");
+        path
+    })
+    .clone()
+}
+
+/// A minimal HTTP/1.1 client for the emulator's admin routes.
+fn admin(method: &str, path: &str, body: &str) -> String {
+    let address = emulator()
+        .endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = TcpStream::connect(&address).expect("connect to the emulator");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send admin request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read admin response");
+    let (head, payload) = response
+        .split_once("\r\n\r\n")
+        .expect("admin response has a body");
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "admin {method} {path} failed: {response}"
+    );
+    payload.to_string()
+}
+
+/// Parses the binary's stdout as exactly one JSON document.
+pub fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not one JSON document ({err}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}

@@ -1,0 +1,602 @@
+"""Fidelity layer: makes moto 5.2.5 behave like AWS for the EC2/S3 calls `ami` relies on.
+
+Stock moto has gaps that would make a planner look safe when it is not (see shared EMULATOR.md).
+Each patch below names the AWS behaviour it reproduces. Nothing here makes the emulator more lenient
+than AWS; where AWS refuses something, so does the patched emulator.
+
+Test conventions (not AWS behaviour, documented in tests/emulator/README.md):
+- an access key id ending in 12 digits belongs to that account id, so each test can use its own account;
+- the admin routes under /_emulator/ (see server.py) read counters, backdate timestamps and set page sizes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.ec2 import models as ec2_models
+from moto.ec2.exceptions import (
+    EC2ClientError,
+    InvalidAMIIdError,
+    InvalidSnapshotIdError,
+    InvalidSnapshotInUse,
+    MissingParameterError,
+    UnvailableAMIIdError,
+)
+from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.models.core import TaggedEC2Resource
+from moto.ec2.models.elastic_block_store import EBSBackend
+from moto.ec2.responses.amis import AmisResponse
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
+
+# Per-account emulator settings, written by the admin routes. Keyed by account id.
+_lock = threading.Lock()
+_page_size_cap: dict[str, int] = {}
+
+
+def set_page_size_cap(account_id: str, size: int | None) -> None:
+    with _lock:
+        if size:
+            _page_size_cap[account_id] = size
+        else:
+            _page_size_cap.pop(account_id, None)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+class _Error(EC2ClientError):
+    def __init__(self, code: str, message: str):
+        super().__init__(code, message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Accounts: an access key id ending in 12 digits maps to that account (test isolation).
+# AWS maps every access key to exactly one account; moto maps unknown keys to 123456789012.
+# ---------------------------------------------------------------------------------------------
+_ACCOUNT_SUFFIX = re.compile(r"(\d{12})$")
+
+
+def _patch_accounts() -> None:
+    import moto.iam.models as iam_models
+
+    original = iam_models.get_account_id_from
+
+    def get_account_id_from(access_key: str) -> str:
+        account = original(access_key)
+        if account == iam_models.DEFAULT_ACCOUNT_ID:
+            match = _ACCOUNT_SUFFIX.search(access_key or "")
+            if match:
+                return match.group(1)
+        return account
+
+    iam_models.get_account_id_from = get_account_id_from
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags: moto scans every tag of the region for each resource (quadratic DescribeImages).
+# AWS: per-resource tag lookup; same result, linear time.
+# ---------------------------------------------------------------------------------------------
+def _get_tags(self: Any) -> list[dict[str, str]]:
+    resource_id = getattr(self, "id", None)
+    if not resource_id:
+        return []
+    tags = self.ec2_backend.tags.get(resource_id, {})
+    resource_type = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+    return [
+        {"resource_id": resource_id, "key": k, "value": v, "resource_type": resource_type}
+        for k, v in list(tags.items())
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------
+_original_ami_init = Ami.__init__
+
+
+def _ami_init(self: Ami, *args: Any, **kwargs: Any) -> None:
+    _original_ami_init(self, *args, **kwargs)
+    # AWS: images made by CreateImage/CopyImage of EBS-backed instances are `ebs`, not `standard`.
+    if self.root_device_type == "standard":
+        self.root_device_type = "ebs"
+    self._custom_bdm: list[dict[str, Any]] | None = None
+    self.deprecation_time: str | None = None
+    self.deregistration_protection: str = "disabled"
+    self._protection_cooldown_until: datetime | None = None
+    self.ena_support: bool | None = None
+    self.tpm_support: str | None = None
+    self.imds_support: str | None = None
+    self.last_launched_time: str | None = None
+
+
+def _ami_block_device_mappings(self: Ami) -> list[dict[str, Any]]:
+    # AWS: the mapping given to RegisterImage is kept as given (moto invents one 15 GiB volume).
+    if self._custom_bdm is not None:
+        return self._custom_bdm
+    if self.ebs_snapshot is None:
+        return []
+    return [
+        {
+            "DeviceName": self.root_device_name,
+            "Ebs": {
+                "SnapshotId": self.ebs_snapshot.id,
+                "VolumeSize": 15,
+                "DeleteOnTermination": True,
+                "VolumeType": "standard",
+                "Encrypted": False,
+            },
+        }
+    ]
+
+
+def _ami_snapshot_ids(ami: Ami) -> list[str]:
+    ids = []
+    for mapping in ami.block_device_mappings:
+        snapshot_id = (mapping.get("Ebs") or {}).get("SnapshotId")
+        if snapshot_id:
+            ids.append(snapshot_id)
+    return ids
+
+
+def _is_deprecated(ami: Ami) -> bool:
+    if not ami.deprecation_time:
+        return False
+    return ami.deprecation_time <= _iso(utcnow())
+
+
+def _protected(ami: Ami) -> bool:
+    if ami.deregistration_protection.startswith("enabled"):
+        return True
+    return ami._protection_cooldown_until is not None and ami._protection_cooldown_until > utcnow()
+
+
+def _check_name_free(backend: Any, name: str | None) -> None:
+    # AWS: an AMI name is unique per account and region.
+    if not name:
+        raise MissingParameterError("Name")
+    for ami in backend.amis.values():
+        if ami.name == name and ami.owner_id == backend.account_id:
+            raise _Error(
+                "InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {ami.id}"
+            )
+
+
+def _drop_auto_snapshot(backend: Any, ami: Ami) -> None:
+    # moto's Ami() always fabricates a snapshot; AWS creates none for RegisterImage.
+    if ami.ebs_snapshot is not None:
+        backend.snapshots.pop(ami.ebs_snapshot.id, None)
+        ami.ebs_snapshot = None
+
+
+def _register_image(self: AmiBackend, **params: Any) -> Ami:
+    """RegisterImage as on AWS: keeps mappings, root device name, ImageLocation and tags."""
+    from moto.ec2.utils import random_ami_id
+
+    name = params.get("name")
+    _check_name_free(self, name)
+    image_location = params.get("image_location")
+    root_device_name = params.get("root_device_name")
+    mappings_in = params.get("block_device_mappings") or []
+
+    mappings: list[dict[str, Any]] = []
+    for mapping in mappings_in:
+        device = mapping.get("DeviceName")
+        if not device:
+            raise MissingParameterError("BlockDeviceMapping.DeviceName")
+        out: dict[str, Any] = {"DeviceName": device}
+        ebs = mapping.get("Ebs")
+        if ebs is not None:
+            snapshot_id = ebs.get("SnapshotId")
+            ebs_out: dict[str, Any] = {
+                "DeleteOnTermination": ebs.get("DeleteOnTermination", True),
+                "VolumeType": ebs.get("VolumeType") or "gp2",
+                "Encrypted": False,
+            }
+            if snapshot_id:
+                # AWS: an unknown snapshot is refused, nothing is registered.
+                snapshot = self.snapshots.get(snapshot_id)
+                if snapshot is None or snapshot.owner_id != self.account_id:
+                    raise _Error(
+                        "InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist."
+                    )
+                ebs_out["SnapshotId"] = snapshot_id
+                ebs_out["VolumeSize"] = int(ebs.get("VolumeSize") or snapshot.volume_size)
+                ebs_out["Encrypted"] = bool(snapshot.encrypted)
+            elif ebs.get("VolumeSize"):
+                ebs_out["VolumeSize"] = int(ebs["VolumeSize"])
+            out["Ebs"] = ebs_out
+        if mapping.get("VirtualName"):
+            out["VirtualName"] = mapping["VirtualName"]
+        if mapping.get("NoDevice") is not None:
+            out["NoDevice"] = ""
+        mappings.append(out)
+
+    if image_location:
+        root_device_type = "instance-store"
+        root_device_name = root_device_name or "/dev/sda1"
+    else:
+        if not mappings:
+            raise MissingParameterError("ImageLocation or BlockDeviceMapping")
+        root_device_name = root_device_name or mappings[0]["DeviceName"]
+        root = next((m for m in mappings if m["DeviceName"] == root_device_name), None)
+        if root is None or "SnapshotId" not in (root.get("Ebs") or {}):
+            raise _Error(
+                "InvalidBlockDeviceMapping",
+                f"The device {root_device_name} must have a snapshot id in its block device mapping.",
+            )
+        root_device_type = "ebs"
+
+    ami = Ami(
+        self,
+        random_ami_id(),
+        name=name,
+        description=params.get("description"),
+        architecture=params.get("architecture") or "x86_64",
+        virtualization_type=params.get("virtualization_type") or "hvm",
+        image_location=image_location,
+        root_device_name=root_device_name,
+        boot_mode=params.get("boot_mode") or None,
+    )
+    _drop_auto_snapshot(self, ami)
+    ami.root_device_type = root_device_type
+    ami._custom_bdm = mappings
+    if image_location:
+        ami.image_location = image_location
+    else:
+        ami.image_location = f"{self.account_id}/{name}"
+    ami.ena_support = params.get("ena_support")
+    ami.tpm_support = params.get("tpm_support")
+    ami.imds_support = params.get("imds_support")
+    for key, value in (params.get("tags") or {}).items():
+        ami.add_tag(key, value)
+    self.amis[ami.id] = ami
+    return ami
+
+
+def _response_register_image(self: AmisResponse) -> ActionResult:
+    tags: dict[str, str] = {}
+    for spec in self._get_param("TagSpecifications", []) or []:
+        if spec.get("ResourceType") != "image":
+            raise _Error(
+                "InvalidParameterValue",
+                f"'{spec.get('ResourceType')}' is not a valid taggable resource type for this operation.",
+            )
+        for tag in spec.get("Tags", []) or []:
+            tags[tag["Key"]] = tag.get("Value", "")
+    self.error_on_dryrun()
+    image = self.ec2_backend.register_image(
+        name=self._get_param("Name"),
+        description=self._get_param("Description") or None,
+        image_location=self._get_param("ImageLocation"),
+        root_device_name=self._get_param("RootDeviceName"),
+        block_device_mappings=self._get_param("BlockDeviceMappings", []),
+        architecture=self._get_param("Architecture"),
+        virtualization_type=self._get_param("VirtualizationType"),
+        boot_mode=self._get_param("BootMode"),
+        ena_support=self._get_param("EnaSupport"),
+        tpm_support=self._get_param("TpmSupport"),
+        imds_support=self._get_param("ImdsSupport"),
+        tags=tags,
+    )
+    return ActionResult({"ImageId": image.id})
+
+
+_original_create_image = AmiBackend.create_image
+
+
+def _create_image(
+    self: AmiBackend,
+    instance_id: str,
+    name: str,
+    description: str,
+    tag_specifications: list[dict[str, Any]],
+) -> Ami:
+    # AWS: TagSpecifications may tag the snapshots too (moto: HTTP 500); names are unique.
+    _check_name_free(self, name)
+    image_specs = [s for s in tag_specifications if s.get("ResourceType") != "snapshot"]
+    snapshot_tags = {
+        t["Key"]: t.get("Value", "")
+        for s in tag_specifications
+        if s.get("ResourceType") == "snapshot"
+        for t in s.get("Tags", []) or []
+    }
+    ami = _original_create_image(self, instance_id, name, description, image_specs)
+    ami.root_device_type = "ebs"
+    if snapshot_tags and ami.ebs_snapshot is not None:
+        ami.ebs_snapshot.add_tags(snapshot_tags)
+    return ami
+
+
+_original_copy_image = AmiBackend.copy_image
+
+
+def _copy_image(self: AmiBackend, source_image_id: str, source_region: str, name: Any = None, description: Any = None) -> Ami:
+    _check_name_free(self, name or _source_name(self, source_image_id, source_region))
+    return _original_copy_image(self, source_image_id, source_region, name, description)
+
+
+def _source_name(backend: Any, image_id: str, region: str) -> str | None:
+    source = ec2_models.ec2_backends[backend.account_id][region].amis.get(image_id)
+    return source.name if source else None
+
+
+def _visible_images(self: AmiBackend) -> list[Ami]:
+    """Own images plus other accounts' images in this region that are public or shared with us.
+
+    AWS: an image shared with an account (launch permission UserId) or public is visible to it;
+    moto isolates accounts completely.
+    """
+    images = list(self.amis.copy().values())
+    me = self.account_id
+    for account_id, regions in list(ec2_models.ec2_backends.items()):
+        # keys() holds only the regions that account has touched; [] would create one.
+        if account_id == me or self.region_name not in regions.keys():
+            continue
+        other = dict.__getitem__(regions, self.region_name)
+        for ami in list(other.amis.values()):
+            if ami.is_public or {"UserId": me} in ami.launch_permissions:
+                images.append(ami)
+    return images
+
+
+def _describe_images(
+    self: AmiBackend,
+    ami_ids: list[str] | None = None,
+    filters: dict[str, Any] | None = None,
+    exec_users: list[str] | None = None,
+    owners: list[str] | None = None,
+    include_disabled: bool = False,
+    include_deprecated: bool = False,
+) -> list[Ami]:
+    from moto.ec2.exceptions import MalformedAMIIdError
+    from moto.ec2.utils import generic_filter
+
+    me = self.account_id
+    images = _visible_images(self)
+    if ami_ids:
+        malformed = [i for i in ami_ids if not i.startswith("ami-")]
+        if malformed:
+            raise MalformedAMIIdError(malformed)
+        images = [ami for ami in images if ami.id in ami_ids]
+        deleted = [i for i in ami_ids if i in self.deleted_amis]
+        if not images and not deleted:
+            raise InvalidAMIIdError(ami_ids)
+    if exec_users:
+        users = {me if u == "self" else u for u in exec_users}
+        images = [
+            ami
+            for ami in images
+            if ("all" in users and ami.is_public)
+            or any(lp.get("UserId") in users for lp in ami.launch_permissions)
+        ]
+    if owners:
+        owner_set = {me if o == "self" else o for o in owners}
+        images = [a for a in images if a.owner_id in owner_set or a.owner_alias in owner_set]
+    # AWS: disabled images are hidden unless IncludeDisabled; deprecated ones are hidden from
+    # non-owners unless IncludeDeprecated or asked for by id.
+    if not include_disabled:
+        images = [a for a in images if a.state != "disabled"]
+    if not include_deprecated:
+        images = [
+            a
+            for a in images
+            if not _is_deprecated(a) or a.owner_id == me or (ami_ids and a.id in ami_ids)
+        ]
+    if filters:
+        images = generic_filter(filters, images)
+    return images
+
+
+def _page(self: Any, items: list[Any], key: Any) -> tuple[list[Any], str | None]:
+    """AWS-style MaxResults/NextToken paging; the admin page-size cap forces small pages."""
+    max_results = self._get_param("MaxResults")
+    cap = _page_size_cap.get(self.current_account)
+    if max_results is None and cap is None:
+        return items, None
+    size = int(max_results) if max_results is not None else 1000
+    if cap is not None:
+        size = min(size, cap)
+    items = sorted(items, key=key)
+    start = 0
+    token = self._get_param("NextToken")
+    if token:
+        try:
+            start = int(token)
+        except ValueError:
+            raise _Error("InvalidParameterValue", f"Invalid value '{token}' for NextToken")
+    page = items[start : start + size]
+    next_token = str(start + size) if start + size < len(items) else None
+    return page, next_token
+
+
+def _response_describe_images(self: AmisResponse) -> ActionResult:
+    self.error_on_dryrun()
+    ami_ids = self._get_param("ImageIds", [])
+    if ami_ids and self._get_param("MaxResults") is not None:
+        raise _Error(
+            "InvalidParameterCombination", "The parameter imagesSet cannot be used with the parameter maxResults"
+        )
+    images = self.ec2_backend.describe_images(
+        ami_ids=ami_ids,
+        filters=self._filters_from_querystring(),
+        exec_users=self._get_param("ExecutableUsers", []),
+        owners=self._get_param("Owners", []),
+        include_disabled=bool(self._get_param("IncludeDisabled", False)),
+        include_deprecated=bool(self._get_param("IncludeDeprecated", False)),
+    )
+    page, next_token = _page(self, images, key=lambda a: a.id)
+    result: dict[str, Any] = {"Images": page}
+    if next_token:
+        result["NextToken"] = next_token
+    return ActionResult(result)
+
+
+def _find_owned(backend: Any, ami_id: str) -> Ami:
+    if ami_id in backend.amis:
+        return backend.amis[ami_id]
+    if ami_id in backend.deleted_amis:
+        raise UnvailableAMIIdError(ami_id)
+    raise InvalidAMIIdError(ami_id)
+
+
+def _response_deregister_image(self: AmisResponse) -> ActionResult:
+    ami_id = self._get_param("ImageId")
+    delete_snapshots = bool(self._get_param("DeleteAssociatedSnapshots", False))
+    self.error_on_dryrun()
+    backend = self.ec2_backend
+    ami = _find_owned(backend, ami_id)
+    if _protected(ami):
+        # AWS refuses to deregister a protected image (and during the cooldown after disabling).
+        raise _Error(
+            "InvalidParameterValue",
+            f"Image {ami_id} has deregistration protection enabled and cannot be deregistered.",
+        )
+    snapshot_ids = _ami_snapshot_ids(ami)
+    backend.deregister_image(ami_id)
+    result: dict[str, Any] = {"Return": True}
+    if delete_snapshots:
+        # AWS: deletes the image's snapshots, skips those another image still uses.
+        outcomes = []
+        for snapshot_id in snapshot_ids:
+            if _image_using_snapshot(backend, snapshot_id) is not None:
+                outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
+            elif backend.snapshots.pop(snapshot_id, None) is not None:
+                outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "success"})
+            else:
+                outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "client-error"})
+        result["DeleteSnapshotResults"] = outcomes
+    return ActionResult(result)
+
+
+def _response_enable_image_deprecation(self: AmisResponse) -> ActionResult:
+    ami = _find_owned(self.ec2_backend, self._get_param("ImageId"))
+    deprecate_at = self._get_param("DeprecateAt")
+    self.error_on_dryrun()
+    if isinstance(deprecate_at, str):
+        from moto.core.parse import default_timestamp_parser
+
+        deprecate_at = default_timestamp_parser(deprecate_at)
+    # AWS rounds to the minute.
+    ami.deprecation_time = _iso(deprecate_at.replace(second=0, microsecond=0))
+    return ActionResult({"Return": True})
+
+
+def _response_disable_image_deprecation(self: AmisResponse) -> ActionResult:
+    ami = _find_owned(self.ec2_backend, self._get_param("ImageId"))
+    self.error_on_dryrun()
+    ami.deprecation_time = None
+    return ActionResult({"Return": True})
+
+
+def _response_enable_image_deregistration_protection(self: AmisResponse) -> ActionResult:
+    ami = _find_owned(self.ec2_backend, self._get_param("ImageId"))
+    with_cooldown = bool(self._get_param("WithCooldown", False))
+    self.error_on_dryrun()
+    ami.deregistration_protection = "enabled-with-cooldown" if with_cooldown else "enabled-without-cooldown"
+    ami._protection_cooldown_until = None
+    return ActionResult({"Return": "true"})
+
+
+def _response_disable_image_deregistration_protection(self: AmisResponse) -> ActionResult:
+    from datetime import timedelta
+
+    ami = _find_owned(self.ec2_backend, self._get_param("ImageId"))
+    self.error_on_dryrun()
+    if ami.deregistration_protection == "enabled-with-cooldown":
+        # AWS: protection stays in force for 24 hours after it is disabled.
+        until = utcnow() + timedelta(hours=24)
+        ami._protection_cooldown_until = until
+        ami.deregistration_protection = f"disabled-until-{_iso(until)}"
+    else:
+        ami.deregistration_protection = "disabled"
+    return ActionResult({"Return": "true"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Snapshots
+# ---------------------------------------------------------------------------------------------
+def _image_using_snapshot(backend: Any, snapshot_id: str) -> str | None:
+    for ami in list(backend.amis.values()):
+        if snapshot_id in _ami_snapshot_ids(ami):
+            return ami.id
+    return None
+
+
+def _delete_snapshot(self: EBSBackend, snapshot_id: str) -> Any:
+    # AWS: InvalidSnapshot.InUse for any snapshot in any registered image's mapping
+    # (moto: only its own auto-created snapshots).
+    if snapshot_id not in self.snapshots:
+        raise InvalidSnapshotIdError()
+    user = _image_using_snapshot(self, snapshot_id)
+    if user is not None:
+        raise InvalidSnapshotInUse(snapshot_id, user)
+    return self.snapshots.pop(snapshot_id)
+
+
+def _response_describe_snapshots(self: ElasticBlockStore) -> ActionResult:
+    snapshot_ids = self._get_param("SnapshotIds", [])
+    if snapshot_ids and self._get_param("MaxResults") is not None:
+        raise _Error(
+            "InvalidParameterCombination", "The parameter snapshotSet cannot be used with the parameter maxResults"
+        )
+    snapshots = self.ec2_backend.describe_snapshots(
+        snapshot_ids=snapshot_ids, filters=self._filters_from_querystring()
+    )
+    # AWS: OwnerIds restricts to those owners (moto ignores it).
+    owners = self._get_param("OwnerIds", [])
+    if owners:
+        me = self.current_account
+        owner_set = {me if o == "self" else o for o in owners}
+        snapshots = [s for s in snapshots if s.owner_id in owner_set]
+    page, next_token = _page(self, snapshots, key=lambda s: s.id)
+    result: dict[str, Any] = {"Snapshots": page}
+    if next_token:
+        result["NextToken"] = next_token
+    return ActionResult(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# Admin helpers (used by server.py routes)
+# ---------------------------------------------------------------------------------------------
+def backdate(account_id: str, region: str, resource_id: str, when: datetime) -> None:
+    backend = ec2_models.ec2_backends[account_id][region]
+    if resource_id.startswith("ami-"):
+        ami = backend.amis.get(resource_id)
+        if ami is None:
+            raise KeyError(resource_id)
+        ami.creation_date = when
+    elif resource_id.startswith("snap-"):
+        snapshot = backend.snapshots.get(resource_id)
+        if snapshot is None:
+            raise KeyError(resource_id)
+        snapshot.start_time = when
+    else:
+        raise KeyError(resource_id)
+
+
+def apply() -> None:
+    """Install every patch. Call once, before the server handles a request."""
+    _patch_accounts()
+    TaggedEC2Resource.get_tags = _get_tags
+    Ami.__init__ = _ami_init
+    Ami.block_device_mappings = property(_ami_block_device_mappings)
+    AmiBackend.register_image = _register_image
+    AmiBackend.create_image = _create_image
+    AmiBackend.copy_image = _copy_image
+    AmiBackend.describe_images = _describe_images
+    AmisResponse.register_image = _response_register_image
+    AmisResponse.describe_images = _response_describe_images
+    AmisResponse.deregister_image = _response_deregister_image
+    AmisResponse.enable_image_deprecation = _response_enable_image_deprecation
+    AmisResponse.disable_image_deprecation = _response_disable_image_deprecation
+    AmisResponse.enable_image_deregistration_protection = _response_enable_image_deregistration_protection
+    AmisResponse.disable_image_deregistration_protection = _response_disable_image_deregistration_protection
+    EBSBackend.delete_snapshot = _delete_snapshot
+    ElasticBlockStore.describe_snapshots = _response_describe_snapshots

@@ -1,0 +1,198 @@
+"""The project's AWS emulator: moto in server mode, with the fidelity layer and admin routes.
+
+Usage: python server.py [--host 127.0.0.1] [--port 0] [--endpoint-file F] [--parent-pid PID]
+
+Prints `endpoint=http://HOST:PORT` on stdout once it accepts connections (port 0 picks a free one).
+With --parent-pid it exits when that process is gone, so a test binary never leaks a server.
+
+Admin routes (test tooling only; the `ami` binary never calls them):
+  GET  /_emulator/health
+  GET  /_emulator/requests?account=ID          per-action request counts {"ec2:DescribeImages": 3, ...}
+  POST /_emulator/requests/reset?account=ID
+  POST /_emulator/backdate   {"account", "region", "resource_id", "time": RFC 3339}
+  POST /_emulator/config     {"account", "page_size": N|null}   cap DescribeImages/Snapshots pages
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+from urllib.parse import parse_qs
+
+# Must be set before moto loads its EC2 models: no ~1,300 preloaded Amazon images per region.
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import fidelity  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/")
+
+
+class Counters:
+    """Requests per account and `service:Action`, for benchmarks and no-mutation assertions."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def add(self, account: str, action: str) -> None:
+        with self._lock:
+            self._counts[account][action] += 1
+
+    def get(self, account: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts.get(account, {}))
+
+    def reset(self, account: str) -> None:
+        with self._lock:
+            self._counts.pop(account, None)
+
+
+def s3_action(method: str, path: str, query: dict[str, list[str]]) -> str:
+    parts = [p for p in path.split("/") if p]
+    has_key = len(parts) > 1
+    if method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    if method == "GET":
+        if has_key:
+            return "GetObject"
+        if not parts:
+            return "ListBuckets"
+        if "list-type" in query:
+            return "ListObjectsV2"
+        if "location" in query:
+            return "GetBucketLocation"
+        return "ListObjects"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    if method == "PUT":
+        return "PutObject" if has_key else "CreateBucket"
+    if method == "DELETE":
+        return "DeleteObject" if has_key else "DeleteBucket"
+    return f"{method}"
+
+
+class EmulatorApp:
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.counters = Counters()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_emulator/"):
+            return self.admin(environ, start_response, path)
+        self.count(environ)
+        return self.inner(environ, start_response)
+
+    def count(self, environ: dict[str, Any]) -> None:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        match = _CREDENTIAL.search(auth)
+        if not match:
+            return
+        access_key, _region, service = match.groups()
+        import moto.iam.models as iam_models
+
+        account = iam_models.get_account_id_from(access_key)
+        if service == "s3":
+            action = s3_action(
+                environ.get("REQUEST_METHOD", ""),
+                environ.get("PATH_INFO", ""),
+                parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+            )
+        else:
+            action = "Unknown"
+            if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length) if length else b""
+                environ["wsgi.input"] = io.BytesIO(body)
+                action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["Unknown"])[0]
+        self.counters.add(account, f"{service}:{action}")
+
+    def admin(self, environ: dict[str, Any], start_response: Any, path: str) -> Any:
+        query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        body: dict[str, Any] = {}
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            raw = environ["wsgi.input"].read(length) if length else b""
+            body = json.loads(raw or b"{}")
+        try:
+            if path == "/_emulator/health":
+                result: Any = {"ok": True}
+            elif path == "/_emulator/requests":
+                result = self.counters.get(query["account"])
+            elif path == "/_emulator/requests/reset":
+                self.counters.reset(query["account"])
+                result = {"ok": True}
+            elif path == "/_emulator/backdate":
+                from moto.core.parse import default_timestamp_parser
+
+                when = default_timestamp_parser(body["time"])
+                fidelity.backdate(body["account"], body["region"], body["resource_id"], when)
+                result = {"ok": True}
+            elif path == "/_emulator/config":
+                fidelity.set_page_size_cap(body["account"], body.get("page_size"))
+                result = {"ok": True}
+            else:
+                return self.reply(start_response, "404 Not Found", {"error": path})
+        except KeyError as missing:
+            return self.reply(start_response, "400 Bad Request", {"error": f"missing or unknown {missing}"})
+        return self.reply(start_response, "200 OK", result)
+
+    @staticmethod
+    def reply(start_response: Any, status: str, payload: Any) -> list[bytes]:
+        data = json.dumps(payload).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+
+def watch_parent(pid: int) -> None:
+    while True:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            os._exit(0)
+        time.sleep(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--endpoint-file")
+    parser.add_argument("--parent-pid", type=int)
+    args = parser.parse_args()
+
+    fidelity.apply()
+    app = EmulatorApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    endpoint = f"http://{args.host}:{server.server_port}"
+    os.environ["MOTO_PORT"] = str(server.server_port)
+    if args.endpoint_file:
+        with open(args.endpoint_file, "w", encoding="utf-8") as f:
+            f.write(endpoint + "\n")
+    if args.parent_pid:
+        threading.Thread(target=watch_parent, args=(args.parent_pid,), daemon=True).start()
+    print(f"endpoint={endpoint}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
