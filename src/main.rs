@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod model;
 mod output;
+mod plan;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,534 @@
+//! The planner: given what a region holds and which images to retire, decides for every image,
+//! snapshot and bundle object whether it goes or stays, and why. Pure: no I/O, so every rule is
+//! covered by table tests.
+//!
+//! The rule it exists for: nothing is deleted that something staying still uses. When a fact is
+//! missing (an unreadable manifest, a snapshot we cannot see), the thing is kept and the reason said.
+
+// Wired into `ami deregister` next; until then only the tests use it.
+#![allow(dead_code)]
+
+pub mod manifest;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::Image;
+use manifest::{Manifest, ManifestError};
+
+/// Everything the planner may know about one region.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// The calling account.
+    pub account_id: String,
+    /// Every image the account owns in the region, in every state (disabled and deprecated too).
+    pub images: Vec<Image>,
+    /// Requested images that exist but belong to another account.
+    pub foreign: Vec<Image>,
+    /// The account's snapshots that the requested images reference, by id (absent: not ours, or gone).
+    pub snapshots: BTreeMap<String, SnapshotInfo>,
+    /// Bundle facts for instance-store images: the requested ones and every other image whose
+    /// manifest lives in the same bucket.
+    pub bundles: BTreeMap<String, BundleFacts>,
+    /// Who uses each requested image.
+    pub users: BTreeMap<String, Vec<ImageUser>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub size_gib: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct BundleFacts {
+    pub bucket: String,
+    pub manifest_key: String,
+    /// Key prefix the parts live under (`dir/` or empty).
+    pub prefix: String,
+    pub manifest: ManifestRead,
+    /// Sizes of the bundle's objects that exist now (manifest and listed parts).
+    pub existing: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ManifestRead {
+    Parsed(Manifest),
+    Missing,
+    /// Could not be fetched (access denied, throttled ...), with the reason.
+    Unreadable(String),
+    Invalid(ManifestError),
+}
+
+/// Something that would break if the image went away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageUser {
+    /// `instance`, `launch_template`, `launch_configuration`, or an image-reference type.
+    pub kind: String,
+    pub id: String,
+    /// `running`, `version 3`, ...
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub targets: Vec<String>,
+    pub cleanup: bool,
+    pub force: bool,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageAction {
+    Deregister,
+    Blocked,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemAction {
+    Delete,
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub images: Vec<ImagePlan>,
+    pub snapshots: Vec<SnapshotPlan>,
+    pub bundles: Vec<BundlePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImagePlan {
+    pub image_id: String,
+    pub name: Option<String>,
+    pub state: Option<String>,
+    pub action: ImageAction,
+    pub reason: String,
+    pub users: Vec<ImageUser>,
+    /// Deregister with DeleteAssociatedSnapshots: the plan deletes exactly this image's snapshots
+    /// and no other requested image uses them.
+    pub delete_associated_snapshots: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SnapshotPlan {
+    pub snapshot_id: String,
+    /// The requested image this snapshot belongs to.
+    pub image_id: String,
+    pub size_gib: Option<i32>,
+    pub action: ItemAction,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundlePlan {
+    pub image_id: String,
+    pub bucket: String,
+    pub manifest_key: String,
+    pub action: ItemAction,
+    pub reason: String,
+    /// Keys to delete, parts first and the manifest last.
+    pub objects: Vec<String>,
+    /// Parts the manifest lists that are already gone.
+    pub missing_parts: Vec<String>,
+    pub bytes: u64,
+}
+
+impl Plan {
+    pub fn deregisters(&self) -> impl Iterator<Item = &ImagePlan> {
+        self.images
+            .iter()
+            .filter(|image| image.action == ImageAction::Deregister)
+    }
+}
+
+pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
+    let owned: BTreeMap<&str, &Image> = inventory
+        .images
+        .iter()
+        .map(|image| (image.image_id.as_str(), image))
+        .collect();
+    let mut targets: Vec<&str> = Vec::new();
+    for target in &request.targets {
+        if !targets.contains(&target.as_str()) {
+            targets.push(target);
+        }
+    }
+
+    let images: Vec<ImagePlan> = targets
+        .iter()
+        .map(|target| image_plan(inventory, &owned, target, request))
+        .collect();
+    let leaving: BTreeSet<String> = images
+        .iter()
+        .filter(|image| image.action == ImageAction::Deregister)
+        .map(|image| image.image_id.clone())
+        .collect();
+    let staying: Vec<&Image> = inventory
+        .images
+        .iter()
+        .filter(|image| !leaving.contains(image.image_id.as_str()))
+        .collect();
+
+    let snapshots = snapshot_plans(inventory, &owned, &leaving, &staying, request, &targets);
+    let bundles = bundle_plans(inventory, &owned, &leaving, &staying, request, &targets);
+
+    let mut images = images;
+    for image in &mut images {
+        if image.action != ImageAction::Deregister || !request.cleanup {
+            continue;
+        }
+        let mine: Vec<&SnapshotPlan> = snapshots
+            .iter()
+            .filter(|snapshot| snapshot.image_id == image.image_id)
+            .collect();
+        let all_referenced = owned
+            .get(image.image_id.as_str())
+            .map(|found| snapshot_ids(found))
+            .unwrap_or_default();
+        let used_by_other_target = all_referenced.iter().any(|snapshot_id| {
+            leaving.iter().any(|other| {
+                *other != image.image_id
+                    && owned
+                        .get(other.as_str())
+                        .is_some_and(|img| snapshot_ids(img).contains(snapshot_id))
+            })
+        });
+        image.delete_associated_snapshots = !mine.is_empty()
+            && mine.len() == all_referenced.len()
+            && mine
+                .iter()
+                .all(|snapshot| snapshot.action == ItemAction::Delete)
+            && !used_by_other_target;
+    }
+
+    Plan {
+        images,
+        snapshots,
+        bundles,
+    }
+}
+
+fn snapshot_ids(image: &Image) -> Vec<&str> {
+    let mut ids: Vec<&str> = Vec::new();
+    for device in &image.block_devices {
+        if let Some(id) = device.snapshot_id.as_deref()
+            && !ids.contains(&id)
+        {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn describe(image: &Image) -> String {
+    match &image.name {
+        Some(name) => format!("{} ({name})", image.image_id),
+        None => image.image_id.clone(),
+    }
+}
+
+fn image_plan(
+    inventory: &Inventory,
+    owned: &BTreeMap<&str, &Image>,
+    target: &str,
+    request: &Request,
+) -> ImagePlan {
+    let blocked = |reason: String, image: Option<&Image>, users: Vec<ImageUser>| ImagePlan {
+        image_id: target.to_string(),
+        name: image.and_then(|image| image.name.clone()),
+        state: image.map(|image| image.state.clone()),
+        action: ImageAction::Blocked,
+        reason,
+        users,
+        delete_associated_snapshots: false,
+    };
+    let Some(image) = owned.get(target).copied() else {
+        if let Some(foreign) = inventory.foreign.iter().find(|i| i.image_id == target) {
+            return blocked(
+                format!(
+                    "owned by account {}, not by this account ({})",
+                    foreign.owner_id.as_deref().unwrap_or("unknown"),
+                    inventory.account_id
+                ),
+                Some(foreign),
+                Vec::new(),
+            );
+        }
+        return blocked(
+            "not found in this region (already deregistered, or another region)".to_string(),
+            None,
+            Vec::new(),
+        );
+    };
+    if let Some(reason) = protection_block(image.deregistration_protection.as_deref(), request.now)
+    {
+        return blocked(reason, Some(image), Vec::new());
+    }
+    let users = inventory.users.get(target).cloned().unwrap_or_default();
+    if !users.is_empty() && !request.force {
+        let names: Vec<String> = users.iter().map(describe_user).collect();
+        return blocked(
+            format!(
+                "in use by {} (--force to deregister anyway)",
+                names.join(", ")
+            ),
+            Some(image),
+            users,
+        );
+    }
+    let reason = if users.is_empty() {
+        "requested".to_string()
+    } else {
+        format!(
+            "requested with --force although in use by {}",
+            users
+                .iter()
+                .map(describe_user)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    ImagePlan {
+        image_id: target.to_string(),
+        name: image.name.clone(),
+        state: Some(image.state.clone()),
+        action: ImageAction::Deregister,
+        reason,
+        users,
+        delete_associated_snapshots: false,
+    }
+}
+
+fn describe_user(user: &ImageUser) -> String {
+    let kind = user.kind.replace('_', " ");
+    match &user.detail {
+        Some(detail) => format!("{kind} {} ({detail})", user.id),
+        None => format!("{kind} {}", user.id),
+    }
+}
+
+/// Why deregistration protection blocks the image now, if it does. Unknown values block: when in
+/// doubt, keep.
+pub fn protection_block(value: Option<&str>, now: DateTime<Utc>) -> Option<String> {
+    match value {
+        None | Some("disabled") => None,
+        Some("enabled-without-cooldown") | Some("enabled") => {
+            Some("deregistration protection is on".to_string())
+        }
+        Some("enabled-with-cooldown") => Some(
+            "deregistration protection is on, with a 24-hour cooldown after it is disabled"
+                .to_string(),
+        ),
+        Some(other) => match other
+            .strip_prefix("disabled-until-")
+            .and_then(crate::model::parse_time)
+        {
+            Some(until) if until <= now => None,
+            Some(until) => Some(format!(
+                "deregistration protection was disabled, but its cooldown runs until {}",
+                until.to_rfc3339()
+            )),
+            None => Some(format!(
+                "deregistration protection state '{other}' is not understood"
+            )),
+        },
+    }
+}
+
+fn snapshot_plans(
+    inventory: &Inventory,
+    owned: &BTreeMap<&str, &Image>,
+    leaving: &BTreeSet<String>,
+    staying: &[&Image],
+    request: &Request,
+    targets: &[&str],
+) -> Vec<SnapshotPlan> {
+    let mut plans: Vec<SnapshotPlan> = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for target in targets {
+        if !leaving.contains(*target) {
+            continue;
+        }
+        let Some(image) = owned.get(target) else {
+            continue;
+        };
+        for snapshot_id in snapshot_ids(image) {
+            if !seen.insert(snapshot_id) {
+                continue;
+            }
+            let info = inventory.snapshots.get(snapshot_id);
+            let users: Vec<String> = staying
+                .iter()
+                .filter(|other| snapshot_ids(other).contains(&snapshot_id))
+                .map(|other| describe(other))
+                .collect();
+            let (action, reason) = if !request.cleanup {
+                (ItemAction::Keep, "left behind (no --cleanup)".to_string())
+            } else if !users.is_empty() {
+                (
+                    ItemAction::Keep,
+                    format!("also used by {}", users.join(", ")),
+                )
+            } else if info.is_none() {
+                (
+                    ItemAction::Keep,
+                    "not among this account's snapshots (owned elsewhere, or already gone)"
+                        .to_string(),
+                )
+            } else {
+                (ItemAction::Delete, format!("used only by {target}"))
+            };
+            plans.push(SnapshotPlan {
+                snapshot_id: snapshot_id.to_string(),
+                image_id: target.to_string(),
+                size_gib: info.map(|info| info.size_gib),
+                action,
+                reason,
+            });
+        }
+    }
+    plans
+}
+
+fn bundle_plans(
+    inventory: &Inventory,
+    owned: &BTreeMap<&str, &Image>,
+    leaving: &BTreeSet<String>,
+    staying: &[&Image],
+    request: &Request,
+    targets: &[&str],
+) -> Vec<BundlePlan> {
+    let mut plans = Vec::new();
+    for target in targets {
+        if !leaving.contains(*target) {
+            continue;
+        }
+        let Some(image) = owned.get(target) else {
+            continue;
+        };
+        if !image.is_instance_store() {
+            continue;
+        }
+        let Some(facts) = inventory.bundles.get(*target) else {
+            plans.push(BundlePlan {
+                image_id: target.to_string(),
+                bucket: String::new(),
+                manifest_key: image.image_location.clone().unwrap_or_default(),
+                action: ItemAction::Keep,
+                reason: format!(
+                    "manifest location {:?} is not bucket/key",
+                    image.image_location.as_deref().unwrap_or("")
+                ),
+                objects: Vec::new(),
+                missing_parts: Vec::new(),
+                bytes: 0,
+            });
+            continue;
+        };
+        plans.push(bundle_plan(inventory, facts, target, staying, request));
+    }
+    plans
+}
+
+fn bundle_plan(
+    inventory: &Inventory,
+    facts: &BundleFacts,
+    target: &str,
+    staying: &[&Image],
+    request: &Request,
+) -> BundlePlan {
+    let mut plan = BundlePlan {
+        image_id: target.to_string(),
+        bucket: facts.bucket.clone(),
+        manifest_key: facts.manifest_key.clone(),
+        action: ItemAction::Keep,
+        reason: String::new(),
+        objects: Vec::new(),
+        missing_parts: Vec::new(),
+        bytes: facts.existing.values().sum(),
+    };
+    let manifest = match &facts.manifest {
+        ManifestRead::Parsed(manifest) => manifest,
+        ManifestRead::Missing => {
+            plan.reason = "manifest not found in S3: nothing known to delete".to_string();
+            return plan;
+        }
+        ManifestRead::Unreadable(why) => {
+            plan.reason = format!("manifest could not be read: {why}");
+            return plan;
+        }
+        ManifestRead::Invalid(why) => {
+            plan.reason = format!("{why}; nothing deleted");
+            return plan;
+        }
+    };
+    let part_keys: Vec<String> = manifest
+        .parts
+        .iter()
+        .map(|part| format!("{}{part}", facts.prefix))
+        .collect();
+    plan.missing_parts = part_keys
+        .iter()
+        .filter(|key| !facts.existing.contains_key(*key))
+        .cloned()
+        .collect();
+
+    // Another image that stays and shares the manifest or any part keeps the whole bundle.
+    for other in staying {
+        let Some(other_facts) = inventory.bundles.get(&other.image_id) else {
+            continue;
+        };
+        if other_facts.bucket != facts.bucket {
+            continue;
+        }
+        if other_facts.manifest_key == facts.manifest_key {
+            plan.reason = format!("manifest also used by {}", describe(other));
+            return plan;
+        }
+        match &other_facts.manifest {
+            ManifestRead::Parsed(other_manifest) => {
+                let shared = other_manifest
+                    .parts
+                    .iter()
+                    .map(|part| format!("{}{part}", other_facts.prefix))
+                    .find(|key| part_keys.contains(key));
+                if let Some(key) = shared {
+                    plan.reason = format!("part {key} also used by {}", describe(other));
+                    return plan;
+                }
+            }
+            ManifestRead::Missing => {}
+            ManifestRead::Unreadable(_) | ManifestRead::Invalid(_)
+                if other_facts.prefix == facts.prefix =>
+            {
+                plan.reason = format!(
+                    "cannot tell whether {} shares parts: its manifest in the same prefix is unreadable",
+                    describe(other)
+                );
+                return plan;
+            }
+            ManifestRead::Unreadable(_) | ManifestRead::Invalid(_) => {}
+        }
+    }
+    if !request.cleanup {
+        plan.reason = "left behind (no --cleanup)".to_string();
+        return plan;
+    }
+    plan.action = ItemAction::Delete;
+    plan.reason = format!("used only by {target}");
+    plan.objects = part_keys
+        .into_iter()
+        .filter(|key| facts.existing.contains_key(key))
+        .collect();
+    // The manifest last: while it exists, an interrupted run can still find the bundle.
+    if facts.existing.contains_key(&facts.manifest_key) {
+        plan.objects.push(facts.manifest_key.clone());
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,476 @@
+//! Table tests: one per planner rule.
+
+use super::manifest::{Manifest, ManifestError};
+use super::*;
+use crate::model::{BlockDevice, Image};
+use chrono::TimeZone;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
+}
+
+fn image(id: &str, name: &str) -> Image {
+    Image {
+        region: "us-east-1".into(),
+        image_id: id.into(),
+        name: Some(name.into()),
+        description: None,
+        owner_id: Some("111122223333".into()),
+        state: "available".into(),
+        root_device_type: "ebs".into(),
+        root_device_name: Some("/dev/xvda".into()),
+        architecture: None,
+        creation_date: None,
+        block_devices: Vec::new(),
+        image_location: None,
+        public: false,
+        tags: Default::default(),
+        deprecation_time: None,
+        deregistration_protection: Some("disabled".into()),
+        last_launched_time: None,
+    }
+}
+
+fn ebs(id: &str, snapshots: &[&str]) -> Image {
+    let mut image = image(id, &format!("{id}-name"));
+    image.block_devices = snapshots
+        .iter()
+        .enumerate()
+        .map(|(i, snapshot)| BlockDevice {
+            device_name: format!("/dev/xvd{}", (b'a' + i as u8) as char),
+            snapshot_id: Some(snapshot.to_string()),
+            volume_size_gib: Some(8),
+            volume_type: Some("gp3".into()),
+            virtual_name: None,
+        })
+        .collect();
+    image
+}
+
+fn store(id: &str, location: &str) -> Image {
+    let mut image = image(id, &format!("{id}-name"));
+    image.root_device_type = "instance-store".into();
+    image.image_location = Some(location.into());
+    image
+}
+
+fn inventory(images: Vec<Image>) -> Inventory {
+    let mut snapshots = BTreeMap::new();
+    for image in &images {
+        for id in image
+            .block_devices
+            .iter()
+            .filter_map(|d| d.snapshot_id.clone())
+        {
+            snapshots.insert(id, SnapshotInfo { size_gib: 8 });
+        }
+    }
+    Inventory {
+        account_id: "111122223333".into(),
+        images,
+        snapshots,
+        ..Default::default()
+    }
+}
+
+fn bundle(prefix: &str, manifest: ManifestRead, existing: &[(&str, u64)]) -> BundleFacts {
+    BundleFacts {
+        bucket: "bkt".into(),
+        manifest_key: format!("{prefix}img.manifest.xml"),
+        prefix: prefix.into(),
+        manifest,
+        existing: existing
+            .iter()
+            .map(|(key, size)| (key.to_string(), *size))
+            .collect(),
+    }
+}
+
+fn parts(names: &[&str]) -> ManifestRead {
+    ManifestRead::Parsed(Manifest {
+        parts: names.iter().map(|n| n.to_string()).collect(),
+    })
+}
+
+fn request(targets: &[&str], cleanup: bool, force: bool) -> Request {
+    Request {
+        targets: targets.iter().map(|t| t.to_string()).collect(),
+        cleanup,
+        force,
+        now: now(),
+    }
+}
+
+fn run(inventory: &Inventory, request: &Request) -> Plan {
+    plan(inventory, request)
+}
+
+fn snapshot_actions(plan: &Plan) -> Vec<(&str, ItemAction)> {
+    plan.snapshots
+        .iter()
+        .map(|s| (s.snapshot_id.as_str(), s.action))
+        .collect()
+}
+
+#[test]
+fn snapshot_shared_with_a_staying_image_is_kept_and_goes_with_the_last_user() {
+    let inv = inventory(vec![ebs("ami-a", &["snap-1"]), ebs("ami-b", &["snap-1"])]);
+    let plan = run(&inv, &request(&["ami-a"], true, false));
+    assert_eq!(plan.images[0].action, ImageAction::Deregister);
+    assert_eq!(snapshot_actions(&plan), [("snap-1", ItemAction::Keep)]);
+    assert_eq!(plan.snapshots[0].reason, "also used by ami-b (ami-b-name)");
+    assert!(!plan.images[0].delete_associated_snapshots);
+
+    // Once A is gone, B takes the snapshot with it.
+    let inv = inventory(vec![ebs("ami-b", &["snap-1"])]);
+    let plan = run(&inv, &request(&["ami-b"], true, false));
+    assert_eq!(snapshot_actions(&plan), [("snap-1", ItemAction::Delete)]);
+    assert!(plan.images[0].delete_associated_snapshots);
+}
+
+#[test]
+fn every_volume_of_a_multi_volume_image_goes() {
+    let inv = inventory(vec![ebs("ami-a", &["snap-1", "snap-2"])]);
+    let plan = run(&inv, &request(&["ami-a"], true, false));
+    assert_eq!(
+        snapshot_actions(&plan),
+        [
+            ("snap-1", ItemAction::Delete),
+            ("snap-2", ItemAction::Delete)
+        ]
+    );
+    assert!(plan.images[0].delete_associated_snapshots);
+}
+
+#[test]
+fn a_disabled_image_still_holds_its_snapshots() {
+    let mut disabled = ebs("ami-d", &["snap-2"]);
+    disabled.state = "disabled".into();
+    let inv = inventory(vec![ebs("ami-a", &["snap-1", "snap-2"]), disabled]);
+    let plan = run(&inv, &request(&["ami-a"], true, false));
+    assert_eq!(
+        snapshot_actions(&plan),
+        [("snap-1", ItemAction::Delete), ("snap-2", ItemAction::Keep)]
+    );
+    assert!(plan.snapshots[1].reason.contains("ami-d"));
+    // Not exactly its own snapshots any more: explicit deletes, not DeleteAssociatedSnapshots.
+    assert!(!plan.images[0].delete_associated_snapshots);
+}
+
+#[test]
+fn a_snapshot_shared_by_two_leaving_images_is_planned_once() {
+    let inv = inventory(vec![
+        ebs("ami-a", &["snap-1"]),
+        ebs("ami-b", &["snap-1", "snap-2"]),
+    ]);
+    let plan = run(&inv, &request(&["ami-a", "ami-b"], true, false));
+    assert_eq!(
+        snapshot_actions(&plan),
+        [
+            ("snap-1", ItemAction::Delete),
+            ("snap-2", ItemAction::Delete)
+        ]
+    );
+    assert_eq!(plan.snapshots[0].image_id, "ami-a");
+    // AWS would skip snap-1 while the other image is registered: explicit deletes after both go.
+    assert!(plan.images.iter().all(|i| !i.delete_associated_snapshots));
+}
+
+#[test]
+fn without_cleanup_everything_is_left_behind() {
+    let inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    let plan = run(&inv, &request(&["ami-a"], false, false));
+    assert_eq!(plan.images[0].action, ImageAction::Deregister);
+    assert_eq!(snapshot_actions(&plan), [("snap-1", ItemAction::Keep)]);
+    assert_eq!(plan.snapshots[0].reason, "left behind (no --cleanup)");
+    assert_eq!(plan.snapshots[0].size_gib, Some(8));
+}
+
+#[test]
+fn snapshots_the_account_does_not_own_are_kept() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1", "snap-theirs"])]);
+    inv.snapshots.remove("snap-theirs");
+    let plan = run(&inv, &request(&["ami-a"], true, false));
+    assert_eq!(
+        snapshot_actions(&plan),
+        [
+            ("snap-1", ItemAction::Delete),
+            ("snap-theirs", ItemAction::Keep)
+        ]
+    );
+}
+
+#[test]
+fn missing_and_foreign_images_are_blocked_by_name() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    let mut theirs = ebs("ami-x", &["snap-9"]);
+    theirs.owner_id = Some("999988887777".into());
+    inv.foreign.push(theirs);
+    let plan = run(&inv, &request(&["ami-gone", "ami-x"], true, false));
+    assert_eq!(plan.images[0].action, ImageAction::Blocked);
+    assert!(plan.images[0].reason.starts_with("not found"));
+    assert_eq!(plan.images[1].action, ImageAction::Blocked);
+    assert!(plan.images[1].reason.contains("999988887777"));
+    assert!(plan.snapshots.is_empty());
+}
+
+#[test]
+fn duplicate_targets_are_planned_once() {
+    let inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    let plan = run(&inv, &request(&["ami-a", "ami-a"], true, false));
+    assert_eq!(plan.images.len(), 1);
+    assert_eq!(plan.snapshots.len(), 1);
+}
+
+#[test]
+fn deregistration_protection_blocks() {
+    let table = [
+        (Some("disabled"), None),
+        (None, None),
+        (Some("enabled-without-cooldown"), Some("protection is on")),
+        (Some("enabled-with-cooldown"), Some("24-hour cooldown")),
+        (
+            Some("disabled-until-2026-11-24T00:00:00.000Z"),
+            Some("cooldown runs until"),
+        ),
+        (Some("disabled-until-2026-11-22T00:00:00.000Z"), None),
+        (Some("something-new"), Some("not understood")),
+    ];
+    for (value, expected) in table {
+        let mut target = ebs("ami-a", &["snap-1"]);
+        target.deregistration_protection = value.map(String::from);
+        let plan = run(&inventory(vec![target]), &request(&["ami-a"], true, false));
+        match expected {
+            None => assert_eq!(plan.images[0].action, ImageAction::Deregister, "{value:?}"),
+            Some(text) => {
+                assert_eq!(plan.images[0].action, ImageAction::Blocked, "{value:?}");
+                assert!(
+                    plan.images[0].reason.contains(text),
+                    "{value:?}: {}",
+                    plan.images[0].reason
+                );
+                assert!(
+                    plan.snapshots.is_empty(),
+                    "a blocked image keeps everything"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn images_in_use_are_blocked_unless_forced() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"]), ebs("ami-b", &["snap-1"])]);
+    inv.users.insert(
+        "ami-a".into(),
+        vec![
+            ImageUser {
+                kind: "instance".into(),
+                id: "i-1".into(),
+                detail: Some("running".into()),
+            },
+            ImageUser {
+                kind: "launch_template".into(),
+                id: "lt-1".into(),
+                detail: Some("version 1".into()),
+            },
+        ],
+    );
+    let blocked = run(&inv, &request(&["ami-a"], true, false));
+    assert_eq!(blocked.images[0].action, ImageAction::Blocked);
+    assert_eq!(
+        blocked.images[0].reason,
+        "in use by instance i-1 (running), launch template lt-1 (version 1) (--force to deregister anyway)"
+    );
+    assert_eq!(blocked.images[0].users.len(), 2);
+    assert!(blocked.snapshots.is_empty());
+
+    let forced = run(&inv, &request(&["ami-a"], true, true));
+    assert_eq!(forced.images[0].action, ImageAction::Deregister);
+    assert!(forced.images[0].reason.contains("--force"));
+    // --force never deletes what another image uses.
+    assert_eq!(snapshot_actions(&forced), [("snap-1", ItemAction::Keep)]);
+}
+
+#[test]
+fn a_blocked_image_keeps_holding_its_snapshots_for_others() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"]), ebs("ami-b", &["snap-1"])]);
+    let mut protected = inv.images[1].clone();
+    protected.deregistration_protection = Some("enabled-without-cooldown".into());
+    inv.images[1] = protected;
+    let plan = run(&inv, &request(&["ami-a", "ami-b"], true, false));
+    assert_eq!(plan.images[1].action, ImageAction::Blocked);
+    assert_eq!(snapshot_actions(&plan), [("snap-1", ItemAction::Keep)]);
+}
+
+#[test]
+fn a_bundle_goes_as_the_manifest_and_exactly_its_parts() {
+    let mut inv = inventory(vec![store("ami-s", "bkt/img/img.manifest.xml")]);
+    inv.bundles.insert(
+        "ami-s".into(),
+        bundle(
+            "img/",
+            parts(&["img.part.00", "img.part.01", "img.part.02"]),
+            &[
+                ("img/img.manifest.xml", 100),
+                ("img/img.part.00", 10),
+                ("img/img.part.01", 10),
+            ],
+        ),
+    );
+    let plan = run(&inv, &request(&["ami-s"], true, false));
+    let bundle = &plan.bundles[0];
+    assert_eq!(bundle.action, ItemAction::Delete);
+    assert_eq!(
+        bundle.objects,
+        ["img/img.part.00", "img/img.part.01", "img/img.manifest.xml"],
+        "parts first, manifest last"
+    );
+    assert_eq!(bundle.missing_parts, ["img/img.part.02"]);
+    assert_eq!(bundle.bytes, 120);
+    assert!(plan.snapshots.is_empty());
+}
+
+#[test]
+fn a_bundle_is_kept_when_its_manifest_cannot_be_trusted() {
+    let table = [
+        (ManifestRead::Missing, "manifest not found"),
+        (
+            ManifestRead::Unreadable("AccessDenied".into()),
+            "AccessDenied",
+        ),
+        (
+            ManifestRead::Invalid(ManifestError::UnsafePartName("../victim".into())),
+            "\"../victim\" would leave",
+        ),
+        (ManifestRead::Invalid(ManifestError::HasDtd), "DTD"),
+    ];
+    for (read, reason) in table {
+        let mut inv = inventory(vec![store("ami-s", "bkt/img/img.manifest.xml")]);
+        inv.bundles.insert(
+            "ami-s".into(),
+            bundle("img/", read, &[("img/img.manifest.xml", 1)]),
+        );
+        let plan = run(&inv, &request(&["ami-s"], true, false));
+        assert_eq!(plan.images[0].action, ImageAction::Deregister);
+        assert_eq!(plan.bundles[0].action, ItemAction::Keep, "{reason}");
+        assert!(plan.bundles[0].objects.is_empty());
+        assert!(
+            plan.bundles[0].reason.contains(reason),
+            "{}",
+            plan.bundles[0].reason
+        );
+    }
+}
+
+#[test]
+fn a_bundle_shared_with_a_staying_image_is_kept() {
+    // Same manifest.
+    let mut inv = inventory(vec![
+        store("ami-s", "bkt/img/img.manifest.xml"),
+        store("ami-t", "bkt/img/img.manifest.xml"),
+    ]);
+    let facts = bundle(
+        "img/",
+        parts(&["img.part.00"]),
+        &[("img/img.manifest.xml", 1), ("img/img.part.00", 1)],
+    );
+    inv.bundles.insert("ami-s".into(), facts.clone());
+    inv.bundles.insert("ami-t".into(), facts);
+    let plan_same = run(&inv, &request(&["ami-s"], true, false));
+    assert_eq!(plan_same.bundles[0].action, ItemAction::Keep);
+    assert!(
+        plan_same.bundles[0]
+            .reason
+            .contains("manifest also used by ami-t")
+    );
+
+    // Another manifest listing one of the same parts.
+    let mut inv = inventory(vec![
+        store("ami-s", "bkt/img/img.manifest.xml"),
+        store("ami-t", "bkt/img/other.manifest.xml"),
+    ]);
+    inv.bundles.insert(
+        "ami-s".into(),
+        bundle(
+            "img/",
+            parts(&["img.part.00", "img.part.01"]),
+            &[("img/img.part.00", 1)],
+        ),
+    );
+    let mut other = bundle("img/", parts(&["img.part.01"]), &[]);
+    other.manifest_key = "img/other.manifest.xml".into();
+    inv.bundles.insert("ami-t".into(), other);
+    let plan_part = run(&inv, &request(&["ami-s"], true, false));
+    assert_eq!(plan_part.bundles[0].action, ItemAction::Keep);
+    assert!(
+        plan_part.bundles[0]
+            .reason
+            .contains("img/img.part.01 also used by ami-t")
+    );
+}
+
+#[test]
+fn neighbouring_bundles_do_not_block_each_other() {
+    let mut inv = inventory(vec![
+        store("ami-s", "bkt/a/img.manifest.xml"),
+        store("ami-t", "bkt/b/img.manifest.xml"),
+    ]);
+    inv.bundles.insert(
+        "ami-s".into(),
+        bundle(
+            "a/",
+            parts(&["img.part.00"]),
+            &[("a/img.manifest.xml", 1), ("a/img.part.00", 1)],
+        ),
+    );
+    inv.bundles.insert(
+        "ami-t".into(),
+        bundle(
+            "b/",
+            parts(&["img.part.00"]),
+            &[("b/img.manifest.xml", 1), ("b/img.part.00", 1)],
+        ),
+    );
+    let plan = run(&inv, &request(&["ami-s"], true, false));
+    assert_eq!(plan.bundles[0].action, ItemAction::Delete);
+    assert_eq!(
+        plan.bundles[0].objects,
+        ["a/img.part.00", "a/img.manifest.xml"]
+    );
+}
+
+#[test]
+fn an_unreadable_neighbour_manifest_in_the_same_prefix_keeps_the_bundle() {
+    let mut inv = inventory(vec![
+        store("ami-s", "bkt/img/img.manifest.xml"),
+        store("ami-t", "bkt/img/other.manifest.xml"),
+    ]);
+    inv.bundles.insert(
+        "ami-s".into(),
+        bundle("img/", parts(&["img.part.00"]), &[("img/img.part.00", 1)]),
+    );
+    let mut other = bundle("img/", ManifestRead::Unreadable("AccessDenied".into()), &[]);
+    other.manifest_key = "img/other.manifest.xml".into();
+    inv.bundles.insert("ami-t".into(), other);
+    let plan = run(&inv, &request(&["ami-s"], true, false));
+    assert_eq!(plan.bundles[0].action, ItemAction::Keep);
+    assert!(plan.bundles[0].reason.contains("cannot tell whether ami-t"));
+}
+
+#[test]
+fn a_bundle_without_cleanup_is_left_behind_with_its_size() {
+    let mut inv = inventory(vec![store("ami-s", "bkt/img/img.manifest.xml")]);
+    inv.bundles.insert(
+        "ami-s".into(),
+        bundle(
+            "img/",
+            parts(&["img.part.00"]),
+            &[("img/img.manifest.xml", 5), ("img/img.part.00", 1000)],
+        ),
+    );
+    let plan = run(&inv, &request(&["ami-s"], false, false));
+    assert_eq!(plan.bundles[0].action, ItemAction::Keep);
+    assert_eq!(plan.bundles[0].reason, "left behind (no --cleanup)");
+    assert_eq!(plan.bundles[0].bytes, 1005);
+}
