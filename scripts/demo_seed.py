@@ -28,17 +28,30 @@ web = ec2.register_image(
     TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "app", "Value": "web"}]}],
 )["ImageId"]
 ec2.modify_image_attribute(ImageId=web, LaunchPermission={"Add": [{"UserId": "210987654321"}]})
+db_root = snapshot(ec2, 20)
 ec2.register_image(
     Name=f"db-{stamp}",
     RootDeviceName="/dev/xvda",
-    BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot(ec2, 20)}}],
+    BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": db_root}}],
     TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "app", "Value": "db"}]}],
 )
+old_db = ec2.register_image(
+    Name=f"db-old-{stamp}",
+    RootDeviceName="/dev/xvda",
+    BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": db_root}}],
+)["ImageId"]
+ec2.disable_image(ImageId=old_db)
 bucket = f"demo-bundles-{stamp}"
 s3.create_bucket(Bucket=bucket)
 manifest = "legacy/image.manifest.xml"
-s3.put_object(Bucket=bucket, Key=manifest, Body=b"<manifest><image><parts count='1'/></image></manifest>")
+s3.put_object(
+    Bucket=bucket,
+    Key=manifest,
+    Body=b"<manifest><image><parts count='1'><part index='0'><filename>image.part.00</filename>"
+    b"</part></parts></image></manifest>",
+)
 s3.put_object(Bucket=bucket, Key="legacy/image.part.00", Body=b"\0" * 1024)
+s3.put_object(Bucket=bucket, Key="legacy/README.txt", Body=b"not part of the bundle")
 ec2.register_image(Name=f"legacy-{stamp}", ImageLocation=f"{bucket}/{manifest}")
 
 west = boto3.client("ec2", endpoint_url=kw["endpoint_url"], region_name="eu-west-1")

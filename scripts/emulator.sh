@@ -5,6 +5,8 @@
 #   scripts/emulator.sh start    start on 127.0.0.1, a free port; prints the endpoint URL
 #   scripts/emulator.sh stop     stop it
 #   scripts/emulator.sh status   print the endpoint if it is running
+#   scripts/emulator.sh run CMD  run CMD with AMI_EMULATOR_ENDPOINT set, starting the emulator
+#                                first if needed (and stopping it afterwards if this started it)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,15 +89,31 @@ stop() {
   rm -f "$state/pid" "$state/endpoint"
 }
 
+run_with() {
+  local endpoint
+  if [[ -n "$(running_pid)" ]]; then
+    endpoint="$(cat "$state/endpoint")"
+  else
+    endpoint="$(start)"
+    trap stop EXIT
+  fi
+  AMI_EMULATOR_ENDPOINT="$endpoint" "$@"
+}
+
 case "${1:-}" in
   setup) setup ;;
   start) start ;;
   stop) stop ;;
+  run)
+    shift
+    [[ $# -gt 0 ]] || { echo "usage: $0 run COMMAND [ARGS...]" >&2; exit 2; }
+    run_with "$@"
+    ;;
   status)
     if [[ -n "$(running_pid)" ]]; then cat "$state/endpoint"; else echo "emulator: not running" >&2; exit 1; fi
     ;;
   *)
-    echo "usage: $0 setup|start|stop|status" >&2
+    echo "usage: $0 setup|start|stop|status|run COMMAND..." >&2
     exit 2
     ;;
 esac

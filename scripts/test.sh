@@ -18,13 +18,5 @@ echo "== clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
 
 # One emulator for every test binary; each test works in an account of its own on it.
-started=""
-if ! endpoint="$(scripts/emulator.sh status 2>/dev/null)"; then
-  endpoint="$(scripts/emulator.sh start)"
-  started=yes
-fi
-cleanup() { [[ -n "$started" ]] && scripts/emulator.sh stop; }
-trap cleanup EXIT
-
-echo "== tests (emulator at $endpoint)" >&2
-AMI_TEST_ENDPOINT="$endpoint" cargo test --locked "$@"
+echo "== tests" >&2
+scripts/emulator.sh run cargo test --locked "$@"

@@ -83,6 +83,39 @@ pub enum ColorChoice {
 pub enum Command {
     /// List AMIs (all states, disabled and deprecated included), oldest first
     List(ListArgs),
+    /// Deregister AMIs; with --cleanup also delete the snapshots and S3 bundles only they use
+    #[command(
+        long_about = "Deregister AMIs; with --cleanup also delete the snapshots and S3 bundles \
+        that belong to them and to nothing else.\n\n\
+        The plan is shown first: every image, snapshot and bundle with what will happen to it and \
+        why. On a terminal `ami` asks once; elsewhere it needs --yes. --dry-run shows the plan and \
+        changes nothing. Images in use (instances, launch templates, launch configurations) or \
+        protected from deregistration are left alone, as is anything another image still uses."
+    )]
+    Deregister(DeregisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeregisterArgs {
+    /// The images to deregister, in one region
+    #[arg(value_name = "AMI_ID", required = true)]
+    pub image_ids: Vec<String>,
+
+    /// Also delete the EBS snapshots / S3 bundle (manifest and its parts) only these images use
+    #[arg(long)]
+    pub cleanup: bool,
+
+    /// Deregister even images in use (snapshots other images use are still kept)
+    #[arg(long)]
+    pub force: bool,
+
+    /// Terminate the instances launched from these images first (they are listed in the plan)
+    #[arg(long)]
+    pub terminate_instances: bool,
+
+    /// Delete a bundle's S3 bucket when the cleanup leaves it empty
+    #[arg(long, requires = "cleanup")]
+    pub delete_empty_bucket: bool,
 }
 
 #[derive(Debug, Args)]

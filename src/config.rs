@@ -19,6 +19,8 @@ pub struct Settings {
     pub endpoint_url: Option<String>,
     pub max_attempts: Option<u32>,
     pub output: OutputFormat,
+    pub yes: bool,
+    pub dry_run: bool,
     pub progress: bool,
     pub color: bool,
 }
@@ -51,6 +53,8 @@ impl Settings {
             endpoint_url,
             max_attempts: global.max_attempts,
             output: global.output,
+            yes: global.yes,
+            dry_run: global.dry_run,
             progress: stderr_tty
                 && !global.no_progress
                 && !global.quiet

@@ -16,6 +16,8 @@ pub enum Outcome {
     Success,
     /// Some items failed; the output names them.
     Partial,
+    /// Nothing was done; the output already says why, item by item.
+    Failed,
 }
 
 /// Invalid input or environment (bad id, no region, no credentials): nothing was changed.
@@ -39,6 +41,7 @@ pub fn report(outcome: anyhow::Result<Outcome>) -> u8 {
     match outcome {
         Ok(Outcome::Success) => EXIT_OK,
         Ok(Outcome::Partial) => EXIT_PARTIAL,
+        Ok(Outcome::Failed) => EXIT_FAILURE,
         Err(err) => {
             if is_broken_pipe(&err) {
                 return EXIT_OK;
@@ -96,6 +99,7 @@ mod tests {
     fn outcomes_map_to_documented_codes() {
         assert_eq!(report(Ok(Outcome::Success)), 0);
         assert_eq!(report(Ok(Outcome::Partial)), 3);
+        assert_eq!(report(Ok(Outcome::Failed)), 1);
     }
 
     #[test]

@@ -80,6 +80,14 @@ impl AwsError {
     }
 }
 
+/// The AWS error code of a service error, if the service answered with one.
+pub fn service_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
 /// The distinct messages of an error's source chain, innermost last, on one line.
 fn causes(err: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();

@@ -5,7 +5,7 @@ use aws_sdk_ec2::types::{Filter, ImageAttributeName};
 use std::collections::BTreeMap;
 
 use super::Ec2;
-use super::error::AwsError;
+use super::error::{AwsError, service_code};
 use crate::model::{BlockDevice, Image, LaunchPermissions, parse_time};
 
 /// Largest page DescribeImages serves.
@@ -54,6 +54,83 @@ impl Ec2 {
             }
         }
         Ok(images)
+    }
+
+    /// One image by id, whoever owns it; None when it does not exist (or is deregistered).
+    pub async fn describe_image(&self, image_id: &str) -> Result<Option<Image>> {
+        let result = self
+            .client
+            .describe_images()
+            .image_ids(image_id)
+            .include_disabled(true)
+            .include_deprecated(true)
+            .send()
+            .await;
+        match result {
+            Ok(output) => output
+                .images()
+                .iter()
+                .find(|image| image.image_id() == Some(image_id))
+                .map(|image| map_image(&self.region, image))
+                .transpose(),
+            Err(err) if service_code(&err) == Some("InvalidAMIID.NotFound") => Ok(None),
+            Err(err) => Err(AwsError::from_sdk("DescribeImages", &self.region, &err))
+                .with_context(|| format!("looking up {image_id}")),
+        }
+    }
+
+    /// Deregisters; with `delete_snapshots`, AWS deletes the image's snapshots in the same call and
+    /// reports each. An image already gone is `Ok(None)`.
+    pub async fn deregister(
+        &self,
+        image_id: &str,
+        delete_snapshots: bool,
+    ) -> Result<Option<Vec<(String, String)>>, AwsError> {
+        let result = self
+            .client
+            .deregister_image()
+            .image_id(image_id)
+            .set_delete_associated_snapshots(delete_snapshots.then_some(true))
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(Some(
+                output
+                    .delete_snapshot_results()
+                    .iter()
+                    .filter_map(|result| {
+                        Some((
+                            result.snapshot_id()?.to_string(),
+                            result
+                                .return_code()
+                                .map(|code| code.as_str().to_string())
+                                .unwrap_or_default(),
+                        ))
+                    })
+                    .collect(),
+            )),
+            Err(err)
+                if matches!(
+                    service_code(&err),
+                    Some("InvalidAMIID.NotFound") | Some("InvalidAMIID.Unavailable")
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(AwsError::from_sdk("DeregisterImage", &self.region, &err)),
+        }
+    }
+
+    pub async fn terminate_instances(&self, instance_ids: &[String]) -> Result<(), AwsError> {
+        for chunk in instance_ids.chunks(1000) {
+            self.client
+                .terminate_instances()
+                .set_instance_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|err| AwsError::from_sdk("TerminateInstances", &self.region, &err))?;
+        }
+        Ok(())
     }
 
     pub async fn launch_permissions(&self, image_id: &str) -> Result<LaunchPermissions> {

@@ -1,8 +1,12 @@
 //! The only module that touches AWS SDK types: client construction, paging, retries, and mapping
 //! responses into `crate::model`.
 
+pub mod bundles;
 pub mod error;
+pub mod identity;
 pub mod images;
+pub mod snapshots;
+pub mod usage;
 
 use anyhow::Result;
 use aws_config::retry::RetryConfig;
@@ -47,6 +51,32 @@ impl Aws {
             region: region.to_string(),
         }
     }
+}
+
+impl Aws {
+    pub fn s3(&self, region: &str) -> S3 {
+        let config = aws_sdk_s3::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .build();
+        S3 {
+            client: aws_sdk_s3::Client::from_conf(config),
+            region: region.to_string(),
+        }
+    }
+
+    pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
+        let config = aws_sdk_autoscaling::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(config)
+    }
+}
+
+/// An S3 client bound to one region (bundles live in the region of their image).
+#[derive(Clone)]
+pub struct S3 {
+    client: aws_sdk_s3::Client,
+    region: String,
 }
 
 /// An EC2 client bound to one region; the region names every error it returns.

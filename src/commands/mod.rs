@@ -1,5 +1,6 @@
 //! One module per verb; each resolves its input, calls the service layer and emits one document.
 
+pub mod deregister;
 pub mod list;
 
 use anyhow::Result;
@@ -12,5 +13,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let settings = Settings::resolve(&cli.global).await?;
     match cli.command {
         Command::List(args) => list::run(&settings, &args).await,
+        Command::Deregister(args) => deregister::run(&settings, &args).await,
     }
 }

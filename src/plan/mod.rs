@@ -5,9 +5,6 @@
 //! The rule it exists for: nothing is deleted that something staying still uses. When a fact is
 //! missing (an unreadable manifest, a snapshot we cannot see), the thing is kept and the reason said.
 
-// Wired into `ami deregister` next; until then only the tests use it.
-#![allow(dead_code)]
-
 pub mod manifest;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +30,9 @@ pub struct Inventory {
     pub bundles: BTreeMap<String, BundleFacts>,
     /// Who uses each requested image.
     pub users: BTreeMap<String, Vec<ImageUser>>,
+    /// For requested images that no longer exist: snapshots an interrupted run marked for deletion
+    /// on their behalf (and that are still this account's).
+    pub pending: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +75,8 @@ pub struct Request {
     pub targets: Vec<String>,
     pub cleanup: bool,
     pub force: bool,
+    /// Instances launched from the image will be terminated, so they do not block it.
+    pub terminate_instances: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -82,6 +84,10 @@ pub struct Request {
 #[serde(rename_all = "snake_case")]
 pub enum ImageAction {
     Deregister,
+    /// Already deregistered by an earlier, interrupted run; its cleanup is finished now.
+    AlreadyGone,
+    /// Not found in the region.
+    NotFound,
     Blocked,
 }
 
@@ -133,15 +139,9 @@ pub struct BundlePlan {
     pub objects: Vec<String>,
     /// Parts the manifest lists that are already gone.
     pub missing_parts: Vec<String>,
+    /// The bundle's objects that exist now (the manifest, and the parts it lists if it parsed).
+    pub existing_objects: usize,
     pub bytes: u64,
-}
-
-impl Plan {
-    pub fn deregisters(&self) -> impl Iterator<Item = &ImagePlan> {
-        self.images
-            .iter()
-            .filter(|image| image.action == ImageAction::Deregister)
-    }
 }
 
 pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
@@ -172,8 +172,17 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
         .filter(|image| !leaving.contains(image.image_id.as_str()))
         .collect();
 
-    let snapshots = snapshot_plans(inventory, &owned, &leaving, &staying, request, &targets);
-    let bundles = bundle_plans(inventory, &owned, &leaving, &staying, request, &targets);
+    // In the order requested, so the plan reads as the command line does.
+    let leaving_images: Vec<&Image> = targets
+        .iter()
+        .filter(|target| leaving.contains(**target))
+        .filter_map(|target| owned.get(target).copied())
+        .collect();
+    let mut snapshots = snapshot_plans(inventory, &leaving_images, &staying, request);
+    snapshots.extend(pending_snapshot_plans(
+        inventory, &images, &staying, request, &snapshots,
+    ));
+    let bundles = bundle_plans(inventory, &leaving_images, &staying, request);
 
     let mut images = images;
     for image in &mut images {
@@ -257,19 +266,34 @@ fn image_plan(
                 Vec::new(),
             );
         }
-        return blocked(
-            "not found in this region (already deregistered, or another region)".to_string(),
-            None,
-            Vec::new(),
-        );
+        let (action, reason) = if inventory.pending.contains_key(target) {
+            (
+                ImageAction::AlreadyGone,
+                "already deregistered by an interrupted run; finishing its cleanup".to_string(),
+            )
+        } else {
+            (
+                ImageAction::NotFound,
+                "not found in this region (already deregistered, or another region?)".to_string(),
+            )
+        };
+        return ImagePlan {
+            action,
+            reason,
+            ..blocked(String::new(), None, Vec::new())
+        };
     };
     if let Some(reason) = protection_block(image.deregistration_protection.as_deref(), request.now)
     {
         return blocked(reason, Some(image), Vec::new());
     }
     let users = inventory.users.get(target).cloned().unwrap_or_default();
-    if !users.is_empty() && !request.force {
-        let names: Vec<String> = users.iter().map(describe_user).collect();
+    let blocking: Vec<&ImageUser> = users
+        .iter()
+        .filter(|user| !(request.terminate_instances && user.kind == "instance"))
+        .collect();
+    if !blocking.is_empty() && !request.force {
+        let names: Vec<String> = blocking.iter().map(|user| describe_user(user)).collect();
         return blocked(
             format!(
                 "in use by {} (--force to deregister anyway)",
@@ -279,8 +303,17 @@ fn image_plan(
             users,
         );
     }
-    let reason = if users.is_empty() {
+    let reason = if blocking.is_empty() && users.is_empty() {
         "requested".to_string()
+    } else if blocking.is_empty() {
+        format!(
+            "requested; its instances will be terminated first: {}",
+            users
+                .iter()
+                .map(describe_user)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     } else {
         format!(
             "requested with --force although in use by {}",
@@ -340,21 +373,14 @@ pub fn protection_block(value: Option<&str>, now: DateTime<Utc>) -> Option<Strin
 
 fn snapshot_plans(
     inventory: &Inventory,
-    owned: &BTreeMap<&str, &Image>,
-    leaving: &BTreeSet<String>,
+    leaving: &[&Image],
     staying: &[&Image],
     request: &Request,
-    targets: &[&str],
 ) -> Vec<SnapshotPlan> {
     let mut plans: Vec<SnapshotPlan> = Vec::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();
-    for target in targets {
-        if !leaving.contains(*target) {
-            continue;
-        }
-        let Some(image) = owned.get(target) else {
-            continue;
-        };
+    for image in leaving {
+        let target = image.image_id.as_str();
         for snapshot_id in snapshot_ids(image) {
             if !seen.insert(snapshot_id) {
                 continue;
@@ -393,26 +419,74 @@ fn snapshot_plans(
     plans
 }
 
-fn bundle_plans(
+/// Snapshots an interrupted run marked for an image that is gone now: deleted like any other,
+/// unless an existing image uses them.
+fn pending_snapshot_plans(
     inventory: &Inventory,
-    owned: &BTreeMap<&str, &Image>,
-    leaving: &BTreeSet<String>,
+    images: &[ImagePlan],
     staying: &[&Image],
     request: &Request,
-    targets: &[&str],
+    planned: &[SnapshotPlan],
+) -> Vec<SnapshotPlan> {
+    let mut plans: Vec<SnapshotPlan> = Vec::new();
+    for image in images
+        .iter()
+        .filter(|image| image.action == ImageAction::AlreadyGone)
+    {
+        for snapshot_id in inventory.pending.get(&image.image_id).into_iter().flatten() {
+            let already = planned
+                .iter()
+                .chain(plans.iter())
+                .any(|plan| &plan.snapshot_id == snapshot_id);
+            if already {
+                continue;
+            }
+            let users: Vec<String> = staying
+                .iter()
+                .filter(|other| snapshot_ids(other).contains(&snapshot_id.as_str()))
+                .map(|other| describe(other))
+                .collect();
+            let (action, reason) = if !request.cleanup {
+                (ItemAction::Keep, "left behind (no --cleanup)".to_string())
+            } else if !users.is_empty() {
+                (
+                    ItemAction::Keep,
+                    format!("also used by {}", users.join(", ")),
+                )
+            } else {
+                (
+                    ItemAction::Delete,
+                    format!(
+                        "marked for deletion with {} by an interrupted run",
+                        image.image_id
+                    ),
+                )
+            };
+            plans.push(SnapshotPlan {
+                snapshot_id: snapshot_id.clone(),
+                image_id: image.image_id.clone(),
+                size_gib: inventory
+                    .snapshots
+                    .get(snapshot_id)
+                    .map(|info| info.size_gib),
+                action,
+                reason,
+            });
+        }
+    }
+    plans
+}
+
+fn bundle_plans(
+    inventory: &Inventory,
+    leaving: &[&Image],
+    staying: &[&Image],
+    request: &Request,
 ) -> Vec<BundlePlan> {
     let mut plans = Vec::new();
-    for target in targets {
-        if !leaving.contains(*target) {
-            continue;
-        }
-        let Some(image) = owned.get(target) else {
-            continue;
-        };
-        if !image.is_instance_store() {
-            continue;
-        }
-        let Some(facts) = inventory.bundles.get(*target) else {
+    for image in leaving.iter().filter(|image| image.is_instance_store()) {
+        let target = image.image_id.as_str();
+        let Some(facts) = inventory.bundles.get(target) else {
             plans.push(BundlePlan {
                 image_id: target.to_string(),
                 bucket: String::new(),
@@ -424,6 +498,7 @@ fn bundle_plans(
                 ),
                 objects: Vec::new(),
                 missing_parts: Vec::new(),
+                existing_objects: 0,
                 bytes: 0,
             });
             continue;
@@ -448,6 +523,7 @@ fn bundle_plan(
         reason: String::new(),
         objects: Vec::new(),
         missing_parts: Vec::new(),
+        existing_objects: facts.existing.len(),
         bytes: facts.existing.values().sum(),
     };
     let manifest = match &facts.manifest {

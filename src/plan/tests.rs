@@ -97,6 +97,7 @@ fn request(targets: &[&str], cleanup: bool, force: bool) -> Request {
         targets: targets.iter().map(|t| t.to_string()).collect(),
         cleanup,
         force,
+        terminate_instances: false,
         now: now(),
     }
 }
@@ -207,7 +208,7 @@ fn missing_and_foreign_images_are_blocked_by_name() {
     theirs.owner_id = Some("999988887777".into());
     inv.foreign.push(theirs);
     let plan = run(&inv, &request(&["ami-gone", "ami-x"], true, false));
-    assert_eq!(plan.images[0].action, ImageAction::Blocked);
+    assert_eq!(plan.images[0].action, ImageAction::NotFound);
     assert!(plan.images[0].reason.starts_with("not found"));
     assert_eq!(plan.images[1].action, ImageAction::Blocked);
     assert!(plan.images[1].reason.contains("999988887777"));
@@ -473,4 +474,56 @@ fn a_bundle_without_cleanup_is_left_behind_with_its_size() {
     assert_eq!(plan.bundles[0].action, ItemAction::Keep);
     assert_eq!(plan.bundles[0].reason, "left behind (no --cleanup)");
     assert_eq!(plan.bundles[0].bytes, 1005);
+}
+
+#[test]
+fn an_interrupted_run_is_finished_from_the_pending_marks() {
+    // ami-a was deregistered, its snapshots marked but not yet deleted; ami-b still uses snap-2.
+    let mut inv = inventory(vec![ebs("ami-b", &["snap-2"])]);
+    inv.snapshots
+        .insert("snap-1".into(), SnapshotInfo { size_gib: 8 });
+    inv.pending
+        .insert("ami-a".into(), vec!["snap-1".into(), "snap-2".into()]);
+    let plan = run(&inv, &request(&["ami-a"], true, false));
+    assert_eq!(plan.images[0].action, ImageAction::AlreadyGone);
+    assert_eq!(
+        snapshot_actions(&plan),
+        [("snap-1", ItemAction::Delete), ("snap-2", ItemAction::Keep)]
+    );
+    assert!(plan.snapshots[1].reason.contains("ami-b"));
+}
+
+#[test]
+fn instances_to_be_terminated_do_not_block_but_templates_do() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    let instance = ImageUser {
+        kind: "instance".into(),
+        id: "i-1".into(),
+        detail: Some("running".into()),
+    };
+    inv.users.insert("ami-a".into(), vec![instance.clone()]);
+    let mut req = request(&["ami-a"], true, false);
+    req.terminate_instances = true;
+    let plan = run(&inv, &req);
+    assert_eq!(plan.images[0].action, ImageAction::Deregister);
+    assert!(
+        plan.images[0]
+            .reason
+            .contains("terminated first: instance i-1")
+    );
+    assert_eq!(plan.images[0].users, std::slice::from_ref(&instance));
+
+    inv.users.get_mut("ami-a").unwrap().push(ImageUser {
+        kind: "launch_configuration".into(),
+        id: "web-lc".into(),
+        detail: None,
+    });
+    let plan = run(&inv, &req);
+    assert_eq!(plan.images[0].action, ImageAction::Blocked);
+    assert!(
+        plan.images[0]
+            .reason
+            .contains("launch configuration web-lc")
+    );
+    assert!(!plan.images[0].reason.contains("i-1"));
 }

@@ -1,4 +1,4 @@
-//! Test support: one emulator per test binary (or the one named by AMI_TEST_ENDPOINT), and an
+//! Test support: one emulator per test binary (or the one named by AMI_EMULATOR_ENDPOINT), and an
 //! `Account` per test so tests never see each other's resources.
 //!
 //! The emulator maps an access key id ending in 12 digits to that account id (see
@@ -30,7 +30,7 @@ static EMULATOR: OnceLock<Emulator> = OnceLock::new();
 
 pub fn emulator() -> &'static Emulator {
     EMULATOR.get_or_init(|| {
-        if let Ok(endpoint) = std::env::var("AMI_TEST_ENDPOINT") {
+        if let Ok(endpoint) = std::env::var("AMI_EMULATOR_ENDPOINT") {
             return Emulator {
                 endpoint,
                 _child: None,
@@ -121,18 +121,16 @@ impl Account {
         cmd
     }
 
+    fn credentials(&self) -> Credentials {
+        Credentials::new(self.access_key(), "test-secret", None, None, "tests")
+    }
+
     fn sdk_config(&self, region: &str) -> aws_sdk_ec2::Config {
         aws_sdk_ec2::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(&emulator().endpoint)
-            .credentials_provider(Credentials::new(
-                self.access_key(),
-                "test-secret",
-                None,
-                None,
-                "tests",
-            ))
+            .credentials_provider(self.credentials())
             .build()
     }
 
@@ -150,13 +148,7 @@ impl Account {
             .region(aws_sdk_s3::config::Region::new(REGION))
             .endpoint_url(&emulator().endpoint)
             .force_path_style(true)
-            .credentials_provider(Credentials::new(
-                self.access_key(),
-                "test-secret",
-                None,
-                None,
-                "tests",
-            ))
+            .credentials_provider(self.credentials())
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }

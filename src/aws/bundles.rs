@@ -1,0 +1,199 @@
+//! Instance-store bundles in S3: reading a manifest (bounded), seeing which of its objects exist,
+//! and deleting exactly the planned keys.
+
+use anyhow::Result;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::S3;
+use super::error::{AwsError, service_code};
+use crate::plan::manifest::{MAX_MANIFEST_BYTES, parse_manifest};
+use crate::plan::{BundleFacts, ManifestRead};
+
+/// DeleteObjects takes at most 1,000 keys.
+const DELETE_BATCH: usize = 1000;
+
+/// What happened to each key of a delete.
+#[derive(Debug, Default)]
+pub struct DeleteOutcome {
+    pub deleted: Vec<String>,
+    /// Key and the S3 error code.
+    pub failed: Vec<(String, String)>,
+}
+
+impl S3 {
+    /// Reads the manifest and lists which of the bundle's objects exist.
+    pub async fn bundle_facts(
+        &self,
+        bucket: &str,
+        manifest_key: &str,
+        prefix: &str,
+    ) -> BundleFacts {
+        let manifest = self.read_manifest(bucket, manifest_key).await;
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        wanted.insert(manifest_key.to_string());
+        if let ManifestRead::Parsed(parsed) = &manifest {
+            wanted.extend(parsed.parts.iter().map(|part| format!("{prefix}{part}")));
+        }
+        let (existing, manifest) = match self.existing(bucket, prefix, &wanted).await {
+            Ok(existing) => (existing, manifest),
+            // Without the listing we cannot tell what exists: keep the bundle, say why.
+            Err(err) => (
+                BTreeMap::new(),
+                ManifestRead::Unreadable(format!("cannot list s3://{bucket}/{prefix}: {err}")),
+            ),
+        };
+        BundleFacts {
+            bucket: bucket.to_string(),
+            manifest_key: manifest_key.to_string(),
+            prefix: prefix.to_string(),
+            manifest,
+            existing,
+        }
+    }
+
+    async fn read_manifest(&self, bucket: &str, key: &str) -> ManifestRead {
+        let response = match self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(err) => {
+                return match service_code(&err) {
+                    Some("NoSuchKey") | Some("NoSuchBucket") => ManifestRead::Missing,
+                    _ => ManifestRead::Unreadable(
+                        AwsError::from_sdk("GetObject", &self.region, &err).to_string(),
+                    ),
+                };
+            }
+        };
+        let declared = response.content_length().unwrap_or(0).max(0) as u64;
+        if declared > MAX_MANIFEST_BYTES {
+            return ManifestRead::Invalid(crate::plan::manifest::ManifestError::TooLarge(declared));
+        }
+        // Read at most one byte past the limit, whatever the header said.
+        let mut body = response.body.into_async_read();
+        let mut bytes = Vec::new();
+        use tokio::io::AsyncReadExt;
+        let read = (&mut body)
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .await;
+        if let Err(err) = read {
+            return ManifestRead::Unreadable(format!("reading s3://{bucket}/{key}: {err}"));
+        }
+        match parse_manifest(&bytes) {
+            Ok(parsed) => ManifestRead::Parsed(parsed),
+            Err(err) => ManifestRead::Invalid(err),
+        }
+    }
+
+    /// Sizes of the `wanted` keys that exist under `prefix`.
+    async fn existing(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        wanted: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, u64>, AwsError> {
+        let mut found = BTreeMap::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = match page {
+                Ok(page) => page,
+                Err(err) if service_code(&err) == Some("NoSuchBucket") => return Ok(found),
+                Err(err) => return Err(AwsError::from_sdk("ListObjectsV2", &self.region, &err)),
+            };
+            for object in page.contents() {
+                if let Some(key) = object.key().filter(|key| wanted.contains(*key)) {
+                    found.insert(key.to_string(), object.size().unwrap_or(0).max(0) as u64);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes exactly these keys, in order, in batches. A key already gone counts as deleted.
+    pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> DeleteOutcome {
+        let mut outcome = DeleteOutcome::default();
+        for batch in keys.chunks(DELETE_BATCH) {
+            let objects: Vec<ObjectIdentifier> = batch
+                .iter()
+                .filter_map(|key| ObjectIdentifier::builder().key(key).build().ok())
+                .collect();
+            let delete = match Delete::builder().set_objects(Some(objects)).build() {
+                Ok(delete) => delete,
+                Err(err) => {
+                    outcome
+                        .failed
+                        .extend(batch.iter().map(|key| (key.clone(), err.to_string())));
+                    continue;
+                }
+            };
+            match self
+                .client
+                .delete_objects()
+                .bucket(bucket)
+                .delete(delete)
+                .send()
+                .await
+            {
+                Ok(response) => {
+                    let failed: BTreeMap<&str, &str> = response
+                        .errors()
+                        .iter()
+                        .filter_map(|error| {
+                            error
+                                .key()
+                                .map(|key| (key, error.code().unwrap_or("unknown error")))
+                        })
+                        .collect();
+                    for key in batch {
+                        match failed.get(key.as_str()) {
+                            Some(code) => outcome.failed.push((key.clone(), code.to_string())),
+                            None => outcome.deleted.push(key.clone()),
+                        }
+                    }
+                }
+                Err(err) => {
+                    let err = AwsError::from_sdk("DeleteObjects", &self.region, &err).to_string();
+                    outcome
+                        .failed
+                        .extend(batch.iter().map(|key| (key.clone(), err.clone())));
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Deletes the bucket if nothing is left in it. Ok(false): not empty, left alone.
+    pub async fn delete_bucket_if_empty(&self, bucket: &str) -> Result<bool, AwsError> {
+        let listing = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("ListObjectsV2", &self.region, &err))?;
+        if listing.key_count().unwrap_or(0) > 0 || !listing.contents().is_empty() {
+            return Ok(false);
+        }
+        self.client
+            .delete_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("DeleteBucket", &self.region, &err))?;
+        Ok(true)
+    }
+}

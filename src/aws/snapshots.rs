@@ -1,0 +1,117 @@
+//! Snapshots: which of the account's snapshots exist (with sizes), marking the ones a cleanup is
+//! about to delete, and deleting them.
+
+use anyhow::Result;
+use aws_sdk_ec2::types::{Filter, Tag};
+use std::collections::BTreeMap;
+
+use super::Ec2;
+use super::error::{AwsError, service_code};
+use crate::plan::SnapshotInfo;
+
+/// Snapshots planned for deletion carry this tag (value: the image id) from just before the image
+/// is deregistered, so a run killed after deregistering can still find and finish them.
+pub const PENDING_CLEANUP_TAG: &str = "ami:cleanup-pending-for";
+
+/// EC2 accepts up to 200 values in one filter.
+const FILTER_VALUES: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    AlreadyGone,
+}
+
+impl Ec2 {
+    /// The account's own snapshots among `ids`; absent ones are someone else's, or gone.
+    pub async fn owned_snapshots(&self, ids: &[String]) -> Result<BTreeMap<String, SnapshotInfo>> {
+        let mut found = BTreeMap::new();
+        for chunk in ids.chunks(FILTER_VALUES) {
+            let filter = Filter::builder()
+                .name("snapshot-id")
+                .set_values(Some(chunk.to_vec()))
+                .build();
+            self.collect_snapshots(filter, &mut found).await?;
+        }
+        Ok(found)
+    }
+
+    /// Snapshots a killed run marked for deletion on behalf of `image_id`.
+    pub async fn pending_cleanup(&self, image_id: &str) -> Result<BTreeMap<String, SnapshotInfo>> {
+        let filter = Filter::builder()
+            .name(format!("tag:{PENDING_CLEANUP_TAG}"))
+            .values(image_id)
+            .build();
+        let mut found = BTreeMap::new();
+        self.collect_snapshots(filter, &mut found).await?;
+        Ok(found)
+    }
+
+    async fn collect_snapshots(
+        &self,
+        filter: Filter,
+        found: &mut BTreeMap<String, SnapshotInfo>,
+    ) -> Result<()> {
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(filter)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|err| AwsError::from_sdk("DescribeSnapshots", &self.region, &err))?;
+            for snapshot in page.snapshots() {
+                if let Some(id) = snapshot.snapshot_id() {
+                    found.insert(
+                        id.to_string(),
+                        SnapshotInfo {
+                            size_gib: snapshot.volume_size().unwrap_or(0),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn mark_pending_cleanup(
+        &self,
+        image_id: &str,
+        snapshot_ids: &[String],
+    ) -> Result<()> {
+        for chunk in snapshot_ids.chunks(1000) {
+            self.client
+                .create_tags()
+                .set_resources(Some(chunk.to_vec()))
+                .tags(
+                    Tag::builder()
+                        .key(PENDING_CLEANUP_TAG)
+                        .value(image_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|err| AwsError::from_sdk("CreateTags", &self.region, &err))?;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<Deleted, AwsError> {
+        match self
+            .client
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(err) if service_code(&err) == Some("InvalidSnapshot.NotFound") => {
+                Ok(Deleted::AlreadyGone)
+            }
+            Err(err) => Err(AwsError::from_sdk("DeleteSnapshot", &self.region, &err)),
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Who uses an image: instances (any state but terminated), launch templates (every version),
+//! launch configurations, and whatever DescribeImageReferences knows where the endpoint has it.
+
+use anyhow::Result;
+use aws_sdk_ec2::types::Filter;
+use futures::{StreamExt, TryStreamExt, stream};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Ec2;
+use super::error::AwsError;
+use crate::plan::ImageUser;
+
+/// Templates are read one at a time (each can have many versions); a few in flight hide latency.
+const TEMPLATE_CONCURRENCY: usize = 4;
+const FILTER_VALUES: usize = 200;
+
+/// Users per image id, and notes on what could not be checked.
+#[derive(Debug, Default)]
+pub struct Usage {
+    pub users: BTreeMap<String, Vec<ImageUser>>,
+    pub notes: Vec<String>,
+}
+
+impl Usage {
+    fn add(&mut self, image_id: &str, user: ImageUser) {
+        let users = self.users.entry(image_id.to_string()).or_default();
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
+}
+
+impl Ec2 {
+    pub async fn image_usage(
+        &self,
+        autoscaling: &aws_sdk_autoscaling::Client,
+        image_ids: &[String],
+    ) -> Result<Usage> {
+        let wanted: BTreeSet<&str> = image_ids.iter().map(String::as_str).collect();
+        let mut usage = Usage::default();
+        if wanted.is_empty() {
+            return Ok(usage);
+        }
+        self.instances_using(image_ids, &mut usage).await?;
+        self.launch_templates_using(&wanted, &mut usage).await?;
+        self.launch_configurations_using(autoscaling, &wanted, &mut usage)
+            .await?;
+        self.image_references(image_ids, &mut usage).await;
+        Ok(usage)
+    }
+
+    async fn instances_using(&self, image_ids: &[String], usage: &mut Usage) -> Result<()> {
+        for chunk in image_ids.chunks(FILTER_VALUES) {
+            let mut pages = self
+                .client
+                .describe_instances()
+                .filters(
+                    Filter::builder()
+                        .name("image-id")
+                        .set_values(Some(chunk.to_vec()))
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .name("instance-state-name")
+                        .set_values(Some(
+                            ["pending", "running", "shutting-down", "stopping", "stopped"]
+                                .map(String::from)
+                                .to_vec(),
+                        ))
+                        .build(),
+                )
+                .max_results(1000)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page
+                    .map_err(|err| AwsError::from_sdk("DescribeInstances", &self.region, &err))?;
+                for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let (Some(image_id), Some(instance_id)) =
+                        (instance.image_id(), instance.instance_id())
+                    else {
+                        continue;
+                    };
+                    let state = instance
+                        .state()
+                        .and_then(|state| state.name())
+                        .map(|name| name.as_str().to_string());
+                    usage.add(
+                        image_id,
+                        ImageUser {
+                            kind: "instance".into(),
+                            id: instance_id.to_string(),
+                            detail: state,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn launch_templates_using(
+        &self,
+        wanted: &BTreeSet<&str>,
+        usage: &mut Usage,
+    ) -> Result<()> {
+        let mut template_ids = Vec::new();
+        let mut pages = self
+            .client
+            .describe_launch_templates()
+            .max_results(200)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|err| AwsError::from_sdk("DescribeLaunchTemplates", &self.region, &err))?;
+            template_ids.extend(
+                page.launch_templates()
+                    .iter()
+                    .filter_map(|template| template.launch_template_id())
+                    .map(str::to_string),
+            );
+        }
+        // Every version, not only $Default/$Latest: any version can be launched by id.
+        let found: Vec<Vec<(String, ImageUser)>> = stream::iter(template_ids)
+            .map(|template_id| async move {
+                let mut hits = Vec::new();
+                let mut pages = self
+                    .client
+                    .describe_launch_template_versions()
+                    .launch_template_id(&template_id)
+                    .max_results(200)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|err| {
+                        AwsError::from_sdk("DescribeLaunchTemplateVersions", &self.region, &err)
+                    })?;
+                    for version in page.launch_template_versions() {
+                        let image = version
+                            .launch_template_data()
+                            .and_then(|data| data.image_id());
+                        if let Some(image) = image.filter(|image| wanted.contains(image)) {
+                            hits.push((
+                                image.to_string(),
+                                ImageUser {
+                                    kind: "launch_template".into(),
+                                    id: template_id.clone(),
+                                    detail: version
+                                        .version_number()
+                                        .map(|number| format!("version {number}")),
+                                },
+                            ));
+                        }
+                    }
+                }
+                Ok::<_, anyhow::Error>(hits)
+            })
+            .buffer_unordered(TEMPLATE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (image, user) in found.into_iter().flatten() {
+            usage.add(&image, user);
+        }
+        Ok(())
+    }
+
+    async fn launch_configurations_using(
+        &self,
+        autoscaling: &aws_sdk_autoscaling::Client,
+        wanted: &BTreeSet<&str>,
+        usage: &mut Usage,
+    ) -> Result<()> {
+        let mut pages = autoscaling
+            .describe_launch_configurations()
+            .max_records(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|err| {
+                AwsError::from_sdk("DescribeLaunchConfigurations", &self.region, &err)
+            })?;
+            for configuration in page.launch_configurations() {
+                let (Some(image), Some(name)) = (
+                    configuration.image_id(),
+                    configuration.launch_configuration_name(),
+                ) else {
+                    continue;
+                };
+                if wanted.contains(image) {
+                    usage.add(
+                        image,
+                        ImageUser {
+                            kind: "launch_configuration".into(),
+                            id: name.to_string(),
+                            detail: None,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// DescribeImageReferences also knows SSM parameters and Image Builder recipes. Endpoints
+    /// without it (older partitions, emulators) are noted, not fatal: the checks above still ran.
+    async fn image_references(&self, image_ids: &[String], usage: &mut Usage) {
+        let mut pages = self
+            .client
+            .describe_image_references()
+            .set_image_ids(Some(image_ids.to_vec()))
+            .include_all_resource_types(true)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => {
+                    for reference in page.image_references() {
+                        let (Some(image), Some(kind)) =
+                            (reference.image_id(), reference.resource_type())
+                        else {
+                            continue;
+                        };
+                        // Instances and launch templates were found above, by id.
+                        if matches!(kind.as_str(), "ec2:Instance" | "ec2:LaunchTemplate") {
+                            continue;
+                        }
+                        usage.add(
+                            image,
+                            ImageUser {
+                                kind: kind.as_str().replace(':', "_").to_lowercase(),
+                                id: reference.arn().unwrap_or_default().to_string(),
+                                detail: None,
+                            },
+                        );
+                    }
+                }
+                Err(err) => {
+                    let err = AwsError::from_sdk("DescribeImageReferences", &self.region, &err);
+                    usage.notes.push(format!(
+                        "{err}; checked instances, launch templates and launch configurations directly"
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! `ami deregister [--cleanup]` through the real binary against the emulator.
+
+mod common;
+
+use common::{Account, REGION, bucket_name, json};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+
+/// The JSON contract of `ami deregister` (plan and result share it); unknown fields are rejected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Report {
+    region: String,
+    dry_run: bool,
+    cleanup: bool,
+    images: Vec<ImageItem>,
+    snapshots: Vec<SnapshotItem>,
+    bundles: Vec<BundleItem>,
+    instances_terminated: Vec<String>,
+    left_behind: LeftBehind,
+    notes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ImageItem {
+    image_id: String,
+    name: Option<String>,
+    state: Option<String>,
+    action: String,
+    reason: String,
+    users: Vec<User>,
+    delete_associated_snapshots: bool,
+    status: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct User {
+    kind: String,
+    id: String,
+    detail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SnapshotItem {
+    snapshot_id: String,
+    image_id: String,
+    size_gib: Option<i32>,
+    action: String,
+    reason: String,
+    status: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct BundleItem {
+    image_id: String,
+    bucket: String,
+    manifest_key: String,
+    action: String,
+    reason: String,
+    objects: Vec<String>,
+    missing_parts: Vec<String>,
+    existing_objects: usize,
+    bytes: u64,
+    status: String,
+    error: Option<String>,
+    failed_keys: Vec<FailedKey>,
+    bucket_deleted: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FailedKey {
+    key: String,
+    error: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeftBehind {
+    snapshots: usize,
+    snapshot_gib: i64,
+    bundle_objects: usize,
+    bundle_bytes: u64,
+}
+
+/// Runs `ami deregister ARGS --output json` and returns the exit code and the parsed report.
+fn deregister(account: &Account, args: &[&str]) -> (i32, Report) {
+    let output = account
+        .ami()
+        .arg("deregister")
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let code = output.status.code().unwrap();
+    let report = serde_json::from_value(json(&output)).unwrap_or_else(|err| {
+        panic!("deregister output does not match the documented schema: {err}")
+    });
+    (code, report)
+}
+
+async fn image_ids(account: &Account) -> BTreeSet<String> {
+    account
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .include_disabled(true)
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .iter()
+        .filter_map(|image| image.image_id().map(String::from))
+        .collect()
+}
+
+async fn snapshot_ids(account: &Account) -> BTreeSet<String> {
+    account
+        .ec2()
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .filter_map(|snapshot| snapshot.snapshot_id().map(String::from))
+        .collect()
+}
+
+async fn object_keys(account: &Account, bucket: &str) -> BTreeSet<String> {
+    account
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|object| object.key().map(String::from))
+        .collect()
+}
+
+/// Calls that change something (anything but Describe/Get/List/Head).
+fn mutating_calls(account: &Account) -> Vec<String> {
+    account
+        .requests()
+        .into_keys()
+        .filter(|action| {
+            let name = action.split(':').nth(1).unwrap_or_default();
+            !["Describe", "Get", "List", "Head"]
+                .iter()
+                .any(|read| name.starts_with(read))
+        })
+        .collect()
+}
+
+fn set(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter().map(|id| id.to_string()).collect()
+}
+
+fn manifest(parts: &[&str]) -> Vec<u8> {
+    let parts: String = parts
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!("<part index=\"{i}\"><filename>{name}</filename><digest algorithm=\"SHA1\">00</digest></part>")
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><manifest><version>2007-10-10</version><image><name>img</name>\
+         <parts count=\"{}\">{parts}</parts></image></manifest>",
+        parts.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_shared_snapshot_stays_until_its_last_image_goes() {
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    let a = account
+        .register_ebs(REGION, "a", &[("/dev/xvda", &snapshot)])
+        .await;
+    let b = account
+        .register_ebs(REGION, "b", &[("/dev/xvda", &snapshot)])
+        .await;
+
+    let (code, report) = deregister(&account, &[&a, "--cleanup", "--yes"]);
+    assert_eq!(code, 0);
+    assert_eq!(report.images[0].status, "done");
+    assert_eq!(report.snapshots[0].action, "keep");
+    assert_eq!(report.snapshots[0].reason, format!("also used by {b} (b)"));
+    assert_eq!(image_ids(&account).await, set(&[&b]));
+    assert_eq!(snapshot_ids(&account).await, set(&[&snapshot]));
+
+    let (code, report) = deregister(&account, &[&b, "--cleanup", "--yes"]);
+    assert_eq!(code, 0);
+    assert_eq!(report.snapshots[0].status, "done");
+    assert!(image_ids(&account).await.is_empty());
+    assert!(snapshot_ids(&account).await.is_empty());
+}
+
+#[tokio::test]
+async fn both_volumes_of_a_two_volume_image_go_but_a_disabled_image_keeps_its_share() {
+    let account = Account::new();
+    let root = account.snapshot(REGION, 8).await;
+    let data = account.snapshot(REGION, 20).await;
+    let two = account
+        .register_ebs(REGION, "two", &[("/dev/xvda", &root), ("/dev/xvdb", &data)])
+        .await;
+    let (code, report) = deregister(&account, &[&two, "--cleanup", "--yes"]);
+    assert_eq!(code, 0);
+    assert!(report.images[0].delete_associated_snapshots);
+    assert!(report.snapshots.iter().all(|s| s.status == "done"));
+    assert!(snapshot_ids(&account).await.is_empty());
+
+    let root = account.snapshot(REGION, 8).await;
+    let shared = account.snapshot(REGION, 20).await;
+    let target = account
+        .register_ebs(
+            REGION,
+            "target",
+            &[("/dev/xvda", &root), ("/dev/xvdb", &shared)],
+        )
+        .await;
+    let disabled = account
+        .register_ebs(REGION, "disabled", &[("/dev/xvda", &shared)])
+        .await;
+    account
+        .ec2()
+        .disable_image()
+        .image_id(&disabled)
+        .send()
+        .await
+        .unwrap();
+    let (code, report) = deregister(&account, &[&target, "--cleanup", "--yes"]);
+    assert_eq!(code, 0);
+    let kept = report
+        .snapshots
+        .iter()
+        .find(|s| s.snapshot_id == shared)
+        .unwrap();
+    assert_eq!(kept.action, "keep");
+    assert!(kept.reason.contains(&disabled), "{}", kept.reason);
+    assert_eq!(snapshot_ids(&account).await, set(&[&shared]));
+    assert_eq!(image_ids(&account).await, set(&[&disabled]));
+}
+
+#[tokio::test]
+async fn an_instance_store_bundle_goes_and_nothing_else_in_its_bucket() {
+    let account = Account::new();
+    let bucket = bucket_name(&account, "bundles");
+    account
+        .put_object(
+            &bucket,
+            "web/img.manifest.xml",
+            &manifest(&["img.part.00", "img.part.01"]),
+        )
+        .await;
+    account
+        .put_object(&bucket, "web/img.part.00", &[0; 1000])
+        .await;
+    account
+        .put_object(&bucket, "web/img.part.01", &[0; 500])
+        .await;
+    account
+        .put_object(&bucket, "web/notes.txt", b"unrelated")
+        .await;
+    account.put_object(&bucket, "victim", b"must survive").await;
+    // Another bundle in the same bucket, with a part of the same name in its own prefix.
+    account
+        .put_object(&bucket, "db/img.manifest.xml", &manifest(&["img.part.00"]))
+        .await;
+    account
+        .put_object(&bucket, "db/img.part.00", &[0; 10])
+        .await;
+    let web = account
+        .register_manifest(
+            REGION,
+            "web-store",
+            &format!("{bucket}/web/img.manifest.xml"),
+        )
+        .await;
+    let db = account
+        .register_manifest(REGION, "db-store", &format!("{bucket}/db/img.manifest.xml"))
+        .await;
+
+    let (code, report) = deregister(&account, &[&web, "--cleanup", "--yes"]);
+    assert_eq!(code, 0, "{report:?}");
+    let bundle = &report.bundles[0];
+    assert_eq!(bundle.status, "done");
+    assert_eq!(
+        bundle.objects,
+        ["web/img.part.00", "web/img.part.01", "web/img.manifest.xml"]
+    );
+    assert_eq!(
+        object_keys(&account, &bucket).await,
+        set(&[
+            "web/notes.txt",
+            "victim",
+            "db/img.manifest.xml",
+            "db/img.part.00"
+        ])
+    );
+    assert_eq!(image_ids(&account).await, set(&[&db]));
+}
+
+#[tokio::test]
+async fn a_hostile_manifest_deletes_nothing_and_says_why() {
+    let account = Account::new();
+    let bucket = bucket_name(&account, "hostile");
+    account
+        .put_object(
+            &bucket,
+            "img/img.manifest.xml",
+            &manifest(&["img.part.00", "../victim"]),
+        )
+        .await;
+    account
+        .put_object(&bucket, "img/img.part.00", b"part")
+        .await;
+    account.put_object(&bucket, "victim", b"must survive").await;
+    let image = account
+        .register_manifest(REGION, "hostile", &format!("{bucket}/img/img.manifest.xml"))
+        .await;
+
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    assert_eq!(code, 0);
+    assert_eq!(report.images[0].status, "done");
+    let bundle = &report.bundles[0];
+    assert_eq!(bundle.action, "keep");
+    assert!(
+        bundle.reason.contains("\"../victim\" would leave"),
+        "{}",
+        bundle.reason
+    );
+    assert!(bundle.objects.is_empty());
+    assert_eq!(
+        object_keys(&account, &bucket).await,
+        set(&["img/img.manifest.xml", "img/img.part.00", "victim"])
+    );
+    assert!(report.left_behind.bundle_bytes > 0);
+    // Only the manifest is known: the parts of an untrusted manifest are not looked for.
+    assert_eq!(report.left_behind.bundle_objects, 1);
+}
+
+#[tokio::test]
+async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared_snapshots() {
+    use aws_sdk_ec2::types::RequestLaunchTemplateData;
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    let running = account
+        .register_ebs(REGION, "running", &[("/dev/xvda", &snapshot)])
+        .await;
+    let templated = account
+        .register_ebs(REGION, "templated", &[("/dev/xvda", &snapshot)])
+        .await;
+    let newer = account
+        .register_ebs(REGION, "newer", &[("/dev/xvda", &snapshot)])
+        .await;
+    let ec2 = account.ec2();
+    let instance = ec2
+        .run_instances()
+        .image_id(&running)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    // Version 1 launches `templated`; the latest version launches another image.
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name(format!("web-{}", account.id))
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(&templated)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_string();
+    ec2.create_launch_template_version()
+        .launch_template_id(&template)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(&newer)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let (code, report) = deregister(&account, &[&running, &templated, "--cleanup", "--yes"]);
+    assert_eq!(code, 1, "nothing was done: exit 1");
+    assert!(report.images.iter().all(|i| i.status == "skipped"));
+    assert!(
+        report.images[0]
+            .reason
+            .contains(&format!("instance {instance}")),
+        "{}",
+        report.images[0].reason
+    );
+    assert_eq!(report.images[0].users[0].kind, "instance");
+    assert!(
+        report.images[1]
+            .reason
+            .contains(&format!("launch template {template} (version 1)")),
+        "{}",
+        report.images[1].reason
+    );
+    assert_eq!(image_ids(&account).await.len(), 3);
+
+    let (code, report) = deregister(&account, &[&templated, "--cleanup", "--force", "--yes"]);
+    assert_eq!(code, 0);
+    assert_eq!(report.images[0].status, "done");
+    assert_eq!(report.snapshots[0].action, "keep");
+    assert_eq!(snapshot_ids(&account).await, set(&[&snapshot]));
+}
+
+#[tokio::test]
+async fn terminate_instances_clears_the_way() {
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
+        .await;
+    let instance = account
+        .ec2()
+        .run_instances()
+        .image_id(&image)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let (code, report) = deregister(
+        &account,
+        &[&image, "--cleanup", "--terminate-instances", "--yes"],
+    );
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.instances_terminated, std::slice::from_ref(&instance));
+    assert!(image_ids(&account).await.is_empty());
+    let state = account
+        .ec2()
+        .describe_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .state()
+        .unwrap()
+        .name()
+        .unwrap()
+        .as_str()
+        .to_string();
+    assert!(
+        matches!(state.as_str(), "shutting-down" | "terminated"),
+        "{state}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
+        .await;
+    account.reset_requests();
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(report.dry_run);
+    assert_eq!(report.images[0].status, "planned");
+    assert_eq!(report.snapshots[0].status, "planned");
+    assert_eq!(mutating_calls(&account), Vec::<String>::new());
+    assert_eq!(image_ids(&account).await, set(&[&image]));
+    assert_eq!(snapshot_ids(&account).await, set(&[&snapshot]));
+}
+
+#[tokio::test]
+async fn a_malformed_id_stops_everything_before_any_change() {
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
+        .await;
+    account.reset_requests();
+    let output = account
+        .ami()
+        .args(["deregister", &image, &snapshot, "--cleanup", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("'{snapshot}' is a snapshot id, not an AMI id")),
+        "{stderr}"
+    );
+    assert!(
+        account.requests().is_empty(),
+        "no call at all: {:?}",
+        account.requests()
+    );
+    assert_eq!(image_ids(&account).await, set(&[&image]));
+}
+
+#[tokio::test]
+async fn without_a_terminal_or_yes_nothing_changes() {
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
+        .await;
+    account.reset_requests();
+    let output = account
+        .ami()
+        .args(["deregister", &image, "--cleanup"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("pass --yes"));
+    assert_eq!(mutating_calls(&account), Vec::<String>::new());
+    assert_eq!(image_ids(&account).await, set(&[&image]));
+}
+
+#[tokio::test]
+async fn without_cleanup_says_what_is_left_behind() {
+    let account = Account::new();
+    let root = account.snapshot(REGION, 8).await;
+    let data = account.snapshot(REGION, 30).await;
+    let image = account
+        .register_ebs(REGION, "img", &[("/dev/xvda", &root), ("/dev/xvdb", &data)])
+        .await;
+    let (code, report) = deregister(&account, &[&image, "--yes"]);
+    assert_eq!(code, 0);
+    assert_eq!(report.left_behind.snapshots, 2);
+    assert_eq!(report.left_behind.snapshot_gib, 38);
+    assert_eq!(snapshot_ids(&account).await, set(&[&root, &data]));
+
+    let table = account
+        .ami()
+        .args(["deregister", "ami-12345678", "--yes"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("not found"), "{text}");
+    assert_eq!(table.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn protected_and_foreign_images_are_blocked_and_others_still_go() {
+    let owner = Account::new();
+    let other = Account::new();
+    let snapshot = owner.snapshot(REGION, 8).await;
+    let protected = owner
+        .register_ebs(REGION, "protected", &[("/dev/xvda", &snapshot)])
+        .await;
+    let free = owner
+        .register_ebs(REGION, "free", &[("/dev/xvda", &snapshot)])
+        .await;
+    owner
+        .ec2()
+        .enable_image_deregistration_protection()
+        .image_id(&protected)
+        .send()
+        .await
+        .unwrap();
+    let (code, report) = deregister(&owner, &[&protected, &free, "--cleanup", "--yes"]);
+    assert_eq!(code, 3, "partial: one blocked, one done");
+    assert!(
+        report.images[0]
+            .reason
+            .contains("deregistration protection is on")
+    );
+    assert_eq!(report.images[1].status, "done");
+    assert_eq!(
+        report.snapshots[0].action, "keep",
+        "the protected image still uses it"
+    );
+
+    // An image shared with another account is not that account's to deregister.
+    use aws_sdk_ec2::types::{LaunchPermission, LaunchPermissionModifications};
+    owner
+        .ec2()
+        .modify_image_attribute()
+        .image_id(&protected)
+        .launch_permission(
+            LaunchPermissionModifications::builder()
+                .add(LaunchPermission::builder().user_id(&other.id).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (code, report) = deregister(&other, &[&protected, "--yes"]);
+    assert_eq!(code, 1);
+    assert!(
+        report.images[0]
+            .reason
+            .contains(&format!("owned by account {}", owner.id))
+    );
+    assert_eq!(image_ids(&owner).await, set(&[&protected]));
+}
+
+#[tokio::test]
+async fn a_run_killed_after_deregistering_is_finished_by_the_next() {
+    let account = Account::new();
+    let root = account.snapshot(REGION, 8).await;
+    let shared = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(
+            REGION,
+            "img",
+            &[("/dev/xvda", &root), ("/dev/xvdb", &shared)],
+        )
+        .await;
+    let keeper = account
+        .register_ebs(REGION, "keeper", &[("/dev/xvda", &shared)])
+        .await;
+    // What an interrupted run leaves: snapshots marked, image deregistered, snapshots not deleted.
+    let ec2 = account.ec2();
+    ec2.create_tags()
+        .resources(&root)
+        .resources(&shared)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("ami:cleanup-pending-for")
+                .value(&image)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.deregister_image()
+        .image_id(&image)
+        .send()
+        .await
+        .unwrap();
+
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.images[0].action, "already_gone");
+    let by_id = |id: &str| {
+        report
+            .snapshots
+            .iter()
+            .find(|s| s.snapshot_id == id)
+            .unwrap()
+    };
+    assert_eq!(by_id(&root).status, "done");
+    assert_eq!(by_id(&shared).action, "keep", "still used by {keeper}");
+    assert_eq!(snapshot_ids(&account).await, set(&[&shared]));
+}
