@@ -680,3 +680,128 @@ async fn a_run_killed_after_deregistering_is_finished_by_the_next() {
     assert_eq!(by_id(&shared).action, "keep", "still used by {keeper}");
     assert_eq!(snapshot_ids(&account).await, set(&[&shared]));
 }
+
+#[tokio::test]
+async fn a_launch_configuration_blocks_its_image() {
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(REGION, "lc", &[("/dev/xvda", &snapshot)])
+        .await;
+    let name = format!("web-lc-{}", account.id);
+    account
+        .autoscaling()
+        .create_launch_configuration()
+        .launch_configuration_name(&name)
+        .image_id(&image)
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    assert_eq!(code, 1);
+    assert_eq!(report.images[0].action, "blocked");
+    assert!(
+        report.images[0]
+            .reason
+            .contains(&format!("launch configuration {name}")),
+        "{}",
+        report.images[0].reason
+    );
+    assert_eq!(image_ids(&account).await, set(&[&image]));
+}
+
+#[tokio::test]
+async fn an_emptied_bucket_is_deleted_when_asked() {
+    let account = Account::new();
+    let bucket = bucket_name(&account, "only-bundle");
+    account
+        .put_object(&bucket, "img.manifest.xml", &manifest(&["img.part.00"]))
+        .await;
+    account.put_object(&bucket, "img.part.00", b"part").await;
+    let image = account
+        .register_manifest(REGION, "root-bundle", &format!("{bucket}/img.manifest.xml"))
+        .await;
+    let (code, report) = deregister(
+        &account,
+        &[&image, "--cleanup", "--delete-empty-bucket", "--yes"],
+    );
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.bundles[0].bucket_deleted, Some(true));
+    let buckets = account.s3().list_buckets().send().await.unwrap();
+    assert!(
+        buckets
+            .buckets()
+            .iter()
+            .all(|b| b.name() != Some(bucket.as_str())),
+        "bucket {bucket} still exists"
+    );
+}
+
+#[tokio::test]
+async fn killed_at_any_point_a_rerun_converges() {
+    // A whole run takes a few hundred milliseconds here: kill it at points spread across it,
+    // before planning ends, amid the deletes, and near the end. Every one must converge.
+    for delay_ms in [40, 120, 180, 210, 240, 270, 300, 340, 400] {
+        killed_then_rerun(delay_ms).await;
+    }
+}
+
+async fn killed_then_rerun(delay_ms: u64) {
+    let account = Account::new();
+    let shared = account.snapshot(REGION, 8).await;
+    let keeper = account
+        .register_ebs(REGION, "keeper", &[("/dev/xvda", &shared)])
+        .await;
+    let mut targets = Vec::new();
+    for n in 0..12 {
+        let root = account.snapshot(REGION, 8).await;
+        // Half share a snapshot with the keeper: those take the explicit-delete path.
+        let devices: Vec<(&str, &str)> = if n % 2 == 0 {
+            vec![("/dev/xvda", root.as_str())]
+        } else {
+            vec![("/dev/xvda", root.as_str()), ("/dev/xvdb", shared.as_str())]
+        };
+        targets.push(
+            account
+                .register_ebs(REGION, &format!("t-{n}"), &devices)
+                .await,
+        );
+    }
+    let mut args: Vec<&str> = targets.iter().map(String::as_str).collect();
+    args.extend(["--cleanup", "--yes", "--output", "json"]);
+
+    let mut child = account
+        .ami_process()
+        .arg("deregister")
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The same command again finishes the job; ids already gone are reported, not fatal to it.
+    let output = account
+        .ami()
+        .arg("deregister")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 1 | 3)),
+        "killed at {delay_ms} ms: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        image_ids(&account).await,
+        set(&[&keeper]),
+        "killed at {delay_ms} ms"
+    );
+    assert_eq!(
+        snapshot_ids(&account).await,
+        set(&[&shared]),
+        "killed at {delay_ms} ms"
+    );
+}

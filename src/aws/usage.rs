@@ -247,3 +247,91 @@ impl Ec2 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! DescribeImageReferences is not served by the emulator: its handling is tested with
+    //! scripted SDK responses, while the real call stays in the code above.
+    use super::*;
+    use aws_sdk_ec2::operation::describe_image_references::{
+        DescribeImageReferencesError, DescribeImageReferencesOutput,
+    };
+    use aws_sdk_ec2::types::{ImageReference, ImageReferenceResourceType};
+    use aws_smithy_mocks::{mock, mock_client};
+
+    fn ec2(client: aws_sdk_ec2::Client) -> Ec2 {
+        Ec2 {
+            client,
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn references_other_than_instances_and_templates_become_users() {
+        let rule = mock!(aws_sdk_ec2::Client::describe_image_references)
+            .match_requests(|request| {
+                request.image_ids() == ["ami-1".to_string()]
+                    && request.include_all_resource_types() == Some(true)
+            })
+            .then_output(|| {
+                DescribeImageReferencesOutput::builder()
+                    .image_references(
+                        ImageReference::builder()
+                            .image_id("ami-1")
+                            .resource_type(ImageReferenceResourceType::SsmParameter)
+                            .arn("arn:aws:ssm:us-east-1:111122223333:parameter/golden")
+                            .build(),
+                    )
+                    .image_references(
+                        ImageReference::builder()
+                            .image_id("ami-1")
+                            .resource_type(ImageReferenceResourceType::Ec2Instance)
+                            .arn("arn:aws:ec2:us-east-1:111122223333:instance/i-1")
+                            .build(),
+                    )
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_ec2, [&rule]);
+        let mut usage = Usage::default();
+        ec2(client)
+            .image_references(&["ami-1".to_string()], &mut usage)
+            .await;
+        assert_eq!(
+            usage.users["ami-1"],
+            [ImageUser {
+                kind: "ssm_parameter".into(),
+                id: "arn:aws:ssm:us-east-1:111122223333:parameter/golden".into(),
+                detail: None,
+            }]
+        );
+        assert!(usage.notes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_without_image_references_is_noted_not_fatal() {
+        let rule = mock!(aws_sdk_ec2::Client::describe_image_references).then_error(|| {
+            DescribeImageReferencesError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("InvalidAction")
+                    .message(
+                        "The action DescribeImageReferences is not valid for this web service.",
+                    )
+                    .build(),
+            )
+        });
+        let client = mock_client!(aws_sdk_ec2, [&rule]);
+        let mut usage = Usage::default();
+        ec2(client)
+            .image_references(&["ami-1".to_string()], &mut usage)
+            .await;
+        assert!(usage.users.is_empty());
+        assert_eq!(usage.notes.len(), 1);
+        assert!(
+            usage.notes[0].contains("DescribeImageReferences in us-east-1 failed: InvalidAction")
+        );
+        assert!(
+            usage.notes[0]
+                .contains("checked instances, launch templates and launch configurations directly")
+        );
+    }
+}

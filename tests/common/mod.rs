@@ -104,7 +104,12 @@ impl Account {
 
     /// The real binary, configured the way a user would: environment variables only.
     pub fn ami(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("ami").expect("the ami binary");
+        assert_cmd::Command::from_std(self.ami_process())
+    }
+
+    /// The same, as a plain process (to spawn and kill it).
+    pub fn ami_process(&self) -> StdCommand {
+        let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("ami"));
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", std::env::temp_dir())
@@ -140,6 +145,16 @@ impl Account {
 
     pub fn ec2_in(&self, region: &str) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::from_conf(self.sdk_config(region))
+    }
+
+    pub fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
+        let config = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
+            .region(aws_sdk_autoscaling::config::Region::new(REGION))
+            .endpoint_url(&emulator().endpoint)
+            .credentials_provider(self.credentials())
+            .build();
+        aws_sdk_autoscaling::Client::from_conf(config)
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
