@@ -1,5 +1,6 @@
-"""Seeds the demo account: two EBS images (one with a data volume), one instance-store image
-registered from a bundle manifest in S3, and one image in a second region."""
+"""Seeds the demo account: EBS images (one with a data volume, two sharing a snapshot, one of
+them disabled), an instance-store image registered from a bundle manifest in S3, and a running
+instance to build a new image from. Prints the instance id."""
 
 import os
 import time
@@ -54,9 +55,6 @@ s3.put_object(Bucket=bucket, Key="legacy/image.part.00", Body=b"\0" * 1024)
 s3.put_object(Bucket=bucket, Key="legacy/README.txt", Body=b"not part of the bundle")
 ec2.register_image(Name=f"legacy-{stamp}", ImageLocation=f"{bucket}/{manifest}")
 
-west = boto3.client("ec2", endpoint_url=kw["endpoint_url"], region_name="eu-west-1")
-west.register_image(
-    Name=f"web-{stamp}",
-    RootDeviceName="/dev/xvda",
-    BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot(west, 8)}}],
-)
+# A build instance to image: the walkthrough starts from it.
+instance = ec2.run_instances(ImageId=web, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+print(instance)

@@ -83,6 +83,14 @@ pub enum ColorChoice {
 pub enum Command {
     /// List AMIs (all states, disabled and deprecated included), oldest first
     List(ListArgs),
+    /// Create an image from an instance
+    Create(CreateArgs),
+    /// Register an image from EBS snapshots or from an instance-store bundle in S3
+    Register(RegisterArgs),
+    /// Copy an image to other regions (each copy gets its own id)
+    Copy(CopyArgs),
+    /// Show or change who may launch an image (and create volumes from its snapshots)
+    Share(ShareArgs),
     /// Deregister AMIs; with --cleanup also delete the snapshots and S3 bundles only they use
     #[command(
         long_about = "Deregister AMIs; with --cleanup also delete the snapshots and S3 bundles \
@@ -93,6 +101,195 @@ pub enum Command {
         protected from deregistration are left alone, as is anything another image still uses."
     )]
     Deregister(DeregisterArgs),
+}
+
+/// Waiting for an image to become available.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait until the image is available (the default on a terminal)
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
+
+    /// Return as soon as AWS accepted the request
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// How long to wait, e.g. 45m, 2h
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+/// What to do with a new image once it exists.
+#[derive(Debug, Args)]
+pub struct NewImageArgs {
+    /// Tag the image (and its snapshots); repeatable
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Turn on deregistration protection
+    #[arg(long)]
+    pub protect: bool,
+
+    /// Deprecate the image after this long, e.g. 90d
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deprecate_after: Option<std::time::Duration>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The instance to image
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance_id: String,
+
+    /// The image name (unique in the region)
+    #[arg(long)]
+    pub name: String,
+
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// Do not reboot the instance first. By default AWS reboots it, so the file systems are
+    /// consistent; without the reboot, the image may hold a half-written file system
+    #[arg(long)]
+    pub no_reboot: bool,
+
+    #[command(flatten)]
+    pub new_image: NewImageArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["root_snapshot", "manifest"])))]
+pub struct RegisterArgs {
+    /// The image name (unique in the region)
+    #[arg(long)]
+    pub name: String,
+
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// EBS-backed: the root volume's snapshot
+    #[arg(long, value_name = "SNAPSHOT_ID")]
+    pub root_snapshot: Option<String>,
+
+    /// EBS-backed: a data volume, e.g. /dev/xvdb=snap-0123...; repeatable
+    #[arg(long, value_name = "DEVICE=SNAPSHOT_ID", value_parser = parse_device_snapshot, requires = "root_snapshot")]
+    pub data_snapshot: Vec<(String, String)>,
+
+    #[arg(long, default_value = "/dev/xvda", requires = "root_snapshot")]
+    pub root_device_name: String,
+
+    #[arg(long, default_value = "x86_64", value_parser = ["x86_64", "arm64", "i386", "x86_64_mac", "arm64_mac"])]
+    pub architecture: String,
+
+    #[arg(long, value_parser = ["legacy-bios", "uefi", "uefi-preferred"], requires = "root_snapshot")]
+    pub boot_mode: Option<String>,
+
+    /// Enhanced networking (ENA)
+    #[arg(long, requires = "root_snapshot")]
+    pub ena: bool,
+
+    /// Require IMDSv2 on instances launched from the image
+    #[arg(long, requires = "root_snapshot")]
+    pub imds_v2: bool,
+
+    /// NitroTPM 2.0
+    #[arg(long, requires = "root_snapshot")]
+    pub tpm: bool,
+
+    #[arg(long, default_value = "gp3", value_parser = ["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"], requires = "root_snapshot")]
+    pub volume_type: String,
+
+    /// Instance-store: the bundle manifest, s3://bucket/prefix/name.manifest.xml (checked before
+    /// registering: it must parse, and every part it lists must exist)
+    #[arg(long, value_name = "S3_URL")]
+    pub manifest: Option<String>,
+
+    #[command(flatten)]
+    pub new_image: NewImageArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("targets").required(true).args(["to_region", "to_regions"])))]
+pub struct CopyArgs {
+    /// The image to copy
+    #[arg(value_name = "AMI_ID")]
+    pub image_id: String,
+
+    /// A region to copy to; repeatable
+    #[arg(long, value_name = "REGION")]
+    pub to_region: Vec<String>,
+
+    /// `all`: every region enabled for the account but the source
+    #[arg(long, value_name = "all", value_parser = ["all"])]
+    pub to_regions: Option<String>,
+
+    /// Where the image is (default: --region / AWS_REGION)
+    #[arg(long, value_name = "REGION")]
+    pub source_region: Option<String>,
+
+    /// Name of the copies (default: the source's name)
+    #[arg(long)]
+    pub name: Option<String>,
+
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// Encrypt the copies' snapshots (with the default EBS key unless --kms-key-id)
+    #[arg(long)]
+    pub encrypt: bool,
+
+    /// KMS key for the copies: KEY for every region, or REGION=KEY; repeatable
+    #[arg(long, value_name = "KEY|REGION=KEY")]
+    pub kms_key_id: Vec<String>,
+
+    /// Do not copy the source's tags (copied by default)
+    #[arg(long)]
+    pub no_copy_tags: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ShareArgs {
+    /// The image; with no grantee, its current permissions are shown
+    #[arg(value_name = "AMI_ID")]
+    pub image_id: String,
+
+    /// An AWS account id (12 digits); repeatable
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: Vec<String>,
+
+    /// An organization ARN; repeatable
+    #[arg(long, value_name = "ARN")]
+    pub org_arn: Vec<String>,
+
+    /// An organizational unit ARN; repeatable
+    #[arg(long, value_name = "ARN")]
+    pub ou_arn: Vec<String>,
+
+    /// Everyone: needs --confirm-public or a yes at the prompt, even with --yes
+    #[arg(long)]
+    pub public: bool,
+
+    /// Confirms --public
+    #[arg(long, requires = "public")]
+    pub confirm_public: bool,
+
+    /// Remove these permissions instead of granting them
+    #[arg(long)]
+    pub revoke: bool,
+
+    /// Also grant create-volume permission on the image's snapshots (accounts and public only)
+    #[arg(long)]
+    pub with_snapshots: bool,
+
+    /// Apply to the copies of this image (same name) in every enabled region too
+    #[arg(long)]
+    pub all_copies: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +338,33 @@ pub fn parse_tag(raw: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Durations such as `90d`, `12h`, `45m`.
+pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(raw) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err(format!(
+            "'{raw}' is zero; give a positive duration such as 90d"
+        )),
+        Err(err) => Err(format!(
+            "'{raw}' is not a duration such as 90d, 12h or 45m ({err})"
+        )),
+    }
+}
+
+/// `DEVICE=SNAPSHOT_ID` for data volumes.
+pub fn parse_device_snapshot(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((device, snapshot))
+            if device.starts_with("/dev/") && snapshot.starts_with("snap-") =>
+        {
+            Ok((device.to_string(), snapshot.to_string()))
+        }
+        _ => Err(format!(
+            "expected DEVICE=SNAPSHOT_ID such as /dev/xvdb=snap-0123..., got '{raw}'"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +382,30 @@ mod tests {
         assert_eq!(parse_tag("a=b=c"), Ok(("a".into(), "b=c".into())));
         assert!(parse_tag("novalue").is_err());
         assert!(parse_tag("=v").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("90d"),
+            Ok(std::time::Duration::from_secs(90 * 86400))
+        );
+        assert_eq!(
+            parse_duration("45m"),
+            Ok(std::time::Duration::from_secs(45 * 60))
+        );
+        assert!(parse_duration("0d").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("'soon'"));
+    }
+
+    #[test]
+    fn device_snapshots() {
+        assert_eq!(
+            parse_device_snapshot("/dev/xvdb=snap-1"),
+            Ok(("/dev/xvdb".into(), "snap-1".into()))
+        );
+        assert!(parse_device_snapshot("xvdb=snap-1").is_err());
+        assert!(parse_device_snapshot("/dev/xvdb=vol-1").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod ids;
 mod model;
 mod output;
 mod plan;

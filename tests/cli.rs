@@ -218,7 +218,19 @@ fn help_lists_only_built_verbs() {
         .lines()
         .filter_map(|line| line.split_whitespace().next())
         .collect();
-    assert_eq!(verbs, ["list", "deregister", "help"], "{help}");
+    assert_eq!(
+        verbs,
+        [
+            "list",
+            "create",
+            "register",
+            "copy",
+            "share",
+            "deregister",
+            "help"
+        ],
+        "{help}"
+    );
 }
 
 #[test]

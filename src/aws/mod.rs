@@ -5,6 +5,8 @@ pub mod bundles;
 pub mod error;
 pub mod identity;
 pub mod images;
+pub mod lifecycle;
+pub mod sharing;
 pub mod snapshots;
 pub mod usage;
 

@@ -101,7 +101,7 @@ pub struct DeregisterReport {
 }
 
 pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> {
-    let image_ids = validate_image_ids(&args.image_ids)?;
+    let image_ids = crate::ids::image_ids(&args.image_ids)?;
     let region = match settings.regions.as_slice() {
         [region] => region.clone(),
         _ => {
@@ -143,51 +143,6 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
     report.tally_left_behind();
     printer.emit(&report)?;
     Ok(report.outcome())
-}
-
-/// AMI ids are `ami-` and 8 or 17 lowercase hex digits. Every id is checked before any call, so
-/// a typo never causes a half-run.
-pub fn validate_image_ids(ids: &[String]) -> Result<Vec<String>> {
-    let mut problems = Vec::new();
-    for id in ids {
-        if let Some(hex) = id.strip_prefix("ami-")
-            && (hex.len() == 8 || hex.len() == 17)
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            continue;
-        }
-        let kind = [
-            ("snap-", "a snapshot id"),
-            ("i-", "an instance id"),
-            ("vol-", "a volume id"),
-            ("lt-", "a launch template id"),
-            ("aki-", "a kernel id"),
-            ("ari-", "a ramdisk id"),
-        ]
-        .iter()
-        .find(|(prefix, _)| id.starts_with(prefix))
-        .map(|(_, kind)| *kind);
-        problems.push(match kind {
-            Some(kind) => format!("'{id}' is {kind}, not an AMI id"),
-            None => format!("'{id}' is not an AMI id (expected ami- and 8 or 17 hex digits)"),
-        });
-    }
-    if problems.is_empty() {
-        let mut unique = Vec::new();
-        for id in ids {
-            if !unique.contains(id) {
-                unique.push(id.clone());
-            }
-        }
-        Ok(unique)
-    } else {
-        Err(usage(format!(
-            "{}; nothing was changed",
-            problems.join("; ")
-        )))
-    }
 }
 
 /// Reads everything the planner needs: owned images, the requested ones, their users, snapshots
@@ -827,28 +782,6 @@ fn action_word(action: ItemAction) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_ids_are_validated_before_anything_happens() {
-        let ok = validate_image_ids(&["ami-0123456789abcdef0".into(), "ami-12345678".into()]);
-        assert_eq!(ok.unwrap().len(), 2);
-        let deduped = validate_image_ids(&["ami-12345678".into(), "ami-12345678".into()]);
-        assert_eq!(deduped.unwrap(), ["ami-12345678"]);
-        let table = [
-            ("snap-0123456789abcdef0", "is a snapshot id, not an AMI id"),
-            ("i-0123456789abcdef0", "is an instance id"),
-            ("ami-123", "is not an AMI id"),
-            ("ami-0123456789ABCDEF0", "is not an AMI id"),
-            ("ami-0123456789abcdefg", "is not an AMI id"),
-            ("", "is not an AMI id"),
-        ];
-        for (id, message) in table {
-            let err = validate_image_ids(&["ami-12345678".into(), id.into()]).unwrap_err();
-            let text = err.to_string();
-            assert!(text.contains(message), "{id}: {text}");
-            assert!(text.contains(&format!("'{id}'")), "{text}");
-        }
-    }
 
     #[test]
     fn byte_sizes_for_people() {

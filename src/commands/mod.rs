@@ -1,7 +1,12 @@
 //! One module per verb; each resolves its input, calls the service layer and emits one document.
 
+pub mod copy;
+pub mod create;
 pub mod deregister;
 pub mod list;
+mod new_image;
+pub mod register;
+pub mod share;
 
 use anyhow::Result;
 
@@ -13,6 +18,10 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     let settings = Settings::resolve(&cli.global).await?;
     match cli.command {
         Command::List(args) => list::run(&settings, &args).await,
+        Command::Create(args) => create::run(&settings, &args).await,
+        Command::Register(args) => register::run(&settings, &args).await,
+        Command::Copy(args) => copy::run(&settings, &args).await,
+        Command::Share(args) => share::run(&settings, &args).await,
         Command::Deregister(args) => deregister::run(&settings, &args).await,
     }
 }

@@ -139,7 +139,15 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
                     name.push(resolved);
                 }
             }
-            Event::Eof => break,
+            Event::Eof => {
+                // A truncated document is not a manifest, whatever it listed so far.
+                if let Some(open) = path.last() {
+                    return Err(ManifestError::Xml(format!(
+                        "the document ends inside <{open}>"
+                    )));
+                }
+                break;
+            }
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
         }
     }
@@ -279,6 +287,20 @@ mod tests {
                 _ => assert_eq!(got, expected),
             }
         }
+    }
+
+    #[test]
+    fn a_truncated_document_is_refused() {
+        let whole = manifest(&["a.part.00"]);
+        let truncated = whole.replace("</manifest>", "");
+        assert!(matches!(
+            parse_manifest(truncated.as_bytes()),
+            Err(ManifestError::Xml(message)) if message.contains("<manifest>")
+        ));
+        assert!(matches!(
+            parse_manifest(b"<manifest><image>"),
+            Err(ManifestError::Xml(_))
+        ));
     }
 
     #[test]

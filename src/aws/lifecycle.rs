@@ -1,0 +1,346 @@
+//! Making images: CreateImage, RegisterImage, CopyImage, and what follows them (tags,
+//! deprecation, deregistration protection, waiting until available).
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::primitives::DateTime as AwsDateTime;
+use aws_sdk_ec2::types::{
+    ArchitectureValues, BlockDeviceMapping, BootModeValues, EbsBlockDevice, Filter,
+    ImdsSupportValues, ResourceType, Tag, TagSpecification, TpmSupportValues, VolumeType,
+};
+use chrono::{DateTime, Utc};
+use indicatif::ProgressBar;
+use std::time::Duration;
+
+use super::Ec2;
+use super::error::AwsError;
+use crate::model::Image;
+
+/// A CopyImage into the client's region.
+#[derive(Debug, Clone)]
+pub struct CopyRequest<'a> {
+    pub source_region: &'a str,
+    pub source_image_id: &'a str,
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub encrypt: bool,
+    pub kms_key_id: Option<&'a str>,
+    pub copy_tags: bool,
+}
+
+/// An EBS-backed image from existing snapshots.
+#[derive(Debug, Clone)]
+pub struct EbsRegistration {
+    pub name: String,
+    pub description: Option<String>,
+    pub root_device_name: String,
+    /// (device, snapshot id), the root first.
+    pub devices: Vec<(String, String)>,
+    pub architecture: String,
+    pub boot_mode: Option<String>,
+    pub ena: bool,
+    pub imds_v2: bool,
+    pub tpm: bool,
+    pub volume_type: String,
+    pub tags: Vec<(String, String)>,
+}
+
+fn tag_spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(kind)
+        .set_tags(Some(
+            tags.iter()
+                .map(|(key, value)| Tag::builder().key(key).value(value).build())
+                .collect(),
+        ))
+        .build()
+}
+
+impl Ec2 {
+    /// The account's images in this region with exactly this name (at most one on AWS).
+    pub async fn owned_images_named(&self, name: &str) -> Result<Vec<Image>> {
+        self.describe_images(&super::images::ImageQuery {
+            owners: vec!["self".into()],
+            name_glob: Some(name.to_string()),
+            tags: Vec::new(),
+        })
+        .await
+        .map(|images| {
+            images
+                .into_iter()
+                .filter(|image| image.name.as_deref() == Some(name))
+                .collect()
+        })
+    }
+
+    pub async fn create_image(
+        &self,
+        instance_id: &str,
+        name: &str,
+        description: Option<&str>,
+        no_reboot: bool,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let mut request = self
+            .client
+            .create_image()
+            .instance_id(instance_id)
+            .name(name)
+            .set_description(description.map(str::to_string))
+            .no_reboot(no_reboot);
+        if !tags.is_empty() {
+            request = request
+                .tag_specifications(tag_spec(ResourceType::Image, tags))
+                .tag_specifications(tag_spec(ResourceType::Snapshot, tags));
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("CreateImage", &self.region, &err))
+            .with_context(|| format!("creating image {name} from {instance_id}"))?;
+        output
+            .image_id()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("CreateImage in {} returned no image id", self.region))
+    }
+
+    pub async fn register_ebs(&self, spec: &EbsRegistration) -> Result<String> {
+        let mut request = self
+            .client
+            .register_image()
+            .name(&spec.name)
+            .set_description(spec.description.clone())
+            .root_device_name(&spec.root_device_name)
+            .architecture(ArchitectureValues::from(spec.architecture.as_str()))
+            .virtualization_type("hvm")
+            .ena_support(spec.ena);
+        for (device, snapshot) in &spec.devices {
+            request = request.block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name(device)
+                    .ebs(
+                        EbsBlockDevice::builder()
+                            .snapshot_id(snapshot)
+                            .volume_type(VolumeType::from(spec.volume_type.as_str()))
+                            .delete_on_termination(true)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        if let Some(mode) = &spec.boot_mode {
+            request = request.boot_mode(BootModeValues::from(mode.as_str()));
+        }
+        if spec.imds_v2 {
+            request = request.imds_support(ImdsSupportValues::V20);
+        }
+        if spec.tpm {
+            request = request.tpm_support(TpmSupportValues::V20);
+        }
+        if !spec.tags.is_empty() {
+            request = request.tag_specifications(tag_spec(ResourceType::Image, &spec.tags));
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("RegisterImage", &self.region, &err))
+            .with_context(|| format!("registering {}", spec.name))?;
+        output
+            .image_id()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("RegisterImage in {} returned no image id", self.region))
+    }
+
+    pub async fn register_bundle(
+        &self,
+        name: &str,
+        location: &str,
+        description: Option<&str>,
+        architecture: &str,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let mut request = self
+            .client
+            .register_image()
+            .name(name)
+            .image_location(location)
+            .set_description(description.map(str::to_string))
+            .architecture(ArchitectureValues::from(architecture));
+        if !tags.is_empty() {
+            request = request.tag_specifications(tag_spec(ResourceType::Image, tags));
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("RegisterImage", &self.region, &err))
+            .with_context(|| format!("registering {name} from s3://{location}"))?;
+        output
+            .image_id()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("RegisterImage in {} returned no image id", self.region))
+    }
+
+    /// Copies the source image into this client's region.
+    pub async fn copy_image(&self, copy: &CopyRequest<'_>) -> Result<String> {
+        let output = self
+            .client
+            .copy_image()
+            .source_region(copy.source_region)
+            .source_image_id(copy.source_image_id)
+            .name(copy.name)
+            .set_description(copy.description.map(str::to_string))
+            .set_encrypted((copy.encrypt || copy.kms_key_id.is_some()).then_some(true))
+            .set_kms_key_id(copy.kms_key_id.map(str::to_string))
+            .copy_image_tags(copy.copy_tags)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("CopyImage", &self.region, &err))?;
+        output
+            .image_id()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("CopyImage into {} returned no image id", self.region))
+    }
+
+    pub async fn tag_resources(&self, ids: &[String], tags: &[(String, String)]) -> Result<()> {
+        if ids.is_empty() || tags.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .create_tags()
+            .set_resources(Some(ids.to_vec()))
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(key, value)| Tag::builder().key(key).value(value).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("CreateTags", &self.region, &err))?;
+        Ok(())
+    }
+
+    pub async fn enable_deprecation(&self, image_id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.client
+            .enable_image_deprecation()
+            .image_id(image_id)
+            .deprecate_at(AwsDateTime::from_secs(at.timestamp()))
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("EnableImageDeprecation", &self.region, &err))?;
+        Ok(())
+    }
+
+    pub async fn enable_protection(&self, image_id: &str) -> Result<()> {
+        self.client
+            .enable_image_deregistration_protection()
+            .image_id(image_id)
+            .send()
+            .await
+            .map_err(|err| {
+                AwsError::from_sdk("EnableImageDeregistrationProtection", &self.region, &err)
+            })?;
+        Ok(())
+    }
+
+    /// Waits (the SDK's waiter) until the image is available; meanwhile, when a bar is given,
+    /// feeds it the image's snapshots' progress.
+    pub async fn wait_available(
+        &self,
+        image_id: &str,
+        timeout: Duration,
+        progress: Option<&ProgressBar>,
+    ) -> Result<Image> {
+        let waiter = self
+            .client
+            .wait_until_image_available()
+            .image_ids(image_id)
+            .wait(timeout);
+        let outcome = match progress {
+            None => waiter.await,
+            Some(bar) => {
+                tokio::pin!(waiter);
+                loop {
+                    tokio::select! {
+                        outcome = &mut waiter => break outcome,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {
+                            if let Ok(percent) = self.snapshot_progress(image_id).await {
+                                bar.set_position(percent);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        outcome.map_err(|err| {
+            anyhow!(
+                "{image_id} in {} did not become available within {}: {}",
+                self.region,
+                humantime::format_duration(timeout),
+                crate::error::one_line(&anyhow::Error::new(err))
+            )
+        })?;
+        self.describe_image(image_id)
+            .await?
+            .ok_or_else(|| anyhow!("{image_id} vanished from {} while waiting", self.region))
+    }
+
+    /// The least-advanced snapshot of the image, in percent.
+    async fn snapshot_progress(&self, image_id: &str) -> Result<u64> {
+        let Some(image) = self.describe_image(image_id).await? else {
+            bail!("{image_id} not found");
+        };
+        let ids: Vec<String> = image
+            .block_devices
+            .iter()
+            .filter_map(|d| d.snapshot_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let output = self
+            .client
+            .describe_snapshots()
+            .filters(
+                Filter::builder()
+                    .name("snapshot-id")
+                    .set_values(Some(ids))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("DescribeSnapshots", &self.region, &err))?;
+        Ok(output
+            .snapshots()
+            .iter()
+            .map(|snapshot| {
+                snapshot
+                    .progress()
+                    .and_then(|p| p.trim_end_matches('%').parse::<u64>().ok())
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0))
+    }
+
+    /// Regions enabled for the account (opted in or not requiring it).
+    pub async fn enabled_regions(&self) -> Result<Vec<String>> {
+        let output = self
+            .client
+            .describe_regions()
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("DescribeRegions", &self.region, &err))?;
+        let mut regions: Vec<String> = output
+            .regions()
+            .iter()
+            .filter(|region| {
+                region
+                    .opt_in_status()
+                    .is_none_or(|status| status != "not-opted-in")
+            })
+            .filter_map(|region| region.region_name().map(str::to_string))
+            .collect();
+        regions.sort();
+        Ok(regions)
+    }
+}

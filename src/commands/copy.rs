@@ -1,0 +1,288 @@
+//! `ami copy AMI_ID --to-region R...`: copies into other regions concurrently. Idempotent: an
+//! image of the same name already in a target region is reused; two of them is an error.
+
+use anyhow::{Context, Result, anyhow};
+use futures::{StreamExt, stream};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::aws::Aws;
+use crate::aws::lifecycle::CopyRequest;
+use crate::cli::CopyArgs;
+use crate::config::{Settings, validate_region};
+use crate::error::{Outcome, one_line, usage};
+use crate::output::{Printer, Render, TableStyle};
+
+use super::new_image::should_wait;
+
+/// Each region is its own endpoint and quota: copies start in parallel up to this bound.
+const REGION_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Serialize)]
+pub struct CopyOutput {
+    pub source_region: String,
+    pub source_image_id: String,
+    pub name: String,
+    /// Target region → what happened there.
+    pub copies: BTreeMap<String, CopyEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CopyEntry {
+    pub image_id: Option<String>,
+    /// `created`, `reused` (an image of that name was already there) or `failed`.
+    pub status: String,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<Outcome> {
+    crate::ids::image_id(&args.image_id)?;
+    let source_region = match &args.source_region {
+        Some(region) => region.clone(),
+        None => match settings.regions.as_slice() {
+            [region] => region.clone(),
+            _ => {
+                return Err(usage(
+                    "pass --source-region (or a single --region) for the image's region",
+                ));
+            }
+        },
+    };
+    validate_region(&source_region)?;
+    for region in &args.to_region {
+        validate_region(region)?;
+    }
+    if let Some(name) = &args.name {
+        crate::ids::image_name(name)?;
+    }
+    let kms = parse_kms_keys(&args.kms_key_id)?;
+
+    let aws = Aws::connect(settings).await?;
+    let source_ec2 = aws.ec2(&source_region);
+    let source = source_ec2
+        .describe_image(&args.image_id)
+        .await?
+        .ok_or_else(|| usage(format!("{} not found in {source_region}", args.image_id)))?;
+    let name = match args.name.clone().or(source.name.clone()) {
+        Some(name) => name,
+        None => return Err(usage(format!("{} has no name: pass --name", args.image_id))),
+    };
+    let mut targets: Vec<String> = if args.to_regions.is_some() {
+        source_ec2
+            .enabled_regions()
+            .await
+            .context("listing the account's enabled regions for --to-regions all")?
+            .into_iter()
+            .filter(|region| region != &source_region)
+            .collect()
+    } else {
+        args.to_region.clone()
+    };
+    targets.sort();
+    targets.dedup();
+    let tags: Vec<(String, String)> = if args.no_copy_tags {
+        Vec::new()
+    } else {
+        source.tags.clone().into_iter().collect()
+    };
+    let wait = should_wait(&args.wait);
+    let bars = settings.progress.then(MultiProgress::new);
+
+    let results: Vec<(String, CopyEntry)> = stream::iter(targets)
+        .map(|region| {
+            let ec2 = aws.ec2(&region);
+            let bar = bars.as_ref().map(|bars| {
+                let bar = bars.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {prefix:12} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix(region.clone());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            });
+            let request = CopyRequest {
+                source_region: &source_region,
+                source_image_id: &args.image_id,
+                name: &name,
+                description: args.description.as_deref(),
+                encrypt: args.encrypt,
+                kms_key_id: kms.key_for(&region),
+                copy_tags: !args.no_copy_tags,
+            };
+            let timeout = wait.then_some(args.wait.timeout);
+            let tags = &tags;
+            async move {
+                let outcome = copy_one(&ec2, &request, tags, timeout, bar.as_ref()).await;
+                if let Some(bar) = bar {
+                    bar.finish_with_message(match &outcome {
+                        Ok(entry) => entry.status.clone(),
+                        Err(_) => "failed".into(),
+                    });
+                }
+                let entry = outcome.unwrap_or_else(|err| CopyEntry {
+                    image_id: None,
+                    status: "failed".into(),
+                    state: None,
+                    error: Some(one_line(&err)),
+                });
+                (region, entry)
+            }
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+
+    let copies: BTreeMap<String, CopyEntry> = results.into_iter().collect();
+    let failed = copies.values().filter(|c| c.status == "failed").count();
+    let outcome = match failed {
+        0 => Outcome::Success,
+        n if n == copies.len() => Outcome::Failed,
+        _ => Outcome::Partial,
+    };
+    Printer::new(settings).emit(&CopyOutput {
+        source_region,
+        source_image_id: args.image_id.clone(),
+        name,
+        copies,
+    })?;
+    Ok(outcome)
+}
+
+/// Copies into one region (or reuses the copy already there), waits if asked, and puts back
+/// tags the region did not copy.
+async fn copy_one(
+    ec2: &crate::aws::Ec2,
+    request: &CopyRequest<'_>,
+    tags: &[(String, String)],
+    wait: Option<Duration>,
+    bar: Option<&ProgressBar>,
+) -> Result<CopyEntry> {
+    let name = request.name;
+    let existing = ec2.owned_images_named(name).await?;
+    let (image_id, status) = match existing.as_slice() {
+        [] => {
+            if let Some(bar) = bar {
+                bar.set_message("copying");
+            }
+            let id = ec2.copy_image(request).await?;
+            (id, "created")
+        }
+        [image] => (image.image_id.clone(), "reused"),
+        many => {
+            return Err(anyhow!(
+                "{} images named '{name}' already in {}: {}; refusing to guess",
+                many.len(),
+                ec2.region(),
+                many.iter()
+                    .map(|i| i.image_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    };
+    let image = if let Some(timeout) = wait {
+        if let Some(bar) = bar {
+            bar.set_message(format!("{image_id} waiting"));
+        }
+        ec2.wait_available(&image_id, timeout, None).await?
+    } else {
+        ec2.describe_image(&image_id)
+            .await?
+            .ok_or_else(|| anyhow!("{image_id} not visible in {} yet", ec2.region()))?
+    };
+    // Not every region (or endpoint) copies tags: put back any that are missing.
+    let missing: Vec<(String, String)> = tags
+        .iter()
+        .filter(|(key, value)| image.tags.get(key) != Some(value))
+        .cloned()
+        .collect();
+    ec2.tag_resources(std::slice::from_ref(&image_id), &missing)
+        .await?;
+    Ok(CopyEntry {
+        image_id: Some(image_id),
+        status: status.into(),
+        state: Some(image.state),
+        error: None,
+    })
+}
+
+/// `--kms-key-id KEY` (every region) or `--kms-key-id REGION=KEY` (one region).
+#[derive(Debug, Default, PartialEq)]
+struct KmsKeys {
+    default: Option<String>,
+    per_region: BTreeMap<String, String>,
+}
+
+impl KmsKeys {
+    fn key_for(&self, region: &str) -> Option<&str> {
+        self.per_region
+            .get(region)
+            .or(self.default.as_ref())
+            .map(String::as_str)
+    }
+}
+
+fn parse_kms_keys(raw: &[String]) -> Result<KmsKeys> {
+    let mut keys = KmsKeys::default();
+    for value in raw {
+        match value.split_once('=') {
+            Some((region, key)) if validate_region(region).is_ok() && !key.is_empty() => {
+                keys.per_region.insert(region.to_string(), key.to_string());
+            }
+            Some(_) => {
+                return Err(usage(format!(
+                    "--kms-key-id '{value}': expected KEY or REGION=KEY"
+                )));
+            }
+            None if keys.default.is_none() => keys.default = Some(value.clone()),
+            None => return Err(usage("--kms-key-id without a region given twice")),
+        }
+    }
+    Ok(keys)
+}
+
+impl Render for CopyOutput {
+    fn render(&self, style: &TableStyle) -> String {
+        let mut table = style.table(&["REGION", "IMAGE ID", "STATUS", "STATE", "ERROR"]);
+        for (region, copy) in &self.copies {
+            let color = (copy.status == "failed").then_some(comfy_table::Color::Red);
+            table.add_row(vec![
+                style.cell(region, None),
+                style.cell(copy.image_id.as_deref().unwrap_or("-"), None),
+                style.cell(&copy.status, color),
+                style.cell(copy.state.as_deref().unwrap_or("-"), None),
+                style.cell(copy.error.as_deref().unwrap_or(""), None),
+            ]);
+        }
+        format!(
+            "{} ({}) from {}:\n{table}",
+            self.source_image_id, self.name, self.source_region
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kms_keys_per_region_or_for_all() {
+        let keys = parse_kms_keys(&[
+            "alias/default".into(),
+            "eu-west-1=arn:aws:kms:eu-west-1:111122223333:key/abc".into(),
+        ])
+        .unwrap();
+        assert_eq!(keys.key_for("us-west-2"), Some("alias/default"));
+        assert_eq!(
+            keys.key_for("eu-west-1"),
+            Some("arn:aws:kms:eu-west-1:111122223333:key/abc")
+        );
+        assert!(parse_kms_keys(&["nowhere=key".into()]).is_err());
+        assert!(parse_kms_keys(&["a".into(), "b".into()]).is_err());
+        assert_eq!(parse_kms_keys(&[]).unwrap().key_for("us-east-1"), None);
+    }
+}

@@ -1,0 +1,34 @@
+//! `ami create --instance-id I --name N`: an image from an instance.
+
+use anyhow::Result;
+
+use crate::aws::Aws;
+use crate::cli::CreateArgs;
+use crate::config::Settings;
+use crate::error::{Outcome, usage};
+use crate::output::Printer;
+
+use super::new_image::{finish, refuse_taken_name};
+
+pub async fn run(settings: &Settings, args: &CreateArgs) -> Result<Outcome> {
+    crate::ids::instance_id(&args.instance_id)?;
+    crate::ids::image_name(&args.name)?;
+    let [region] = settings.regions.as_slice() else {
+        return Err(usage("create works in one region: pass a single --region"));
+    };
+    let aws = Aws::connect(settings).await?;
+    let ec2 = aws.ec2(region);
+    refuse_taken_name(&ec2, &args.name).await?;
+    let image_id = ec2
+        .create_image(
+            &args.instance_id,
+            &args.name,
+            args.description.as_deref(),
+            args.no_reboot,
+            &args.new_image.tags,
+        )
+        .await?;
+    let output = finish(settings, &ec2, &image_id, &args.new_image).await?;
+    Printer::new(settings).emit(&output)?;
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,350 @@
+//! `ami share AMI_ID`: launch permissions for accounts, organizations, OUs or everyone, and
+//! create-volume permission on the image's snapshots. With no grantee, shows who has access.
+
+use anyhow::{Result, anyhow};
+use futures::{StreamExt, stream};
+use serde::Serialize;
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::aws::sharing::Grantees;
+use crate::aws::{Aws, Ec2};
+use crate::cli::{OutputFormat, ShareArgs};
+use crate::config::Settings;
+use crate::error::{Outcome, one_line, usage};
+use crate::model::LaunchPermissions;
+use crate::output::{Printer, Render, TableStyle};
+
+const REGION_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Serialize)]
+pub struct ShareOutput {
+    pub image_id: String,
+    /// `show`, `grant` or `revoke`.
+    pub action: String,
+    pub regions: Vec<RegionShare>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegionShare {
+    pub region: String,
+    pub image_id: String,
+    /// Launch permissions after the change.
+    pub launch_permissions: Option<LaunchPermissions>,
+    /// Create-volume permissions of the image's snapshots (with --with-snapshots).
+    pub snapshots: Vec<SnapshotShare>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotShare {
+    pub snapshot_id: String,
+    pub accounts: Vec<String>,
+    pub public: bool,
+}
+
+pub async fn run(settings: &Settings, args: &ShareArgs) -> Result<Outcome> {
+    crate::ids::image_id(&args.image_id)?;
+    for account in &args.account {
+        crate::ids::account_id(account)?;
+    }
+    for arn in &args.org_arn {
+        crate::ids::organization_arn(arn)?;
+    }
+    for arn in &args.ou_arn {
+        crate::ids::organizational_unit_arn(arn)?;
+    }
+    let [region] = settings.regions.as_slice() else {
+        return Err(usage(
+            "share takes the image's region: pass a single --region (and --all-copies for its copies)",
+        ));
+    };
+    let grantees = Grantees {
+        accounts: args.account.clone(),
+        organizations: args.org_arn.clone(),
+        organizational_units: args.ou_arn.clone(),
+        public: args.public,
+    };
+    let action = match (grantees.is_empty(), args.revoke) {
+        (true, true) => {
+            return Err(usage(
+                "--revoke needs --account, --org-arn, --ou-arn or --public",
+            ));
+        }
+        (true, false) => "show",
+        (false, false) => "grant",
+        (false, true) => "revoke",
+    };
+
+    let aws = Aws::connect(settings).await?;
+    let ec2 = aws.ec2(region);
+    let image = ec2
+        .describe_image(&args.image_id)
+        .await?
+        .ok_or_else(|| usage(format!("{} not found in {region}", args.image_id)))?;
+    let mut notes = Vec::new();
+
+    // Every copy: the same name in each enabled region, exactly one there.
+    let mut places: Vec<(String, String)> = vec![(region.clone(), image.image_id.clone())];
+    if args.all_copies {
+        let name = image.name.clone().ok_or_else(|| {
+            usage(format!(
+                "{} has no name to find its copies by",
+                args.image_id
+            ))
+        })?;
+        for other in ec2.enabled_regions().await? {
+            if &other == region {
+                continue;
+            }
+            match aws.ec2(&other).owned_images_named(&name).await {
+                Ok(found) => match found.as_slice() {
+                    [] => {}
+                    [copy] => places.push((other, copy.image_id.clone())),
+                    many => notes.push(format!(
+                        "{} images named '{name}' in {other}; none changed there",
+                        many.len()
+                    )),
+                },
+                Err(err) => notes.push(format!("{other}: {}", one_line(&err))),
+            }
+        }
+    }
+
+    if args.with_snapshots
+        && (!grantees.organizations.is_empty() || !grantees.organizational_units.is_empty())
+    {
+        notes.push(
+            "organizations and OUs cannot be given create-volume permission on snapshots: \
+             only accounts and public apply to the snapshots"
+                .into(),
+        );
+    }
+    if action == "grant" && args.public {
+        confirm_public(settings, args, &places, &ec2).await?;
+    }
+
+    let changing = action != "show";
+    let results: Vec<RegionShare> = stream::iter(places)
+        .map(|(region, image_id)| {
+            let ec2 = aws.ec2(&region);
+            let grantees = &grantees;
+            async move {
+                match share_one(&ec2, &image_id, grantees, changing, args).await {
+                    Ok(share) => share,
+                    Err(err) => RegionShare {
+                        region,
+                        image_id,
+                        launch_permissions: None,
+                        snapshots: Vec::new(),
+                        error: Some(one_line(&err)),
+                    },
+                }
+            }
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+    let mut regions = results;
+    regions.sort_by(|a, b| a.region.cmp(&b.region));
+    let failed = regions.iter().filter(|r| r.error.is_some()).count();
+    let outcome = match failed {
+        0 => Outcome::Success,
+        n if n == regions.len() => Outcome::Failed,
+        _ => Outcome::Partial,
+    };
+    Printer::new(settings).emit(&ShareOutput {
+        image_id: args.image_id.clone(),
+        action: action.into(),
+        regions,
+        notes,
+    })?;
+    Ok(outcome)
+}
+
+/// Public sharing needs an explicit yes even with --yes: --confirm-public, or the prompt.
+async fn confirm_public(
+    settings: &Settings,
+    args: &ShareArgs,
+    places: &[(String, String)],
+    ec2: &Ec2,
+) -> Result<()> {
+    // AWS refuses public sharing while image block public access is on: say so first.
+    match ec2.image_block_public_access().await {
+        Ok(state) if state == "block-new-sharing" => {
+            return Err(anyhow!(
+                "image block public access is on in {} (block-new-sharing): AWS would refuse to make {} public; \
+                 nothing was changed",
+                ec2.region(),
+                args.image_id
+            ));
+        }
+        Ok(_) => {}
+        Err(why) => tracing::warn!(
+            "could not read the image block public access state in {} ({why})",
+            ec2.region()
+        ),
+    }
+    if args.confirm_public {
+        return Ok(());
+    }
+    let interactive = settings.output == OutputFormat::Table
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    if !interactive {
+        return Err(usage(
+            "--public makes the image launchable by every AWS account: add --confirm-public (--yes is not enough); nothing was changed",
+        ));
+    }
+    let list: Vec<String> = places.iter().map(|(r, i)| format!("{i} in {r}")).collect();
+    let mut stderr = std::io::stderr();
+    write!(
+        stderr,
+        "Make {} public: launchable by every AWS account{}? Type 'public' to confirm: ",
+        list.join(", "),
+        if args.with_snapshots {
+            ", with its snapshots"
+        } else {
+            ""
+        }
+    )?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() == "public" {
+        Ok(())
+    } else {
+        Err(anyhow!("not confirmed; nothing was changed"))
+    }
+}
+
+async fn share_one(
+    ec2: &Ec2,
+    image_id: &str,
+    grantees: &Grantees,
+    changing: bool,
+    args: &ShareArgs,
+) -> Result<RegionShare> {
+    let image = ec2
+        .describe_image(image_id)
+        .await?
+        .ok_or_else(|| anyhow!("{image_id} not found in {}", ec2.region()))?;
+    let snapshot_ids: Vec<String> = image
+        .block_devices
+        .iter()
+        .filter_map(|device| device.snapshot_id.clone())
+        .collect();
+    let snapshot_grant = !grantees.accounts.is_empty() || grantees.public;
+    if changing {
+        // Granting: snapshots first, so the image is never usable without its volumes.
+        // Revoking: the image first, for the same reason.
+        if args.with_snapshots && snapshot_grant && !args.revoke {
+            for snapshot in &snapshot_ids {
+                ec2.modify_create_volume_permission(
+                    snapshot,
+                    &grantees.accounts,
+                    grantees.public,
+                    false,
+                )
+                .await?;
+            }
+        }
+        ec2.modify_launch_permissions(image_id, grantees, args.revoke)
+            .await?;
+        if args.with_snapshots && snapshot_grant && args.revoke {
+            for snapshot in &snapshot_ids {
+                ec2.modify_create_volume_permission(
+                    snapshot,
+                    &grantees.accounts,
+                    grantees.public,
+                    true,
+                )
+                .await?;
+            }
+        }
+    }
+    let launch_permissions = ec2.launch_permissions(image_id).await?;
+    let mut snapshots = Vec::new();
+    if args.with_snapshots {
+        for snapshot in snapshot_ids {
+            let (accounts, public) = ec2.create_volume_permissions(&snapshot).await?;
+            snapshots.push(SnapshotShare {
+                snapshot_id: snapshot,
+                accounts,
+                public,
+            });
+        }
+    }
+    Ok(RegionShare {
+        region: ec2.region().to_string(),
+        image_id: image_id.to_string(),
+        launch_permissions: Some(launch_permissions),
+        snapshots,
+        error: None,
+    })
+}
+
+impl Render for ShareOutput {
+    fn render(&self, style: &TableStyle) -> String {
+        let mut table = style.table(&[
+            "REGION",
+            "IMAGE ID",
+            "PUBLIC",
+            "ACCOUNTS",
+            "ORGS / OUS",
+            "SNAPSHOTS",
+        ]);
+        for region in &self.regions {
+            let (public, accounts, orgs) = match &region.launch_permissions {
+                Some(p) => (
+                    if p.public { "yes" } else { "no" }.to_string(),
+                    p.accounts.join("\n"),
+                    p.organizations
+                        .iter()
+                        .chain(p.organizational_units.iter())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+                None => (
+                    "-".into(),
+                    region.error.clone().unwrap_or_default(),
+                    String::new(),
+                ),
+            };
+            let snapshots = region
+                .snapshots
+                .iter()
+                .map(|s| {
+                    let mut who = s.accounts.clone();
+                    if s.public {
+                        who.push("public".into());
+                    }
+                    format!(
+                        "{}: {}",
+                        s.snapshot_id,
+                        if who.is_empty() {
+                            "private".to_string()
+                        } else {
+                            who.join(", ")
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            table.add_row(vec![
+                style.cell(&region.region, None),
+                style.cell(&region.image_id, None),
+                style.cell(public, None),
+                style.cell(accounts, None),
+                style.cell(orgs, None),
+                style.cell(snapshots, None),
+            ]);
+        }
+        let mut out = table.to_string();
+        for note in &self.notes {
+            out.push_str(&format!("\nnote: {note}"));
+        }
+        out
+    }
+}
