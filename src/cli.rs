@@ -101,6 +101,67 @@ pub enum Command {
         protected from deregistration are left alone, as is anything another image still uses."
     )]
     Deregister(DeregisterArgs),
+    /// Retire images by retention rules (keep the newest N per family, age) and sweep orphans
+    #[command(
+        long_about = "Retire images by retention rules and sweep orphaned snapshots; made \
+        for cron.\n\n\
+        Images are grouped into families (by name without its trailing date/version, by \
+        --name-pattern, or by tags); --keep N keeps the newest N of each, --older-than and \
+        --unused-for add age rules. Never retired: images in use (instances, every launch template \
+        version, launch configurations), images tagged retain=true (--keep-tag), images of other \
+        accounts, public images (unless --include-public), protected images. Retired images go \
+        with the snapshots and bundles only they use, through the same planner as `ami \
+        deregister --cleanup`. Without a terminal it needs --yes; --dry-run shows the plan."
+    )]
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Every region enabled for the account (instead of --region)
+    #[arg(long)]
+    pub all_regions: bool,
+
+    /// How to form families: `name`, or `tag:KEY[,tag:KEY...]`
+    #[arg(long, default_value = "name", value_name = "name|tag:KEY,...")]
+    pub group_by: String,
+
+    /// With --group-by name: a regex whose first capture group is the family
+    #[arg(long, value_name = "REGEX")]
+    pub name_pattern: Option<String>,
+
+    /// Only images whose name matches this glob
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+
+    /// Only images with this tag; repeatable (all must match)
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Keep the newest N images of each family
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+
+    /// Only retire images created longer ago than this, e.g. 90d
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+
+    /// Only retire images not launched for this long (kept where the endpoint cannot say)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub unused_for: Option<std::time::Duration>,
+
+    /// Images with this tag are never retired
+    #[arg(long, value_name = "KEY=VALUE", default_value = "retain=true", value_parser = parse_tag)]
+    pub keep_tag: (String, String),
+
+    /// Public images may be retired too
+    #[arg(long)]
+    pub include_public: bool,
+
+    /// Also delete orphaned snapshots: made for an image (CreateImage/CopyImage) that no longer
+    /// exists, and used by no image. Snapshots made by hand are never touched
+    #[arg(long)]
+    pub orphans: bool,
 }
 
 /// Waiting for an image to become available.

@@ -227,6 +227,7 @@ fn help_lists_only_built_verbs() {
             "copy",
             "share",
             "deregister",
+            "cleanup",
             "help"
         ],
         "{help}"

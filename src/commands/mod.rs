@@ -1,11 +1,13 @@
 //! One module per verb; each resolves its input, calls the service layer and emits one document.
 
+pub mod cleanup;
 pub mod copy;
 pub mod create;
 pub mod deregister;
 pub mod list;
 mod new_image;
 pub mod register;
+mod retire;
 pub mod share;
 
 use anyhow::Result;
@@ -23,5 +25,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Copy(args) => copy::run(&settings, &args).await,
         Command::Share(args) => share::run(&settings, &args).await,
         Command::Deregister(args) => deregister::run(&settings, &args).await,
+        Command::Cleanup(args) => cleanup::run(&settings, &args).await,
     }
 }

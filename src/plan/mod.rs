@@ -6,6 +6,8 @@
 //! missing (an unreadable manifest, a snapshot we cannot see), the thing is kept and the reason said.
 
 pub mod manifest;
+pub mod orphans;
+pub mod retention;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -319,7 +319,16 @@ _original_copy_image = AmiBackend.copy_image
 
 def _copy_image(self: AmiBackend, source_image_id: str, source_region: str, name: Any = None, description: Any = None) -> Ami:
     _check_name_free(self, name or _source_name(self, source_image_id, source_region))
-    return _original_copy_image(self, source_image_id, source_region, name, description)
+    ami = _original_copy_image(self, source_image_id, source_region, name, description)
+    # AWS describes the copy's snapshot by the images it was copied for and from.
+    source = ec2_models.ec2_backends[self.account_id][source_region].amis.get(source_image_id)
+    source_snapshots = _ami_snapshot_ids(source) if source else []
+    if ami.ebs_snapshot is not None:
+        ami.ebs_snapshot.description = (
+            f"Copied for DestinationAmi {ami.id} from SourceAmi {source_image_id} for SourceSnapshot "
+            f"{source_snapshots[0] if source_snapshots else 'unknown'}. Task created on {int(utcnow().timestamp())}."
+        )
+    return ami
 
 
 def _source_name(backend: Any, image_id: str, region: str) -> str | None:

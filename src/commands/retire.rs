@@ -1,0 +1,791 @@
+//! Retiring images, shared by `ami deregister` and `ami cleanup` (one deletion path): gather the
+//! region's facts, report the plan, and act in the order that never strands anything:
+//! terminate instances (if asked) → delete bundles → mark snapshots → deregister → delete snapshots.
+//!
+//! A bundle is deleted before its image is deregistered, and a failure keeps the image, so a
+//! re-run still knows where the bundle is. Snapshots can only go after the image; they are tagged
+//! first, so a run killed in between is finished by the next one.
+
+use anyhow::{Result, anyhow};
+use comfy_table::Color;
+use futures::{StreamExt, stream};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::aws::snapshots::Deleted;
+use crate::aws::{Aws, Ec2};
+use crate::cli::OutputFormat;
+use crate::config::Settings;
+use crate::error::{Outcome, usage};
+use crate::model::Image;
+use crate::output::{Printer, Render, TableStyle};
+use crate::plan::manifest::split_location;
+use crate::plan::{
+    self, BundlePlan, ImageAction, ImagePlan, Inventory, ItemAction, Plan, SnapshotPlan,
+};
+
+/// Mutating EC2 calls share an account-wide rate bucket; 8 in flight keeps well inside it while
+/// hiding round-trip latency. The SDK's adaptive retries slow down further if AWS throttles.
+const MUTATION_CONCURRENCY: usize = 8;
+/// Manifests are small; a few concurrent reads are plenty.
+const BUNDLE_CONCURRENCY: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// In the plan, not (yet) done: what --dry-run shows.
+    Planned,
+    Done,
+    Skipped,
+    Failed,
+    NotFound,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImageReport {
+    #[serde(flatten)]
+    pub plan: ImagePlan,
+    pub status: Status,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SnapshotReport {
+    #[serde(flatten)]
+    pub plan: SnapshotPlan,
+    pub status: Status,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BundleReport {
+    #[serde(flatten)]
+    pub plan: BundlePlan,
+    pub status: Status,
+    pub error: Option<String>,
+    /// Keys that could not be deleted, with the S3 error code.
+    pub failed_keys: Vec<FailedKey>,
+    /// With --delete-empty-bucket: whether the bucket was deleted.
+    pub bucket_deleted: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailedKey {
+    pub key: String,
+    pub error: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct LeftBehind {
+    pub snapshots: usize,
+    pub snapshot_gib: i64,
+    pub bundle_objects: usize,
+    pub bundle_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RetireReport {
+    pub region: String,
+    pub dry_run: bool,
+    pub cleanup: bool,
+    pub images: Vec<ImageReport>,
+    pub snapshots: Vec<SnapshotReport>,
+    pub bundles: Vec<BundleReport>,
+    pub instances_terminated: Vec<String>,
+    /// What stays in the account and keeps costing: kept snapshots and bundle objects.
+    pub left_behind: LeftBehind,
+    /// What could not be checked, and how the plan made up for it.
+    pub notes: Vec<String>,
+}
+
+/// What every retirement starts from: the caller and every image it owns in the region.
+pub struct RegionFacts {
+    pub account_id: String,
+    pub images: Vec<Image>,
+}
+
+pub async fn load_region(aws: &Aws, region: &str) -> Result<RegionFacts> {
+    let account_id = aws.account_id(region).await?;
+    let images = aws
+        .ec2(region)
+        .describe_images(&crate::aws::images::ImageQuery {
+            owners: vec!["self".into()],
+            ..Default::default()
+        })
+        .await?;
+    Ok(RegionFacts { account_id, images })
+}
+
+/// Who uses these images, with notes on what could not be checked.
+pub async fn usage_of(
+    aws: &Aws,
+    region: &str,
+    image_ids: &[String],
+) -> Result<crate::aws::usage::Usage> {
+    aws.ec2(region)
+        .image_usage(&aws.autoscaling(region), image_ids)
+        .await
+}
+
+/// Everything else the planner needs for `targets`: the requested images that are not owned (or
+/// gone), who uses them (unless already known), their snapshots and bundles (and every other
+/// bundle in the same buckets, to see sharing).
+pub async fn complete_inventory(
+    aws: &Aws,
+    region: &str,
+    facts: RegionFacts,
+    targets: &[String],
+    known_usage: Option<crate::aws::usage::Usage>,
+) -> Result<(Inventory, Vec<String>)> {
+    let ec2 = aws.ec2(region);
+    let account_id = facts.account_id;
+    let mut images = facts.images;
+    let mut inventory = Inventory {
+        account_id: account_id.clone(),
+        ..Default::default()
+    };
+    let owned_ids: BTreeSet<String> = images.iter().map(|i| i.image_id.clone()).collect();
+    for target in targets.iter().filter(|t| !owned_ids.contains(*t)) {
+        match ec2.describe_image(target).await? {
+            Some(image) if image.owner_id.as_deref() == Some(account_id.as_str()) => {
+                images.push(image)
+            }
+            Some(image) => inventory.foreign.push(image),
+            None => {
+                let pending = ec2.pending_cleanup(target).await?;
+                if !pending.is_empty() {
+                    inventory
+                        .pending
+                        .insert(target.clone(), pending.keys().cloned().collect());
+                    inventory.snapshots.extend(pending);
+                }
+            }
+        }
+    }
+    inventory.images = images;
+
+    let requested: Vec<&Image> = inventory
+        .images
+        .iter()
+        .filter(|image| targets.contains(&image.image_id))
+        .collect();
+    let requested_ids: Vec<String> = requested.iter().map(|i| i.image_id.clone()).collect();
+    let usage = match known_usage {
+        Some(known) => known,
+        None => usage_of(aws, region, &requested_ids).await?,
+    };
+    let (users, notes) = (usage.users, usage.notes);
+
+    let snapshot_ids: Vec<String> = requested
+        .iter()
+        .flat_map(|image| image.block_devices.iter())
+        .filter_map(|device| device.snapshot_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let owned_snapshots = ec2.owned_snapshots(&snapshot_ids).await?;
+
+    // Bundles of the requested instance-store images, and of every other image in those buckets.
+    let buckets: BTreeSet<String> = requested
+        .iter()
+        .filter(|image| image.is_instance_store())
+        .filter_map(|image| image.image_location.as_deref().and_then(split_location))
+        .map(|(bucket, _, _)| bucket)
+        .collect();
+    let bundle_locations: Vec<(String, (String, String, String))> = inventory
+        .images
+        .iter()
+        .filter(|image| image.is_instance_store())
+        .filter_map(|image| {
+            let location = split_location(image.image_location.as_deref()?)?;
+            buckets
+                .contains(&location.0)
+                .then(|| (image.image_id.clone(), location))
+        })
+        .collect();
+    let s3 = aws.s3(region);
+    let bundles: Vec<(String, plan::BundleFacts)> = stream::iter(bundle_locations)
+        .map(|(image_id, (bucket, key, prefix))| {
+            let s3 = s3.clone();
+            async move { (image_id, s3.bundle_facts(&bucket, &key, &prefix).await) }
+        })
+        .buffer_unordered(BUNDLE_CONCURRENCY)
+        .collect()
+        .await;
+
+    inventory.users = users;
+    inventory.snapshots.extend(owned_snapshots);
+    inventory.bundles = bundles.into_iter().collect();
+    Ok((inventory, notes))
+}
+
+pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) -> Result<()> {
+    let interactive = settings.output == OutputFormat::Table
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    if !interactive {
+        return Err(usage(
+            "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
+        ));
+    }
+    printer.emit(report)?;
+    ask(&format!("{} Proceed?", report.summary()))
+}
+
+/// Asks once on the terminal; anything but yes cancels with nothing changed.
+pub fn ask(question: &str) -> Result<()> {
+    let mut stderr = std::io::stderr();
+    write!(stderr, "\n{question} [y/N] ")?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(anyhow!("cancelled at the prompt; nothing was changed"))
+    }
+}
+
+/// What execution may do beyond deregistering and deleting.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExecuteOptions {
+    pub terminate_instances: bool,
+    pub delete_empty_bucket: bool,
+}
+
+pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &mut RetireReport) {
+    let ec2 = aws.ec2(region);
+    let s3 = aws.s3(region);
+
+    // 1. Instances launched from the images, when asked to.
+    if options.terminate_instances {
+        let instances: Vec<String> = report
+            .images
+            .iter()
+            .filter(|image| image.status == Status::Planned)
+            .flat_map(|image| image.plan.users.iter())
+            .filter(|user| user.kind == "instance")
+            .map(|user| user.id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !instances.is_empty() {
+            match ec2.terminate_instances(&instances).await {
+                Ok(()) => report.instances_terminated = instances,
+                Err(err) => {
+                    for image in report.images.iter_mut().filter(|image| {
+                        image.status == Status::Planned
+                            && image.plan.users.iter().any(|user| user.kind == "instance")
+                    }) {
+                        image.fail(format!("instances not terminated, image kept: {err}"));
+                    }
+                }
+            }
+        }
+    }
+
+    // 2. Bundles, before their images: a failure keeps the image, so a re-run can finish.
+    let mut emptied_buckets: BTreeSet<String> = BTreeSet::new();
+    for bundle in report.bundles.iter_mut() {
+        let image_planned = report.images.iter().any(|image| {
+            image.plan.image_id == bundle.plan.image_id && image.status == Status::Planned
+        });
+        if bundle.status != Status::Planned || !image_planned {
+            if bundle.status == Status::Planned {
+                bundle.status = Status::Skipped;
+                bundle.error = Some("its image was not deregistered".into());
+            }
+            continue;
+        }
+        let (parts, manifest) = bundle
+            .plan
+            .objects
+            .split_at(bundle.plan.objects.len().saturating_sub(1));
+        let mut outcome = s3.delete_keys(&bundle.plan.bucket, parts).await;
+        if outcome.failed.is_empty() {
+            // The manifest last, and only once every part is gone.
+            let last = s3.delete_keys(&bundle.plan.bucket, manifest).await;
+            outcome.deleted.extend(last.deleted);
+            outcome.failed.extend(last.failed);
+        }
+        if outcome.failed.is_empty() {
+            bundle.status = Status::Done;
+            emptied_buckets.insert(bundle.plan.bucket.clone());
+        } else {
+            bundle.status = Status::Failed;
+            bundle.error = Some(format!(
+                "{} of {} objects not deleted",
+                outcome.failed.len(),
+                bundle.plan.objects.len()
+            ));
+            bundle.failed_keys = outcome
+                .failed
+                .into_iter()
+                .map(|(key, error)| FailedKey { key, error })
+                .collect();
+            let image_id = bundle.plan.image_id.clone();
+            if let Some(image) = report
+                .images
+                .iter_mut()
+                .find(|i| i.plan.image_id == image_id)
+            {
+                image.fail("bundle not fully deleted; image kept so a re-run can finish".into());
+            }
+        }
+    }
+
+    // 3. Mark the snapshots to delete, so a run killed after deregistering can find them.
+    for image in report
+        .images
+        .iter()
+        .filter(|image| image.status == Status::Planned)
+    {
+        let to_delete: Vec<String> = report
+            .snapshots
+            .iter()
+            .filter(|s| s.plan.image_id == image.plan.image_id && s.status == Status::Planned)
+            .map(|s| s.plan.snapshot_id.clone())
+            .collect();
+        if to_delete.is_empty() {
+            continue;
+        }
+        if let Err(err) = ec2
+            .mark_pending_cleanup(&image.plan.image_id, &to_delete)
+            .await
+        {
+            report.notes.push(format!(
+                "could not tag the snapshots of {} for recovery ({err}); if this run is interrupted, \
+                 `ami cleanup --orphans` finds them",
+                image.plan.image_id
+            ));
+        }
+    }
+
+    // 4. Deregister.
+    let planned: Vec<(usize, String, bool)> = report
+        .images
+        .iter()
+        .enumerate()
+        .filter(|(_, image)| image.status == Status::Planned)
+        .map(|(index, image)| {
+            (
+                index,
+                image.plan.image_id.clone(),
+                image.plan.delete_associated_snapshots,
+            )
+        })
+        .collect();
+    let results: Vec<(usize, _)> = stream::iter(planned)
+        .map(|(index, image_id, with_snapshots)| {
+            let ec2 = ec2.clone();
+            async move { (index, ec2.deregister(&image_id, with_snapshots).await) }
+        })
+        .buffer_unordered(MUTATION_CONCURRENCY)
+        .collect()
+        .await;
+    let mut deleted_with_image: BTreeSet<String> = BTreeSet::new();
+    for (index, result) in results {
+        let image = &mut report.images[index];
+        match result {
+            Ok(Some(snapshot_results)) => {
+                image.status = Status::Done;
+                deleted_with_image.extend(
+                    snapshot_results
+                        .into_iter()
+                        .filter(|(_, code)| code == "success")
+                        .map(|(id, _)| id),
+                );
+            }
+            Ok(None) => {
+                image.status = Status::Done;
+                image.error = Some("already deregistered".into());
+            }
+            Err(err) => image.fail(err.to_string()),
+        }
+    }
+
+    // 5. Snapshots of images that are gone now.
+    let gone: BTreeSet<String> = report
+        .images
+        .iter()
+        .filter(|image| image.status == Status::Done)
+        .map(|image| image.plan.image_id.clone())
+        .collect();
+    let mut to_delete = Vec::new();
+    for (index, snapshot) in report.snapshots.iter_mut().enumerate() {
+        if snapshot.status != Status::Planned {
+            continue;
+        }
+        if !gone.contains(&snapshot.plan.image_id) {
+            snapshot.status = Status::Skipped;
+            snapshot.error = Some(format!("{} was not deregistered", snapshot.plan.image_id));
+        } else if deleted_with_image.contains(&snapshot.plan.snapshot_id) {
+            snapshot.status = Status::Done;
+        } else {
+            to_delete.push((index, snapshot.plan.snapshot_id.clone()));
+        }
+    }
+    let results: Vec<(usize, _)> = stream::iter(to_delete)
+        .map(|(index, snapshot_id)| {
+            let ec2: Ec2 = ec2.clone();
+            async move { (index, ec2.delete_snapshot(&snapshot_id).await) }
+        })
+        .buffer_unordered(MUTATION_CONCURRENCY)
+        .collect()
+        .await;
+    for (index, result) in results {
+        let snapshot = &mut report.snapshots[index];
+        match result {
+            Ok(Deleted::Deleted) => snapshot.status = Status::Done,
+            Ok(Deleted::AlreadyGone) => {
+                snapshot.status = Status::Done;
+                snapshot.error = Some("already deleted".into());
+            }
+            Err(err) => {
+                snapshot.status = Status::Failed;
+                snapshot.error = Some(err.to_string());
+            }
+        }
+    }
+
+    // 6. Buckets the cleanup emptied.
+    if options.delete_empty_bucket {
+        for bucket in emptied_buckets {
+            let result = s3.delete_bucket_if_empty(&bucket).await;
+            for bundle in report
+                .bundles
+                .iter_mut()
+                .filter(|b| b.plan.bucket == bucket)
+            {
+                match &result {
+                    Ok(deleted) => bundle.bucket_deleted = Some(*deleted),
+                    Err(err) => {
+                        bundle.bucket_deleted = Some(false);
+                        report
+                            .notes
+                            .push(format!("bucket {bucket} not deleted: {err}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ImageReport {
+    fn fail(&mut self, error: String) {
+        self.status = Status::Failed;
+        self.error = Some(error);
+    }
+}
+
+impl RetireReport {
+    pub fn new(region: &str, dry_run: bool, cleanup: bool, plan: Plan, notes: Vec<String>) -> Self {
+        let images = plan
+            .images
+            .into_iter()
+            .map(|image| {
+                let status = match image.action {
+                    ImageAction::Deregister => Status::Planned,
+                    ImageAction::AlreadyGone => Status::Done,
+                    ImageAction::NotFound => Status::NotFound,
+                    ImageAction::Blocked => Status::Skipped,
+                };
+                ImageReport {
+                    plan: image,
+                    status,
+                    error: None,
+                }
+            })
+            .collect();
+        let item_status = |action: ItemAction| match action {
+            ItemAction::Delete => Status::Planned,
+            ItemAction::Keep => Status::Skipped,
+        };
+        let snapshots = plan
+            .snapshots
+            .into_iter()
+            .map(|snapshot| SnapshotReport {
+                status: item_status(snapshot.action),
+                plan: snapshot,
+                error: None,
+            })
+            .collect();
+        let bundles = plan
+            .bundles
+            .into_iter()
+            .map(|bundle| BundleReport {
+                status: item_status(bundle.action),
+                plan: bundle,
+                error: None,
+                failed_keys: Vec::new(),
+                bucket_deleted: None,
+            })
+            .collect();
+        let mut report = RetireReport {
+            region: region.to_string(),
+            dry_run,
+            cleanup,
+            images,
+            snapshots,
+            bundles,
+            instances_terminated: Vec::new(),
+            left_behind: LeftBehind::default(),
+            notes,
+        };
+        report.tally_left_behind();
+        report
+    }
+
+    pub fn has_work(&self) -> bool {
+        self.images.iter().any(|i| i.status == Status::Planned)
+            || self.snapshots.iter().any(|s| s.status == Status::Planned)
+    }
+
+    /// Kept and undeleted snapshots and bundle objects: what keeps costing money.
+    pub fn tally_left_behind(&mut self) {
+        let kept_snapshots: Vec<&SnapshotReport> = self
+            .snapshots
+            .iter()
+            .filter(|s| !matches!(s.status, Status::Done | Status::Planned))
+            .filter(|s| !s.plan.reason.starts_with("also used by"))
+            .collect();
+        let kept_bundles: Vec<&BundleReport> = self
+            .bundles
+            .iter()
+            .filter(|b| !matches!(b.status, Status::Done | Status::Planned))
+            .collect();
+        self.left_behind = LeftBehind {
+            snapshots: kept_snapshots.len(),
+            snapshot_gib: kept_snapshots
+                .iter()
+                .map(|s| i64::from(s.plan.size_gib.unwrap_or(0)))
+                .sum(),
+            bundle_objects: kept_bundles.iter().map(|b| b.plan.existing_objects).sum(),
+            bundle_bytes: kept_bundles.iter().map(|b| b.plan.bytes).sum(),
+        };
+    }
+
+    pub fn summary(&self) -> String {
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        let images = self
+            .images
+            .iter()
+            .filter(|i| i.status == Status::Planned)
+            .count();
+        let snapshots = self
+            .snapshots
+            .iter()
+            .filter(|s| s.status == Status::Planned)
+            .count();
+        let objects: usize = self
+            .bundles
+            .iter()
+            .filter(|b| b.status == Status::Planned)
+            .map(|b| b.plan.objects.len())
+            .sum();
+        let mut parts = vec![format!("deregister {}", count(images, "image"))];
+        if snapshots > 0 {
+            parts.push(format!("delete {}", count(snapshots, "snapshot")));
+        }
+        if objects > 0 {
+            parts.push(format!("delete {}", count(objects, "S3 object")));
+        }
+        let mut text = parts.join(", ");
+        if let Some(first) = text.get_mut(0..1) {
+            first.make_ascii_uppercase();
+        }
+        format!("{text} in {}.", self.region)
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        let failed = self
+            .images
+            .iter()
+            .filter(|i| matches!(i.status, Status::Failed | Status::NotFound))
+            .count()
+            + self
+                .images
+                .iter()
+                .filter(|i| i.plan.action == ImageAction::Blocked)
+                .count()
+            + self
+                .snapshots
+                .iter()
+                .filter(|s| s.status == Status::Failed)
+                .count()
+            + self
+                .bundles
+                .iter()
+                .filter(|b| b.status == Status::Failed)
+                .count();
+        let done = self.images.iter().any(|i| i.status == Status::Done)
+            || self.snapshots.iter().any(|s| s.status == Status::Done)
+            || self.bundles.iter().any(|b| b.status == Status::Done);
+        match (failed, done || self.dry_run) {
+            (0, _) => Outcome::Success,
+            // --dry-run shows the plan and succeeds; the plan says what is blocked.
+            (_, _) if self.dry_run => Outcome::Success,
+            (_, true) => Outcome::Partial,
+            (_, false) => Outcome::Failed,
+        }
+    }
+}
+
+fn status_cell(style: &TableStyle, status: Status, dry_run: bool) -> comfy_table::Cell {
+    let (text, color) = match status {
+        Status::Planned if dry_run => ("would do", None),
+        Status::Planned => ("planned", None),
+        Status::Done => ("done", Some(Color::Green)),
+        Status::Skipped => ("kept", Some(Color::Yellow)),
+        Status::Failed => ("FAILED", Some(Color::Red)),
+        Status::NotFound => ("not found", Some(Color::Red)),
+    };
+    style.cell(text, color)
+}
+
+fn with_error(reason: &str, error: &Option<String>) -> String {
+    match error {
+        Some(error) => format!("{reason}: {error}"),
+        None => reason.to_string(),
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl Render for RetireReport {
+    fn render(&self, style: &TableStyle) -> String {
+        let mut out = Vec::new();
+        let mut images = style.table(&["IMAGE", "NAME", "ACTION", "STATUS", "WHY"]);
+        for image in &self.images {
+            let action = match image.plan.action {
+                ImageAction::Deregister => "deregister",
+                ImageAction::AlreadyGone => "finish cleanup",
+                ImageAction::NotFound => "-",
+                ImageAction::Blocked => "keep",
+            };
+            images.add_row(vec![
+                style.cell(&image.plan.image_id, None),
+                style.cell(image.plan.name.as_deref().unwrap_or("-"), None),
+                style.cell(action, None),
+                status_cell(style, image.status, self.dry_run),
+                style.cell(with_error(&image.plan.reason, &image.error), None),
+            ]);
+        }
+        out.push(images.to_string());
+        if !self.snapshots.is_empty() {
+            let mut table =
+                style.table(&["SNAPSHOT", "OF IMAGE", "SIZE", "ACTION", "STATUS", "WHY"]);
+            for snapshot in &self.snapshots {
+                table.add_row(vec![
+                    style.cell(&snapshot.plan.snapshot_id, None),
+                    style.cell(&snapshot.plan.image_id, None),
+                    style.cell(
+                        snapshot
+                            .plan
+                            .size_gib
+                            .map(|size| format!("{size} GiB"))
+                            .unwrap_or_else(|| "-".into()),
+                        None,
+                    ),
+                    style.cell(action_word(snapshot.plan.action), None),
+                    status_cell(style, snapshot.status, self.dry_run),
+                    style.cell(with_error(&snapshot.plan.reason, &snapshot.error), None),
+                ]);
+            }
+            out.push(table.to_string());
+        }
+        if !self.bundles.is_empty() {
+            let mut table = style.table(&[
+                "BUNDLE", "OF IMAGE", "OBJECTS", "SIZE", "ACTION", "STATUS", "WHY",
+            ]);
+            for bundle in &self.bundles {
+                let mut why = with_error(&bundle.plan.reason, &bundle.error);
+                if !bundle.plan.missing_parts.is_empty() {
+                    why.push_str(&format!(
+                        " ({} listed parts already missing)",
+                        bundle.plan.missing_parts.len()
+                    ));
+                }
+                if bundle.bucket_deleted == Some(true) {
+                    why.push_str("; bucket deleted");
+                }
+                table.add_row(vec![
+                    style.cell(
+                        format!("s3://{}/{}", bundle.plan.bucket, bundle.plan.manifest_key),
+                        None,
+                    ),
+                    style.cell(&bundle.plan.image_id, None),
+                    style.cell(bundle.plan.objects.len(), None),
+                    style.cell(human_bytes(bundle.plan.bytes), None),
+                    style.cell(action_word(bundle.plan.action), None),
+                    status_cell(style, bundle.status, self.dry_run),
+                    style.cell(why, None),
+                ]);
+            }
+            out.push(table.to_string());
+        }
+        if !self.instances_terminated.is_empty() {
+            out.push(format!(
+                "Terminated: {}",
+                self.instances_terminated.join(", ")
+            ));
+        }
+        let left = &self.left_behind;
+        if left.snapshots > 0 || left.bundle_bytes > 0 {
+            out.push(format!(
+                "Left behind, and still billed: {} snapshot{} ({} GiB), {} bundle object{} ({}).{}",
+                left.snapshots,
+                if left.snapshots == 1 { "" } else { "s" },
+                left.snapshot_gib,
+                left.bundle_objects,
+                if left.bundle_objects == 1 { "" } else { "s" },
+                human_bytes(left.bundle_bytes),
+                if self.cleanup {
+                    ""
+                } else {
+                    " --cleanup deletes what only these images use."
+                }
+            ));
+        }
+        for note in &self.notes {
+            out.push(format!("note: {note}"));
+        }
+        if self.dry_run {
+            out.push("Dry run: nothing was changed.".to_string());
+        }
+        out.join("\n\n")
+    }
+}
+
+fn action_word(action: ItemAction) -> &'static str {
+    match action {
+        ItemAction::Delete => "delete",
+        ItemAction::Keep => "keep",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_for_people() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 * 1024 * 1024), "10.0 MiB");
+    }
+}

@@ -1,0 +1,213 @@
+//! Orphaned snapshots: made for an image (by CreateImage or CopyImage, whose descriptions name it,
+//! or marked by an interrupted `ami` run) whose image is gone, and used by no image that exists.
+//! A snapshot made by hand names no image and is never an orphan.
+
+use regex::Regex;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use super::ItemAction;
+use crate::model::Image;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFact {
+    pub snapshot_id: String,
+    pub description: Option<String>,
+    /// `completed`, `pending`, `error`, ...
+    pub state: String,
+    pub size_gib: i32,
+    /// The image an interrupted `ami` run marked it for, if any.
+    pub pending_for: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrphanPlan {
+    pub snapshot_id: String,
+    /// The image it was made for.
+    pub image_id: String,
+    pub description: Option<String>,
+    pub size_gib: i32,
+    pub action: ItemAction,
+    pub reason: String,
+}
+
+/// The image an AWS-made snapshot names in its description.
+pub fn image_named_by(description: &str) -> Option<String> {
+    static PATTERNS: OnceLock<[Regex; 2]> = OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        [
+            Regex::new(r"^Created by CreateImage\([^)]*\) for (ami-\w+)").expect("regex"),
+            Regex::new(r"^Copied for DestinationAmi (ami-\w+)").expect("regex"),
+        ]
+    });
+    patterns
+        .iter()
+        .find_map(|pattern| pattern.captures(description))
+        .and_then(|captures| captures.get(1))
+        .map(|image| image.as_str().to_string())
+}
+
+/// `images`: every image the account has in the region, in every state.
+pub fn orphans(snapshots: &[SnapshotFact], images: &[Image]) -> Vec<OrphanPlan> {
+    let existing: BTreeSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
+    let referenced: BTreeSet<&str> = images
+        .iter()
+        .flat_map(|image| image.block_devices.iter())
+        .filter_map(|device| device.snapshot_id.as_deref())
+        .collect();
+    let mut plans = Vec::new();
+    for snapshot in snapshots {
+        let named = snapshot
+            .description
+            .as_deref()
+            .and_then(image_named_by)
+            .or_else(|| snapshot.pending_for.clone());
+        let Some(image_id) = named else {
+            continue;
+        };
+        if existing.contains(image_id.as_str()) {
+            continue;
+        }
+        let (action, reason) = if referenced.contains(snapshot.snapshot_id.as_str()) {
+            (ItemAction::Keep, "used by an existing image".to_string())
+        } else if snapshot.state != "completed" {
+            (
+                ItemAction::Keep,
+                format!("state is {}, not completed", snapshot.state),
+            )
+        } else {
+            (
+                ItemAction::Delete,
+                format!("made for {image_id}, which no longer exists"),
+            )
+        };
+        plans.push(OrphanPlan {
+            snapshot_id: snapshot.snapshot_id.clone(),
+            image_id,
+            description: snapshot.description.clone(),
+            size_gib: snapshot.size_gib,
+            action,
+            reason,
+        });
+    }
+    plans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BlockDevice;
+
+    fn snapshot(id: &str, description: &str) -> SnapshotFact {
+        SnapshotFact {
+            snapshot_id: id.into(),
+            description: Some(description.into()),
+            state: "completed".into(),
+            size_gib: 8,
+            pending_for: None,
+        }
+    }
+
+    fn image(id: &str, snapshot: &str) -> Image {
+        Image {
+            region: "us-east-1".into(),
+            image_id: id.into(),
+            name: None,
+            description: None,
+            owner_id: None,
+            state: "disabled".into(),
+            root_device_type: "ebs".into(),
+            root_device_name: None,
+            architecture: None,
+            creation_date: None,
+            block_devices: vec![BlockDevice {
+                device_name: "/dev/xvda".into(),
+                snapshot_id: Some(snapshot.into()),
+                volume_size_gib: Some(8),
+                volume_type: None,
+                virtual_name: None,
+            }],
+            image_location: None,
+            public: false,
+            tags: Default::default(),
+            deprecation_time: None,
+            deregistration_protection: None,
+            last_launched_time: None,
+        }
+    }
+
+    #[test]
+    fn descriptions_name_their_image() {
+        let table = [
+            (
+                "Created by CreateImage(i-0123) for ami-0abc",
+                Some("ami-0abc"),
+            ),
+            (
+                "Created by CreateImage(i-0123) for ami-0abc from vol-0def",
+                Some("ami-0abc"),
+            ),
+            (
+                "Copied for DestinationAmi ami-0abc from SourceAmi ami-0def for SourceSnapshot snap-1. Task created on 1,700,000,000.",
+                Some("ami-0abc"),
+            ),
+            ("nightly backup of ami-0abc", None),
+            ("", None),
+        ];
+        for (description, image) in table {
+            assert_eq!(
+                image_named_by(description).as_deref(),
+                image,
+                "{description}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_snapshots_of_gone_images_used_by_nothing_go() {
+        let snapshots = vec![
+            snapshot("snap-orphan", "Created by CreateImage(i-1) for ami-gone1"),
+            snapshot(
+                "snap-copy",
+                "Copied for DestinationAmi ami-gone2 from SourceAmi ami-x for SourceSnapshot snap-9. Task",
+            ),
+            snapshot("snap-live", "Created by CreateImage(i-1) for ami-live"),
+            snapshot("snap-manual", "before the upgrade"),
+            snapshot("snap-reused", "Created by CreateImage(i-1) for ami-gone3"),
+            SnapshotFact {
+                state: "pending".into(),
+                ..snapshot("snap-pending", "Created by CreateImage(i-1) for ami-gone4")
+            },
+            SnapshotFact {
+                description: None,
+                pending_for: Some("ami-gone5".into()),
+                ..snapshot("snap-marked", "")
+            },
+        ];
+        // ami-live exists (disabled still counts); ami-other uses snap-reused.
+        let images = vec![
+            image("ami-live", "snap-live"),
+            image("ami-other", "snap-reused"),
+        ];
+        let plans = orphans(&snapshots, &images);
+        let actions: Vec<(&str, ItemAction)> = plans
+            .iter()
+            .map(|p| (p.snapshot_id.as_str(), p.action))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("snap-orphan", ItemAction::Delete),
+                ("snap-copy", ItemAction::Delete),
+                ("snap-reused", ItemAction::Keep),
+                ("snap-pending", ItemAction::Keep),
+                ("snap-marked", ItemAction::Delete),
+            ]
+        );
+        assert_eq!(
+            plans[0].reason,
+            "made for ami-gone1, which no longer exists"
+        );
+    }
+}

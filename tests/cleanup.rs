@@ -1,0 +1,374 @@
+//! `ami cleanup` through the real binary against the emulator.
+
+mod common;
+
+use aws_sdk_ec2::types::RequestLaunchTemplateData;
+use common::{Account, REGION, json};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+async fn image_ids(account: &Account) -> BTreeSet<String> {
+    account
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .include_disabled(true)
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .iter()
+        .filter_map(|image| image.image_id().map(String::from))
+        .collect()
+}
+
+async fn snapshot_ids(account: &Account) -> BTreeSet<String> {
+    account
+        .ec2()
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .filter_map(|snapshot| snapshot.snapshot_id().map(String::from))
+        .collect()
+}
+
+fn cleanup(account: &Account, args: &[&str]) -> (i32, Value) {
+    let output = account
+        .ami()
+        .arg("cleanup")
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    }
+    (output.status.code().unwrap(), json(&output))
+}
+
+struct Estate {
+    /// Images that must go, with the snapshots only they use.
+    retired: Vec<String>,
+    retired_snapshots: Vec<String>,
+    /// Everything that must stay.
+    kept: Vec<String>,
+    kept_snapshots: Vec<String>,
+    orphan: String,
+    manual: String,
+}
+
+/// Five families. In `web`: 7 images, 2 newest kept, 5 older of which four are protected by a
+/// rule (instance, standalone template, an old default template version, a launch
+/// configuration) and one retain-tagged... and so on, see the comments.
+async fn estate(account: &Account) -> Estate {
+    let ec2 = account.ec2();
+    let mut retired = Vec::new();
+    let mut retired_snapshots = Vec::new();
+    let mut kept = Vec::new();
+    let mut kept_snapshots = Vec::new();
+
+    let mut web = Vec::new();
+    let mut web_snapshots = Vec::new();
+    for day in 1..=9 {
+        let snapshot = account.snapshot(REGION, 8).await;
+        let image = account
+            .register_ebs(
+                REGION,
+                &format!("web-2026-01-0{day}"),
+                &[("/dev/xvda", &snapshot)],
+            )
+            .await;
+        account.backdate(REGION, &image, &format!("2026-01-0{day}T00:00:00Z"));
+        web.push(image);
+        web_snapshots.push(snapshot);
+    }
+    // web[8], web[7]: the newest two, kept.
+    kept.extend([web[8].clone(), web[7].clone()]);
+    kept_snapshots.extend([web_snapshots[8].clone(), web_snapshots[7].clone()]);
+    // web[0]: a running instance.
+    ec2.run_instances()
+        .image_id(&web[0])
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    // web[1]: a standalone launch template.
+    ec2.create_launch_template()
+        .launch_template_name(format!("solo-{}", account.id))
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(&web[1])
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // web[2]: version 1 (the default) of a template whose latest version moved on.
+    let template = ec2
+        .create_launch_template()
+        .launch_template_name(format!("moved-{}", account.id))
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(&web[2])
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .launch_template()
+        .unwrap()
+        .launch_template_id()
+        .unwrap()
+        .to_string();
+    ec2.create_launch_template_version()
+        .launch_template_id(&template)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(&web[8])
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // web[3]: a launch configuration.
+    account
+        .autoscaling()
+        .create_launch_configuration()
+        .launch_configuration_name(format!("lc-{}", account.id))
+        .image_id(&web[3])
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    // web[4]: retain-tagged.
+    account.tag(REGION, &web[4], "retain", "true").await;
+    kept.extend(web[..5].iter().cloned());
+    kept_snapshots.extend(web_snapshots[..5].iter().cloned());
+    // web[5], web[6]: old and unused: retired with their snapshots.
+    retired.extend([web[5].clone(), web[6].clone()]);
+    retired_snapshots.extend([web_snapshots[5].clone(), web_snapshots[6].clone()]);
+
+    // `db`: 3 images sharing one base snapshot, each with its own data snapshot. The oldest goes,
+    // but the shared snapshot stays for the two that remain.
+    let base = account.snapshot(REGION, 20).await;
+    let mut db = Vec::new();
+    for day in 1..=3 {
+        let data = account.snapshot(REGION, 50).await;
+        let image = account
+            .register_ebs(
+                REGION,
+                &format!("db-2026.0{day}"),
+                &[("/dev/xvda", &base), ("/dev/xvdb", &data)],
+            )
+            .await;
+        account.backdate(REGION, &image, &format!("2026-0{day}-01T00:00:00Z"));
+        db.push((image, data));
+    }
+    retired.push(db[0].0.clone());
+    retired_snapshots.push(db[0].1.clone());
+    kept.extend([db[1].0.clone(), db[2].0.clone()]);
+    kept_snapshots.extend([base, db[1].1.clone(), db[2].1.clone()]);
+
+    // An orphan: made by CreateImage for an image that is gone. A manual snapshot stays.
+    let instance = ec2
+        .run_instances()
+        .image_id(&web[8])
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let gone = ec2
+        .create_image()
+        .instance_id(&instance)
+        .name(format!("gone-{}", account.id))
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    let orphan = ec2
+        .describe_images()
+        .image_ids(&gone)
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .block_device_mappings()[0]
+        .ebs()
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    ec2.deregister_image().image_id(&gone).send().await.unwrap();
+    let manual = account.snapshot(REGION, 8).await;
+    kept_snapshots.push(manual.clone());
+    // The instance launched from web[8] for the orphan keeps web[8] in use: it was kept anyway.
+    Estate {
+        retired,
+        retired_snapshots,
+        kept,
+        kept_snapshots,
+        orphan,
+        manual,
+    }
+}
+
+#[tokio::test]
+async fn keep_two_per_family_retires_exactly_the_intended_images() {
+    let account = Account::new();
+    let estate = estate(&account).await;
+    let before_images = image_ids(&account).await;
+    let before_snapshots = snapshot_ids(&account).await;
+
+    // The plan first: nothing changes.
+    account.reset_requests();
+    let (code, plan) = cleanup(&account, &["--keep", "2", "--orphans", "--dry-run"]);
+    assert_eq!(code, 0, "{plan}");
+    let region = &plan["regions"][0];
+    let retire: BTreeSet<&str> = region["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["verdict"] == "retire")
+        .map(|d| d["image_id"].as_str().unwrap())
+        .collect();
+    let expected: BTreeSet<&str> = estate.retired.iter().map(String::as_str).collect();
+    assert_eq!(retire, expected, "{plan:#}");
+    let mutating: Vec<String> = account
+        .requests()
+        .into_keys()
+        .filter(|action| {
+            let name = action.split(':').nth(1).unwrap_or_default();
+            !["Describe", "Get", "List", "Head"]
+                .iter()
+                .any(|p| name.starts_with(p))
+        })
+        .collect();
+    assert!(mutating.is_empty(), "dry run made {mutating:?}");
+    assert_eq!(image_ids(&account).await, before_images);
+    assert_eq!(snapshot_ids(&account).await, before_snapshots);
+
+    let (code, result) = cleanup(&account, &["--keep", "2", "--orphans", "--yes"]);
+    assert_eq!(code, 0, "{result:#}");
+    let report = &result["regions"][0]["retire"];
+    // The plan already knew which snapshots are shared: no delete was refused by AWS.
+    for snapshot in report["snapshots"].as_array().unwrap() {
+        assert_ne!(snapshot["status"], "failed", "{snapshot}");
+    }
+
+    let images = image_ids(&account).await;
+    for image in &estate.retired {
+        assert!(!images.contains(image), "{image} should be gone");
+    }
+    for image in &estate.kept {
+        assert!(images.contains(image), "{image} should stay");
+    }
+    let snapshots = snapshot_ids(&account).await;
+    for snapshot in &estate.retired_snapshots {
+        assert!(!snapshots.contains(snapshot), "{snapshot} should be gone");
+    }
+    for snapshot in &estate.kept_snapshots {
+        assert!(snapshots.contains(snapshot), "{snapshot} should stay");
+    }
+    assert!(!snapshots.contains(&estate.orphan), "the orphan goes");
+    assert!(
+        snapshots.contains(&estate.manual),
+        "the manual snapshot stays"
+    );
+
+    // Safe to run again: nothing more to do.
+    let (code, again) = cleanup(&account, &["--keep", "2", "--orphans", "--yes"]);
+    assert_eq!(code, 0);
+    assert!(again["regions"][0]["retire"].is_null(), "{again:#}");
+    assert_eq!(image_ids(&account).await, images);
+}
+
+#[tokio::test]
+async fn cron_without_yes_changes_nothing() {
+    let account = Account::new();
+    let snapshot = account.snapshot(REGION, 8).await;
+    for day in 1..=3 {
+        account
+            .register_ebs(
+                REGION,
+                &format!("app-2026-01-0{day}"),
+                &[("/dev/xvda", &snapshot)],
+            )
+            .await;
+    }
+    let output = account
+        .ami()
+        .args(["cleanup", "--keep", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--yes"));
+    assert_eq!(image_ids(&account).await.len(), 3);
+
+    let output = account.ami().args(["cleanup"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nothing selects anything"));
+
+    let output = account
+        .ami()
+        .args(["cleanup", "--keep", "1", "--yes"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    // One summary line on stderr for the cron log; the shared snapshot stays with the newest.
+    let summary = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        summary.contains("ami cleanup: retired 2 image(s)"),
+        "{summary}"
+    );
+    assert_eq!(image_ids(&account).await.len(), 1);
+    assert_eq!(snapshot_ids(&account).await, BTreeSet::from([snapshot]));
+}
+
+#[tokio::test]
+async fn older_than_and_tag_families() {
+    let account = Account::new();
+    let mut images = Vec::new();
+    for (name, date, app) in [
+        ("one", "2020-01-01T00:00:00Z", "api"),
+        ("two", "2026-11-20T00:00:00Z", "api"),
+        ("three", "2020-01-01T00:00:00Z", "batch"),
+    ] {
+        let snapshot = account.snapshot(REGION, 8).await;
+        let image = account
+            .register_ebs(REGION, name, &[("/dev/xvda", &snapshot)])
+            .await;
+        account.tag(REGION, &image, "app", app).await;
+        account.backdate(REGION, &image, date);
+        images.push(image);
+    }
+    let (code, result) = cleanup(
+        &account,
+        &[
+            "--group-by",
+            "tag:app",
+            "--keep",
+            "1",
+            "--older-than",
+            "365d",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{result:#}");
+    // api: `one` is old and not the newest; `two` is the newest. batch: `three` is its newest.
+    let remaining = image_ids(&account).await;
+    assert!(!remaining.contains(&images[0]));
+    assert!(remaining.contains(&images[1]));
+    assert!(remaining.contains(&images[2]));
+}
