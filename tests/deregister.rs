@@ -32,6 +32,7 @@ struct ImageItem {
     action: String,
     reason: String,
     users: Vec<User>,
+    snapshot_ids: Vec<String>,
     delete_associated_snapshots: bool,
     status: String,
     error: Option<String>,
@@ -55,6 +56,7 @@ struct SnapshotItem {
     size_gib: Option<i32>,
     action: String,
     reason: String,
+    deleted_by: String,
     status: String,
     error: Option<String>,
 }

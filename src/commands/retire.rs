@@ -22,7 +22,7 @@ use crate::model::Image;
 use crate::output::{Printer, Render, TableStyle};
 use crate::plan::manifest::split_location;
 use crate::plan::{
-    self, BundlePlan, ImageAction, ImagePlan, Inventory, ItemAction, Plan, SnapshotPlan,
+    self, BundlePlan, DeletedBy, ImageAction, ImagePlan, Inventory, ItemAction, Plan, SnapshotPlan,
 };
 
 /// Mutating EC2 calls share an account-wide rate bucket; 8 in flight keeps well inside it while
@@ -335,23 +335,28 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
         }
     }
 
-    // 3. Mark the snapshots to delete, so a run killed after deregistering can find them.
+    // 3. Mark the snapshots that will need their own DeleteSnapshot after their image is gone,
+    //    so a run killed in between can find them.
     for image in report
         .images
         .iter()
         .filter(|image| image.status == Status::Planned)
     {
-        let to_delete: Vec<String> = report
+        let to_mark: Vec<String> = report
             .snapshots
             .iter()
-            .filter(|s| s.plan.image_id == image.plan.image_id && s.status == Status::Planned)
+            .filter(|s| {
+                s.plan.image_id == image.plan.image_id
+                    && s.status == Status::Planned
+                    && s.plan.deleted_by == DeletedBy::DeleteSnapshot
+            })
             .map(|s| s.plan.snapshot_id.clone())
             .collect();
-        if to_delete.is_empty() {
+        if to_mark.is_empty() {
             continue;
         }
         if let Err(err) = ec2
-            .mark_pending_cleanup(&image.plan.image_id, &to_delete)
+            .mark_pending_cleanup(&image.plan.image_id, &to_mark)
             .await
         {
             report.notes.push(format!(
@@ -362,28 +367,44 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
         }
     }
 
-    // 4. Deregister.
-    let planned: Vec<(usize, String, bool)> = report
+    // 4. Deregister: groups of images that share snapshots one image at a time (so the last
+    //    one's DeleteAssociatedSnapshots finds them free), the groups concurrently.
+    let planned: Vec<(String, Vec<String>)> = report
+        .images
+        .iter()
+        .filter(|image| image.status == Status::Planned)
+        .map(|image| (image.plan.image_id.clone(), image.plan.snapshot_ids.clone()))
+        .collect();
+    let flags: std::collections::BTreeMap<String, (usize, bool)> = report
         .images
         .iter()
         .enumerate()
-        .filter(|(_, image)| image.status == Status::Planned)
         .map(|(index, image)| {
             (
-                index,
                 image.plan.image_id.clone(),
-                image.plan.delete_associated_snapshots,
+                (index, image.plan.delete_associated_snapshots),
             )
         })
         .collect();
-    let results: Vec<(usize, _)> = stream::iter(planned)
-        .map(|(index, image_id, with_snapshots)| {
+    let results: Vec<(usize, _)> = stream::iter(plan::sharing_groups(&planned))
+        .map(|group| {
             let ec2 = ec2.clone();
-            async move { (index, ec2.deregister(&image_id, with_snapshots).await) }
+            let flags = &flags;
+            async move {
+                let mut results = Vec::new();
+                for image_id in group {
+                    let (index, with_snapshots) = flags[&image_id];
+                    results.push((index, ec2.deregister(&image_id, with_snapshots).await));
+                }
+                results
+            }
         })
         .buffer_unordered(MUTATION_CONCURRENCY)
-        .collect()
-        .await;
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let mut deleted_with_image: BTreeSet<String> = BTreeSet::new();
     for (index, result) in results {
         let image = &mut report.images[index];

@@ -115,6 +115,8 @@ pub struct ImagePlan {
     pub action: ImageAction,
     pub reason: String,
     pub users: Vec<ImageUser>,
+    /// The image's EBS snapshots (each planned once, under the first requested image using it).
+    pub snapshot_ids: Vec<String>,
     /// Deregister with DeleteAssociatedSnapshots: the plan deletes exactly this image's snapshots
     /// and no other requested image uses them.
     pub delete_associated_snapshots: bool,
@@ -128,6 +130,16 @@ pub struct SnapshotPlan {
     pub size_gib: Option<i32>,
     pub action: ItemAction,
     pub reason: String,
+    /// How a deleted snapshot goes: with its image (DeleteAssociatedSnapshots), or by its own
+    /// DeleteSnapshot after the image is gone (then it is tagged first, for recovery).
+    pub deleted_by: DeletedBy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletedBy {
+    DeregisterImage,
+    DeleteSnapshot,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -186,33 +198,44 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
     ));
     let bundles = bundle_plans(inventory, &leaving_images, &staying, request);
 
+    // DeleteAssociatedSnapshots deletes a subset of the image's own snapshots (those no other
+    // registered image uses). It is used only when the plan deletes every one of them, so AWS can
+    // never delete more than planned. A snapshot another leaving image shares is skipped while
+    // that image is still registered, and goes with the last of them.
     let mut images = images;
     for image in &mut images {
         if image.action != ImageAction::Deregister || !request.cleanup {
             continue;
         }
-        let mine: Vec<&SnapshotPlan> = snapshots
-            .iter()
-            .filter(|snapshot| snapshot.image_id == image.image_id)
-            .collect();
-        let all_referenced = owned
+        let ids = owned
             .get(image.image_id.as_str())
             .map(|found| snapshot_ids(found))
             .unwrap_or_default();
-        let used_by_other_target = all_referenced.iter().any(|snapshot_id| {
-            leaving.iter().any(|other| {
-                *other != image.image_id
-                    && owned
-                        .get(other.as_str())
-                        .is_some_and(|img| snapshot_ids(img).contains(snapshot_id))
+        image.delete_associated_snapshots = !ids.is_empty()
+            && ids.iter().all(|id| {
+                snapshots
+                    .iter()
+                    .any(|plan| plan.snapshot_id == *id && plan.action == ItemAction::Delete)
+            });
+    }
+    for snapshot in &mut snapshots {
+        let users: Vec<&ImagePlan> = images
+            .iter()
+            .filter(|image| image.action == ImageAction::Deregister)
+            .filter(|image| {
+                owned.get(image.image_id.as_str()).is_some_and(|found| {
+                    snapshot_ids(found).contains(&snapshot.snapshot_id.as_str())
+                })
             })
-        });
-        image.delete_associated_snapshots = !mine.is_empty()
-            && mine.len() == all_referenced.len()
-            && mine
-                .iter()
-                .all(|snapshot| snapshot.action == ItemAction::Delete)
-            && !used_by_other_target;
+            .collect();
+        // Images sharing a snapshot are deregistered one after another (see `sharing_groups`),
+        // so the last of them takes it when every one of them uses DeleteAssociatedSnapshots.
+        snapshot.deleted_by =
+            if !users.is_empty() && users.iter().all(|image| image.delete_associated_snapshots) {
+                DeletedBy::DeregisterImage
+            } else {
+                DeletedBy::DeleteSnapshot
+            };
     }
 
     Plan {
@@ -254,6 +277,9 @@ fn image_plan(
         action: ImageAction::Blocked,
         reason,
         users,
+        snapshot_ids: image
+            .map(|image| snapshot_ids(image).into_iter().map(String::from).collect())
+            .unwrap_or_default(),
         delete_associated_snapshots: false,
     };
     let Some(image) = owned.get(target).copied() else {
@@ -333,6 +359,7 @@ fn image_plan(
         action: ImageAction::Deregister,
         reason,
         users,
+        snapshot_ids: snapshot_ids(image).into_iter().map(String::from).collect(),
         delete_associated_snapshots: false,
     }
 }
@@ -343,6 +370,33 @@ fn describe_user(user: &ImageUser) -> String {
         Some(detail) => format!("{kind} {} ({detail})", user.id),
         None => format!("{kind} {}", user.id),
     }
+}
+
+/// The images to deregister, grouped so that images sharing a snapshot are in one group (in
+/// request order). Groups can run concurrently; a group's images must go one after another, so
+/// the last one's DeleteAssociatedSnapshots finds its shared snapshots free.
+pub fn sharing_groups(images: &[(String, Vec<String>)]) -> Vec<Vec<String>> {
+    let mut groups: Vec<(BTreeSet<String>, Vec<String>)> = Vec::new();
+    for (image_id, snapshots) in images {
+        let touching: Vec<usize> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, (ids, _))| snapshots.iter().any(|s| ids.contains(s)))
+            .map(|(index, _)| index)
+            .collect();
+        let mut merged: (BTreeSet<String>, Vec<String>) = (BTreeSet::new(), Vec::new());
+        for index in touching.into_iter().rev() {
+            let (ids, members) = groups.remove(index);
+            merged.0.extend(ids);
+            let mut members = members;
+            members.append(&mut merged.1);
+            merged.1 = members;
+        }
+        merged.0.extend(snapshots.iter().cloned());
+        merged.1.push(image_id.clone());
+        groups.push(merged);
+    }
+    groups.into_iter().map(|(_, members)| members).collect()
 }
 
 /// Why deregistration protection blocks the image now, if it does. Unknown values block: when in
@@ -415,6 +469,7 @@ fn snapshot_plans(
                 size_gib: info.map(|info| info.size_gib),
                 action,
                 reason,
+                deleted_by: DeletedBy::DeleteSnapshot,
             });
         }
     }
@@ -473,6 +528,7 @@ fn pending_snapshot_plans(
                     .map(|info| info.size_gib),
                 action,
                 reason,
+                deleted_by: DeletedBy::DeleteSnapshot,
             });
         }
     }

@@ -154,8 +154,9 @@ fn a_disabled_image_still_holds_its_snapshots() {
         [("snap-1", ItemAction::Delete), ("snap-2", ItemAction::Keep)]
     );
     assert!(plan.snapshots[1].reason.contains("ami-d"));
-    // Not exactly its own snapshots any more: explicit deletes, not DeleteAssociatedSnapshots.
+    // Not all of its snapshots go: explicit deletes, never DeleteAssociatedSnapshots.
     assert!(!plan.images[0].delete_associated_snapshots);
+    assert_eq!(plan.snapshots[0].deleted_by, DeletedBy::DeleteSnapshot);
 }
 
 #[test]
@@ -173,8 +174,12 @@ fn a_snapshot_shared_by_two_leaving_images_is_planned_once() {
         ]
     );
     assert_eq!(plan.snapshots[0].image_id, "ami-a");
-    // AWS would skip snap-1 while the other image is registered: explicit deletes after both go.
-    assert!(plan.images.iter().all(|i| !i.delete_associated_snapshots));
+    // Each image's snapshots are all planned to go, so each goes with DeleteAssociatedSnapshots;
+    // AWS may skip snap-1 while the other image is still registered, so it is also marked for an
+    // explicit delete afterwards. snap-2 goes with ami-b alone.
+    assert!(plan.images.iter().all(|i| i.delete_associated_snapshots));
+    assert_eq!(plan.snapshots[0].deleted_by, DeletedBy::DeregisterImage);
+    assert_eq!(plan.snapshots[1].deleted_by, DeletedBy::DeregisterImage);
 }
 
 #[test]
@@ -526,4 +531,26 @@ fn instances_to_be_terminated_do_not_block_but_templates_do() {
             .contains("launch configuration web-lc")
     );
     assert!(!plan.images[0].reason.contains("i-1"));
+}
+
+#[test]
+fn images_sharing_snapshots_form_one_sequential_group() {
+    let images = vec![
+        ("ami-a".to_string(), vec!["snap-1".to_string()]),
+        ("ami-b".to_string(), vec!["snap-2".to_string()]),
+        (
+            "ami-c".to_string(),
+            vec!["snap-2".to_string(), "snap-3".to_string()],
+        ),
+        (
+            "ami-d".to_string(),
+            vec!["snap-3".to_string(), "snap-1".to_string()],
+        ),
+        ("ami-e".to_string(), vec![]),
+    ];
+    let groups = sharing_groups(&images);
+    assert_eq!(
+        groups,
+        [vec!["ami-a", "ami-b", "ami-c", "ami-d"], vec!["ami-e"]]
+    );
 }

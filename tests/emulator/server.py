@@ -10,7 +10,8 @@ Admin routes (test tooling only; the `ami` binary never calls them):
   GET  /_emulator/requests?account=ID          per-action request counts {"ec2:DescribeImages": 3, ...}
   POST /_emulator/requests/reset?account=ID
   POST /_emulator/backdate   {"account", "region", "resource_id", "time": RFC 3339}
-  POST /_emulator/config     {"account", "page_size": N|null}   cap DescribeImages/Snapshots pages
+  POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null}
+                             cap DescribeImages/Snapshots pages; add network latency per request
 """
 
 from __future__ import annotations
@@ -91,19 +92,26 @@ class EmulatorApp:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.counters = Counters()
+        # Per-account added latency in seconds: the round trip to a real AWS endpoint, which the
+        # emulator on loopback lacks. Sleeping releases the GIL, so concurrent clients overlap it
+        # as they would on a network; the emulator's own work stays serialised.
+        self.latency: dict[str, float] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_emulator/"):
             return self.admin(environ, start_response, path)
-        self.count(environ)
+        account = self.count(environ)
+        delay = self.latency.get(account or "")
+        if delay:
+            time.sleep(delay)
         return self.inner(environ, start_response)
 
-    def count(self, environ: dict[str, Any]) -> None:
+    def count(self, environ: dict[str, Any]) -> str | None:
         auth = environ.get("HTTP_AUTHORIZATION", "")
         match = _CREDENTIAL.search(auth)
         if not match:
-            return
+            return None
         access_key, _region, service = match.groups()
         import moto.iam.models as iam_models
 
@@ -122,6 +130,7 @@ class EmulatorApp:
                 environ["wsgi.input"] = io.BytesIO(body)
                 action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["Unknown"])[0]
         self.counters.add(account, f"{service}:{action}")
+        return account
 
     def admin(self, environ: dict[str, Any], start_response: Any, path: str) -> Any:
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
@@ -145,7 +154,13 @@ class EmulatorApp:
                 fidelity.backdate(body["account"], body["region"], body["resource_id"], when)
                 result = {"ok": True}
             elif path == "/_emulator/config":
-                fidelity.set_page_size_cap(body["account"], body.get("page_size"))
+                if "page_size" in body:
+                    fidelity.set_page_size_cap(body["account"], body["page_size"])
+                if "latency_ms" in body:
+                    if body["latency_ms"]:
+                        self.latency[body["account"]] = float(body["latency_ms"]) / 1000.0
+                    else:
+                        self.latency.pop(body["account"], None)
                 result = {"ok": True}
             else:
                 return self.reply(start_response, "404 Not Found", {"error": path})
