@@ -72,6 +72,14 @@ pub enum OutputFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetireAction {
+    Deregister,
+    Deprecate,
+    Disable,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -157,6 +165,11 @@ pub struct CleanupArgs {
     /// Public images may be retired too
     #[arg(long)]
     pub include_public: bool,
+
+    /// What retiring means: deregister (with the snapshots and bundles only they use), or a
+    /// gentler first stage: deprecate (now) or disable
+    #[arg(long, value_enum, default_value_t = RetireAction::Deregister)]
+    pub action: RetireAction,
 
     /// Also delete orphaned snapshots: made for an image (CreateImage/CopyImage) that no longer
     /// exists, and used by no image. Snapshots made by hand are never touched

@@ -7,35 +7,6 @@ use common::{Account, REGION, json};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-async fn image_ids(account: &Account) -> BTreeSet<String> {
-    account
-        .ec2()
-        .describe_images()
-        .owners("self")
-        .include_disabled(true)
-        .send()
-        .await
-        .unwrap()
-        .images()
-        .iter()
-        .filter_map(|image| image.image_id().map(String::from))
-        .collect()
-}
-
-async fn snapshot_ids(account: &Account) -> BTreeSet<String> {
-    account
-        .ec2()
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .unwrap()
-        .snapshots()
-        .iter()
-        .filter_map(|snapshot| snapshot.snapshot_id().map(String::from))
-        .collect()
-}
-
 fn cleanup(account: &Account, args: &[&str]) -> (i32, Value) {
     let output = account
         .ami()
@@ -228,8 +199,8 @@ async fn estate(account: &Account) -> Estate {
 async fn keep_two_per_family_retires_exactly_the_intended_images() {
     let account = Account::new();
     let estate = estate(&account).await;
-    let before_images = image_ids(&account).await;
-    let before_snapshots = snapshot_ids(&account).await;
+    let before_images = account.image_ids().await;
+    let before_snapshots = account.snapshot_ids().await;
 
     // The plan first: nothing changes.
     account.reset_requests();
@@ -256,8 +227,8 @@ async fn keep_two_per_family_retires_exactly_the_intended_images() {
         })
         .collect();
     assert!(mutating.is_empty(), "dry run made {mutating:?}");
-    assert_eq!(image_ids(&account).await, before_images);
-    assert_eq!(snapshot_ids(&account).await, before_snapshots);
+    assert_eq!(account.image_ids().await, before_images);
+    assert_eq!(account.snapshot_ids().await, before_snapshots);
 
     let (code, result) = cleanup(&account, &["--keep", "2", "--orphans", "--yes"]);
     assert_eq!(code, 0, "{result:#}");
@@ -267,14 +238,14 @@ async fn keep_two_per_family_retires_exactly_the_intended_images() {
         assert_ne!(snapshot["status"], "failed", "{snapshot}");
     }
 
-    let images = image_ids(&account).await;
+    let images = account.image_ids().await;
     for image in &estate.retired {
         assert!(!images.contains(image), "{image} should be gone");
     }
     for image in &estate.kept {
         assert!(images.contains(image), "{image} should stay");
     }
-    let snapshots = snapshot_ids(&account).await;
+    let snapshots = account.snapshot_ids().await;
     for snapshot in &estate.retired_snapshots {
         assert!(!snapshots.contains(snapshot), "{snapshot} should be gone");
     }
@@ -291,7 +262,7 @@ async fn keep_two_per_family_retires_exactly_the_intended_images() {
     let (code, again) = cleanup(&account, &["--keep", "2", "--orphans", "--yes"]);
     assert_eq!(code, 0);
     assert!(again["regions"][0]["retire"].is_null(), "{again:#}");
-    assert_eq!(image_ids(&account).await, images);
+    assert_eq!(account.image_ids().await, images);
 }
 
 #[tokio::test]
@@ -314,7 +285,7 @@ async fn cron_without_yes_changes_nothing() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--yes"));
-    assert_eq!(image_ids(&account).await.len(), 3);
+    assert_eq!(account.image_ids().await.len(), 3);
 
     let output = account.ami().args(["cleanup"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -332,8 +303,8 @@ async fn cron_without_yes_changes_nothing() {
         summary.contains("ami cleanup: retired 2 image(s)"),
         "{summary}"
     );
-    assert_eq!(image_ids(&account).await.len(), 1);
-    assert_eq!(snapshot_ids(&account).await, BTreeSet::from([snapshot]));
+    assert_eq!(account.image_ids().await.len(), 1);
+    assert_eq!(account.snapshot_ids().await, BTreeSet::from([snapshot]));
 }
 
 #[tokio::test]
@@ -367,8 +338,68 @@ async fn older_than_and_tag_families() {
     );
     assert_eq!(code, 0, "{result:#}");
     // api: `one` is old and not the newest; `two` is the newest. batch: `three` is its newest.
-    let remaining = image_ids(&account).await;
+    let remaining = account.image_ids().await;
     assert!(!remaining.contains(&images[0]));
     assert!(remaining.contains(&images[1]));
     assert!(remaining.contains(&images[2]));
+}
+
+#[tokio::test]
+async fn staged_retirement_disables_instead_of_deregistering() {
+    let account = Account::new();
+    let mut images = Vec::new();
+    for day in 1..=3 {
+        let snapshot = account.snapshot(REGION, 8).await;
+        let image = account
+            .register_ebs(
+                REGION,
+                &format!("stage-2026-01-0{day}"),
+                &[("/dev/xvda", &snapshot)],
+            )
+            .await;
+        account.backdate(REGION, &image, &format!("2026-01-0{day}T00:00:00Z"));
+        images.push(image);
+    }
+    let snapshots_before = account.snapshot_ids().await;
+    let (code, result) = cleanup(&account, &["--keep", "1", "--action", "disable", "--yes"]);
+    assert_eq!(code, 0, "{result:#}");
+    let staged = result["regions"][0]["staged"].as_array().unwrap();
+    assert_eq!(staged.len(), 2);
+    assert!(
+        staged
+            .iter()
+            .all(|s| s["status"] == "done" && s["action"] == "disable")
+    );
+    // Nothing deregistered or deleted: the two older images are disabled, the newest untouched.
+    assert_eq!(account.image_ids().await.len(), 3);
+    assert_eq!(account.snapshot_ids().await, snapshots_before);
+    let described = account
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .include_disabled(true)
+        .send()
+        .await
+        .unwrap();
+    let disabled: BTreeSet<&str> = described
+        .images()
+        .iter()
+        .filter(|i| i.state().map(|s| s.as_str()) == Some("disabled"))
+        .filter_map(|i| i.image_id())
+        .collect();
+    assert_eq!(
+        disabled,
+        BTreeSet::from([images[0].as_str(), images[1].as_str()])
+    );
+
+    // Run again: already disabled, nothing more to do.
+    let (code, again) = cleanup(&account, &["--keep", "1", "--action", "disable", "--yes"]);
+    assert_eq!(code, 0);
+    assert!(
+        again["regions"][0]["staged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["error"] == "already in that state")
+    );
 }

@@ -113,35 +113,6 @@ fn deregister(account: &Account, args: &[&str]) -> (i32, Report) {
     (code, report)
 }
 
-async fn image_ids(account: &Account) -> BTreeSet<String> {
-    account
-        .ec2()
-        .describe_images()
-        .owners("self")
-        .include_disabled(true)
-        .send()
-        .await
-        .unwrap()
-        .images()
-        .iter()
-        .filter_map(|image| image.image_id().map(String::from))
-        .collect()
-}
-
-async fn snapshot_ids(account: &Account) -> BTreeSet<String> {
-    account
-        .ec2()
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .unwrap()
-        .snapshots()
-        .iter()
-        .filter_map(|snapshot| snapshot.snapshot_id().map(String::from))
-        .collect()
-}
-
 async fn object_keys(account: &Account, bucket: &str) -> BTreeSet<String> {
     account
         .s3()
@@ -153,20 +124,6 @@ async fn object_keys(account: &Account, bucket: &str) -> BTreeSet<String> {
         .contents()
         .iter()
         .filter_map(|object| object.key().map(String::from))
-        .collect()
-}
-
-/// Calls that change something (anything but Describe/Get/List/Head).
-fn mutating_calls(account: &Account) -> Vec<String> {
-    account
-        .requests()
-        .into_keys()
-        .filter(|action| {
-            let name = action.split(':').nth(1).unwrap_or_default();
-            !["Describe", "Get", "List", "Head"]
-                .iter()
-                .any(|read| name.starts_with(read))
-        })
         .collect()
 }
 
@@ -206,14 +163,14 @@ async fn a_shared_snapshot_stays_until_its_last_image_goes() {
     assert_eq!(report.images[0].status, "done");
     assert_eq!(report.snapshots[0].action, "keep");
     assert_eq!(report.snapshots[0].reason, format!("also used by {b} (b)"));
-    assert_eq!(image_ids(&account).await, set(&[&b]));
-    assert_eq!(snapshot_ids(&account).await, set(&[&snapshot]));
+    assert_eq!(account.image_ids().await, set(&[&b]));
+    assert_eq!(account.snapshot_ids().await, set(&[&snapshot]));
 
     let (code, report) = deregister(&account, &[&b, "--cleanup", "--yes"]);
     assert_eq!(code, 0);
     assert_eq!(report.snapshots[0].status, "done");
-    assert!(image_ids(&account).await.is_empty());
-    assert!(snapshot_ids(&account).await.is_empty());
+    assert!(account.image_ids().await.is_empty());
+    assert!(account.snapshot_ids().await.is_empty());
 }
 
 #[tokio::test]
@@ -228,7 +185,7 @@ async fn both_volumes_of_a_two_volume_image_go_but_a_disabled_image_keeps_its_sh
     assert_eq!(code, 0);
     assert!(report.images[0].delete_associated_snapshots);
     assert!(report.snapshots.iter().all(|s| s.status == "done"));
-    assert!(snapshot_ids(&account).await.is_empty());
+    assert!(account.snapshot_ids().await.is_empty());
 
     let root = account.snapshot(REGION, 8).await;
     let shared = account.snapshot(REGION, 20).await;
@@ -258,8 +215,8 @@ async fn both_volumes_of_a_two_volume_image_go_but_a_disabled_image_keeps_its_sh
         .unwrap();
     assert_eq!(kept.action, "keep");
     assert!(kept.reason.contains(&disabled), "{}", kept.reason);
-    assert_eq!(snapshot_ids(&account).await, set(&[&shared]));
-    assert_eq!(image_ids(&account).await, set(&[&disabled]));
+    assert_eq!(account.snapshot_ids().await, set(&[&shared]));
+    assert_eq!(account.image_ids().await, set(&[&disabled]));
 }
 
 #[tokio::test]
@@ -318,7 +275,7 @@ async fn an_instance_store_bundle_goes_and_nothing_else_in_its_bucket() {
             "db/img.part.00"
         ])
     );
-    assert_eq!(image_ids(&account).await, set(&[&db]));
+    assert_eq!(account.image_ids().await, set(&[&db]));
 }
 
 #[tokio::test]
@@ -433,13 +390,13 @@ async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared
         "{}",
         report.images[1].reason
     );
-    assert_eq!(image_ids(&account).await.len(), 3);
+    assert_eq!(account.image_ids().await.len(), 3);
 
     let (code, report) = deregister(&account, &[&templated, "--cleanup", "--force", "--yes"]);
     assert_eq!(code, 0);
     assert_eq!(report.images[0].status, "done");
     assert_eq!(report.snapshots[0].action, "keep");
-    assert_eq!(snapshot_ids(&account).await, set(&[&snapshot]));
+    assert_eq!(account.snapshot_ids().await, set(&[&snapshot]));
 }
 
 #[tokio::test]
@@ -468,7 +425,7 @@ async fn terminate_instances_clears_the_way() {
     );
     assert_eq!(code, 0, "{report:?}");
     assert_eq!(report.instances_terminated, std::slice::from_ref(&instance));
-    assert!(image_ids(&account).await.is_empty());
+    assert!(account.image_ids().await.is_empty());
     let state = account
         .ec2()
         .describe_instances()
@@ -503,9 +460,9 @@ async fn dry_run_changes_nothing() {
     assert!(report.dry_run);
     assert_eq!(report.images[0].status, "planned");
     assert_eq!(report.snapshots[0].status, "planned");
-    assert_eq!(mutating_calls(&account), Vec::<String>::new());
-    assert_eq!(image_ids(&account).await, set(&[&image]));
-    assert_eq!(snapshot_ids(&account).await, set(&[&snapshot]));
+    assert_eq!(account.mutating_calls(), Vec::<String>::new());
+    assert_eq!(account.image_ids().await, set(&[&image]));
+    assert_eq!(account.snapshot_ids().await, set(&[&snapshot]));
 }
 
 #[tokio::test]
@@ -532,7 +489,7 @@ async fn a_malformed_id_stops_everything_before_any_change() {
         "no call at all: {:?}",
         account.requests()
     );
-    assert_eq!(image_ids(&account).await, set(&[&image]));
+    assert_eq!(account.image_ids().await, set(&[&image]));
 }
 
 #[tokio::test]
@@ -550,8 +507,8 @@ async fn without_a_terminal_or_yes_nothing_changes() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("pass --yes"));
-    assert_eq!(mutating_calls(&account), Vec::<String>::new());
-    assert_eq!(image_ids(&account).await, set(&[&image]));
+    assert_eq!(account.mutating_calls(), Vec::<String>::new());
+    assert_eq!(account.image_ids().await, set(&[&image]));
 }
 
 #[tokio::test]
@@ -566,7 +523,7 @@ async fn without_cleanup_says_what_is_left_behind() {
     assert_eq!(code, 0);
     assert_eq!(report.left_behind.snapshots, 2);
     assert_eq!(report.left_behind.snapshot_gib, 38);
-    assert_eq!(snapshot_ids(&account).await, set(&[&root, &data]));
+    assert_eq!(account.snapshot_ids().await, set(&[&root, &data]));
 
     let table = account
         .ami()
@@ -630,7 +587,7 @@ async fn protected_and_foreign_images_are_blocked_and_others_still_go() {
             .reason
             .contains(&format!("owned by account {}", owner.id))
     );
-    assert_eq!(image_ids(&owner).await, set(&[&protected]));
+    assert_eq!(owner.image_ids().await, set(&[&protected]));
 }
 
 #[tokio::test]
@@ -680,7 +637,7 @@ async fn a_run_killed_after_deregistering_is_finished_by_the_next() {
     };
     assert_eq!(by_id(&root).status, "done");
     assert_eq!(by_id(&shared).action, "keep", "still used by {keeper}");
-    assert_eq!(snapshot_ids(&account).await, set(&[&shared]));
+    assert_eq!(account.snapshot_ids().await, set(&[&shared]));
 }
 
 #[tokio::test]
@@ -710,7 +667,7 @@ async fn a_launch_configuration_blocks_its_image() {
         "{}",
         report.images[0].reason
     );
-    assert_eq!(image_ids(&account).await, set(&[&image]));
+    assert_eq!(account.image_ids().await, set(&[&image]));
 }
 
 #[tokio::test]
@@ -797,12 +754,12 @@ async fn killed_then_rerun(delay_ms: u64) {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(
-        image_ids(&account).await,
+        account.image_ids().await,
         set(&[&keeper]),
         "killed at {delay_ms} ms"
     );
     assert_eq!(
-        snapshot_ids(&account).await,
+        account.snapshot_ids().await,
         set(&[&shared]),
         "killed at {delay_ms} ms"
     );

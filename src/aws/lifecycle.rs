@@ -230,6 +230,16 @@ impl Ec2 {
         Ok(())
     }
 
+    pub async fn disable_image(&self, image_id: &str) -> Result<()> {
+        self.client
+            .disable_image()
+            .image_id(image_id)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("DisableImage", &self.region, &err))?;
+        Ok(())
+    }
+
     pub async fn enable_protection(&self, image_id: &str) -> Result<()> {
         self.client
             .enable_image_deregistration_protection()

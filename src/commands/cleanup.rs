@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use crate::aws::Aws;
-use crate::aws::snapshots::Deleted;
-use crate::cli::{CleanupArgs, OutputFormat};
+use crate::cli::{CleanupArgs, OutputFormat, RetireAction};
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::Image;
@@ -23,7 +22,8 @@ use crate::plan::retention::{Decision, GroupBy, Retention, Verdict, select};
 use crate::plan::{self, ItemAction, Request};
 
 use super::retire::{
-    ExecuteOptions, RetireReport, Status, complete_inventory, execute, load_region, usage_of,
+    ExecuteOptions, RetireReport, Status, complete_inventory, deletion_status, execute,
+    load_region, usage_of,
 };
 
 /// Regions are independent endpoints with their own rate limits.
@@ -42,10 +42,21 @@ pub struct RegionCleanup {
     pub region: String,
     /// Every candidate image: retire or keep, and why.
     pub decisions: Vec<Decision>,
-    /// The retired images with their snapshots and bundles (as `ami deregister` reports them).
+    /// The retired images with their snapshots and bundles (as `ami deregister` reports them),
+    /// with --action deregister.
     pub retire: Option<RetireReport>,
+    /// With --action deprecate or disable: each selected image and what was done to it.
+    pub staged: Vec<StagedReport>,
     pub orphans: Vec<OrphanReport>,
     /// Set when the region could not be read or planned at all.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StagedReport {
+    pub image_id: String,
+    pub action: RetireAction,
+    pub status: Status,
     pub error: Option<String>,
 }
 
@@ -103,6 +114,7 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
                         region,
                         decisions: Vec::new(),
                         retire: None,
+                        staged: Vec::new(),
                         orphans: Vec::new(),
                         error: Some(one_line(&err)),
                     },
@@ -123,6 +135,7 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
     let printer = Printer::new(settings);
     let has_work = output.regions.iter().any(|r| {
         r.retire.as_ref().is_some_and(RetireReport::has_work)
+            || r.staged.iter().any(|s| s.status == Status::Planned)
             || r.orphans.iter().any(|o| o.status == Status::Planned)
     });
     if !settings.dry_run && has_work {
@@ -257,7 +270,7 @@ async fn plan_region(
             .filter(|d| d.verdict == Verdict::Retire)
             .map(|d| d.image_id.clone())
             .collect();
-        let retire = if targets.is_empty() {
+        let retire = if targets.is_empty() || args.action != RetireAction::Deregister {
             None
         } else {
             let images = facts.images.clone();
@@ -288,6 +301,11 @@ async fn plan_region(
     } else {
         (Vec::new(), None)
     };
+    let staged = if args.action == RetireAction::Deregister {
+        Vec::new()
+    } else {
+        staged_reports(&facts.images, &decisions, args.action)
+    };
     let orphan_reports = if args.orphans {
         let snapshots = aws.ec2(region).all_owned_snapshots().await?;
         orphans(&snapshots, &facts.images)
@@ -308,9 +326,41 @@ async fn plan_region(
         region: region.to_string(),
         decisions,
         retire,
+        staged,
         orphans: orphan_reports,
         error: None,
     })
+}
+
+/// Deprecating or disabling instead of deregistering; an image already in that state is done.
+fn staged_reports(
+    images: &[Image],
+    decisions: &[Decision],
+    action: RetireAction,
+) -> Vec<StagedReport> {
+    let now = Utc::now();
+    decisions
+        .iter()
+        .filter(|d| d.verdict == Verdict::Retire)
+        .map(|decision| {
+            let image = images.iter().find(|i| i.image_id == decision.image_id);
+            let already = image.is_some_and(|image| match action {
+                RetireAction::Disable => image.state == "disabled",
+                RetireAction::Deprecate => image.deprecation_time.is_some_and(|t| t <= now),
+                RetireAction::Deregister => false,
+            });
+            StagedReport {
+                image_id: decision.image_id.clone(),
+                action,
+                status: if already {
+                    Status::Done
+                } else {
+                    Status::Planned
+                },
+                error: already.then(|| "already in that state".to_string()),
+            }
+        })
+        .collect()
 }
 
 async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
@@ -321,6 +371,24 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
         report.tally_left_behind();
     }
     let ec2 = aws.ec2(&region.region);
+    for staged in region
+        .staged
+        .iter_mut()
+        .filter(|s| s.status == Status::Planned)
+    {
+        let result = match staged.action {
+            RetireAction::Deprecate => ec2.enable_deprecation(&staged.image_id, Utc::now()).await,
+            RetireAction::Disable => ec2.disable_image(&staged.image_id).await,
+            RetireAction::Deregister => Ok(()),
+        };
+        match result {
+            Ok(()) => staged.status = Status::Done,
+            Err(err) => {
+                staged.status = Status::Failed;
+                staged.error = Some(one_line(&err));
+            }
+        }
+    }
     let planned: Vec<(usize, String)> = region
         .orphans
         .iter()
@@ -338,17 +406,7 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
         .await;
     for (index, result) in results {
         let orphan = &mut region.orphans[index];
-        match result {
-            Ok(Deleted::Deleted) => orphan.status = Status::Done,
-            Ok(Deleted::AlreadyGone) => {
-                orphan.status = Status::Done;
-                orphan.error = Some("already deleted".into());
-            }
-            Err(err) => {
-                orphan.status = Status::Failed;
-                orphan.error = Some(err.to_string());
-            }
-        }
+        (orphan.status, orphan.error) = deletion_status(result);
     }
 }
 
@@ -388,6 +446,16 @@ impl CleanupOutput {
                         .filter(|b| b.status == Status::Failed)
                         .count();
             }
+            *counts.entry("images").or_default() += region
+                .staged
+                .iter()
+                .filter(|s| s.status == Status::Done || s.status == Status::Planned)
+                .count();
+            *counts.entry("failed").or_default() += region
+                .staged
+                .iter()
+                .filter(|s| s.status == Status::Failed)
+                .count();
             *counts.entry("orphans").or_default() += region
                 .orphans
                 .iter()
@@ -440,6 +508,7 @@ impl CleanupOutput {
             r.retire
                 .as_ref()
                 .is_some_and(|report| report.images.iter().any(|i| i.status == Status::Done))
+                || r.staged.iter().any(|s| s.status == Status::Done)
                 || r.orphans.iter().any(|o| o.status == Status::Done)
                 || (self.dry_run && r.error.is_none())
         });
@@ -496,6 +565,18 @@ impl Render for CleanupOutput {
             }
             if let Some(report) = &region.retire {
                 out.push(report.render(style));
+            }
+            if !region.staged.is_empty() {
+                let mut table = style.table(&["IMAGE", "ACTION", "STATUS", "NOTE"]);
+                for staged in &region.staged {
+                    table.add_row(vec![
+                        style.cell(&staged.image_id, None),
+                        style.cell(format!("{:?}", staged.action).to_lowercase(), None),
+                        style.cell(format!("{:?}", staged.status).to_lowercase(), None),
+                        style.cell(staged.error.as_deref().unwrap_or(""), None),
+                    ]);
+                }
+                out.push(table.to_string());
             }
             if !region.orphans.is_empty() {
                 let mut table =

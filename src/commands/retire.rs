@@ -457,17 +457,7 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
         .await;
     for (index, result) in results {
         let snapshot = &mut report.snapshots[index];
-        match result {
-            Ok(Deleted::Deleted) => snapshot.status = Status::Done,
-            Ok(Deleted::AlreadyGone) => {
-                snapshot.status = Status::Done;
-                snapshot.error = Some("already deleted".into());
-            }
-            Err(err) => {
-                snapshot.status = Status::Failed;
-                snapshot.error = Some(err.to_string());
-            }
-        }
+        (snapshot.status, snapshot.error) = deletion_status(result);
     }
 
     // 6. Buckets the cleanup emptied.
@@ -490,6 +480,17 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
                 }
             }
         }
+    }
+}
+
+/// A snapshot deletion's status; one already gone counts as done.
+pub fn deletion_status(
+    result: Result<Deleted, crate::aws::error::AwsError>,
+) -> (Status, Option<String>) {
+    match result {
+        Ok(Deleted::Deleted) => (Status::Done, None),
+        Ok(Deleted::AlreadyGone) => (Status::Done, Some("already deleted".into())),
+        Err(err) => (Status::Failed, Some(err.to_string())),
     }
 }
 

@@ -192,9 +192,20 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
         .filter(|target| leaving.contains(**target))
         .filter_map(|target| owned.get(target).copied())
         .collect();
-    let mut snapshots = snapshot_plans(inventory, &leaving_images, &staying, request);
+    // Which staying images use each snapshot, computed once: estates have thousands of images.
+    let mut used_by_staying: BTreeMap<&str, Vec<&Image>> = BTreeMap::new();
+    for image in &staying {
+        for id in snapshot_ids(image) {
+            used_by_staying.entry(id).or_default().push(image);
+        }
+    }
+    let mut snapshots = snapshot_plans(inventory, &leaving_images, &used_by_staying, request);
     snapshots.extend(pending_snapshot_plans(
-        inventory, &images, &staying, request, &snapshots,
+        inventory,
+        &images,
+        &used_by_staying,
+        request,
+        &snapshots,
     ));
     let bundles = bundle_plans(inventory, &leaving_images, &staying, request);
 
@@ -203,39 +214,42 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
     // never delete more than planned. A snapshot another leaving image shares is skipped while
     // that image is still registered, and goes with the last of them.
     let mut images = images;
+    let deleting: BTreeSet<&str> = snapshots
+        .iter()
+        .filter(|plan| plan.action == ItemAction::Delete)
+        .map(|plan| plan.snapshot_id.as_str())
+        .collect();
     for image in &mut images {
         if image.action != ImageAction::Deregister || !request.cleanup {
             continue;
         }
-        let ids = owned
-            .get(image.image_id.as_str())
-            .map(|found| snapshot_ids(found))
-            .unwrap_or_default();
-        image.delete_associated_snapshots = !ids.is_empty()
-            && ids.iter().all(|id| {
-                snapshots
-                    .iter()
-                    .any(|plan| plan.snapshot_id == *id && plan.action == ItemAction::Delete)
-            });
+        image.delete_associated_snapshots = !image.snapshot_ids.is_empty()
+            && image
+                .snapshot_ids
+                .iter()
+                .all(|id| deleting.contains(id.as_str()));
+    }
+    // Images sharing a snapshot are deregistered one after another (see `sharing_groups`), so
+    // the last of them takes it when every one of them uses DeleteAssociatedSnapshots.
+    let mut leaving_users: BTreeMap<&str, Vec<bool>> = BTreeMap::new();
+    for image in images
+        .iter()
+        .filter(|image| image.action == ImageAction::Deregister)
+    {
+        for id in &image.snapshot_ids {
+            leaving_users
+                .entry(id.as_str())
+                .or_default()
+                .push(image.delete_associated_snapshots);
+        }
     }
     for snapshot in &mut snapshots {
-        let users: Vec<&ImagePlan> = images
-            .iter()
-            .filter(|image| image.action == ImageAction::Deregister)
-            .filter(|image| {
-                owned.get(image.image_id.as_str()).is_some_and(|found| {
-                    snapshot_ids(found).contains(&snapshot.snapshot_id.as_str())
-                })
-            })
-            .collect();
-        // Images sharing a snapshot are deregistered one after another (see `sharing_groups`),
-        // so the last of them takes it when every one of them uses DeleteAssociatedSnapshots.
-        snapshot.deleted_by =
-            if !users.is_empty() && users.iter().all(|image| image.delete_associated_snapshots) {
-                DeletedBy::DeregisterImage
-            } else {
-                DeletedBy::DeleteSnapshot
-            };
+        let flags = leaving_users.get(snapshot.snapshot_id.as_str());
+        snapshot.deleted_by = if flags.is_some_and(|flags| flags.iter().all(|flag| *flag)) {
+            DeletedBy::DeregisterImage
+        } else {
+            DeletedBy::DeleteSnapshot
+        };
     }
 
     Plan {
@@ -376,27 +390,34 @@ fn describe_user(user: &ImageUser) -> String {
 /// request order). Groups can run concurrently; a group's images must go one after another, so
 /// the last one's DeleteAssociatedSnapshots finds its shared snapshots free.
 pub fn sharing_groups(images: &[(String, Vec<String>)]) -> Vec<Vec<String>> {
-    let mut groups: Vec<(BTreeSet<String>, Vec<String>)> = Vec::new();
-    for (image_id, snapshots) in images {
-        let touching: Vec<usize> = groups
-            .iter()
-            .enumerate()
-            .filter(|(_, (ids, _))| snapshots.iter().any(|s| ids.contains(s)))
-            .map(|(index, _)| index)
-            .collect();
-        let mut merged: (BTreeSet<String>, Vec<String>) = (BTreeSet::new(), Vec::new());
-        for index in touching.into_iter().rev() {
-            let (ids, members) = groups.remove(index);
-            merged.0.extend(ids);
-            let mut members = members;
-            members.append(&mut merged.1);
-            merged.1 = members;
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
         }
-        merged.0.extend(snapshots.iter().cloned());
-        merged.1.push(image_id.clone());
-        groups.push(merged);
+        i
     }
-    groups.into_iter().map(|(_, members)| members).collect()
+    let mut parent: Vec<usize> = (0..images.len()).collect();
+    let mut first_user: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, (_, snapshots)) in images.iter().enumerate() {
+        for snapshot in snapshots {
+            match first_user.get(snapshot.as_str()) {
+                Some(&other) => {
+                    let (a, b) = (root(&mut parent, index), root(&mut parent, other));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    first_user.insert(snapshot, index);
+                }
+            }
+        }
+    }
+    let mut groups: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (index, (image_id, _)) in images.iter().enumerate() {
+        let group = root(&mut parent, index);
+        groups.entry(group).or_default().push(image_id.clone());
+    }
+    groups.into_values().collect()
 }
 
 /// Why deregistration protection blocks the image now, if it does. Unknown values block: when in
@@ -430,7 +451,7 @@ pub fn protection_block(value: Option<&str>, now: DateTime<Utc>) -> Option<Strin
 fn snapshot_plans(
     inventory: &Inventory,
     leaving: &[&Image],
-    staying: &[&Image],
+    used_by_staying: &BTreeMap<&str, Vec<&Image>>,
     request: &Request,
 ) -> Vec<SnapshotPlan> {
     let mut plans: Vec<SnapshotPlan> = Vec::new();
@@ -442,27 +463,18 @@ fn snapshot_plans(
                 continue;
             }
             let info = inventory.snapshots.get(snapshot_id);
-            let users: Vec<String> = staying
-                .iter()
-                .filter(|other| snapshot_ids(other).contains(&snapshot_id))
-                .map(|other| describe(other))
-                .collect();
-            let (action, reason) = if !request.cleanup {
-                (ItemAction::Keep, "left behind (no --cleanup)".to_string())
-            } else if !users.is_empty() {
-                (
-                    ItemAction::Keep,
-                    format!("also used by {}", users.join(", ")),
-                )
-            } else if info.is_none() {
-                (
-                    ItemAction::Keep,
-                    "not among this account's snapshots (owned elsewhere, or already gone)"
-                        .to_string(),
-                )
-            } else {
-                (ItemAction::Delete, format!("used only by {target}"))
-            };
+            let (action, reason) =
+                if let Some(kept) = kept_for_others(snapshot_id, used_by_staying, request) {
+                    (ItemAction::Keep, kept)
+                } else if info.is_none() {
+                    (
+                        ItemAction::Keep,
+                        "not among this account's snapshots (owned elsewhere, or already gone)"
+                            .to_string(),
+                    )
+                } else {
+                    (ItemAction::Delete, format!("used only by {target}"))
+                };
             plans.push(SnapshotPlan {
                 snapshot_id: snapshot_id.to_string(),
                 image_id: target.to_string(),
@@ -476,12 +488,31 @@ fn snapshot_plans(
     plans
 }
 
+/// Why a snapshot must stay whatever else is true of it: no --cleanup, or an image that stays
+/// uses it.
+fn kept_for_others(
+    snapshot_id: &str,
+    used_by_staying: &BTreeMap<&str, Vec<&Image>>,
+    request: &Request,
+) -> Option<String> {
+    if !request.cleanup {
+        return Some("left behind (no --cleanup)".to_string());
+    }
+    let users: Vec<String> = used_by_staying
+        .get(snapshot_id)
+        .into_iter()
+        .flatten()
+        .map(|other| describe(other))
+        .collect();
+    (!users.is_empty()).then(|| format!("also used by {}", users.join(", ")))
+}
+
 /// Snapshots an interrupted run marked for an image that is gone now: deleted like any other,
 /// unless an existing image uses them.
 fn pending_snapshot_plans(
     inventory: &Inventory,
     images: &[ImagePlan],
-    staying: &[&Image],
+    used_by_staying: &BTreeMap<&str, Vec<&Image>>,
     request: &Request,
     planned: &[SnapshotPlan],
 ) -> Vec<SnapshotPlan> {
@@ -498,27 +529,18 @@ fn pending_snapshot_plans(
             if already {
                 continue;
             }
-            let users: Vec<String> = staying
-                .iter()
-                .filter(|other| snapshot_ids(other).contains(&snapshot_id.as_str()))
-                .map(|other| describe(other))
-                .collect();
-            let (action, reason) = if !request.cleanup {
-                (ItemAction::Keep, "left behind (no --cleanup)".to_string())
-            } else if !users.is_empty() {
-                (
-                    ItemAction::Keep,
-                    format!("also used by {}", users.join(", ")),
-                )
-            } else {
-                (
-                    ItemAction::Delete,
-                    format!(
-                        "marked for deletion with {} by an interrupted run",
-                        image.image_id
-                    ),
-                )
-            };
+            let (action, reason) =
+                if let Some(kept) = kept_for_others(snapshot_id, used_by_staying, request) {
+                    (ItemAction::Keep, kept)
+                } else {
+                    (
+                        ItemAction::Delete,
+                        format!(
+                            "marked for deletion with {} by an interrupted run",
+                            image.image_id
+                        ),
+                    )
+                };
             plans.push(SnapshotPlan {
                 snapshot_id: snapshot_id.clone(),
                 image_id: image.image_id.clone(),

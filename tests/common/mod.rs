@@ -207,6 +207,48 @@ impl Account {
         );
     }
 
+    /// The account's images in the region, every state.
+    pub async fn image_ids(&self) -> std::collections::BTreeSet<String> {
+        self.ec2()
+            .describe_images()
+            .owners("self")
+            .include_disabled(true)
+            .send()
+            .await
+            .expect("describe images")
+            .images()
+            .iter()
+            .filter_map(|image| image.image_id().map(String::from))
+            .collect()
+    }
+
+    /// The account's snapshots in the region.
+    pub async fn snapshot_ids(&self) -> std::collections::BTreeSet<String> {
+        self.ec2()
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .expect("describe snapshots")
+            .snapshots()
+            .iter()
+            .filter_map(|snapshot| snapshot.snapshot_id().map(String::from))
+            .collect()
+    }
+
+    /// Calls that changed something (anything but Describe/Get/List/Head).
+    pub fn mutating_calls(&self) -> Vec<String> {
+        self.requests()
+            .into_keys()
+            .filter(|action| {
+                let name = action.split(':').nth(1).unwrap_or_default();
+                !["Describe", "Get", "List", "Head"]
+                    .iter()
+                    .any(|read| name.starts_with(read))
+            })
+            .collect()
+    }
+
     // --- seeding, through the SDK as any AWS client would -------------------------------
 
     pub async fn snapshot(&self, region: &str, size_gib: i32) -> String {
