@@ -531,8 +531,57 @@ def _response_disable_image_deregistration_protection(self: AmisResponse) -> Act
 # ---------------------------------------------------------------------------------------------
 # Snapshots
 # ---------------------------------------------------------------------------------------------
+class _ImageTable(dict):
+    """The backend's images, indexed by the snapshots they use.
+
+    Same answers as scanning every image for every snapshot lookup, without the quadratic cost at
+    thousands of images (an image's mapping is fixed before it is stored).
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__()
+        self.users: dict[str, set[str]] = {}
+        for key, ami in dict(*args).items():
+            self[key] = ami
+
+    def _index(self, key: str, ami: Ami, add: bool) -> None:
+        for snapshot_id in _ami_snapshot_ids(ami):
+            users = self.users.setdefault(snapshot_id, set())
+            if add:
+                users.add(key)
+            else:
+                users.discard(key)
+
+    def __setitem__(self, key: str, ami: Ami) -> None:
+        if key in self:
+            self._index(key, dict.__getitem__(self, key), add=False)
+        super().__setitem__(key, ami)
+        self._index(key, ami, add=True)
+
+    def __delitem__(self, key: str) -> None:
+        self._index(key, dict.__getitem__(self, key), add=False)
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            self._index(key, dict.__getitem__(self, key), add=False)
+        return super().pop(key, *default)
+
+
+_original_ami_backend_init = AmiBackend.__init__
+
+
+def _ami_backend_init(self: AmiBackend) -> None:
+    _original_ami_backend_init(self)
+    self.amis = _ImageTable(self.amis)
+
+
 def _image_using_snapshot(backend: Any, snapshot_id: str) -> str | None:
-    for ami in list(backend.amis.values()):
+    amis = backend.amis
+    if isinstance(amis, _ImageTable):
+        users = amis.users.get(snapshot_id)
+        return min(users) if users else None
+    for ami in list(amis.values()):
         if snapshot_id in _ami_snapshot_ids(ami):
             return ami.id
     return None
@@ -596,6 +645,7 @@ def apply() -> None:
     TaggedEC2Resource.get_tags = _get_tags
     Ami.__init__ = _ami_init
     Ami.block_device_mappings = property(_ami_block_device_mappings)
+    AmiBackend.__init__ = _ami_backend_init
     AmiBackend.register_image = _register_image
     AmiBackend.create_image = _create_image
     AmiBackend.copy_image = _copy_image
