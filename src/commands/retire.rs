@@ -405,18 +405,20 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
         .into_iter()
         .flatten()
         .collect();
-    let mut deleted_with_image: BTreeSet<String> = BTreeSet::new();
+    // What DeleteAssociatedSnapshots did with each snapshot; a success anywhere wins (images
+    // sharing a snapshot report it skipped until the last of them goes).
+    let mut with_image: std::collections::BTreeMap<String, String> = Default::default();
     for (index, result) in results {
         let image = &mut report.images[index];
         match result {
             Ok(Some(snapshot_results)) => {
                 image.status = Status::Done;
-                deleted_with_image.extend(
-                    snapshot_results
-                        .into_iter()
-                        .filter(|(_, code)| code == "success")
-                        .map(|(id, _)| id),
-                );
+                for (id, code) in snapshot_results {
+                    let entry = with_image.entry(id).or_default();
+                    if entry.as_str() != "success" {
+                        *entry = code;
+                    }
+                }
             }
             Ok(None) => {
                 image.status = Status::Done;
@@ -433,18 +435,39 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
         .filter(|image| image.status == Status::Done)
         .map(|image| image.plan.image_id.clone())
         .collect();
+    // Every requested image that uses a snapshot must be gone before it can be.
+    let mut still_registered: std::collections::BTreeMap<String, String> = Default::default();
+    for image in report.images.iter().filter(|image| {
+        image.plan.action == ImageAction::Deregister && image.status != Status::Done
+    }) {
+        for id in &image.plan.snapshot_ids {
+            still_registered.insert(id.clone(), image.plan.image_id.clone());
+        }
+    }
     let mut to_delete = Vec::new();
     for (index, snapshot) in report.snapshots.iter_mut().enumerate() {
         if snapshot.status != Status::Planned {
             continue;
         }
-        if !gone.contains(&snapshot.plan.image_id) {
+        let id = &snapshot.plan.snapshot_id;
+        if !gone.contains(&snapshot.plan.image_id) || still_registered.contains_key(id) {
+            let holder = still_registered
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| snapshot.plan.image_id.clone());
             snapshot.status = Status::Skipped;
-            snapshot.error = Some(format!("{} was not deregistered", snapshot.plan.image_id));
-        } else if deleted_with_image.contains(&snapshot.plan.snapshot_id) {
-            snapshot.status = Status::Done;
-        } else {
-            to_delete.push((index, snapshot.plan.snapshot_id.clone()));
+            snapshot.error = Some(format!("{holder} was not deregistered"));
+            continue;
+        }
+        match with_image.get(id).map(String::as_str) {
+            Some("success") => snapshot.status = Status::Done,
+            // AWS knows of a user the plan did not: keep it rather than provoke InvalidSnapshot.InUse.
+            Some("skipped") if snapshot.plan.deleted_by == DeletedBy::DeregisterImage => {
+                snapshot.status = Status::Skipped;
+                snapshot.error =
+                    Some("AWS kept it when deregistering: another image still uses it".into());
+            }
+            _ => to_delete.push((index, id.clone())),
         }
     }
     let results: Vec<(usize, _)> = stream::iter(to_delete)
