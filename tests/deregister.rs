@@ -150,10 +150,7 @@ fn manifest(parts: &[&str]) -> Vec<u8> {
 #[tokio::test]
 async fn a_shared_snapshot_stays_until_its_last_image_goes() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let a = account
-        .register_ebs(REGION, "a", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (a, snapshot) = account.image(REGION, "a").await;
     let b = account
         .register_ebs(REGION, "b", &[("/dev/xvda", &snapshot)])
         .await;
@@ -321,10 +318,7 @@ async fn a_hostile_manifest_deletes_nothing_and_says_why() {
 async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared_snapshots() {
     use aws_sdk_ec2::types::RequestLaunchTemplateData;
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let running = account
-        .register_ebs(REGION, "running", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (running, snapshot) = account.image(REGION, "running").await;
     let templated = account
         .register_ebs(REGION, "templated", &[("/dev/xvda", &snapshot)])
         .await;
@@ -402,10 +396,7 @@ async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared
 #[tokio::test]
 async fn terminate_instances_clears_the_way() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let image = account
-        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, _) = account.image(REGION, "img").await;
     let instance = account
         .ec2()
         .run_instances()
@@ -450,10 +441,7 @@ async fn terminate_instances_clears_the_way() {
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let image = account
-        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, snapshot) = account.image(REGION, "img").await;
     account.reset_requests();
     let (code, report) = deregister(&account, &[&image, "--cleanup", "--dry-run"]);
     assert_eq!(code, 0);
@@ -468,10 +456,7 @@ async fn dry_run_changes_nothing() {
 #[tokio::test]
 async fn a_malformed_id_stops_everything_before_any_change() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let image = account
-        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, snapshot) = account.image(REGION, "img").await;
     account.reset_requests();
     let output = account
         .ami()
@@ -495,10 +480,7 @@ async fn a_malformed_id_stops_everything_before_any_change() {
 #[tokio::test]
 async fn without_a_terminal_or_yes_nothing_changes() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let image = account
-        .register_ebs(REGION, "img", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, _) = account.image(REGION, "img").await;
     account.reset_requests();
     let output = account
         .ami()
@@ -539,10 +521,7 @@ async fn without_cleanup_says_what_is_left_behind() {
 async fn protected_and_foreign_images_are_blocked_and_others_still_go() {
     let owner = Account::new();
     let other = Account::new();
-    let snapshot = owner.snapshot(REGION, 8).await;
-    let protected = owner
-        .register_ebs(REGION, "protected", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (protected, snapshot) = owner.image(REGION, "protected").await;
     let free = owner
         .register_ebs(REGION, "free", &[("/dev/xvda", &snapshot)])
         .await;
@@ -643,10 +622,7 @@ async fn a_run_killed_after_deregistering_is_finished_by_the_next() {
 #[tokio::test]
 async fn a_launch_configuration_blocks_its_image() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let image = account
-        .register_ebs(REGION, "lc", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, _) = account.image(REGION, "lc").await;
     let name = format!("web-lc-{}", account.id);
     account
         .autoscaling()

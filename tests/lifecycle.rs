@@ -278,10 +278,7 @@ async fn register_from_a_bundle_checks_the_manifest_first() {
 #[tokio::test]
 async fn copy_to_two_regions_then_rerun_reuses_the_copies() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let source = account
-        .register_ebs(REGION, "to-copy", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (source, _) = account.image(REGION, "to-copy").await;
     account.tag(REGION, &source, "app", "web").await;
 
     let args = [
@@ -338,10 +335,7 @@ async fn copy_to_two_regions_then_rerun_reuses_the_copies() {
 #[tokio::test]
 async fn one_failing_region_does_not_hide_the_others() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let source = account
-        .register_ebs(REGION, "dup-name", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (source, _) = account.image(REGION, "dup-name").await;
     // Two images of that name in eu-west-1 already: ambiguous, so that region fails.
     for _ in 0..2 {
         let other = account.snapshot("eu-west-1", 8).await;
@@ -483,10 +477,7 @@ async fn share_with_another_account_then_revoke() {
 #[tokio::test]
 async fn public_sharing_needs_its_own_confirmation() {
     let owner = Account::new();
-    let snapshot = owner.snapshot(REGION, 8).await;
-    let image = owner
-        .register_ebs(REGION, "maybe-public", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, _) = owner.image(REGION, "maybe-public").await;
     owner.reset_requests();
     let (code, stderr) = stderr_of(&owner, &["share", &image, "--public", "--yes"]);
     assert_eq!(code, 2);
@@ -505,10 +496,7 @@ async fn public_sharing_needs_its_own_confirmation() {
 async fn share_all_copies_by_name() {
     let owner = Account::new();
     let other = Account::new();
-    let snapshot = owner.snapshot(REGION, 8).await;
-    let image = owner
-        .register_ebs(REGION, "everywhere", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, _) = owner.image(REGION, "everywhere").await;
     let (code, _) = run(&owner, &["copy", &image, "--to-region", "eu-central-1"]);
     assert_eq!(code, 0);
     let (code, out) = run(

@@ -246,10 +246,7 @@ async fn every_page_is_read() {
 #[tokio::test]
 async fn disabled_and_deprecated_images_are_listed_with_their_state() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let disabled = account
-        .register_ebs(REGION, "old-disabled", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (disabled, snapshot) = account.image(REGION, "old-disabled").await;
     let deprecated = account
         .register_ebs(REGION, "old-deprecated", &[("/dev/xvda", &snapshot)])
         .await;
@@ -298,10 +295,7 @@ async fn disabled_and_deprecated_images_are_listed_with_their_state() {
 #[tokio::test]
 async fn sorted_oldest_first() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let newest = account
-        .register_ebs(REGION, "c-newest", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (newest, snapshot) = account.image(REGION, "c-newest").await;
     let oldest = account
         .register_ebs(REGION, "a-oldest", &[("/dev/xvda", &snapshot)])
         .await;
@@ -326,10 +320,7 @@ async fn sorted_oldest_first() {
 #[tokio::test]
 async fn shows_who_an_image_is_shared_with() {
     let account = Account::new();
-    let snapshot = account.snapshot(REGION, 8).await;
-    let shared = account
-        .register_ebs(REGION, "shared", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (shared, snapshot) = account.image(REGION, "shared").await;
     let public = account
         .register_ebs(REGION, "public", &[("/dev/xvda", &snapshot)])
         .await;
@@ -395,10 +386,7 @@ async fn shows_who_an_image_is_shared_with() {
 async fn only_the_accounts_own_images_by_default() {
     let owner = Account::new();
     let other = Account::new();
-    let snapshot = owner.snapshot(REGION, 8).await;
-    let image = owner
-        .register_ebs(REGION, "mine", &[("/dev/xvda", &snapshot)])
-        .await;
+    let (image, _) = owner.image(REGION, "mine").await;
     assert_eq!(ids(&list(&owner, &[])), [image.as_str()]);
     assert!(ids(&list(&other, &[])).is_empty());
     // Asking for the owner's images explicitly finds nothing shared with `other` either.

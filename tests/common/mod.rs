@@ -270,6 +270,15 @@ impl Account {
             .to_string()
     }
 
+    /// An image on a fresh 8 GiB snapshot of its own: (image id, snapshot id).
+    pub async fn image(&self, region: &str, name: &str) -> (String, String) {
+        let snapshot = self.snapshot(region, 8).await;
+        let image = self
+            .register_ebs(region, name, &[("/dev/xvda", &snapshot)])
+            .await;
+        (image, snapshot)
+    }
+
     /// An EBS image; the first device is the root.
     pub async fn register_ebs(&self, region: &str, name: &str, devices: &[(&str, &str)]) -> String {
         use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice};
