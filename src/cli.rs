@@ -130,6 +130,13 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub all_regions: bool,
 
+    /// Rules from a TOML file (see the README) instead of the selection flags below
+    #[arg(long, value_name = "FILE", conflicts_with_all = [
+        "group_by", "name_pattern", "name", "tags", "keep", "older_than", "unused_for",
+        "keep_tag", "include_public", "action", "orphans",
+    ])]
+    pub policy: Option<std::path::PathBuf>,
+
     /// How to form families: `name`, or `tag:KEY[,tag:KEY...]`
     #[arg(long, default_value = "name", value_name = "name|tag:KEY,...")]
     pub group_by: String,

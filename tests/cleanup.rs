@@ -403,3 +403,67 @@ async fn staged_retirement_disables_instead_of_deregistering() {
             .all(|s| s["error"] == "already in that state")
     );
 }
+
+#[tokio::test]
+async fn a_policy_file_runs_several_rules_and_keep_wins() {
+    let account = Account::new();
+    let mut web = Vec::new();
+    let mut api = Vec::new();
+    for day in 1..=3 {
+        let (image, _) = account.image(REGION, &format!("web-2026-02-0{day}")).await;
+        account.backdate(REGION, &image, &format!("2026-02-0{day}T00:00:00Z"));
+        web.push(image);
+        let (image, _) = account.image(REGION, &format!("api-2026-02-0{day}")).await;
+        account.backdate(REGION, &image, &format!("2026-02-0{day}T00:00:00Z"));
+        account.tag(REGION, &image, "team", "core").await;
+        api.push(image);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("retention.toml");
+    std::fs::write(
+        &policy,
+        r#"
+regions = ["us-east-1"]
+
+[[rule]]
+name = "web keep 1"
+match_name = "web-*"
+keep = 1
+
+[[rule]]
+name = "core keep 2"
+match_tags = { team = "core" }
+keep = 2
+
+# A broad rule that would retire everything older than a day: the rules above keep their newest.
+[[rule]]
+name = "old"
+older_than = "1d"
+"#,
+    )
+    .unwrap();
+    let policy_arg = policy.to_str().unwrap();
+    let (code, result) = cleanup(&account, &["--policy", policy_arg, "--yes"]);
+    assert_eq!(code, 0, "{result:#}");
+    let remaining = account.image_ids().await;
+    assert_eq!(
+        remaining,
+        BTreeSet::from([web[2].clone(), api[1].clone(), api[2].clone()]),
+        "{result:#}"
+    );
+    let decisions = result["regions"][0]["decisions"].as_array().unwrap();
+    assert!(decisions.iter().any(|d| d["rule"] == "old"
+        && d["image_id"] == web[2].as_str()
+        && d["verdict"] == "keep"
+        && d["reason"].as_str().unwrap().contains("kept by web keep 1")));
+
+    // A typo in a key is refused, naming it, and nothing runs.
+    std::fs::write(&policy, "[[rule]]\nkep = 2\n").unwrap();
+    let output = account
+        .ami()
+        .args(["cleanup", "--policy", policy_arg, "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `kep`"));
+}

@@ -3,12 +3,11 @@
 //! planner as `ami deregister --cleanup`, sweep orphaned snapshots, then act through the same
 //! retirement path.
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use chrono::Utc;
 use futures::{StreamExt, stream};
-use regex::Regex;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 
 use crate::aws::Aws;
@@ -18,9 +17,10 @@ use crate::error::{Outcome, one_line, usage};
 use crate::model::Image;
 use crate::output::{Printer, Render, TableStyle, spinner};
 use crate::plan::orphans::{OrphanPlan, orphans};
-use crate::plan::retention::{Decision, GroupBy, Retention, Verdict, select};
+use crate::plan::retention::{Decision, Verdict, select};
 use crate::plan::{self, ItemAction, Request};
 
+use super::policy::Rule;
 use super::retire::{
     ExecuteOptions, RetireReport, Status, complete_inventory, deletion_status, execute,
     load_region, usage_of,
@@ -69,17 +69,10 @@ pub struct OrphanReport {
 }
 
 pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
-    let retention = retention_from(args)?;
-    if retention.keep.is_none()
-        && retention.older_than.is_none()
-        && retention.unused_for.is_none()
-        && !args.orphans
-    {
-        return Err(usage(
-            "nothing selects anything: give --keep, --older-than, --unused-for or --orphans",
-        ));
-    }
-    let name_filter = args.name.as_deref().map(glob_regex).transpose()?;
+    let (policy_regions, rules) = match &args.policy {
+        Some(path) => super::policy::load(path)?,
+        None => (None, vec![super::policy::from_args(args)?]),
+    };
     let interactive = settings.output == OutputFormat::Table
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal();
@@ -92,23 +85,14 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
     let regions = if args.all_regions {
         aws.ec2(&settings.regions[0]).enabled_regions().await?
     } else {
-        settings.regions.clone()
+        policy_regions.unwrap_or_else(|| settings.regions.clone())
     };
     let progress = spinner(settings, format!("planning in {} region(s)", regions.len()));
     let mut planned: Vec<RegionCleanup> = stream::iter(regions.clone())
         .map(|region| {
-            let (aws, retention, name_filter) = (&aws, &retention, &name_filter);
+            let (aws, rules) = (&aws, &rules);
             async move {
-                match plan_region(
-                    aws,
-                    &region,
-                    args,
-                    retention,
-                    name_filter.as_ref(),
-                    settings.dry_run,
-                )
-                .await
-                {
+                match plan_region(aws, &region, rules, settings.dry_run).await {
                     Ok(planned) => planned,
                     Err(err) => RegionCleanup {
                         region,
@@ -161,152 +145,121 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
     Ok(output.outcome())
 }
 
-fn retention_from(args: &CleanupArgs) -> Result<Retention> {
-    let group_by = if args.group_by == "name" {
-        let pattern = match &args.name_pattern {
-            Some(raw) => {
-                let regex = Regex::new(raw).map_err(|err| {
-                    usage(format!(
-                        "--name-pattern '{raw}' is not a valid regex: {err}"
-                    ))
-                })?;
-                if regex.captures_len() < 2 {
-                    return Err(usage(format!(
-                        "--name-pattern '{raw}' needs a capture group for the family"
-                    )));
-                }
-                Some(regex)
-            }
-            None => None,
-        };
-        GroupBy::Name(pattern)
-    } else {
-        if args.name_pattern.is_some() {
-            return Err(usage("--name-pattern goes with --group-by name"));
-        }
-        let mut keys = Vec::new();
-        for part in args.group_by.split(',') {
-            match part.trim().strip_prefix("tag:") {
-                Some(key) if !key.is_empty() => keys.push(key.to_string()),
-                _ => {
-                    return Err(usage(format!(
-                        "--group-by '{}': expected name or tag:KEY[,tag:KEY...]",
-                        args.group_by
-                    )));
-                }
-            }
-        }
-        GroupBy::Tags(keys)
-    };
-    let duration = |d: Option<std::time::Duration>| -> Result<Option<chrono::Duration>> {
-        d.map(chrono::Duration::from_std)
-            .transpose()
-            .map_err(|err| usage(format!("duration out of range: {err}")))
-    };
-    Ok(Retention {
-        group_by,
-        keep: args.keep,
-        older_than: duration(args.older_than)?,
-        unused_for: duration(args.unused_for)?,
-        keep_tag: args.keep_tag.clone(),
-        include_public: args.include_public,
-    })
-}
-
-/// `*` and `?` as in EC2's name filter, anchored.
-fn glob_regex(glob: &str) -> Result<Regex> {
-    if glob.is_empty() {
-        return Err(usage("--name needs a non-empty glob"));
-    }
-    let mut pattern = String::from("^");
-    for c in glob.chars() {
-        match c {
-            '*' => pattern.push_str(".*"),
-            '?' => pattern.push('.'),
-            other => pattern.push_str(&regex::escape(&other.to_string())),
-        }
-    }
-    pattern.push('$');
-    Regex::new(&pattern).map_err(|err| anyhow!("--name '{glob}': {err}"))
-}
-
-fn candidate(image: &Image, name: Option<&Regex>, tags: &[(String, String)]) -> bool {
-    name.is_none_or(|regex| image.name.as_deref().is_some_and(|n| regex.is_match(n)))
-        && tags
+fn candidate(image: &Image, rule: &Rule) -> bool {
+    rule.name_filter
+        .as_ref()
+        .is_none_or(|regex| image.name.as_deref().is_some_and(|n| regex.is_match(n)))
+        && rule
+            .tags
             .iter()
             .all(|(key, value)| image.tags.get(key) == Some(value))
 }
 
+/// Every rule decides on its own candidates; an image any rule keeps stays (when in doubt,
+/// keep); the gentler action wins when rules disagree; then one plan for the region.
 async fn plan_region(
     aws: &Aws,
     region: &str,
-    args: &CleanupArgs,
-    retention: &Retention,
-    name_filter: Option<&Regex>,
+    rules: &[Rule],
     dry_run: bool,
 ) -> Result<RegionCleanup> {
     let facts = load_region(aws, region).await?;
-    let candidates: Vec<Image> = facts
-        .images
-        .iter()
-        .filter(|image| candidate(image, name_filter, &args.tags))
-        .cloned()
-        .collect();
-    let selecting = retention.keep.is_some()
-        || retention.older_than.is_some()
-        || retention.unused_for.is_some();
-    let (decisions, retire) = if selecting && !candidates.is_empty() {
-        let ids: Vec<String> = candidates.iter().map(|i| i.image_id.clone()).collect();
-        let usage = usage_of(aws, region, &ids).await?;
-        let decisions = select(
+    let mut candidate_ids: BTreeSet<String> = BTreeSet::new();
+    for rule in rules.iter().filter(|rule| rule.selects_images()) {
+        candidate_ids.extend(
+            facts
+                .images
+                .iter()
+                .filter(|image| candidate(image, rule))
+                .map(|image| image.image_id.clone()),
+        );
+    }
+    let usage = if candidate_ids.is_empty() {
+        Default::default()
+    } else {
+        usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await?
+    };
+    let now = Utc::now();
+    let mut decisions: Vec<Decision> = Vec::new();
+    let mut actions: BTreeMap<String, RetireAction> = BTreeMap::new();
+    for rule in rules.iter().filter(|rule| rule.selects_images()) {
+        let candidates: Vec<Image> = facts
+            .images
+            .iter()
+            .filter(|image| candidate(image, rule))
+            .cloned()
+            .collect();
+        for mut decision in select(
             &candidates,
             &usage.users,
             &facts.account_id,
-            retention,
-            Utc::now(),
-        );
-        let targets: Vec<String> = decisions
-            .iter()
-            .filter(|d| d.verdict == Verdict::Retire)
-            .map(|d| d.image_id.clone())
-            .collect();
-        let retire = if targets.is_empty() || args.action != RetireAction::Deregister {
-            None
-        } else {
-            let images = facts.images.clone();
-            let (inventory, notes) = complete_inventory(
-                aws,
-                region,
-                super::retire::RegionFacts {
-                    account_id: facts.account_id.clone(),
-                    images,
-                },
-                &targets,
-                Some(usage),
+            &rule.retention,
+            now,
+        ) {
+            decision.rule = rule.label.clone();
+            if decision.verdict == Verdict::Retire {
+                let gentlest = match actions.get(&decision.image_id) {
+                    Some(RetireAction::Deregister) | None => rule.action,
+                    Some(existing) => *existing,
+                };
+                actions.insert(decision.image_id.clone(), gentlest);
+            }
+            decisions.push(decision);
+        }
+    }
+    let kept: BTreeMap<String, String> = decisions
+        .iter()
+        .filter(|d| d.verdict == Verdict::Keep)
+        .map(|d| {
+            (
+                d.image_id.clone(),
+                d.rule.clone().unwrap_or_else(|| "the rule".into()),
             )
-            .await?;
-            let plan = plan::plan(
-                &inventory,
-                &Request {
-                    targets,
-                    cleanup: true,
-                    force: false,
-                    terminate_instances: false,
-                    now: Utc::now(),
-                },
-            );
-            Some(RetireReport::new(region, dry_run, true, plan, notes))
-        };
-        (decisions, retire)
+        })
+        .collect();
+    for decision in decisions
+        .iter_mut()
+        .filter(|d| d.verdict == Verdict::Retire)
+    {
+        if let Some(rule) = kept.get(&decision.image_id) {
+            decision.verdict = Verdict::Keep;
+            decision.reason = format!("{}; but kept by {rule}", decision.reason);
+            actions.remove(&decision.image_id);
+        }
+    }
+    let targets: Vec<String> = actions
+        .iter()
+        .filter(|(_, action)| **action == RetireAction::Deregister)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let retire = if targets.is_empty() {
+        None
     } else {
-        (Vec::new(), None)
+        let (inventory, notes) = complete_inventory(
+            aws,
+            region,
+            super::retire::RegionFacts {
+                account_id: facts.account_id.clone(),
+                images: facts.images.clone(),
+            },
+            &targets,
+            Some(usage),
+        )
+        .await?;
+        let plan = plan::plan(
+            &inventory,
+            &Request {
+                targets,
+                cleanup: true,
+                force: false,
+                terminate_instances: false,
+                now,
+            },
+        );
+        Some(RetireReport::new(region, dry_run, true, plan, notes))
     };
-    let staged = if args.action == RetireAction::Deregister {
-        Vec::new()
-    } else {
-        staged_reports(&facts.images, &decisions, args.action)
-    };
-    let orphan_reports = if args.orphans {
+    let staged = staged_reports(&facts.images, &actions);
+    let orphan_reports = if rules.iter().any(|rule| rule.orphans) {
         let snapshots = aws.ec2(region).all_owned_snapshots().await?;
         orphans(&snapshots, &facts.images)
             .into_iter()
@@ -333,25 +286,21 @@ async fn plan_region(
 }
 
 /// Deprecating or disabling instead of deregistering; an image already in that state is done.
-fn staged_reports(
-    images: &[Image],
-    decisions: &[Decision],
-    action: RetireAction,
-) -> Vec<StagedReport> {
+fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) -> Vec<StagedReport> {
     let now = Utc::now();
-    decisions
+    actions
         .iter()
-        .filter(|d| d.verdict == Verdict::Retire)
-        .map(|decision| {
-            let image = images.iter().find(|i| i.image_id == decision.image_id);
+        .filter(|(_, action)| **action != RetireAction::Deregister)
+        .map(|(image_id, action)| {
+            let image = images.iter().find(|i| &i.image_id == image_id);
             let already = image.is_some_and(|image| match action {
                 RetireAction::Disable => image.state == "disabled",
                 RetireAction::Deprecate => image.deprecation_time.is_some_and(|t| t <= now),
                 RetireAction::Deregister => false,
             });
             StagedReport {
-                image_id: decision.image_id.clone(),
-                action,
+                image_id: image_id.clone(),
+                action: *action,
                 status: if already {
                     Status::Done
                 } else {
@@ -605,20 +554,5 @@ impl Render for CleanupOutput {
             self.result_line()
         });
         out.join("\n\n")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn name_globs() {
-        let regex = glob_regex("web-*-2026.??").unwrap();
-        assert!(regex.is_match("web-prod-2026.11"));
-        assert!(!regex.is_match("web-prod-2026.1"));
-        assert!(!regex.is_match("xweb-prod-2026.11"));
-        assert!(glob_regex("a.b").unwrap().is_match("a.b"));
-        assert!(!glob_regex("a.b").unwrap().is_match("axb"));
     }
 }

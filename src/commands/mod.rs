@@ -6,6 +6,7 @@ pub mod create;
 pub mod deregister;
 pub mod list;
 mod new_image;
+mod policy;
 pub mod register;
 mod retire;
 pub mod share;

@@ -42,6 +42,8 @@ pub enum Verdict {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Decision {
+    /// The policy rule that decided (null for the command-line rule).
+    pub rule: Option<String>,
     pub image_id: String,
     pub name: Option<String>,
     pub family: Option<String>,
@@ -152,6 +154,7 @@ pub fn select(
 
 fn decision(image: &Image, family: Option<String>, verdict: Verdict, reason: String) -> Decision {
     Decision {
+        rule: None,
         image_id: image.image_id.clone(),
         name: image.name.clone(),
         family,

@@ -1,0 +1,336 @@
+//! `ami cleanup --policy FILE`: several retention rules in one TOML file, the form a cron job keeps
+//! in version control. Unknown keys are errors (a typo must not silently widen a rule).
+
+use anyhow::Result;
+use regex::Regex;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::cli::{CleanupArgs, RetireAction, parse_duration, parse_tag};
+use crate::config::validate_region;
+use crate::error::usage;
+use crate::plan::retention::{GroupBy, Retention};
+
+/// One rule, resolved: which images it looks at and how it decides.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub label: Option<String>,
+    pub name_filter: Option<Regex>,
+    pub tags: Vec<(String, String)>,
+    pub retention: Retention,
+    pub action: RetireAction,
+    pub orphans: bool,
+}
+
+impl Rule {
+    pub fn selects_images(&self) -> bool {
+        self.retention.keep.is_some()
+            || self.retention.older_than.is_some()
+            || self.retention.unused_for.is_some()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    regions: Option<Vec<String>>,
+    #[serde(default)]
+    rule: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    name: Option<String>,
+    match_name: Option<String>,
+    #[serde(default)]
+    match_tags: BTreeMap<String, String>,
+    group_by: Option<String>,
+    name_pattern: Option<String>,
+    keep: Option<usize>,
+    older_than: Option<String>,
+    unused_for: Option<String>,
+    keep_tag: Option<String>,
+    #[serde(default)]
+    include_public: bool,
+    action: Option<String>,
+    #[serde(default)]
+    orphans: bool,
+}
+
+/// The regions a policy names (if any) and its rules.
+pub fn load(path: &Path) -> Result<(Option<Vec<String>>, Vec<Rule>)> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| usage(format!("cannot read policy {shown}: {err}")))?;
+    let file: PolicyFile = toml::from_str(&text)
+        .map_err(|err| usage(format!("policy {shown}: {}", err.to_string().trim())))?;
+    if file.rule.is_empty() {
+        return Err(usage(format!("policy {shown} has no [[rule]]")));
+    }
+    if let Some(regions) = &file.regions {
+        for region in regions {
+            validate_region(region)?;
+        }
+    }
+    let mut rules = Vec::new();
+    for (index, raw) in file.rule.into_iter().enumerate() {
+        let label = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("rule {}", index + 1));
+        let context = |message: String| usage(format!("policy {shown}, {label}: {message}"));
+        let duration = |value: &Option<String>| -> Result<Option<std::time::Duration>> {
+            value
+                .as_deref()
+                .map(parse_duration)
+                .transpose()
+                .map_err(&context)
+        };
+        let action = match raw.action.as_deref() {
+            None | Some("deregister") => RetireAction::Deregister,
+            Some("deprecate") => RetireAction::Deprecate,
+            Some("disable") => RetireAction::Disable,
+            Some(other) => {
+                return Err(context(format!(
+                    "action '{other}' is not deregister, deprecate or disable"
+                )));
+            }
+        };
+        let keep_tag = match raw.keep_tag.as_deref() {
+            Some(raw) => parse_tag(raw).map_err(&context)?,
+            None => ("retain".to_string(), "true".to_string()),
+        };
+        let rule = rule_from_parts(
+            Some(label.clone()),
+            raw.group_by.as_deref().unwrap_or("name"),
+            raw.name_pattern.as_deref(),
+            raw.match_name.as_deref(),
+            raw.match_tags.into_iter().collect(),
+            RuleLimits {
+                keep: raw.keep,
+                older_than: duration(&raw.older_than)?,
+                unused_for: duration(&raw.unused_for)?,
+            },
+            keep_tag,
+            raw.include_public,
+            action,
+            raw.orphans,
+        )
+        .map_err(|err| context(crate::error::one_line(&err)))?;
+        rules.push(rule);
+    }
+    Ok((file.regions, rules))
+}
+
+pub struct RuleLimits {
+    pub keep: Option<usize>,
+    pub older_than: Option<std::time::Duration>,
+    pub unused_for: Option<std::time::Duration>,
+}
+
+/// The rule the command-line flags describe.
+pub fn from_args(args: &CleanupArgs) -> Result<Rule> {
+    rule_from_parts(
+        None,
+        &args.group_by,
+        args.name_pattern.as_deref(),
+        args.name.as_deref(),
+        args.tags.clone(),
+        RuleLimits {
+            keep: args.keep,
+            older_than: args.older_than,
+            unused_for: args.unused_for,
+        },
+        args.keep_tag.clone(),
+        args.include_public,
+        args.action,
+        args.orphans,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rule_from_parts(
+    label: Option<String>,
+    group_by: &str,
+    name_pattern: Option<&str>,
+    name_glob: Option<&str>,
+    tags: Vec<(String, String)>,
+    limits: RuleLimits,
+    keep_tag: (String, String),
+    include_public: bool,
+    action: RetireAction,
+    orphans: bool,
+) -> Result<Rule> {
+    let group_by = if group_by == "name" {
+        let pattern = match name_pattern {
+            Some(raw) => {
+                let regex = Regex::new(raw).map_err(|err| {
+                    usage(format!("name pattern '{raw}' is not a valid regex: {err}"))
+                })?;
+                if regex.captures_len() < 2 {
+                    return Err(usage(format!(
+                        "name pattern '{raw}' needs a capture group for the family"
+                    )));
+                }
+                Some(regex)
+            }
+            None => None,
+        };
+        GroupBy::Name(pattern)
+    } else {
+        if name_pattern.is_some() {
+            return Err(usage("a name pattern goes with grouping by name"));
+        }
+        let mut keys = Vec::new();
+        for part in group_by.split(',') {
+            match part.trim().strip_prefix("tag:") {
+                Some(key) if !key.is_empty() => keys.push(key.to_string()),
+                _ => {
+                    return Err(usage(format!(
+                        "group by '{group_by}': expected name or tag:KEY[,tag:KEY...]"
+                    )));
+                }
+            }
+        }
+        GroupBy::Tags(keys)
+    };
+    let duration = |d: Option<std::time::Duration>| -> Result<Option<chrono::Duration>> {
+        d.map(chrono::Duration::from_std)
+            .transpose()
+            .map_err(|err| usage(format!("duration out of range: {err}")))
+    };
+    let rule = Rule {
+        label,
+        name_filter: name_glob.map(glob_regex).transpose()?,
+        tags,
+        retention: Retention {
+            group_by,
+            keep: limits.keep,
+            older_than: duration(limits.older_than)?,
+            unused_for: duration(limits.unused_for)?,
+            keep_tag,
+            include_public,
+        },
+        action,
+        orphans,
+    };
+    if !rule.selects_images() && !rule.orphans {
+        return Err(usage(
+            "nothing selects anything: give keep, older-than, unused-for or orphans",
+        ));
+    }
+    Ok(rule)
+}
+
+/// `*` and `?` as in EC2's name filter, anchored.
+pub fn glob_regex(glob: &str) -> Result<Regex> {
+    if glob.is_empty() {
+        return Err(usage("a name glob must not be empty"));
+    }
+    let mut pattern = String::from("^");
+    for c in glob.chars() {
+        match c {
+            '*' => pattern.push_str(".*"),
+            '?' => pattern.push('.'),
+            other => pattern.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    pattern.push('$');
+    Regex::new(&pattern).map_err(|err| usage(format!("name glob '{glob}': {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_policy_with_several_rules() {
+        let file = write(
+            r#"
+regions = ["us-east-1", "eu-west-1"]
+
+[[rule]]
+name = "web"
+match_name = "web-*"
+keep = 3
+older_than = "30d"
+
+[[rule]]
+name = "batch"
+group_by = "tag:app"
+match_tags = { team = "data" }
+keep = 1
+action = "disable"
+orphans = true
+"#,
+        );
+        let (regions, rules) = load(file.path()).unwrap();
+        assert_eq!(regions.unwrap(), ["us-east-1", "eu-west-1"]);
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].label.as_deref(), Some("web"));
+        assert_eq!(rules[0].retention.keep, Some(3));
+        assert_eq!(
+            rules[0].retention.older_than,
+            Some(chrono::Duration::days(30))
+        );
+        assert!(rules[0].name_filter.as_ref().unwrap().is_match("web-2026"));
+        assert_eq!(rules[1].action, RetireAction::Disable);
+        assert_eq!(rules[1].tags, [("team".to_string(), "data".to_string())]);
+        assert!(rules[1].orphans);
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_refused_by_name() {
+        let table = [
+            ("[[rule]]\nkep = 2\n", "unknown field `kep`"),
+            (
+                "regoins = [\"us-east-1\"]\n[[rule]]\nkeep = 2\n",
+                "unknown field `regoins`",
+            ),
+            ("", "has no [[rule]]"),
+            (
+                "[[rule]]\nname = \"x\"\nmatch_name = \"a\"\n",
+                "x: nothing selects anything",
+            ),
+            (
+                "[[rule]]\nkeep = 2\nolder_than = \"soon\"\n",
+                "rule 1: 'soon' is not a duration",
+            ),
+            ("[[rule]]\nkeep = 2\naction = \"nuke\"\n", "action 'nuke'"),
+            (
+                "regions = [\"us-east\"]\n[[rule]]\nkeep = 2\n",
+                "invalid region 'us-east'",
+            ),
+            ("[[rule]]\nkeep = \"two\"\n", "invalid type"),
+        ];
+        for (text, message) in table {
+            let file = write(text);
+            let err = load(file.path()).unwrap_err();
+            let shown = crate::error::one_line(&err);
+            assert!(shown.contains(message), "{text:?}: {shown}");
+            assert!(
+                err.chain()
+                    .any(|cause| cause.is::<crate::error::UsageError>()),
+                "{text:?} is a usage error"
+            );
+        }
+    }
+
+    #[test]
+    fn name_globs() {
+        let regex = glob_regex("web-*-2026.??").unwrap();
+        assert!(regex.is_match("web-prod-2026.11"));
+        assert!(!regex.is_match("web-prod-2026.1"));
+        assert!(!regex.is_match("xweb-prod-2026.11"));
+        assert!(glob_regex("a.b").unwrap().is_match("a.b"));
+        assert!(!glob_regex("a.b").unwrap().is_match("axb"));
+    }
+}
