@@ -72,7 +72,7 @@ pub enum OutputFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetireAction {
     Deregister,
@@ -122,6 +122,14 @@ pub enum Command {
         deregister --cleanup`. Without a terminal it needs --yes; --dry-run shows the plan."
     )]
     Cleanup(CleanupArgs),
+    /// Carry out a reviewed cleanup plan, re-checking every item against the account first
+    #[command(
+        long_about = "Carry out a plan written by `ami cleanup --plan-out`.\n\n\
+        Every item is checked against the account as it is now: an image that is gone, changed \
+        or now in use is skipped with the reason; a snapshot another image now uses is kept; \
+        nothing that was not in the reviewed plan is deleted."
+    )]
+    Apply(ApplyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +190,17 @@ pub struct CleanupArgs {
     /// exists, and used by no image. Snapshots made by hand are never touched
     #[arg(long)]
     pub orphans: bool,
+
+    /// Write the plan to FILE for review and change nothing; `ami apply FILE` carries it out
+    #[arg(long, value_name = "FILE")]
+    pub plan_out: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan written by `ami cleanup --plan-out`
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan: std::path::PathBuf,
 }
 
 /// Waiting for an image to become available.

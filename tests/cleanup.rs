@@ -467,3 +467,109 @@ older_than = "1d"
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `kep`"));
 }
+
+#[tokio::test]
+async fn a_reviewed_plan_is_rechecked_when_applied() {
+    let account = Account::new();
+    let mut images = Vec::new();
+    let mut snapshots = Vec::new();
+    for day in 1..=4 {
+        let (image, snapshot) = account.image(REGION, &format!("svc-2026-03-0{day}")).await;
+        account.backdate(REGION, &image, &format!("2026-03-0{day}T00:00:00Z"));
+        images.push(image);
+        snapshots.push(snapshot);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let plan_arg = plan.to_str().unwrap();
+
+    // The plan: keep 1, so svc-01..03 go. Writing it changes nothing (no --yes needed).
+    account.reset_requests();
+    let output = account
+        .ami()
+        .args(["cleanup", "--keep", "1", "--plan-out", plan_arg])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ami apply"));
+    assert!(account.mutating_calls().is_empty());
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(file["account_id"], account.id.as_str());
+    assert_eq!(file["regions"][0]["images"].as_array().unwrap().len(), 3);
+
+    // Meanwhile an instance is launched from svc-01, and a new image starts using svc-02's
+    // snapshot; svc-04 gets older than everything (it would now be retired by the rules, but
+    // it is not in the reviewed plan).
+    account
+        .ec2()
+        .run_instances()
+        .image_id(&images[0])
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let newcomer = account
+        .register_ebs(REGION, "newcomer", &[("/dev/xvda", &snapshots[1])])
+        .await;
+
+    let (code, result) = {
+        let output = account
+            .ami()
+            .args(["apply", plan_arg, "--yes", "--output", "json"])
+            .output()
+            .unwrap();
+        (output.status.code().unwrap(), json(&output))
+    };
+    // Skipping what changed is what apply is for: not a failure.
+    assert_eq!(code, 0, "{result:#}");
+    let report = &result["regions"][0]["retire"];
+    let image = |id: &str| {
+        report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["image_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(image(&images[0])["action"], "blocked");
+    assert!(
+        image(&images[0])["reason"]
+            .as_str()
+            .unwrap()
+            .contains("in use by instance")
+    );
+    assert_eq!(image(&images[1])["status"], "done");
+    assert_eq!(image(&images[2])["status"], "done");
+    let remaining = account.image_ids().await;
+    assert_eq!(
+        remaining,
+        BTreeSet::from([images[0].clone(), images[3].clone(), newcomer.clone()])
+    );
+    let left = account.snapshot_ids().await;
+    assert!(
+        left.contains(&snapshots[0]),
+        "svc-01 stays with its snapshot"
+    );
+    assert!(
+        left.contains(&snapshots[1]),
+        "the newcomer now uses svc-02's snapshot"
+    );
+    assert!(!left.contains(&snapshots[2]));
+    assert!(left.contains(&snapshots[3]));
+
+    // A plan from elsewhere is refused before any change.
+    let other = Account::new();
+    let output = other
+        .ami()
+        .args(["apply", plan_arg, "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("was made for account"));
+}

@@ -228,6 +228,7 @@ fn help_lists_only_built_verbs() {
             "share",
             "deregister",
             "cleanup",
+            "apply",
             "help"
         ],
         "{help}"

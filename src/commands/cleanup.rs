@@ -40,6 +40,8 @@ pub struct CleanupOutput {
 #[derive(Debug, Serialize)]
 pub struct RegionCleanup {
     pub region: String,
+    /// The account the region was read as (null when it could not be read).
+    pub account_id: Option<String>,
     /// Every candidate image: retire or keep, and why.
     pub decisions: Vec<Decision>,
     /// The retired images with their snapshots and bundles (as `ami deregister` reports them),
@@ -73,36 +75,90 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
         Some(path) => super::policy::load(path)?,
         None => (None, vec![super::policy::from_args(args)?]),
     };
-    let interactive = settings.output == OutputFormat::Table
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
-    if !settings.dry_run && !settings.yes && !interactive {
-        return Err(usage(
-            "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
-        ));
-    }
+    // Writing a plan for review changes nothing.
+    let planning_only = settings.dry_run || args.plan_out.is_some();
+    require_confirmation_path(settings, planning_only)?;
     let aws = Aws::connect(settings).await?;
     let regions = if args.all_regions {
         aws.ec2(&settings.regions[0]).enabled_regions().await?
     } else {
         policy_regions.unwrap_or_else(|| settings.regions.clone())
     };
+    let source = Source::Rules(&rules);
+    let output = plan_regions(settings, &aws, &regions, &source, planning_only).await;
+    if let Some(path) = &args.plan_out {
+        let file = super::review::PlanFile::from_output(&output)?;
+        file.write(path)?;
+        eprintln!(
+            "ami cleanup: plan written to {} ({}); review it, then `ami apply {}`",
+            path.display(),
+            output.summary().trim_end_matches('.'),
+            path.display()
+        );
+    }
+    finish(settings, &aws, output, planning_only).await
+}
+
+/// `ami apply FILE`: the reviewed plan, re-checked against the account as it is now.
+pub async fn apply(settings: &Settings, args: &crate::cli::ApplyArgs) -> Result<Outcome> {
+    let file = super::review::PlanFile::read(&args.plan)?;
+    require_confirmation_path(settings, settings.dry_run)?;
+    let aws = Aws::connect(settings).await?;
+    let regions: Vec<String> = file.regions.iter().map(|r| r.region.clone()).collect();
+    let source = Source::Reviewed(&file);
+    let output = plan_regions(settings, &aws, &regions, &source, settings.dry_run).await;
+    for region in &output.regions {
+        if let Some(account) = &region.account_id
+            && account != &file.account_id
+        {
+            return Err(usage(format!(
+                "the plan was made for account {}, but these credentials are account {account}; nothing was changed",
+                file.account_id
+            )));
+        }
+    }
+    finish(settings, &aws, output, settings.dry_run).await
+}
+
+/// Where the images to retire come from: rules, or a reviewed plan.
+enum Source<'a> {
+    Rules(&'a [Rule]),
+    Reviewed(&'a super::review::PlanFile),
+}
+
+fn require_confirmation_path(settings: &Settings, planning_only: bool) -> Result<()> {
+    let interactive = settings.output == OutputFormat::Table
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    if !planning_only && !settings.yes && !interactive {
+        return Err(usage(
+            "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
+        ));
+    }
+    Ok(())
+}
+
+async fn plan_regions(
+    settings: &Settings,
+    aws: &Aws,
+    regions: &[String],
+    source: &Source<'_>,
+    dry_run: bool,
+) -> CleanupOutput {
     let progress = spinner(settings, format!("planning in {} region(s)", regions.len()));
-    let mut planned: Vec<RegionCleanup> = stream::iter(regions.clone())
-        .map(|region| {
-            let (aws, rules) = (&aws, &rules);
-            async move {
-                match plan_region(aws, &region, rules, settings.dry_run).await {
-                    Ok(planned) => planned,
-                    Err(err) => RegionCleanup {
-                        region,
-                        decisions: Vec::new(),
-                        retire: None,
-                        staged: Vec::new(),
-                        orphans: Vec::new(),
-                        error: Some(one_line(&err)),
-                    },
-                }
+    let mut planned: Vec<RegionCleanup> = stream::iter(regions.to_vec())
+        .map(|region| async move {
+            match plan_region(aws, &region, source, dry_run).await {
+                Ok(planned) => planned,
+                Err(err) => RegionCleanup {
+                    region,
+                    account_id: None,
+                    decisions: Vec::new(),
+                    retire: None,
+                    staged: Vec::new(),
+                    orphans: Vec::new(),
+                    error: Some(one_line(&err)),
+                },
             }
         })
         .buffer_unordered(REGION_CONCURRENCY)
@@ -112,26 +168,34 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
         bar.finish_and_clear();
     }
     planned.sort_by(|a, b| a.region.cmp(&b.region));
-    let mut output = CleanupOutput {
-        dry_run: settings.dry_run,
+    CleanupOutput {
+        dry_run,
         regions: planned,
-    };
+    }
+}
+
+/// Confirm (or take --yes), execute every region concurrently, report.
+async fn finish(
+    settings: &Settings,
+    aws: &Aws,
+    mut output: CleanupOutput,
+    planning_only: bool,
+) -> Result<Outcome> {
     let printer = Printer::new(settings);
     let has_work = output.regions.iter().any(|r| {
         r.retire.as_ref().is_some_and(RetireReport::has_work)
             || r.staged.iter().any(|s| s.status == Status::Planned)
             || r.orphans.iter().any(|o| o.status == Status::Planned)
     });
-    if !settings.dry_run && has_work {
+    if !planning_only && has_work {
         if !settings.yes {
             printer.emit(&output)?;
             super::retire::ask(&format!("{} Proceed?", output.summary()))?;
         }
         let progress = spinner(settings, "cleaning up");
         stream::iter(output.regions.iter_mut())
-            .for_each_concurrent(REGION_CONCURRENCY, |region| {
-                let aws = &aws;
-                async move { execute_region(aws, region).await }
+            .for_each_concurrent(REGION_CONCURRENCY, |region| async move {
+                execute_region(aws, region).await
             })
             .await;
         if let Some(bar) = progress {
@@ -139,7 +203,7 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
         }
     }
     printer.emit(&output)?;
-    if !settings.dry_run {
+    if !planning_only {
         eprintln!("ami cleanup: {}", output.result_line());
     }
     Ok(output.outcome())
@@ -160,10 +224,14 @@ fn candidate(image: &Image, rule: &Rule) -> bool {
 async fn plan_region(
     aws: &Aws,
     region: &str,
-    rules: &[Rule],
+    source: &Source<'_>,
     dry_run: bool,
 ) -> Result<RegionCleanup> {
     let facts = load_region(aws, region).await?;
+    let (rules, review): (&[Rule], Option<&super::review::RegionReview>) = match source {
+        Source::Rules(rules) => (rules, None),
+        Source::Reviewed(file) => (&[], file.regions.iter().find(|r| r.region == region)),
+    };
     let mut candidate_ids: BTreeSet<String> = BTreeSet::new();
     for rule in rules.iter().filter(|rule| rule.selects_images()) {
         candidate_ids.extend(
@@ -173,6 +241,9 @@ async fn plan_region(
                 .filter(|image| candidate(image, rule))
                 .map(|image| image.image_id.clone()),
         );
+    }
+    if let Some(review) = review {
+        candidate_ids.extend(review.images.iter().map(|image| image.image_id.clone()));
     }
     let usage = if candidate_ids.is_empty() {
         Default::default()
@@ -203,6 +274,32 @@ async fn plan_region(
                     Some(existing) => *existing,
                 };
                 actions.insert(decision.image_id.clone(), gentlest);
+            }
+            decisions.push(decision);
+        }
+    }
+    if let Some(review) = review {
+        for (mut decision, action) in review.recheck(&facts.images) {
+            // Deregistration is re-checked by the planner; a staged action is checked here.
+            if decision.verdict == Verdict::Retire
+                && action != RetireAction::Deregister
+                && let Some(users) = usage
+                    .users
+                    .get(&decision.image_id)
+                    .filter(|u| !u.is_empty())
+            {
+                decision.verdict = Verdict::Keep;
+                decision.reason = format!(
+                    "now in use by {}",
+                    users
+                        .iter()
+                        .map(|u| format!("{} {}", u.kind.replace('_', " "), u.id))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if decision.verdict == Verdict::Retire {
+                actions.insert(decision.image_id.clone(), action);
             }
             decisions.push(decision);
         }
@@ -254,14 +351,21 @@ async fn plan_region(
                 force: false,
                 terminate_instances: false,
                 now,
+                reviewed: review.map(super::review::RegionReview::limits),
             },
         );
         Some(RetireReport::new(region, dry_run, true, plan, notes))
     };
     let staged = staged_reports(&facts.images, &actions);
-    let orphan_reports = if rules.iter().any(|rule| rule.orphans) {
+    let sweep =
+        rules.iter().any(|rule| rule.orphans) || review.is_some_and(|r| !r.orphans.is_empty());
+    let orphan_reports = if sweep {
         let snapshots = aws.ec2(region).all_owned_snapshots().await?;
-        orphans(&snapshots, &facts.images)
+        let mut found = orphans(&snapshots, &facts.images);
+        if let Some(review) = review {
+            found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
+        }
+        found
             .into_iter()
             .map(|plan| OrphanReport {
                 status: match plan.action {
@@ -277,6 +381,7 @@ async fn plan_region(
     };
     Ok(RegionCleanup {
         region: region.to_string(),
+        account_id: Some(facts.account_id.clone()),
         decisions,
         retire,
         staged,

@@ -41,6 +41,7 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
         force: args.force,
         terminate_instances: args.terminate_instances,
         now: Utc::now(),
+        reviewed: None,
     };
     let plan = plan::plan(&inventory, &request);
     let mut report = RetireReport::new(&region, settings.dry_run, args.cleanup, plan, notes);

@@ -9,6 +9,7 @@ mod new_image;
 mod policy;
 pub mod register;
 mod retire;
+mod review;
 pub mod share;
 
 use anyhow::Result;
@@ -27,5 +28,6 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Share(args) => share::run(&settings, &args).await,
         Command::Deregister(args) => deregister::run(&settings, &args).await,
         Command::Cleanup(args) => cleanup::run(&settings, &args).await,
+        Command::Apply(args) => cleanup::apply(&settings, &args).await,
     }
 }

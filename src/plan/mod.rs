@@ -80,6 +80,17 @@ pub struct Request {
     /// Instances launched from the image will be terminated, so they do not block it.
     pub terminate_instances: bool,
     pub now: DateTime<Utc>,
+    /// Applying a reviewed plan: only these snapshots and S3 keys may be deleted, whatever the
+    /// account looks like now.
+    pub reviewed: Option<Reviewed>,
+}
+
+/// What a reviewed plan allowed to be deleted.
+#[derive(Debug, Clone, Default)]
+pub struct Reviewed {
+    pub snapshots: BTreeSet<String>,
+    /// (bucket, key)
+    pub objects: BTreeSet<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -466,6 +477,12 @@ fn snapshot_plans(
             let (action, reason) =
                 if let Some(kept) = kept_for_others(snapshot_id, used_by_staying, request) {
                     (ItemAction::Keep, kept)
+                } else if request
+                    .reviewed
+                    .as_ref()
+                    .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
+                {
+                    (ItemAction::Keep, NOT_REVIEWED.to_string())
                 } else if info.is_none() {
                     (
                         ItemAction::Keep,
@@ -673,18 +690,33 @@ fn bundle_plan(
         plan.reason = "left behind (no --cleanup)".to_string();
         return plan;
     }
-    plan.action = ItemAction::Delete;
-    plan.reason = format!("used only by {target}");
-    plan.objects = part_keys
+    let mut objects: Vec<String> = part_keys
         .into_iter()
         .filter(|key| facts.existing.contains_key(key))
         .collect();
     // The manifest last: while it exists, an interrupted run can still find the bundle.
     if facts.existing.contains_key(&facts.manifest_key) {
-        plan.objects.push(facts.manifest_key.clone());
+        objects.push(facts.manifest_key.clone());
     }
+    if let Some(reviewed) = &request.reviewed {
+        let unreviewed = objects.iter().find(|key| {
+            !reviewed
+                .objects
+                .contains(&(facts.bucket.clone(), (*key).clone()))
+        });
+        if let Some(key) = unreviewed {
+            plan.reason = format!("{key} {NOT_REVIEWED}");
+            return plan;
+        }
+    }
+    plan.action = ItemAction::Delete;
+    plan.reason = format!("used only by {target}");
+    plan.objects = objects;
     plan
 }
+
+/// Why something a fresh plan would delete is kept when applying a reviewed plan.
+pub const NOT_REVIEWED: &str = "was not in the reviewed plan: kept";
 
 #[cfg(test)]
 mod tests;

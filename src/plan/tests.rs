@@ -99,6 +99,7 @@ fn request(targets: &[&str], cleanup: bool, force: bool) -> Request {
         force,
         terminate_instances: false,
         now: now(),
+        reviewed: None,
     }
 }
 
@@ -552,5 +553,42 @@ fn images_sharing_snapshots_form_one_sequential_group() {
     assert_eq!(
         groups,
         [vec!["ami-a", "ami-b", "ami-c", "ami-d"], vec!["ami-e"]]
+    );
+}
+
+#[test]
+fn applying_a_reviewed_plan_deletes_nothing_it_did_not_list() {
+    let mut inv = inventory(vec![
+        ebs("ami-a", &["snap-1", "snap-2"]),
+        store("ami-s", "bkt/img/img.manifest.xml"),
+    ]);
+    inv.bundles.insert(
+        "ami-s".into(),
+        bundle(
+            "img/",
+            parts(&["img.part.00"]),
+            &[("img/img.manifest.xml", 1), ("img/img.part.00", 1)],
+        ),
+    );
+    let mut req = request(&["ami-a", "ami-s"], true, false);
+    req.reviewed = Some(Reviewed {
+        snapshots: BTreeSet::from(["snap-1".to_string()]),
+        objects: BTreeSet::from([("bkt".to_string(), "img/img.part.00".to_string())]),
+    });
+    let plan = run(&inv, &req);
+    assert_eq!(
+        snapshot_actions(&plan),
+        [("snap-1", ItemAction::Delete), ("snap-2", ItemAction::Keep)]
+    );
+    assert_eq!(plan.snapshots[1].reason, NOT_REVIEWED);
+    assert!(
+        !plan.images[0].delete_associated_snapshots,
+        "snap-2 stays, so no DeleteAssociatedSnapshots"
+    );
+    assert_eq!(plan.bundles[0].action, ItemAction::Keep);
+    assert!(
+        plan.bundles[0]
+            .reason
+            .contains("img/img.manifest.xml was not in the reviewed plan")
     );
 }
