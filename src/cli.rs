@@ -141,7 +141,7 @@ pub struct CleanupArgs {
     /// Rules from a TOML file (see the README) instead of the selection flags below
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "group_by", "name_pattern", "name", "tags", "keep", "older_than", "unused_for",
-        "keep_tag", "include_public", "action", "orphans",
+        "keep_tag", "include_public", "action", "orphans", "orphan_bundles",
     ])]
     pub policy: Option<std::path::PathBuf>,
 
@@ -190,6 +190,11 @@ pub struct CleanupArgs {
     /// exists, and used by no image. Snapshots made by hand are never touched
     #[arg(long)]
     pub orphans: bool,
+
+    /// Also delete bundles under this S3 prefix whose manifest no registered image uses (the
+    /// manifest and exactly its parts, as for deregister); repeatable
+    #[arg(long, value_name = "S3_URL")]
+    pub orphan_bundles: Vec<String>,
 
     /// Write the plan to FILE for review and change nothing; `ami apply FILE` carries it out
     #[arg(long, value_name = "FILE")]

@@ -573,3 +573,96 @@ async fn a_reviewed_plan_is_rechecked_when_applied() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("was made for account"));
 }
+
+#[tokio::test]
+async fn orphan_bundles_go_with_exactly_their_parts() {
+    let account = Account::new();
+    let bucket = common::bucket_name(&account, "sweep");
+    let manifest = |parts: &[&str]| {
+        let parts: String = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("<part index=\"{i}\"><filename>{p}</filename></part>"))
+            .collect();
+        format!(
+            "<manifest><image><parts count=\"{}\">{parts}</parts></image></manifest>",
+            parts.len()
+        )
+    };
+    // An old bundle nothing uses; a live one an image uses; an unused one sharing a part with
+    // the live one; a hostile one; and an unrelated object.
+    account
+        .put_object(
+            &bucket,
+            "b/old.manifest.xml",
+            manifest(&["old.0", "old.1"]).as_bytes(),
+        )
+        .await;
+    account.put_object(&bucket, "b/old.0", b"0").await;
+    account.put_object(&bucket, "b/old.1", b"1").await;
+    account
+        .put_object(
+            &bucket,
+            "b/live.manifest.xml",
+            manifest(&["live.0"]).as_bytes(),
+        )
+        .await;
+    account.put_object(&bucket, "b/live.0", b"0").await;
+    account
+        .put_object(
+            &bucket,
+            "b/copy.manifest.xml",
+            manifest(&["live.0"]).as_bytes(),
+        )
+        .await;
+    account
+        .put_object(
+            &bucket,
+            "b/evil.manifest.xml",
+            manifest(&["../victim"]).as_bytes(),
+        )
+        .await;
+    account.put_object(&bucket, "victim", b"stays").await;
+    account.put_object(&bucket, "b/notes.txt", b"stays").await;
+    account
+        .register_manifest(REGION, "live", &format!("{bucket}/b/live.manifest.xml"))
+        .await;
+
+    let url = format!("s3://{bucket}/b/");
+    let (code, result) = cleanup(&account, &["--orphan-bundles", &url, "--yes"]);
+    assert_eq!(code, 0, "{result:#}");
+    let bundles = result["regions"][0]["orphan_bundles"].as_array().unwrap();
+    let by_key = |key: &str| {
+        bundles
+            .iter()
+            .find(|b| b["manifest_key"] == key)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_key("b/old.manifest.xml")["status"], "done");
+    assert_eq!(by_key("b/copy.manifest.xml")["action"], "keep");
+    assert_eq!(by_key("b/evil.manifest.xml")["action"], "keep");
+    let keys: BTreeSet<String> = account
+        .s3()
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect();
+    let expected: BTreeSet<String> = [
+        "b/live.manifest.xml",
+        "b/live.0",
+        "b/copy.manifest.xml",
+        "b/evil.manifest.xml",
+        "victim",
+        "b/notes.txt",
+    ]
+    .iter()
+    .map(|k| k.to_string())
+    .collect();
+    assert_eq!(keys, expected);
+}

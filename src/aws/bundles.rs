@@ -122,6 +122,28 @@ impl S3 {
         Ok(found)
     }
 
+    /// Every key under `prefix`, all pages.
+    pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|err| AwsError::from_sdk("ListObjectsV2", &self.region, &err))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        Ok(keys)
+    }
+
     /// Deletes exactly these keys, in order, in batches. A key already gone counts as deleted.
     pub async fn delete_keys(&self, bucket: &str, keys: &[String]) -> DeleteOutcome {
         let mut outcome = DeleteOutcome::default();

@@ -16,7 +16,8 @@ use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::Image;
 use crate::output::{Printer, Render, TableStyle, spinner};
-use crate::plan::orphans::{OrphanPlan, orphans};
+use crate::plan::manifest::split_location;
+use crate::plan::orphans::{OrphanBundlePlan, OrphanPlan, orphans};
 use crate::plan::retention::{Decision, Verdict, select};
 use crate::plan::{self, ItemAction, Request};
 
@@ -28,6 +29,8 @@ use super::retire::{
 
 /// Regions are independent endpoints with their own rate limits.
 const REGION_CONCURRENCY: usize = 4;
+/// Manifests read at once while sweeping bundles.
+const BUNDLE_READS: usize = 4;
 /// DeleteSnapshot calls for orphans in flight per region.
 const ORPHAN_CONCURRENCY: usize = 8;
 
@@ -50,6 +53,7 @@ pub struct RegionCleanup {
     /// With --action deprecate or disable: each selected image and what was done to it.
     pub staged: Vec<StagedReport>,
     pub orphans: Vec<OrphanReport>,
+    pub orphan_bundles: Vec<OrphanBundleReport>,
     /// Set when the region could not be read or planned at all.
     pub error: Option<String>,
 }
@@ -58,6 +62,14 @@ pub struct RegionCleanup {
 pub struct StagedReport {
     pub image_id: String,
     pub action: RetireAction,
+    pub status: Status,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrphanBundleReport {
+    #[serde(flatten)]
+    pub plan: OrphanBundlePlan,
     pub status: Status,
     pub error: Option<String>,
 }
@@ -77,6 +89,11 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
     };
     // Writing a plan for review changes nothing.
     let planning_only = settings.dry_run || args.plan_out.is_some();
+    if args.plan_out.is_some() && rules.iter().any(|rule| !rule.orphan_bundles.is_empty()) {
+        return Err(usage(
+            "--plan-out does not cover orphan bundles yet: sweep them with a separate run",
+        ));
+    }
     require_confirmation_path(settings, planning_only)?;
     let aws = Aws::connect(settings).await?;
     let regions = if args.all_regions {
@@ -157,6 +174,7 @@ async fn plan_regions(
                     retire: None,
                     staged: Vec::new(),
                     orphans: Vec::new(),
+                    orphan_bundles: Vec::new(),
                     error: Some(one_line(&err)),
                 },
             }
@@ -186,6 +204,7 @@ async fn finish(
         r.retire.as_ref().is_some_and(RetireReport::has_work)
             || r.staged.iter().any(|s| s.status == Status::Planned)
             || r.orphans.iter().any(|o| o.status == Status::Planned)
+            || r.orphan_bundles.iter().any(|o| o.status == Status::Planned)
     });
     if !planning_only && has_work {
         if !settings.yes {
@@ -379,6 +398,24 @@ async fn plan_region(
     } else {
         Vec::new()
     };
+    let mut orphan_bundle_reports = Vec::new();
+    for rule in rules {
+        for (bucket, prefix) in &rule.orphan_bundles {
+            orphan_bundle_reports.extend(
+                sweep_bundles(aws, region, &facts.images, bucket, prefix)
+                    .await?
+                    .into_iter()
+                    .map(|plan| OrphanBundleReport {
+                        status: match plan.action {
+                            ItemAction::Delete => Status::Planned,
+                            ItemAction::Keep => Status::Skipped,
+                        },
+                        plan,
+                        error: None,
+                    }),
+            );
+        }
+    }
     Ok(RegionCleanup {
         region: region.to_string(),
         account_id: Some(facts.account_id.clone()),
@@ -386,8 +423,60 @@ async fn plan_region(
         retire,
         staged,
         orphans: orphan_reports,
+        orphan_bundles: orphan_bundle_reports,
         error: None,
     })
+}
+
+/// Manifests under `prefix` that no image in the region uses, and their parts.
+async fn sweep_bundles(
+    aws: &Aws,
+    region: &str,
+    images: &[Image],
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<crate::plan::orphans::OrphanBundlePlan>> {
+    let s3 = aws.s3(region);
+    let used_locations: BTreeSet<(String, String)> = images
+        .iter()
+        .filter(|image| image.is_instance_store())
+        .filter_map(|image| image.image_location.as_deref().and_then(split_location))
+        .map(|(bucket, key, _)| (bucket, key))
+        .collect();
+    let keys = s3.list_keys(bucket, prefix).await?;
+    let unused: Vec<String> = keys
+        .iter()
+        .filter(|key| key.ends_with(".manifest.xml"))
+        .filter(|key| !used_locations.contains(&(bucket.to_string(), (*key).clone())))
+        .cloned()
+        .collect();
+    let used: Vec<(String, String)> = used_locations
+        .iter()
+        .filter(|(b, _)| b == bucket)
+        .cloned()
+        .collect();
+    let read = |key: String| {
+        let s3 = s3.clone();
+        let prefix = match key.rfind('/') {
+            Some(index) => key[..=index].to_string(),
+            None => String::new(),
+        };
+        async move { s3.bundle_facts(bucket, &key, &prefix).await }
+    };
+    let unused_facts: Vec<_> = stream::iter(unused)
+        .map(read)
+        .buffered(BUNDLE_READS)
+        .collect()
+        .await;
+    let used_facts: Vec<_> = stream::iter(used.into_iter().map(|(_, key)| key))
+        .map(read)
+        .buffered(BUNDLE_READS)
+        .collect()
+        .await;
+    Ok(crate::plan::orphans::orphan_bundles(
+        &unused_facts,
+        &used_facts,
+    ))
 }
 
 /// Deprecating or disabling instead of deregistering; an image already in that state is done.
@@ -441,6 +530,35 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
                 staged.status = Status::Failed;
                 staged.error = Some(one_line(&err));
             }
+        }
+    }
+    let s3 = aws.s3(&region.region);
+    for bundle in region
+        .orphan_bundles
+        .iter_mut()
+        .filter(|b| b.status == Status::Planned)
+    {
+        let (parts, manifest) = bundle
+            .plan
+            .objects
+            .split_at(bundle.plan.objects.len().saturating_sub(1));
+        let mut outcome = s3.delete_keys(&bundle.plan.bucket, parts).await;
+        if outcome.failed.is_empty() {
+            let last = s3.delete_keys(&bundle.plan.bucket, manifest).await;
+            outcome.failed.extend(last.failed);
+        }
+        if outcome.failed.is_empty() {
+            bundle.status = Status::Done;
+        } else {
+            bundle.status = Status::Failed;
+            bundle.error = Some(
+                outcome
+                    .failed
+                    .iter()
+                    .map(|(key, error)| format!("{key}: {error}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
         }
     }
     let planned: Vec<(usize, String)> = region
@@ -515,6 +633,16 @@ impl CleanupOutput {
                 .iter()
                 .filter(|o| o.status == Status::Done || o.status == Status::Planned)
                 .count();
+            *counts.entry("bundles").or_default() += region
+                .orphan_bundles
+                .iter()
+                .filter(|b| b.status == Status::Done || b.status == Status::Planned)
+                .count();
+            *counts.entry("failed").or_default() += region
+                .orphan_bundles
+                .iter()
+                .filter(|b| b.status == Status::Failed)
+                .count();
             *counts.entry("failed").or_default() += region
                 .orphans
                 .iter()
@@ -529,10 +657,11 @@ impl CleanupOutput {
         let c = self.counts();
         let get = |key: &str| c.get(key).copied().unwrap_or(0);
         format!(
-            "Retire {} image(s) with {} snapshot(s), delete {} orphaned snapshot(s), keep {} image(s) in {} region(s).",
+            "Retire {} image(s) with {} snapshot(s), delete {} orphaned snapshot(s) and {} orphaned bundle(s), keep {} image(s) in {} region(s).",
             get("images"),
             get("snapshots"),
             get("orphans"),
+            get("bundles"),
             get("kept"),
             self.regions.len()
         )
@@ -543,10 +672,11 @@ impl CleanupOutput {
         let c = self.counts();
         let get = |key: &str| c.get(key).copied().unwrap_or(0);
         format!(
-            "retired {} image(s), deleted {} snapshot(s) and {} orphan(s), kept {} image(s), {} failure(s) in {} region(s)",
+            "retired {} image(s), deleted {} snapshot(s), {} orphan(s) and {} orphaned bundle(s), kept {} image(s), {} failure(s) in {} region(s)",
             get("images"),
             get("snapshots"),
             get("orphans"),
+            get("bundles"),
             get("kept"),
             get("failed"),
             self.regions.len()
@@ -564,6 +694,7 @@ impl CleanupOutput {
                 .is_some_and(|report| report.images.iter().any(|i| i.status == Status::Done))
                 || r.staged.iter().any(|s| s.status == Status::Done)
                 || r.orphans.iter().any(|o| o.status == Status::Done)
+                || r.orphan_bundles.iter().any(|b| b.status == Status::Done)
                 || (self.dry_run && r.error.is_none())
         });
         if done {
@@ -628,6 +759,29 @@ impl Render for CleanupOutput {
                         style.cell(format!("{:?}", staged.action).to_lowercase(), None),
                         style.cell(format!("{:?}", staged.status).to_lowercase(), None),
                         style.cell(staged.error.as_deref().unwrap_or(""), None),
+                    ]);
+                }
+                out.push(table.to_string());
+            }
+            if !region.orphan_bundles.is_empty() {
+                let mut table =
+                    style.table(&["ORPHAN BUNDLE", "OBJECTS", "BYTES", "STATUS", "WHY"]);
+                for bundle in &region.orphan_bundles {
+                    table.add_row(vec![
+                        style.cell(
+                            format!("s3://{}/{}", bundle.plan.bucket, bundle.plan.manifest_key),
+                            None,
+                        ),
+                        style.cell(bundle.plan.objects.len(), None),
+                        style.cell(bundle.plan.bytes, None),
+                        style.cell(format!("{:?}", bundle.status).to_lowercase(), None),
+                        style.cell(
+                            match &bundle.error {
+                                Some(error) => format!("{}: {error}", bundle.plan.reason),
+                                None => bundle.plan.reason.clone(),
+                            },
+                            None,
+                        ),
                     ]);
                 }
                 out.push(table.to_string());

@@ -21,6 +21,8 @@ pub struct Rule {
     pub retention: Retention,
     pub action: RetireAction,
     pub orphans: bool,
+    /// (bucket, prefix) to sweep for unused bundles.
+    pub orphan_bundles: Vec<(String, String)>,
 }
 
 impl Rule {
@@ -57,6 +59,8 @@ struct RuleFile {
     action: Option<String>,
     #[serde(default)]
     orphans: bool,
+    #[serde(default)]
+    orphan_bundles: Vec<String>,
 }
 
 /// The regions a policy names (if any) and its rules.
@@ -117,6 +121,7 @@ pub fn load(path: &Path) -> Result<(Option<Vec<String>>, Vec<Rule>)> {
             raw.include_public,
             action,
             raw.orphans,
+            &raw.orphan_bundles,
         )
         .map_err(|err| context(crate::error::one_line(&err)))?;
         rules.push(rule);
@@ -147,6 +152,7 @@ pub fn from_args(args: &CleanupArgs) -> Result<Rule> {
         args.include_public,
         args.action,
         args.orphans,
+        &args.orphan_bundles,
     )
 }
 
@@ -162,7 +168,21 @@ fn rule_from_parts(
     include_public: bool,
     action: RetireAction,
     orphans: bool,
+    orphan_bundles: &[String],
 ) -> Result<Rule> {
+    let mut sweeps = Vec::new();
+    for url in orphan_bundles {
+        let rest = url.strip_prefix("s3://").ok_or_else(|| {
+            usage(format!(
+                "orphan bundles '{url}' is not an s3://bucket/prefix URL"
+            ))
+        })?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(usage(format!("orphan bundles '{url}' names no bucket")));
+        }
+        sweeps.push((bucket.to_string(), prefix.to_string()));
+    }
     let group_by = if group_by == "name" {
         let pattern = match name_pattern {
             Some(raw) => {
@@ -215,10 +235,11 @@ fn rule_from_parts(
         },
         action,
         orphans,
+        orphan_bundles: sweeps,
     };
-    if !rule.selects_images() && !rule.orphans {
+    if !rule.selects_images() && !rule.orphans && rule.orphan_bundles.is_empty() {
         return Err(usage(
-            "nothing selects anything: give keep, older-than, unused-for or orphans",
+            "nothing selects anything: give keep, older-than, unused-for, orphans or orphan bundles",
         ));
     }
     Ok(rule)

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use super::ItemAction;
+use super::{BundleFacts, ItemAction, ManifestRead};
 use crate::model::Image;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,86 @@ pub fn orphans(snapshots: &[SnapshotFact], images: &[Image]) -> Vec<OrphanPlan> 
             action,
             reason,
         });
+    }
+    plans
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrphanBundlePlan {
+    pub bucket: String,
+    pub manifest_key: String,
+    /// Keys to delete: the parts, then the manifest.
+    pub objects: Vec<String>,
+    pub bytes: u64,
+    pub action: ItemAction,
+    pub reason: String,
+}
+
+/// Bundles whose manifest no registered image uses. `unused`: those manifests; `used`: the
+/// manifests images do use in the same buckets, so that a part two bundles share stays.
+pub fn orphan_bundles(unused: &[BundleFacts], used: &[BundleFacts]) -> Vec<OrphanBundlePlan> {
+    let mut plans = Vec::new();
+    for facts in unused {
+        let mut plan = OrphanBundlePlan {
+            bucket: facts.bucket.clone(),
+            manifest_key: facts.manifest_key.clone(),
+            objects: Vec::new(),
+            bytes: facts.existing.values().sum(),
+            action: ItemAction::Keep,
+            reason: String::new(),
+        };
+        let manifest = match &facts.manifest {
+            ManifestRead::Parsed(manifest) => manifest,
+            ManifestRead::Missing => {
+                plan.reason = "manifest vanished while listing".into();
+                plans.push(plan);
+                continue;
+            }
+            ManifestRead::Unreadable(why) => {
+                plan.reason = format!("manifest could not be read: {why}");
+                plans.push(plan);
+                continue;
+            }
+            ManifestRead::Invalid(why) => {
+                plan.reason = format!("{why}; nothing deleted");
+                plans.push(plan);
+                continue;
+            }
+        };
+        let keys: Vec<String> = manifest
+            .parts
+            .iter()
+            .map(|part| format!("{}{part}", facts.prefix))
+            .collect();
+        let shared = used.iter().filter(|u| u.bucket == facts.bucket).find_map(|u| match &u.manifest {
+            ManifestRead::Parsed(other) => other
+                .parts
+                .iter()
+                .map(|part| format!("{}{part}", u.prefix))
+                .find(|key| keys.contains(key))
+                .map(|key| format!("part {key} is also listed by s3://{}/{}, which an image uses", u.bucket, u.manifest_key)),
+            ManifestRead::Missing => None,
+            _ if u.prefix == facts.prefix => Some(format!(
+                "cannot tell whether it shares parts with s3://{}/{} (an image uses it; unreadable)",
+                u.bucket, u.manifest_key
+            )),
+            _ => None,
+        });
+        if let Some(reason) = shared {
+            plan.reason = reason;
+            plans.push(plan);
+            continue;
+        }
+        plan.objects = keys
+            .into_iter()
+            .filter(|key| facts.existing.contains_key(key))
+            .collect();
+        if facts.existing.contains_key(&facts.manifest_key) {
+            plan.objects.push(facts.manifest_key.clone());
+        }
+        plan.action = ItemAction::Delete;
+        plan.reason = "no registered image uses this manifest".into();
+        plans.push(plan);
     }
     plans
 }
@@ -209,5 +289,47 @@ mod tests {
             plans[0].reason,
             "made for ami-gone1, which no longer exists"
         );
+    }
+
+    fn facts(prefix: &str, manifest: &str, parts: &[&str], existing: &[&str]) -> BundleFacts {
+        BundleFacts {
+            bucket: "bkt".into(),
+            manifest_key: format!("{prefix}{manifest}"),
+            prefix: prefix.into(),
+            manifest: ManifestRead::Parsed(crate::plan::manifest::Manifest {
+                parts: parts.iter().map(|p| p.to_string()).collect(),
+            }),
+            existing: existing.iter().map(|k| (k.to_string(), 10)).collect(),
+        }
+    }
+
+    #[test]
+    fn unused_bundles_go_unless_they_share_a_part() {
+        let lonely = facts(
+            "old/",
+            "a.manifest.xml",
+            &["a.part.0"],
+            &["old/a.manifest.xml", "old/a.part.0"],
+        );
+        let sharing = facts(
+            "web/",
+            "b.manifest.xml",
+            &["p.0", "p.1"],
+            &["web/b.manifest.xml", "web/p.0"],
+        );
+        let hostile = BundleFacts {
+            manifest: ManifestRead::Invalid(crate::plan::manifest::ManifestError::UnsafePartName(
+                "../x".into(),
+            )),
+            ..facts("bad/", "c.manifest.xml", &[], &["bad/c.manifest.xml"])
+        };
+        let used = facts("web/", "live.manifest.xml", &["p.1"], &[]);
+        let plans = orphan_bundles(&[lonely, sharing, hostile], &[used]);
+        assert_eq!(plans[0].action, ItemAction::Delete);
+        assert_eq!(plans[0].objects, ["old/a.part.0", "old/a.manifest.xml"]);
+        assert_eq!(plans[1].action, ItemAction::Keep);
+        assert!(plans[1].reason.contains("part web/p.1 is also listed"));
+        assert_eq!(plans[2].action, ItemAction::Keep);
+        assert!(plans[2].reason.contains("../x"));
     }
 }
