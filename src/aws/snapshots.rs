@@ -80,12 +80,6 @@ impl Ec2 {
                         .map(|state| state.as_str().to_string())
                         .unwrap_or_else(|| "unknown".into()),
                     size_gib: snapshot.volume_size().unwrap_or(0),
-                    pending_for: snapshot
-                        .tags()
-                        .iter()
-                        .find(|tag| tag.key() == Some(PENDING_CLEANUP_TAG))
-                        .and_then(|tag| tag.value())
-                        .map(str::to_string),
                 });
             }
         }

@@ -360,8 +360,8 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
             .await
         {
             report.notes.push(format!(
-                "could not tag the snapshots of {} for recovery ({err}); if this run is interrupted, \
-                 `ami cleanup --orphans` finds them",
+                "could not tag the snapshots of {} for recovery ({err}); if this run is interrupted \
+                 now, a re-run cannot finish them: delete them by hand",
                 image.plan.image_id
             ));
         }

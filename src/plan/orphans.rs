@@ -1,6 +1,6 @@
-//! Orphaned snapshots: made for an image (by CreateImage or CopyImage, whose descriptions name it,
-//! or marked by an interrupted `ami` run) whose image is gone, and used by no image that exists.
-//! A snapshot made by hand names no image and is never an orphan.
+//! Orphaned snapshots: made for an image by CreateImage or CopyImage (whose descriptions name it)
+//! whose image is gone, and used by no image that exists. A snapshot made by hand names no image
+//! and is never an orphan.
 
 use regex::Regex;
 use serde::Serialize;
@@ -17,8 +17,6 @@ pub struct SnapshotFact {
     /// `completed`, `pending`, `error`, ...
     pub state: String,
     pub size_gib: i32,
-    /// The image an interrupted `ami` run marked it for, if any.
-    pub pending_for: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,11 +56,10 @@ pub fn orphans(snapshots: &[SnapshotFact], images: &[Image]) -> Vec<OrphanPlan> 
         .collect();
     let mut plans = Vec::new();
     for snapshot in snapshots {
-        let named = snapshot
-            .description
-            .as_deref()
-            .and_then(image_named_by)
-            .or_else(|| snapshot.pending_for.clone());
+        // Only AWS's own descriptions count. A pending-cleanup tag alone does not: its run may
+        // have been abandoned and the image deregistered later without --cleanup, meaning to
+        // keep the snapshot; re-running that `deregister --cleanup` finishes marked snapshots.
+        let named = snapshot.description.as_deref().and_then(image_named_by);
         let Some(image_id) = named else {
             continue;
         };
@@ -185,7 +182,6 @@ mod tests {
             description: Some(description.into()),
             state: "completed".into(),
             size_gib: 8,
-            pending_for: None,
         }
     }
 
@@ -259,9 +255,9 @@ mod tests {
                 state: "pending".into(),
                 ..snapshot("snap-pending", "Created by CreateImage(i-1) for ami-gone4")
             },
+            // Marked by an interrupted run, but no AWS description: not the sweep's to delete.
             SnapshotFact {
                 description: None,
-                pending_for: Some("ami-gone5".into()),
                 ..snapshot("snap-marked", "")
             },
         ];
@@ -282,7 +278,6 @@ mod tests {
                 ("snap-copy", ItemAction::Delete),
                 ("snap-reused", ItemAction::Keep),
                 ("snap-pending", ItemAction::Keep),
-                ("snap-marked", ItemAction::Delete),
             ]
         );
         assert_eq!(
