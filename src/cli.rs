@@ -433,6 +433,10 @@ pub struct ListArgs {
     /// Whose images: `self`, an account id, or an alias such as `amazon`
     #[arg(long, value_name = "OWNER", default_value = "self")]
     pub owner: String,
+
+    /// Skip reading who each image is shared with (one call per image; slow in large accounts)
+    #[arg(long)]
+    pub no_shares: bool,
 }
 
 /// `KEY=VALUE`; the value may be empty, the key may not.

@@ -380,6 +380,17 @@ async fn shows_who_an_image_is_shared_with() {
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("2 accounts"), "{text}");
     assert!(text.contains("public"), "{text}");
+
+    // --no-shares: no per-image attribute calls, sharing unknown (null), `public` still known.
+    account.reset_requests();
+    let quick = list(&account, &["--no-shares"]);
+    assert!(quick.images.iter().all(|image| image.shared_with.is_none()));
+    assert!(quick.images.iter().any(|image| image.public));
+    assert!(
+        !account
+            .requests()
+            .contains_key("ec2:DescribeImageAttribute")
+    );
 }
 
 #[tokio::test]

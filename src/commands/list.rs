@@ -46,7 +46,7 @@ pub struct ImageEntry {
     /// `s3://bucket/prefix/name.manifest.xml`, for instance-store images.
     pub manifest_location: Option<String>,
     pub public: bool,
-    /// Launch permissions; null when they were not read (images of other owners).
+    /// Launch permissions; null when they were not read (images of other owners, --no-shares).
     pub shared_with: Option<SharedWith>,
     pub tags: BTreeMap<String, String>,
     pub deprecation_time: Option<DateTime<Utc>>,
@@ -86,8 +86,8 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
         name_glob: args.name.clone(),
         tags: args.tags.clone(),
     };
-    // Launch permissions can only be read on one's own images.
-    let read_permissions = args.owner == "self";
+    // Launch permissions can only be read on one's own images, one call per image.
+    let read_permissions = args.owner == "self" && !args.no_shares;
     let aws = Aws::connect(settings).await?;
     let progress = spinner(settings, "listing images");
 
