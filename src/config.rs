@@ -64,6 +64,16 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Whether a question can be asked: table output with a person at the terminal. JSON output
+    /// is for programs and never prompts.
+    pub fn can_prompt(&self) -> bool {
+        self.output == OutputFormat::Table
+            && std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal()
+    }
+}
+
 pub fn env_non_empty(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()

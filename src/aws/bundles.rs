@@ -92,39 +92,30 @@ impl S3 {
         }
     }
 
-    /// Sizes of the `wanted` keys that exist under `prefix`.
+    /// Sizes of the `wanted` keys that exist under `prefix` (none when the bucket is gone).
     async fn existing(
         &self,
         bucket: &str,
         prefix: &str,
         wanted: &BTreeSet<String>,
     ) -> Result<BTreeMap<String, u64>, AwsError> {
-        let mut found = BTreeMap::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(page) => page,
-                Err(err) if service_code(&err) == Some("NoSuchBucket") => return Ok(found),
-                Err(err) => return Err(AwsError::from_sdk("ListObjectsV2", &self.region, &err)),
-            };
-            for object in page.contents() {
-                if let Some(key) = object.key().filter(|key| wanted.contains(*key)) {
-                    found.insert(key.to_string(), object.size().unwrap_or(0).max(0) as u64);
-                }
-            }
+        match self.list_objects(bucket, prefix).await {
+            Ok(objects) => Ok(objects
+                .into_iter()
+                .filter(|(key, _)| wanted.contains(key))
+                .collect()),
+            Err(err) if err.code.as_deref() == Some("NoSuchBucket") => Ok(BTreeMap::new()),
+            Err(err) => Err(err),
         }
-        Ok(found)
     }
 
-    /// Every key under `prefix`, all pages.
-    pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, AwsError> {
-        let mut keys = Vec::new();
+    /// Every object under `prefix` with its size, all pages.
+    pub async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, u64)>, AwsError> {
+        let mut objects = Vec::new();
         let mut pages = self
             .client
             .list_objects_v2()
@@ -135,13 +126,26 @@ impl S3 {
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|err| AwsError::from_sdk("ListObjectsV2", &self.region, &err))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_string)),
-            );
+            objects.extend(page.contents().iter().filter_map(|object| {
+                object
+                    .key()
+                    .map(|key| (key.to_string(), object.size().unwrap_or(0).max(0) as u64))
+            }));
         }
-        Ok(keys)
+        Ok(objects)
+    }
+
+    /// Deletes a bundle's planned keys (parts first, the manifest last): the manifest only once
+    /// every part is gone, so a failed run leaves the manifest for a re-run to find.
+    pub async fn delete_bundle(&self, bucket: &str, objects: &[String]) -> DeleteOutcome {
+        let (parts, manifest) = objects.split_at(objects.len().saturating_sub(1));
+        let mut outcome = self.delete_keys(bucket, parts).await;
+        if outcome.failed.is_empty() {
+            let last = self.delete_keys(bucket, manifest).await;
+            outcome.deleted.extend(last.deleted);
+            outcome.failed.extend(last.failed);
+        }
+        outcome
     }
 
     /// Deletes exactly these keys, in order, in batches. A key already gone counts as deleted.

@@ -8,10 +8,9 @@ use chrono::Utc;
 use futures::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 
 use crate::aws::Aws;
-use crate::cli::{CleanupArgs, OutputFormat, RetireAction};
+use crate::cli::{CleanupArgs, RetireAction};
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::Image;
@@ -19,7 +18,7 @@ use crate::output::{Printer, Render, TableStyle, spinner};
 use crate::plan::manifest::split_location;
 use crate::plan::orphans::{OrphanBundlePlan, OrphanPlan, orphans};
 use crate::plan::retention::{Decision, Verdict, select};
-use crate::plan::{self, ItemAction, Request};
+use crate::plan::{self, Request};
 
 use super::policy::Rule;
 use super::retire::{
@@ -144,9 +143,7 @@ enum Source<'a> {
 }
 
 fn require_confirmation_path(settings: &Settings, planning_only: bool) -> Result<()> {
-    let interactive = settings.output == OutputFormat::Table
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
+    let interactive = settings.can_prompt();
     if !planning_only && !settings.yes && !interactive {
         return Err(usage(
             "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
@@ -308,14 +305,7 @@ async fn plan_region(
                     .filter(|u| !u.is_empty())
             {
                 decision.verdict = Verdict::Keep;
-                decision.reason = format!(
-                    "now in use by {}",
-                    users
-                        .iter()
-                        .map(|u| format!("{} {}", u.kind.replace('_', " "), u.id))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                decision.reason = format!("now in use by {}", plan::describe_users(users));
             }
             if decision.verdict == Verdict::Retire {
                 actions.insert(decision.image_id.clone(), action);
@@ -387,10 +377,7 @@ async fn plan_region(
         found
             .into_iter()
             .map(|plan| OrphanReport {
-                status: match plan.action {
-                    ItemAction::Delete => Status::Planned,
-                    ItemAction::Keep => Status::Skipped,
-                },
+                status: plan.action.into(),
                 plan,
                 error: None,
             })
@@ -406,10 +393,7 @@ async fn plan_region(
                     .await?
                     .into_iter()
                     .map(|plan| OrphanBundleReport {
-                        status: match plan.action {
-                            ItemAction::Delete => Status::Planned,
-                            ItemAction::Keep => Status::Skipped,
-                        },
+                        status: plan.action.into(),
                         plan,
                         error: None,
                     }),
@@ -443,7 +427,12 @@ async fn sweep_bundles(
         .filter_map(|image| image.image_location.as_deref().and_then(split_location))
         .map(|(bucket, key, _)| (bucket, key))
         .collect();
-    let keys = s3.list_keys(bucket, prefix).await?;
+    let keys: Vec<String> = s3
+        .list_objects(bucket, prefix)
+        .await?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
     let unused: Vec<String> = keys
         .iter()
         .filter(|key| key.ends_with(".manifest.xml"))
@@ -538,15 +527,9 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
         .iter_mut()
         .filter(|b| b.status == Status::Planned)
     {
-        let (parts, manifest) = bundle
-            .plan
-            .objects
-            .split_at(bundle.plan.objects.len().saturating_sub(1));
-        let mut outcome = s3.delete_keys(&bundle.plan.bucket, parts).await;
-        if outcome.failed.is_empty() {
-            let last = s3.delete_keys(&bundle.plan.bucket, manifest).await;
-            outcome.failed.extend(last.failed);
-        }
+        let outcome = s3
+            .delete_bundle(&bundle.plan.bucket, &bundle.plan.objects)
+            .await;
         if outcome.failed.is_empty() {
             bundle.status = Status::Done;
         } else {

@@ -11,11 +11,10 @@ use comfy_table::Color;
 use futures::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 
 use crate::aws::snapshots::Deleted;
 use crate::aws::{Aws, Ec2};
-use crate::cli::OutputFormat;
 use crate::config::Settings;
 use crate::error::{Outcome, usage};
 use crate::model::Image;
@@ -40,6 +39,16 @@ pub enum Status {
     Skipped,
     Failed,
     NotFound,
+}
+
+/// Before execution: what the plan deletes is planned, what it keeps is skipped.
+impl From<ItemAction> for Status {
+    fn from(action: ItemAction) -> Status {
+        match action {
+            ItemAction::Delete => Status::Planned,
+            ItemAction::Keep => Status::Skipped,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -221,9 +230,7 @@ pub async fn complete_inventory(
 }
 
 pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) -> Result<()> {
-    let interactive = settings.output == OutputFormat::Table
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
+    let interactive = settings.can_prompt();
     if !interactive {
         return Err(usage(
             "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
@@ -298,17 +305,9 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
             }
             continue;
         }
-        let (parts, manifest) = bundle
-            .plan
-            .objects
-            .split_at(bundle.plan.objects.len().saturating_sub(1));
-        let mut outcome = s3.delete_keys(&bundle.plan.bucket, parts).await;
-        if outcome.failed.is_empty() {
-            // The manifest last, and only once every part is gone.
-            let last = s3.delete_keys(&bundle.plan.bucket, manifest).await;
-            outcome.deleted.extend(last.deleted);
-            outcome.failed.extend(last.failed);
-        }
+        let outcome = s3
+            .delete_bundle(&bundle.plan.bucket, &bundle.plan.objects)
+            .await;
         if outcome.failed.is_empty() {
             bundle.status = Status::Done;
             emptied_buckets.insert(bundle.plan.bucket.clone());
@@ -543,15 +542,11 @@ impl RetireReport {
                 }
             })
             .collect();
-        let item_status = |action: ItemAction| match action {
-            ItemAction::Delete => Status::Planned,
-            ItemAction::Keep => Status::Skipped,
-        };
         let snapshots = plan
             .snapshots
             .into_iter()
             .map(|snapshot| SnapshotReport {
-                status: item_status(snapshot.action),
+                status: snapshot.action.into(),
                 plan: snapshot,
                 error: None,
             })
@@ -560,7 +555,7 @@ impl RetireReport {
             .bundles
             .into_iter()
             .map(|bundle| BundleReport {
-                status: item_status(bundle.action),
+                status: bundle.action.into(),
                 plan: bundle,
                 error: None,
                 failed_keys: Vec::new(),

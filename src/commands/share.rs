@@ -4,11 +4,11 @@
 use anyhow::{Result, anyhow};
 use futures::{StreamExt, stream};
 use serde::Serialize;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 
 use crate::aws::sharing::Grantees;
 use crate::aws::{Aws, Ec2};
-use crate::cli::{OutputFormat, ShareArgs};
+use crate::cli::ShareArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::LaunchPermissions;
@@ -188,9 +188,7 @@ async fn confirm_public(
     if args.confirm_public {
         return Ok(());
     }
-    let interactive = settings.output == OutputFormat::Table
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal();
+    let interactive = settings.can_prompt();
     if !interactive {
         return Err(usage(
             "--public makes the image launchable by every AWS account: add --confirm-public (--yes is not enough); nothing was changed",

@@ -346,11 +346,10 @@ fn image_plan(
         .filter(|user| !(request.terminate_instances && user.kind == "instance"))
         .collect();
     if !blocking.is_empty() && !request.force {
-        let names: Vec<String> = blocking.iter().map(|user| describe_user(user)).collect();
         return blocked(
             format!(
                 "in use by {} (--force to deregister anyway)",
-                names.join(", ")
+                describe_users(blocking.iter().copied())
             ),
             Some(image),
             users,
@@ -361,20 +360,12 @@ fn image_plan(
     } else if blocking.is_empty() {
         format!(
             "requested; its instances will be terminated first: {}",
-            users
-                .iter()
-                .map(describe_user)
-                .collect::<Vec<_>>()
-                .join(", ")
+            describe_users(&users)
         )
     } else {
         format!(
             "requested with --force although in use by {}",
-            users
-                .iter()
-                .map(describe_user)
-                .collect::<Vec<_>>()
-                .join(", ")
+            describe_users(&users)
         )
     };
     ImagePlan {
@@ -387,6 +378,15 @@ fn image_plan(
         snapshot_ids: snapshot_ids(image).into_iter().map(String::from).collect(),
         delete_associated_snapshots: false,
     }
+}
+
+/// `instance i-1 (running), launch template lt-1 (version 3)`.
+pub fn describe_users<'a>(users: impl IntoIterator<Item = &'a ImageUser>) -> String {
+    users
+        .into_iter()
+        .map(describe_user)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe_user(user: &ImageUser) -> String {

@@ -8,7 +8,7 @@ use regex::Regex;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::{ImageUser, protection_block};
+use super::{ImageUser, describe_users, protection_block};
 use crate::model::Image;
 
 #[derive(Debug, Clone)]
@@ -94,17 +94,6 @@ fn family_of(image: &Image, group_by: &GroupBy) -> Result<String, String> {
             Ok(parts.join(","))
         }
     }
-}
-
-fn describe_users(users: &[ImageUser]) -> String {
-    users
-        .iter()
-        .map(|user| match &user.detail {
-            Some(detail) => format!("{} {} ({detail})", user.kind.replace('_', " "), user.id),
-            None => format!("{} {}", user.kind.replace('_', " "), user.id),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn human(duration: Duration) -> String {
