@@ -38,6 +38,12 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 
 /// Prints the error (one line: the message and its causes) and returns the exit code.
 pub fn report(outcome: anyhow::Result<Outcome>) -> u8 {
+    if crate::interrupt::requested() {
+        if let Err(err) = &outcome {
+            eprintln!("ami: error: {}", one_line(err));
+        }
+        return crate::interrupt::EXIT_INTERRUPTED;
+    }
     match outcome {
         Ok(Outcome::Success) => EXIT_OK,
         Ok(Outcome::Partial) => EXIT_PARTIAL,

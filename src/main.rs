@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod error;
 mod ids;
+mod interrupt;
 mod model;
 mod output;
 mod plan;

@@ -255,3 +255,179 @@ fn json_output_is_one_document_on_stdout() {
     assert!(document["images"].as_array().unwrap().is_empty());
     assert!(!output.stderr.is_empty(), "-vv logs on stderr");
 }
+
+/// Bad input of every kind: exit 2, a message naming the bad value, and not one call that
+/// changes anything (even with --yes, and with a real image in reach).
+#[tokio::test]
+async fn bad_arguments_name_the_value_and_change_nothing() {
+    let account = Account::new();
+    let (image, _) = account.image(common::REGION, "stays-put").await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[[rule]]\nkeep = 2\nolder_then = \"90d\"\n").unwrap();
+    let unknown_top = dir.path().join("top.toml");
+    std::fs::write(
+        &unknown_top,
+        "region = [\"us-east-1\"]\n[[rule]]\nkeep = 2\n",
+    )
+    .unwrap();
+    let (empty, typo, unknown_top) = (
+        empty.to_str().unwrap(),
+        typo.to_str().unwrap(),
+        unknown_top.to_str().unwrap(),
+    );
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["deregister", "snap-0123456789abcdef0"],
+            "snap-0123456789abcdef0",
+        ),
+        (vec!["deregister", "ami-xyz", &image], "ami-xyz"),
+        (
+            vec!["deregister", "i-0123456789abcdef0"],
+            "i-0123456789abcdef0",
+        ),
+        (vec!["share", &image, "--account", "12345"], "12345"),
+        (
+            vec!["share", &image, "--account", "1234567890123"],
+            "1234567890123",
+        ),
+        (
+            vec!["share", &image, "--org-arn", "arn:aws:iam::1:role/x"],
+            "arn:aws:iam::1:role/x",
+        ),
+        (
+            vec!["copy", &image, "--to-region", "Not_A_Region"],
+            "Not_A_Region",
+        ),
+        (
+            vec!["deregister", &image, "--region", "mars_north"],
+            "mars_north",
+        ),
+        (
+            vec![
+                "deregister",
+                &image,
+                "--region",
+                "us-east-1",
+                "--region",
+                "x",
+            ],
+            "'x'",
+        ),
+        (
+            vec!["cleanup", "--keep", "2", "--older-than", "3fortnights"],
+            "3fortnights",
+        ),
+        (vec!["cleanup", "--keep", "1", "--unused-for", "0"], "'0'"),
+        (vec!["cleanup", "--keep", "many"], "many"),
+        (vec!["cleanup", "--policy", empty], "no [[rule]]"),
+        (vec!["cleanup", "--policy", typo], "older_then"),
+        (vec!["cleanup", "--policy", unknown_top], "region"),
+        (
+            vec!["cleanup", "--policy", "/nonexistent/policy.toml"],
+            "/nonexistent/policy.toml",
+        ),
+        (
+            vec![
+                "register",
+                "--name",
+                "ok-name",
+                "--root-snapshot",
+                "vol-0123456789abcdef0",
+            ],
+            "vol-0123456789abcdef0",
+        ),
+        (
+            vec![
+                "create",
+                "--instance-id",
+                "ami-0123456789abcdef0",
+                "--name",
+                "n1",
+            ],
+            "ami-0123456789abcdef0",
+        ),
+        (
+            vec!["apply", "/nonexistent/plan.json"],
+            "/nonexistent/plan.json",
+        ),
+    ];
+    account.reset_requests();
+    for (args, needle) in cases {
+        let output = account.ami().args(&args).arg("--yes").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {needle:?} not in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(account.mutating_calls(), Vec::<String>::new());
+    assert!(account.image_ids().await.contains(&image));
+}
+
+/// Known secret values in the environment never show, at any verbosity, on any path.
+#[tokio::test]
+async fn credentials_never_appear_in_output_or_logs() {
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1";
+    const TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN0123456789";
+    let account = Account::new();
+    let (image, _) = account.image(common::REGION, "secretive").await;
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["list", "-vv"],
+        vec!["list", "-vv", "--output", "json"],
+        vec!["deregister", &image, "--cleanup", "--dry-run", "-vv"],
+        vec![
+            "cleanup",
+            "--keep",
+            "0",
+            "--older-than",
+            "1d",
+            "--dry-run",
+            "-vv",
+        ],
+        vec![
+            "share",
+            &image,
+            "--account",
+            "123456789012",
+            "--dry-run",
+            "-vv",
+        ],
+        // Failure paths print errors with context.
+        vec!["deregister", "ami-0123456789abcdef0", "--yes", "-vv"],
+        vec!["list", "-vv", "--endpoint-url", "http://127.0.0.1:9"],
+    ];
+    let mut logged = 0;
+    for args in runs {
+        for filter in [None, Some("trace")] {
+            let mut command = account.ami();
+            command
+                .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                .env("AWS_SESSION_TOKEN", TOKEN)
+                .args(&args);
+            if let Some(filter) = filter {
+                command.env("AMI_LOG", filter);
+            }
+            let output = command.output().unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            logged += output.stderr.len();
+            for secret in [SECRET, TOKEN, &SECRET[..20], &TOKEN[..20]] {
+                assert!(
+                    !all.contains(secret),
+                    "{args:?} ({filter:?}) printed a secret"
+                );
+            }
+        }
+    }
+    // The runs did log (debug and trace, SDK included): the check above looked at something.
+    assert!(logged > 100_000, "only {logged} bytes of logs");
+}

@@ -314,6 +314,100 @@ async fn a_hostile_manifest_deletes_nothing_and_says_why() {
     assert_eq!(report.left_behind.bundle_objects, 1);
 }
 
+/// The hostile corpus (tests/corpus/manifests) plus the two too big to keep in the repository:
+/// each as the manifest of an instance-store image, next to a part and a bystander object.
+#[tokio::test]
+async fn no_hostile_manifest_gets_anything_deleted() {
+    let account = Account::new();
+    let bucket = bucket_name(&account, "corpus");
+    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/manifests");
+    let mut manifests: Vec<(String, Vec<u8>)> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_none_or(|e| e != "md"))
+        .map(|path| {
+            let name = path.file_stem().unwrap().to_string_lossy().to_string();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    let many: Vec<String> = (0..100_000).map(|i| format!("img.part.{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    manifests.push(("hundred-thousand-parts".into(), manifest(&many)));
+    let mut huge = manifest(&["img.part.00"]);
+    huge.resize(50 * 1024 * 1024, b' ');
+    manifests.push(("fifty-megabytes".into(), huge));
+
+    let mut images = Vec::new();
+    for (name, body) in &manifests {
+        let key = format!("{name}/img.manifest.xml");
+        account.put_object(&bucket, &key, body).await;
+        account
+            .put_object(&bucket, &format!("{name}/img.part.00"), b"part")
+            .await;
+        images.push(
+            account
+                .register_manifest(REGION, name, &format!("{bucket}/{key}"))
+                .await,
+        );
+    }
+    account.put_object(&bucket, "victim", b"must survive").await;
+    account
+        .put_object(&bucket, "other-prefix/victim", b"must survive")
+        .await;
+    let before = object_keys_all(&account, &bucket).await;
+    account.reset_requests();
+
+    let mut args: Vec<&str> = images.iter().map(String::as_str).collect();
+    args.extend(["--cleanup", "--yes"]);
+    let (code, report) = deregister(&account, &args);
+    assert_eq!(code, 0);
+    assert_eq!(report.bundles.len(), manifests.len());
+    for bundle in &report.bundles {
+        assert_eq!(bundle.action, "keep", "{bundle:?}");
+        assert!(bundle.objects.is_empty(), "{bundle:?}");
+        assert!(!bundle.reason.is_empty(), "{bundle:?}");
+    }
+    let reason_of = |stem: &str| -> String {
+        let image = &images[manifests.iter().position(|(n, _)| n == stem).unwrap()];
+        report
+            .bundles
+            .iter()
+            .find(|b| &b.image_id == image)
+            .unwrap()
+            .reason
+            .clone()
+    };
+    assert!(reason_of("traversal").contains("\"../victim\" would leave"));
+    assert!(reason_of("billion-laughs").contains("DTD"));
+    assert!(reason_of("invalid-utf8").contains("UTF-8"));
+    assert!(reason_of("deep-nesting").contains("deeper"));
+    assert!(reason_of("hundred-thousand-parts").contains("limit"));
+    assert!(reason_of("fifty-megabytes").contains("limit"));
+    let requests = account.requests();
+    assert!(!requests.contains_key("s3:DeleteObjects"), "{requests:?}");
+    assert!(!requests.contains_key("s3:DeleteObject"), "{requests:?}");
+    assert_eq!(object_keys_all(&account, &bucket).await, before);
+}
+
+async fn object_keys_all(account: &Account, bucket: &str) -> BTreeSet<String> {
+    let mut pages = account
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .into_paginator()
+        .send();
+    let mut keys = BTreeSet::new();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|object| object.key().map(String::from)),
+        );
+    }
+    keys
+}
+
 #[tokio::test]
 async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared_snapshots() {
     use aws_sdk_ec2::types::RequestLaunchTemplateData;

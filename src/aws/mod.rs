@@ -6,6 +6,7 @@ pub mod error;
 pub mod identity;
 pub mod images;
 pub mod lifecycle;
+pub mod retry;
 pub mod sharing;
 pub mod snapshots;
 pub mod usage;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use crate::config::{Settings, env_non_empty};
 use crate::error::usage;
+use retry::{DEFAULT_MAX_ATTEMPTS, FailFastUntilAnswered};
 
 /// Shared AWS configuration; hands out per-region clients.
 #[derive(Clone)]
@@ -47,6 +49,8 @@ impl Aws {
     pub fn ec2(&self, region: &str) -> Ec2 {
         let config = aws_sdk_ec2::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
+            .interceptor(FailFastUntilAnswered)
+            .retry_classifier(FailFastUntilAnswered)
             .build();
         Ec2 {
             client: aws_sdk_ec2::Client::from_conf(config),
@@ -59,6 +63,8 @@ impl Aws {
     pub fn s3(&self, region: &str) -> S3 {
         let config = aws_sdk_s3::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
+            .interceptor(FailFastUntilAnswered)
+            .retry_classifier(FailFastUntilAnswered)
             .build();
         S3 {
             client: aws_sdk_s3::Client::from_conf(config),
@@ -69,6 +75,8 @@ impl Aws {
     pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
         let config = aws_sdk_autoscaling::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
+            .interceptor(FailFastUntilAnswered)
+            .retry_classifier(FailFastUntilAnswered)
             .build();
         aws_sdk_autoscaling::Client::from_conf(config)
     }
@@ -95,14 +103,23 @@ impl Ec2 {
 }
 
 /// Adaptive retries (client-side rate limiting when AWS throttles) unless AWS_RETRY_MODE says
-/// otherwise; attempts from --max-attempts, else AWS_MAX_ATTEMPTS / the profile, else 3.
+/// otherwise; attempts from --max-attempts, else AWS_MAX_ATTEMPTS / the profile, else
+/// `DEFAULT_MAX_ATTEMPTS`.
 async fn retry_config(settings: &Settings) -> RetryConfig {
     let mut provider = aws_config::default_provider::retry_config::default_provider();
     if let Some(profile) = &settings.profile {
         provider = provider.profile_name(profile);
     }
     let resolved = provider.retry_config().await;
-    let max_attempts = settings.max_attempts.unwrap_or(resolved.max_attempts());
+    // The provider answers the SDK's default (3) when nothing is configured; a profile that says
+    // exactly 3 is indistinguishable from that and gets ours.
+    let configured = env_non_empty("AWS_MAX_ATTEMPTS").is_some()
+        || resolved.max_attempts() != RetryConfig::standard().max_attempts();
+    let max_attempts = settings.max_attempts.unwrap_or(if configured {
+        resolved.max_attempts()
+    } else {
+        DEFAULT_MAX_ATTEMPTS
+    });
     let base = if env_non_empty("AWS_RETRY_MODE").is_some() {
         resolved
     } else {

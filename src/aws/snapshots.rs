@@ -97,6 +97,46 @@ impl Ec2 {
         Ok(found)
     }
 
+    /// Every snapshot marked for deletion, grouped by the image it was marked for.
+    pub async fn all_pending_cleanup(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<String, SnapshotInfo>>> {
+        let mut pages = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                Filter::builder()
+                    .name("tag-key")
+                    .values(PENDING_CLEANUP_TAG)
+                    .build(),
+            )
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut by_image: BTreeMap<String, BTreeMap<String, SnapshotInfo>> = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|err| AwsError::from_sdk("DescribeSnapshots", &self.region, &err))?;
+            for snapshot in page.snapshots() {
+                let image = snapshot
+                    .tags()
+                    .iter()
+                    .find(|tag| tag.key() == Some(PENDING_CLEANUP_TAG))
+                    .and_then(|tag| tag.value());
+                if let (Some(id), Some(image)) = (snapshot.snapshot_id(), image) {
+                    by_image.entry(image.to_string()).or_default().insert(
+                        id.to_string(),
+                        SnapshotInfo {
+                            size_gib: snapshot.volume_size().unwrap_or(0),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(by_image)
+    }
+
     async fn collect_snapshots(
         &self,
         filter: Filter,

@@ -13,6 +13,7 @@ use crate::aws::Aws;
 use crate::cli::{CleanupArgs, RetireAction};
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
+use crate::interrupt;
 use crate::model::Image;
 use crate::output::{Printer, Render, TableStyle, spinner};
 use crate::plan::manifest::split_location;
@@ -333,11 +334,19 @@ async fn plan_region(
             actions.remove(&decision.image_id);
         }
     }
-    let targets: Vec<String> = actions
+    let mut targets: Vec<String> = actions
         .iter()
         .filter(|(_, action)| **action == RetireAction::Deregister)
         .map(|(id, _)| id.clone())
         .collect();
+    // Retirements an interrupted run left unfinished: the image is gone, its snapshots are still
+    // marked for deletion. The planner checks them as for any target (not used by any image).
+    let unfinished = if review.is_some() {
+        BTreeMap::new()
+    } else {
+        unfinished_retirements(aws, region, &facts.images).await?
+    };
+    targets.extend(unfinished.keys().cloned());
     let retire = if targets.is_empty() {
         None
     } else {
@@ -350,6 +359,7 @@ async fn plan_region(
             },
             &targets,
             Some(usage),
+            unfinished,
         )
         .await?;
         let plan = plan::plan(
@@ -410,6 +420,17 @@ async fn plan_region(
         orphan_bundles: orphan_bundle_reports,
         error: None,
     })
+}
+
+/// Snapshots marked for deletion on behalf of images that are gone, by image.
+async fn unfinished_retirements(
+    aws: &Aws,
+    region: &str,
+    images: &[Image],
+) -> Result<BTreeMap<String, BTreeMap<String, crate::plan::SnapshotInfo>>> {
+    let mut pending = aws.ec2(region).all_pending_cleanup().await?;
+    pending.retain(|image_id, _| !images.iter().any(|image| &image.image_id == image_id));
+    Ok(pending)
 }
 
 /// Manifests under `prefix` that no image in the region uses, and their parts.
@@ -496,6 +517,7 @@ fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) ->
 }
 
 async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
+    interrupt::watch();
     if let Some(report) = region.retire.as_mut()
         && report.has_work()
     {
@@ -508,6 +530,10 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
         .iter_mut()
         .filter(|s| s.status == Status::Planned)
     {
+        if interrupt::requested() {
+            staged.status = Status::NotStarted;
+            continue;
+        }
         let result = match staged.action {
             RetireAction::Deprecate => ec2.enable_deprecation(&staged.image_id, Utc::now()).await,
             RetireAction::Disable => ec2.disable_image(&staged.image_id).await,
@@ -527,6 +553,10 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
         .iter_mut()
         .filter(|b| b.status == Status::Planned)
     {
+        if interrupt::requested() {
+            bundle.status = Status::NotStarted;
+            continue;
+        }
         let outcome = s3
             .delete_bundle(&bundle.plan.bucket, &bundle.plan.objects)
             .await;
@@ -552,6 +582,7 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
         .map(|(index, o)| (index, o.plan.snapshot_id.clone()))
         .collect();
     let results: Vec<(usize, _)> = stream::iter(planned)
+        .filter(|_| futures::future::ready(!interrupt::requested()))
         .map(|(index, id)| {
             let ec2 = ec2.clone();
             async move { (index, ec2.delete_snapshot(&id).await) }
@@ -562,6 +593,13 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
     for (index, result) in results {
         let orphan = &mut region.orphans[index];
         (orphan.status, orphan.error) = deletion_status(result);
+    }
+    for orphan in region
+        .orphans
+        .iter_mut()
+        .filter(|o| o.status == Status::Planned && interrupt::requested())
+    {
+        orphan.status = Status::NotStarted;
     }
 }
 
@@ -632,6 +670,34 @@ impl CleanupOutput {
                 .filter(|o| o.status == Status::Failed)
                 .count()
                 + usize::from(region.error.is_some());
+            let not_started = |status: &Status| *status == Status::NotStarted;
+            *counts.entry("not_started").or_default() += region
+                .retire
+                .iter()
+                .map(|r| {
+                    r.images.iter().filter(|i| not_started(&i.status)).count()
+                        + r.snapshots
+                            .iter()
+                            .filter(|s| not_started(&s.status))
+                            .count()
+                        + r.bundles.iter().filter(|b| not_started(&b.status)).count()
+                })
+                .sum::<usize>()
+                + region
+                    .staged
+                    .iter()
+                    .filter(|s| not_started(&s.status))
+                    .count()
+                + region
+                    .orphans
+                    .iter()
+                    .filter(|o| not_started(&o.status))
+                    .count()
+                + region
+                    .orphan_bundles
+                    .iter()
+                    .filter(|b| not_started(&b.status))
+                    .count();
         }
         counts
     }
@@ -654,7 +720,7 @@ impl CleanupOutput {
     fn result_line(&self) -> String {
         let c = self.counts();
         let get = |key: &str| c.get(key).copied().unwrap_or(0);
-        format!(
+        let mut line = format!(
             "retired {} image(s), deleted {} snapshot(s), {} orphan(s) and {} orphaned bundle(s), kept {} image(s), {} failure(s) in {} region(s)",
             get("images"),
             get("snapshots"),
@@ -663,7 +729,14 @@ impl CleanupOutput {
             get("kept"),
             get("failed"),
             self.regions.len()
-        )
+        );
+        if get("not_started") > 0 {
+            line.push_str(&format!(
+                "; interrupted: {} item(s) not started, a re-run does them",
+                get("not_started")
+            ));
+        }
+        line
     }
 
     fn outcome(&self) -> Outcome {

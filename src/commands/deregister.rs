@@ -28,7 +28,9 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
     let aws = Aws::connect(settings).await?;
     let progress = spinner(settings, format!("planning in {region}"));
     let gathered = match load_region(&aws, &region).await {
-        Ok(facts) => complete_inventory(&aws, &region, facts, &image_ids, None).await,
+        Ok(facts) => {
+            complete_inventory(&aws, &region, facts, &image_ids, None, Default::default()).await
+        }
         Err(err) => Err(err),
     };
     if let Some(bar) = &progress {

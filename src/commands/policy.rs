@@ -68,8 +68,14 @@ pub fn load(path: &Path) -> Result<(Option<Vec<String>>, Vec<Rule>)> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|err| usage(format!("cannot read policy {shown}: {err}")))?;
-    let file: PolicyFile = toml::from_str(&text)
-        .map_err(|err| usage(format!("policy {shown}: {}", err.to_string().trim())))?;
+    let file: PolicyFile = toml::from_str(&text).map_err(|err| {
+        // One line, with where: the error's own rendering spans several.
+        let line = err
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
+        usage(format!("policy {shown}{at}: {}", err.message().trim()))
+    })?;
     if file.rule.is_empty() {
         return Err(usage(format!("policy {shown} has no [[rule]]")));
     }

@@ -14,9 +14,10 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 
 use crate::aws::snapshots::Deleted;
-use crate::aws::{Aws, Ec2};
+use crate::aws::{Aws, Ec2, S3};
 use crate::config::Settings;
 use crate::error::{Outcome, usage};
+use crate::interrupt;
 use crate::model::Image;
 use crate::output::{Printer, Render, TableStyle};
 use crate::plan::manifest::split_location;
@@ -39,6 +40,8 @@ pub enum Status {
     Skipped,
     Failed,
     NotFound,
+    /// Ctrl-C came first: never attempted, a re-run does it.
+    NotStarted,
 }
 
 /// Before execution: what the plan deletes is planned, what it keeps is skipped.
@@ -146,6 +149,10 @@ pub async fn complete_inventory(
     facts: RegionFacts,
     targets: &[String],
     known_usage: Option<crate::aws::usage::Usage>,
+    mut known_pending: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, plan::SnapshotInfo>,
+    >,
 ) -> Result<(Inventory, Vec<String>)> {
     let ec2 = aws.ec2(region);
     let account_id = facts.account_id;
@@ -156,6 +163,13 @@ pub async fn complete_inventory(
     };
     let owned_ids: BTreeSet<String> = images.iter().map(|i| i.image_id.clone()).collect();
     for target in targets.iter().filter(|t| !owned_ids.contains(*t)) {
+        if let Some(pending) = known_pending.remove(target) {
+            inventory
+                .pending
+                .insert(target.clone(), pending.keys().cloned().collect());
+            inventory.snapshots.extend(pending);
+            continue;
+        }
         match ec2.describe_image(target).await? {
             Some(image) if image.owner_id.as_deref() == Some(account_id.as_str()) => {
                 images.push(image)
@@ -262,9 +276,16 @@ pub struct ExecuteOptions {
 }
 
 pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &mut RetireReport) {
+    interrupt::watch();
     let ec2 = aws.ec2(region);
     let s3 = aws.s3(region);
+    execute_steps(&ec2, &s3, options, report).await;
+    if interrupt::requested() {
+        report.not_started();
+    }
+}
 
+async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut RetireReport) {
     // 1. Instances launched from the images, when asked to.
     if options.terminate_instances {
         let instances: Vec<String> = report
@@ -277,7 +298,7 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        if !instances.is_empty() {
+        if !instances.is_empty() && !interrupt::requested() {
             match ec2.terminate_instances(&instances).await {
                 Ok(()) => report.instances_terminated = instances,
                 Err(err) => {
@@ -304,6 +325,9 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
                 bundle.error = Some("its image was not deregistered".into());
             }
             continue;
+        }
+        if interrupt::requested() {
+            break;
         }
         let outcome = s3
             .delete_bundle(&bundle.plan.bucket, &bundle.plan.objects)
@@ -354,6 +378,9 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
         if to_mark.is_empty() {
             continue;
         }
+        if interrupt::requested() {
+            break;
+        }
         if let Err(err) = ec2
             .mark_pending_cleanup(&image.plan.image_id, &to_mark)
             .await
@@ -364,6 +391,11 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
                 image.plan.image_id
             ));
         }
+    }
+
+    // An image whose bundle or snapshot marks were not seen to before Ctrl-C stays as it is.
+    if interrupt::requested() {
+        return;
     }
 
     // 4. Deregister: groups of images that share snapshots one image at a time (so the last
@@ -392,6 +424,9 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
             async move {
                 let mut results = Vec::new();
                 for image_id in group {
+                    if interrupt::requested() {
+                        break;
+                    }
                     let (index, with_snapshots) = flags[&image_id];
                     results.push((index, ec2.deregister(&image_id, with_snapshots).await));
                 }
@@ -407,6 +442,9 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
     // What DeleteAssociatedSnapshots did with each snapshot; a success anywhere wins (images
     // sharing a snapshot report it skipped until the last of them goes).
     let mut with_image: std::collections::BTreeMap<String, String> = Default::default();
+    // Images whose DeregisterImage answer was lost (a retry found them gone): what AWS did with
+    // their snapshots is unknown, and is looked up below rather than guessed.
+    let mut answer_lost: BTreeSet<String> = BTreeSet::new();
     for (index, result) in results {
         let image = &mut report.images[index];
         match result {
@@ -422,10 +460,19 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
             Ok(None) => {
                 image.status = Status::Done;
                 image.error = Some("already deregistered".into());
+                answer_lost.insert(image.plan.image_id.clone());
             }
             Err(err) => image.fail(err.to_string()),
         }
     }
+    let unknown_fate = snapshots_of_lost_answers(report, &answer_lost, &with_image);
+    let still_there = if unknown_fate.is_empty() {
+        Ok(BTreeSet::new())
+    } else {
+        ec2.owned_snapshots(&unknown_fate)
+            .await
+            .map(|found| found.into_keys().collect::<BTreeSet<_>>())
+    };
 
     // 5. Snapshots of images that are gone now.
     let gone: BTreeSet<String> = report
@@ -458,6 +505,26 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
             snapshot.error = Some(format!("{holder} was not deregistered"));
             continue;
         }
+        if unknown_fate.contains(id) {
+            match &still_there {
+                Ok(existing) if existing.contains(id) => {
+                    snapshot.status = Status::Skipped;
+                    snapshot.error =
+                        Some("AWS kept it when deregistering: another image still uses it".into());
+                }
+                Ok(_) => {
+                    snapshot.status = Status::Done;
+                    snapshot.error = Some("deleted with its image".into());
+                }
+                Err(err) => {
+                    snapshot.status = Status::Failed;
+                    snapshot.error = Some(format!(
+                        "could not check whether AWS deleted it with its image ({err}); a re-run will"
+                    ));
+                }
+            }
+            continue;
+        }
         match with_image.get(id).map(String::as_str) {
             Some("success") => snapshot.status = Status::Done,
             // AWS knows of a user the plan did not: keep it rather than provoke InvalidSnapshot.InUse.
@@ -470,6 +537,7 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
         }
     }
     let results: Vec<(usize, _)> = stream::iter(to_delete)
+        .filter(|_| futures::future::ready(!interrupt::requested()))
         .map(|(index, snapshot_id)| {
             let ec2: Ec2 = ec2.clone();
             async move { (index, ec2.delete_snapshot(&snapshot_id).await) }
@@ -483,7 +551,7 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
     }
 
     // 6. Buckets the cleanup emptied.
-    if options.delete_empty_bucket {
+    if options.delete_empty_bucket && !interrupt::requested() {
         for bucket in emptied_buckets {
             let result = s3.delete_bucket_if_empty(&bucket).await;
             for bundle in report
@@ -505,6 +573,33 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
     }
 }
 
+/// Snapshots left to DeregisterImage that AWS may or may not have deleted: one of their images
+/// was deregistered by an attempt whose answer never arrived, and no answer reported them deleted.
+fn snapshots_of_lost_answers(
+    report: &RetireReport,
+    answer_lost: &BTreeSet<String>,
+    with_image: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    if answer_lost.is_empty() {
+        return Vec::new();
+    }
+    report
+        .snapshots
+        .iter()
+        .filter(|s| s.status == Status::Planned && s.plan.deleted_by == DeletedBy::DeregisterImage)
+        .filter(|s| with_image.get(&s.plan.snapshot_id).map(String::as_str) != Some("success"))
+        .filter(|s| {
+            report.images.iter().any(|image| {
+                answer_lost.contains(&image.plan.image_id)
+                    && image.plan.snapshot_ids.contains(&s.plan.snapshot_id)
+            })
+        })
+        .map(|s| s.plan.snapshot_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// A snapshot deletion's status; one already gone counts as done.
 pub fn deletion_status(
     result: Result<Deleted, crate::aws::error::AwsError>,
@@ -513,6 +608,37 @@ pub fn deletion_status(
         Ok(Deleted::Deleted) => (Status::Done, None),
         Ok(Deleted::AlreadyGone) => (Status::Done, Some("already deleted".into())),
         Err(err) => (Status::Failed, Some(err.to_string())),
+    }
+}
+
+impl RetireReport {
+    /// After Ctrl-C: whatever is still planned was never attempted.
+    fn not_started(&mut self) {
+        let reason = || Some("not started: interrupted".to_string());
+        for image in self
+            .images
+            .iter_mut()
+            .filter(|i| i.status == Status::Planned)
+        {
+            image.status = Status::NotStarted;
+            image.error = reason();
+        }
+        for snapshot in self
+            .snapshots
+            .iter_mut()
+            .filter(|s| s.status == Status::Planned)
+        {
+            snapshot.status = Status::NotStarted;
+            snapshot.error = reason();
+        }
+        for bundle in self
+            .bundles
+            .iter_mut()
+            .filter(|b| b.status == Status::Planned)
+        {
+            bundle.status = Status::NotStarted;
+            bundle.error = reason();
+        }
     }
 }
 
@@ -642,7 +768,12 @@ impl RetireReport {
         let failed = self
             .images
             .iter()
-            .filter(|i| matches!(i.status, Status::Failed | Status::NotFound))
+            .filter(|i| {
+                matches!(
+                    i.status,
+                    Status::Failed | Status::NotFound | Status::NotStarted
+                )
+            })
             .count()
             + self
                 .images
@@ -652,12 +783,12 @@ impl RetireReport {
             + self
                 .snapshots
                 .iter()
-                .filter(|s| s.status == Status::Failed)
+                .filter(|s| matches!(s.status, Status::Failed | Status::NotStarted))
                 .count()
             + self
                 .bundles
                 .iter()
-                .filter(|b| b.status == Status::Failed)
+                .filter(|b| matches!(b.status, Status::Failed | Status::NotStarted))
                 .count();
         let done = self.images.iter().any(|i| i.status == Status::Done)
             || self.snapshots.iter().any(|s| s.status == Status::Done)
@@ -680,6 +811,7 @@ fn status_cell(style: &TableStyle, status: Status, dry_run: bool) -> comfy_table
         Status::Skipped => ("kept", Some(Color::Yellow)),
         Status::Failed => ("FAILED", Some(Color::Red)),
         Status::NotFound => ("not found", Some(Color::Red)),
+        Status::NotStarted => ("not started", Some(Color::Yellow)),
     };
     style.cell(text, color)
 }

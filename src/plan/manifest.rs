@@ -75,7 +75,8 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
     }
     let text = std::str::from_utf8(bytes).map_err(|_| ManifestError::NotUtf8)?;
     let mut reader = Reader::from_str(text);
-    reader.config_mut().trim_text(true);
+    // No trimming: a part name padded with spaces names a different key than its trimmed self,
+    // and is refused below rather than quietly "corrected".
     let mut path: Vec<String> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
     let mut current: Option<String> = None;
@@ -174,6 +175,7 @@ fn check_part_name(name: &str) -> Result<(), ManifestError> {
         || name.contains('/')
         || name.contains('\\')
         || name.contains("..")
+        || name.trim() != name
         || name.starts_with("s3:")
         || name.chars().any(|c| c.is_control());
     if unsafe_name {
@@ -311,6 +313,112 @@ mod tests {
             parse_manifest(manifest(&refs).as_bytes()),
             Err(ManifestError::TooManyParts)
         );
+    }
+
+    /// The corpus of hostile manifests (tests/corpus/manifests): every one refused.
+    #[test]
+    fn every_corpus_manifest_is_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/manifests");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let result = parse_manifest(&bytes);
+            assert!(result.is_err(), "{} parsed: {result:?}", path.display());
+            seen += 1;
+        }
+        assert!(seen >= 20, "the corpus is missing: {seen} files");
+    }
+
+    #[test]
+    fn padded_part_names_are_refused_not_trimmed() {
+        for bad in [" victim", "victim ", "img.part.00\n", "\timg"] {
+            let xml = manifest(&[bad]);
+            assert!(parse_manifest(xml.as_bytes()).is_err(), "{bad:?}");
+        }
+        // Indentation between elements, as ec2-bundle-image writes it, is fine.
+        let pretty = manifest(&["img.part.00"]).replace("><", ">\n  <");
+        assert_eq!(
+            parse_manifest(pretty.as_bytes()).unwrap().parts,
+            ["img.part.00"]
+        );
+    }
+
+    #[test]
+    fn a_hundred_thousand_parts_are_refused_and_a_50_mb_manifest_is_not_read() {
+        let names: Vec<String> = (0..100_000).map(|i| format!("img.part.{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let result = parse_manifest(manifest(&refs).as_bytes());
+        assert!(
+            matches!(
+                result,
+                Err(ManifestError::TooManyParts) | Err(ManifestError::TooLarge(_))
+            ),
+            "{result:?}"
+        );
+        let huge = vec![b'<'; 50 * 1024 * 1024];
+        assert_eq!(
+            parse_manifest(&huge),
+            Err(ManifestError::TooLarge(50 * 1024 * 1024))
+        );
+    }
+
+    mod fuzz {
+        use super::super::*;
+        use super::manifest;
+        use proptest::prelude::*;
+
+        /// What a parse may return: an error, or part names that stay inside the bundle.
+        fn sound(result: Result<Manifest, ManifestError>) -> Result<(), TestCaseError> {
+            if let Ok(parsed) = result {
+                prop_assert!(!parsed.parts.is_empty() && parsed.parts.len() <= MAX_PARTS);
+                for part in &parsed.parts {
+                    prop_assert!(check_part_name(part).is_ok(), "{part:?}");
+                    prop_assert!(!part.contains('/') && !part.contains(".."), "{part:?}");
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            /// Arbitrary bytes: never a panic, never an unsafe part.
+            #[test]
+            fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                sound(parse_manifest(&bytes))?;
+            }
+
+            /// Arbitrary part names, markup included, in a well-formed manifest.
+            #[test]
+            fn arbitrary_part_names(names in proptest::collection::vec(".{0,40}", 1..6)) {
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                sound(parse_manifest(manifest(&refs).as_bytes()))?;
+            }
+
+            /// A valid manifest with bytes overwritten, inserted or cut.
+            #[test]
+            fn mutated_manifests(
+                edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0..3u8), 1..8)
+            ) {
+                let mut bytes = manifest(&["img.part.00", "img.part.01"]).into_bytes();
+                for (at, byte, kind) in edits {
+                    let at = at % (bytes.len() + 1);
+                    match kind {
+                        0 if at < bytes.len() => bytes[at] = byte,
+                        1 => bytes.insert(at, byte),
+                        _ if at < bytes.len() => {
+                            bytes.remove(at);
+                        }
+                        _ => {}
+                    }
+                }
+                sound(parse_manifest(&bytes))?;
+            }
+        }
     }
 
     #[test]

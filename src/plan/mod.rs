@@ -719,4 +719,6 @@ fn bundle_plan(
 pub const NOT_REVIEWED: &str = "was not in the reviewed plan: kept";
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

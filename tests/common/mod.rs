@@ -40,11 +40,17 @@ pub fn emulator() -> &'static Emulator {
     })
 }
 
+/// The emulator venv's Python (it has boto3 too).
+pub fn python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::env::var("AMI_EMULATOR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".emulator/venv/bin/python"))
+}
+
 fn start_emulator() -> Emulator {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var("AMI_EMULATOR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".emulator/venv/bin/python"));
+    let python = python();
     assert!(
         python.exists(),
         "emulator venv missing at {}: run `scripts/emulator.sh setup` (scripts/test.sh does)",
@@ -193,6 +199,80 @@ impl Account {
             "/_emulator/config",
             &format!(r#"{{"account":"{}","page_size":{size}}}"#, self.id),
         );
+    }
+
+    /// Emulator settings for this account: `faults`, `throttle`, `latency_ms`, `page_size` (see
+    /// tests/emulator/README.md); `null` removes one.
+    pub fn configure(&self, settings: serde_json::Value) {
+        let mut body = settings;
+        body["account"] = serde_json::Value::String(self.id.clone());
+        admin("POST", "/_emulator/config", &body.to_string());
+    }
+
+    /// Faults the emulator injected into this account's calls, per `service:Action:kind`.
+    pub fn faults_injected(&self) -> BTreeMap<String, u64> {
+        let body = admin("GET", &format!("/_emulator/faults?account={}", self.id), "");
+        serde_json::from_str(&body).expect("fault counters")
+    }
+
+    /// The benchmark's estate (bench/estate.py): `images` images in `families` name families over
+    /// two years, ~15% with a data volume, ~5% sharing a root snapshot, one in use per family.
+    pub fn seed_estate(&self, images: usize, families: usize) -> serde_json::Value {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let output = StdCommand::new(python())
+            .arg(root.join("bench/estate.py"))
+            .args([&emulator().endpoint, &self.id])
+            .args([images.to_string(), families.to_string()])
+            .output()
+            .expect("run bench/estate.py");
+        assert!(
+            output.status.success(),
+            "estate.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("estate summary")
+    }
+
+    /// Every image of the account in the region (all pages, every state): name → snapshot ids.
+    pub async fn images_by_name(&self) -> BTreeMap<String, Vec<String>> {
+        let mut pages = self
+            .ec2()
+            .describe_images()
+            .owners("self")
+            .include_disabled(true)
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut found = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            for image in page.expect("describe images").images() {
+                let snapshots = image
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(String::from))
+                    .collect();
+                found.insert(image.name().unwrap_or_default().to_string(), snapshots);
+            }
+        }
+        found
+    }
+
+    /// Every snapshot of the account in the region, all pages.
+    pub async fn all_snapshot_ids(&self) -> std::collections::BTreeSet<String> {
+        let mut pages = self
+            .ec2()
+            .describe_snapshots()
+            .owner_ids("self")
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut found = std::collections::BTreeSet::new();
+        while let Some(page) = pages.next().await {
+            for snapshot in page.expect("describe snapshots").snapshots() {
+                found.extend(snapshot.snapshot_id().map(String::from));
+            }
+        }
+        found
     }
 
     /// Sets an image's CreationDate or a snapshot's StartTime (RFC 3339).

@@ -639,9 +639,37 @@ def backdate(account_id: str, region: str, resource_id: str, when: datetime) -> 
         raise KeyError(resource_id)
 
 
+def _patch_unimplemented_actions() -> None:
+    """An EC2 action moto lacks answers as AWS answers an action it does not offer (a partition or
+    region without the API): HTTP 400 `InvalidAction`. Stock moto raises, so the server answers HTTP
+    500 with an HTML page, which every SDK retries as transient: seconds lost per call, and a client
+    that treats "not offered" as "try again" can never be tested."""
+    from moto.core.responses import BaseResponse
+    from moto.ec2.responses import EC2Response
+
+    original = BaseResponse.call_action
+
+    def call_action(self: BaseResponse) -> Any:
+        try:
+            return original(self)
+        except NotImplementedError:
+            if not isinstance(self, EC2Response):
+                raise
+            action = self._get_action()
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InvalidAction</Code>'
+                f"<Message>The action {action} is not valid for this web service.</Message></Error></Errors>"
+                "<RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>"
+            )
+            return 400, {"status": 400, "Content-Type": "text/xml"}, body
+
+    BaseResponse.call_action = call_action  # type: ignore[method-assign]
+
+
 def apply() -> None:
     """Install every patch. Call once, before the server handles a request."""
     _patch_accounts()
+    _patch_unimplemented_actions()
     TaggedEC2Resource.get_tags = _get_tags
     Ami.__init__ = _ami_init
     Ami.block_device_mappings = property(_ami_block_device_mappings)

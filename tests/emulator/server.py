@@ -10,8 +10,11 @@ Admin routes (test tooling only; the `ami` binary never calls them):
   GET  /_emulator/requests?account=ID          per-action request counts {"ec2:DescribeImages": 3, ...}
   POST /_emulator/requests/reset?account=ID
   POST /_emulator/backdate   {"account", "region", "resource_id", "time": RFC 3339}
-  POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null}
-                             cap DescribeImages/Snapshots pages; add network latency per request
+  POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null,
+                              "faults": {...}|null, "throttle": {...}|null}
+                             cap DescribeImages/Snapshots pages; add network latency per request;
+                             inject faults; throttle mutating calls with a token bucket (see faults.py)
+  GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import faults  # noqa: E402
 import fidelity  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
@@ -96,22 +100,25 @@ class EmulatorApp:
         # emulator on loopback lacks. Sleeping releases the GIL, so concurrent clients overlap it
         # as they would on a network; the emulator's own work stays serialised.
         self.latency: dict[str, float] = {}
+        self.faults = faults.Faults()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_emulator/"):
             return self.admin(environ, start_response, path)
-        account = self.count(environ)
+        account, action = self.count(environ)
         delay = self.latency.get(account or "")
         if delay:
             time.sleep(delay)
-        return self.inner(environ, start_response)
+        if account is None:
+            return self.inner(environ, start_response)
+        return self.faults.serve(account, action, environ, start_response, self.inner)
 
-    def count(self, environ: dict[str, Any]) -> str | None:
+    def count(self, environ: dict[str, Any]) -> tuple[str | None, str]:
         auth = environ.get("HTTP_AUTHORIZATION", "")
         match = _CREDENTIAL.search(auth)
         if not match:
-            return None
+            return None, ""
         access_key, _region, service = match.groups()
         import moto.iam.models as iam_models
 
@@ -130,7 +137,7 @@ class EmulatorApp:
                 environ["wsgi.input"] = io.BytesIO(body)
                 action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["Unknown"])[0]
         self.counters.add(account, f"{service}:{action}")
-        return account
+        return account, f"{service}:{action}"
 
     def admin(self, environ: dict[str, Any], start_response: Any, path: str) -> Any:
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
@@ -153,6 +160,8 @@ class EmulatorApp:
                 when = default_timestamp_parser(body["time"])
                 fidelity.backdate(body["account"], body["region"], body["resource_id"], when)
                 result = {"ok": True}
+            elif path == "/_emulator/faults":
+                result = self.faults.injected(query["account"])
             elif path == "/_emulator/config":
                 if "page_size" in body:
                     fidelity.set_page_size_cap(body["account"], body["page_size"])
@@ -161,9 +170,15 @@ class EmulatorApp:
                         self.latency[body["account"]] = float(body["latency_ms"]) / 1000.0
                     else:
                         self.latency.pop(body["account"], None)
+                if "faults" in body:
+                    self.faults.configure_faults(body["account"], body["faults"])
+                if "throttle" in body:
+                    self.faults.configure_throttle(body["account"], body["throttle"])
                 result = {"ok": True}
             else:
                 return self.reply(start_response, "404 Not Found", {"error": path})
+        except (ValueError, TypeError) as bad:
+            return self.reply(start_response, "400 Bad Request", {"error": str(bad)})
         except KeyError as missing:
             return self.reply(start_response, "400 Bad Request", {"error": f"missing or unknown {missing}"})
         return self.reply(start_response, "200 OK", result)

@@ -1,0 +1,37 @@
+//! Ctrl-C during execution: start nothing new, let calls in flight finish, report what was done,
+//! exit 130. A second Ctrl-C stops at once (still safe: every step can be finished by a re-run).
+//!
+//! Only execution listens; before it (reading, planning, the prompt) Ctrl-C ends the process as
+//! usual, since nothing has changed yet.
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+static WATCH: Once = Once::new();
+
+/// Starts listening for Ctrl-C (once per process; later calls do nothing).
+pub fn watch() {
+    WATCH.call_once(|| {
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            REQUESTED.store(true, Ordering::SeqCst);
+            eprintln!(
+                "\nami: interrupted: finishing the calls in flight, starting nothing new \
+                 (Ctrl-C again to stop at once; a re-run finishes the rest)"
+            );
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            }
+        });
+    });
+}
+
+/// Whether Ctrl-C was pressed: work not yet started must not start.
+pub fn requested() -> bool {
+    REQUESTED.load(Ordering::SeqCst)
+}

@@ -1,0 +1,196 @@
+"""Fault injection and throttling, per account, in front of moto (configured via /_emulator/config).
+
+What a client of real AWS meets and must survive without losing track of what it did:
+
+- `throttle`     HTTP 503 `RequestLimitExceeded` (S3 `SlowDown`, query APIs `Throttling`), before the call runs
+- `error`        HTTP 500 `InternalError`, before the call runs
+- `error_after`  the call runs, then HTTP 500 instead of its answer (AWS may do the work and still fail the response)
+- `drop`         the connection is closed before the call runs
+- `drop_after`   the call runs, then the connection is closed before the answer (a response lost on the network)
+- `latency`      the call is answered `latency_ms` late
+
+`faults`: {"throttle": p, "error": p, "error_after": p, "drop": p, "drop_after": p, "latency": p,
+           "latency_ms": 200, "actions": ["ec2:DeregisterImage", ...] | null (every call), "seed": n | null}
+One draw per request picks at most one kind (the probabilities add up to at most 1).
+
+`throttle`: {"burst": 50, "refill_per_second": 5} — EC2's documented model for mutating actions: a bucket
+of `burst` tokens, refilled at `refill_per_second`; each mutating EC2 call (not Describe*/Get*/List*) takes
+one, and with none left the call is refused with `RequestLimitExceeded` before it runs.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from typing import Any, Callable
+
+KINDS = ("throttle", "error", "error_after", "drop", "drop_after", "latency")
+READ_PREFIXES = ("Describe", "Get", "List")
+
+
+def is_mutating(action: str) -> bool:
+    service, _, name = action.partition(":")
+    return service == "ec2" and not name.startswith(READ_PREFIXES)
+
+
+class FaultPlan:
+    def __init__(self, config: dict[str, Any]) -> None:
+        unknown = set(config) - set(KINDS) - {"latency_ms", "actions", "seed"}
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+        self.odds = [(kind, float(config.get(kind) or 0.0)) for kind in KINDS]
+        if sum(p for _, p in self.odds) > 1.0:
+            raise ValueError("fault probabilities add up to more than 1")
+        self.latency = float(config.get("latency_ms") or 200) / 1000.0
+        actions = config.get("actions")
+        self.actions = set(actions) if actions else None
+        self.rng = random.Random(config.get("seed"))
+
+    def draw(self, action: str) -> str | None:
+        if self.actions is not None and action not in self.actions:
+            return None
+        roll = self.rng.random()
+        for kind, p in self.odds:
+            if roll < p:
+                return kind
+            roll -= p
+        return None
+
+
+class TokenBucket:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.burst = float(config["burst"])
+        self.refill = float(config["refill_per_second"])
+        if self.burst < 1 or self.refill <= 0:
+            raise ValueError("throttle needs burst >= 1 and refill_per_second > 0")
+        self.tokens = self.burst
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.refill)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def error_body(service: str, code: str, message: str) -> bytes:
+    request_id = str(uuid.uuid4())
+    if service == "ec2":
+        xml = (
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+    elif service == "s3":
+        xml = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+    else:
+        xml = (
+            f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        )
+    return ('<?xml version="1.0" encoding="UTF-8"?>' + xml).encode()
+
+
+THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "s3": "SlowDown"}
+
+
+def error_reply(start_response: Any, action: str, kind: str) -> list[bytes]:
+    service = action.partition(":")[0]
+    if kind == "throttle":
+        status = "503 Service Unavailable"
+        body = error_body(service, THROTTLE_CODES.get(service, "Throttling"), "Request limit exceeded.")
+    else:
+        status = "500 Internal Server Error"
+        code = "InternalFailure" if service not in ("ec2", "s3") else "InternalError"
+        body = error_body(service, code, "An internal error has occurred")
+    start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def drop_connection(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    # The server's attempt to answer now fails; werkzeug treats that as a dropped connection.
+    start_response("500 Internal Server Error", [("Content-Length", "0")])
+    return []
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plans: dict[str, FaultPlan] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._injected: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def configure_faults(self, account: str, config: dict[str, Any] | None) -> None:
+        with self._lock:
+            if config:
+                self._plans[account] = FaultPlan(config)
+            else:
+                self._plans.pop(account, None)
+
+    def configure_throttle(self, account: str, config: dict[str, Any] | None) -> None:
+        with self._lock:
+            if config:
+                self._buckets[account] = TokenBucket(config)
+            else:
+                self._buckets.pop(account, None)
+
+    def injected(self, account: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self._injected.get(account, {}))
+
+    def _decide(self, account: str, action: str) -> str | None:
+        with self._lock:
+            bucket = self._buckets.get(account)
+            if bucket is not None and is_mutating(action) and not bucket.take():
+                kind: str | None = "throttle"
+            else:
+                plan = self._plans.get(account)
+                kind = plan.draw(action) if plan else None
+            if kind:
+                self._injected[account][f"{action}:{kind}"] += 1
+            return kind
+
+    def serve(
+        self,
+        account: str,
+        action: str,
+        environ: dict[str, Any],
+        start_response: Any,
+        inner: Callable[[dict[str, Any], Any], Any],
+    ) -> Any:
+        kind = self._decide(account, action)
+        if kind is None:
+            return inner(environ, start_response)
+        if kind in ("throttle", "error"):
+            return error_reply(start_response, action, kind)
+        if kind == "drop":
+            return drop_connection(environ, start_response)
+        if kind == "latency":
+            with self._lock:
+                delay = self._plans[account].latency if account in self._plans else 0.0
+            time.sleep(delay)
+            return inner(environ, start_response)
+        # error_after / drop_after: the call takes effect, its answer is lost.
+        answer = inner(environ, lambda *args, **kwargs: (lambda data: None))
+        try:
+            for _ in answer:
+                pass
+        finally:
+            close = getattr(answer, "close", None)
+            if close:
+                close()
+        if kind == "error_after":
+            return error_reply(start_response, action, "error")
+        return drop_connection(environ, start_response)
