@@ -431,6 +431,19 @@ async fn share_with_another_account_then_revoke() {
         assert_eq!(snapshot["accounts"][0], other.id.as_str(), "{snapshot}");
     }
     assert!(visible_to_other().await, "account B sees the shared image");
+    // B may look, but never change what it does not own.
+    other.reset_requests();
+    let third = Account::new();
+    let (code, stderr) = stderr_of(&other, &["share", &image, "--account", &third.id, "--yes"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(&format!("owned by account {}", owner.id)),
+        "{stderr}"
+    );
+    assert_eq!(other.mutating_calls(), Vec::<String>::new());
+    let (code, stderr) = stderr_of(&other, &["deregister", &image, "--yes"]);
+    assert_eq!(code, 1, "blocked, nothing done: {stderr}");
+    assert_eq!(other.mutating_calls(), Vec::<String>::new());
     // Granting twice is fine.
     let (code, _) = run(&owner, &["share", &image, "--account", &other.id]);
     assert_eq!(code, 0);

@@ -82,6 +82,18 @@ pub async fn run(settings: &Settings, args: &ShareArgs) -> Result<Outcome> {
         .describe_image(&args.image_id)
         .await?
         .ok_or_else(|| usage(format!("{} not found in {region}", args.image_id)))?;
+    // Only the owner's images are ever changed: never attempt it on one shared with us.
+    if action != "show" {
+        let caller = aws.account_id(region).await?;
+        if image.owner_id.as_deref() != Some(caller.as_str()) {
+            return Err(usage(format!(
+                "{} is owned by account {}, not by this account ({caller}): only its owner can \
+                 share it; nothing was changed",
+                image.image_id,
+                image.owner_id.as_deref().unwrap_or("unknown")
+            )));
+        }
+    }
     let mut notes = Vec::new();
 
     // Every copy: the same name in each enabled region, exactly one there.

@@ -1,0 +1,301 @@
+//! Least privilege: every verb, run the ways the README documents, calls only the actions the
+//! README's per-verb IAM table grants it. A verb that starts calling something new fails here
+//! until the policy operators copy from the README says so.
+
+mod common;
+
+use common::{Account, REGION, bucket_name};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The README's table between `<!-- iam:begin -->` and `<!-- iam:end -->`: verb → actions.
+fn documented() -> BTreeMap<String, BTreeSet<String>> {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table = readme
+        .split("<!-- iam:begin -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- iam:end -->").next())
+        .expect("the README has the IAM table markers");
+    let mut verbs = BTreeMap::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let verb = cells[1].trim_matches('`').to_string();
+        let actions = cells[2]
+            .split(',')
+            .map(|a| a.trim().trim_matches('`').to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        verbs.insert(verb, actions);
+    }
+    verbs
+}
+
+/// The emulator counts S3 REST operations; IAM names the permission.
+fn iam_action(counted: &str) -> String {
+    match counted {
+        "s3:ListObjectsV2" | "s3:ListObjects" | "s3:HeadBucket" => "s3:ListBucket".into(),
+        "s3:HeadObject" => "s3:GetObject".into(),
+        "s3:DeleteObjects" => "s3:DeleteObject".into(),
+        other => other.into(),
+    }
+}
+
+/// Runs `ami ARGS` in the account and returns the IAM actions it used.
+fn actions_of(account: &Account, args: &[&str]) -> BTreeSet<String> {
+    account.reset_requests();
+    let output = account.ami().args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    account.requests().keys().map(|k| iam_action(k)).collect()
+}
+
+#[tokio::test]
+async fn every_verb_calls_only_what_its_documented_policy_grants() {
+    let policy = documented();
+    let mut used: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut record = |verb: &'static str, actions: BTreeSet<String>| {
+        used.entry(verb).or_default().extend(actions);
+    };
+
+    let account = Account::new();
+    let other = Account::new();
+    let (base, _) = account.image(REGION, "iam-base").await;
+    let instance = account
+        .ec2()
+        .run_instances()
+        .image_id(&base)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+
+    record("list", actions_of(&account, &["list"]));
+    record("list", actions_of(&account, &["list", "--no-shares"]));
+
+    record(
+        "create",
+        actions_of(
+            &account,
+            &[
+                "create",
+                "--instance-id",
+                &instance,
+                "--name",
+                "iam-created",
+                "--tag",
+                "app=web",
+                "--protect",
+                "--deprecate-after",
+                "90d",
+                "--wait",
+            ],
+        ),
+    );
+
+    let root = account.snapshot(REGION, 8).await;
+    record(
+        "register",
+        actions_of(
+            &account,
+            &[
+                "register",
+                "--name",
+                "iam-registered",
+                "--root-snapshot",
+                &root,
+                "--tag",
+                "a=b",
+            ],
+        ),
+    );
+    let bucket = bucket_name(&account, "iam");
+    let manifest = "<manifest><image><parts count=\"1\"><part index=\"0\"><filename>img.part.00\
+                    </filename></part></parts></image></manifest>";
+    account
+        .put_object(&bucket, "b/img.manifest.xml", manifest.as_bytes())
+        .await;
+    account.put_object(&bucket, "b/img.part.00", b"0").await;
+    let location = format!("s3://{bucket}/b/img.manifest.xml");
+    record(
+        "register",
+        actions_of(
+            &account,
+            &["register", "--name", "iam-bundle", "--manifest", &location],
+        ),
+    );
+
+    record(
+        "copy",
+        actions_of(
+            &account,
+            &["copy", &base, "--to-region", "eu-west-1", "--wait"],
+        ),
+    );
+
+    record(
+        "share",
+        actions_of(
+            &account,
+            &[
+                "share",
+                &base,
+                "--account",
+                &other.id,
+                "--with-snapshots",
+                "--all-copies",
+            ],
+        ),
+    );
+    record(
+        "share",
+        actions_of(&account, &["share", &base, "--public", "--confirm-public"]),
+    );
+    record("share", actions_of(&account, &["share", &base]));
+
+    // deregister: an EBS image, a bundle image, with everything they can use.
+    let (ebs, _) = account.image(REGION, "iam-ebs").await;
+    let bundle_image = account
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("name")
+                .values("iam-bundle")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    record(
+        "deregister",
+        actions_of(
+            &account,
+            &[
+                "deregister",
+                &ebs,
+                &bundle_image,
+                "--cleanup",
+                "--delete-empty-bucket",
+                "--yes",
+            ],
+        ),
+    );
+    let (in_use, _) = account.image(REGION, "iam-in-use").await;
+    account
+        .ec2()
+        .run_instances()
+        .image_id(&in_use)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    record(
+        "deregister",
+        actions_of(
+            &account,
+            &[
+                "deregister",
+                &in_use,
+                "--cleanup",
+                "--terminate-instances",
+                "--yes",
+            ],
+        ),
+    );
+
+    // cleanup: every action, the orphan sweeps, and a reviewed plan applied.
+    for n in 0..4 {
+        let (image, _) = account.image(REGION, &format!("fam-2026.0{n}")).await;
+        account.backdate(REGION, &image, &format!("2026-0{}-01T00:00:00Z", n + 1));
+    }
+    record(
+        "cleanup",
+        actions_of(
+            &account,
+            &[
+                "cleanup",
+                "--keep",
+                "3",
+                "--name-pattern",
+                "^(fam)-",
+                "--action",
+                "deprecate",
+                "--yes",
+            ],
+        ),
+    );
+    record(
+        "cleanup",
+        actions_of(
+            &account,
+            &[
+                "cleanup",
+                "--keep",
+                "2",
+                "--name-pattern",
+                "^(fam)-",
+                "--action",
+                "disable",
+                "--yes",
+            ],
+        ),
+    );
+    let orphans = bucket_name(&account, "iam-orphans");
+    account
+        .put_object(&orphans, "old/img.manifest.xml", manifest.as_bytes())
+        .await;
+    account.put_object(&orphans, "old/img.part.00", b"0").await;
+    record(
+        "cleanup",
+        actions_of(
+            &account,
+            &[
+                "cleanup",
+                "--keep",
+                "1",
+                "--orphans",
+                "--orphan-bundles",
+                &format!("s3://{orphans}/"),
+                "--yes",
+            ],
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let plan = plan.to_str().unwrap();
+    let (image, _) = account.image(REGION, "fam-2026.09").await;
+    account.backdate(REGION, &image, "2026-09-01T00:00:00Z");
+    record(
+        "cleanup",
+        actions_of(&account, &["cleanup", "--keep", "1", "--plan-out", plan]),
+    );
+    record("apply", actions_of(&account, &["apply", plan, "--yes"]));
+
+    let mut undocumented = Vec::new();
+    for (verb, actions) in &used {
+        let allowed = policy
+            .get(*verb)
+            .unwrap_or_else(|| panic!("the README's IAM table has no row for `{verb}`"));
+        for action in actions.difference(allowed) {
+            undocumented.push(format!("{verb}: {action}"));
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "called but not in the README's IAM table: {undocumented:?}\nused: {used:#?}"
+    );
+}
