@@ -2,15 +2,24 @@
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+/// The version and the git revision it was built from (see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("AMI_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ami",
-    version,
+    version = VERSION,
     about = "Manage the whole life of Amazon Machine Images",
     long_about = "Manage the whole life of Amazon Machine Images on AWS EC2.\n\n\
         Credentials, region and endpoint resolve like the AWS CLI: flag, then environment \
         (AWS_REGION, AWS_DEFAULT_REGION, AWS_PROFILE, AWS_ENDPOINT_URL), then the profile's config.",
-    after_help = "Exit codes: 0 success, 1 failure, 2 invalid input (nothing changed), 3 partial failure."
+    after_help = "Exit codes: 0 success, 1 failure, 2 invalid input (nothing changed), 3 partial failure, \
+        130 interrupted (Ctrl-C)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -99,6 +108,20 @@ pub enum Command {
     Copy(CopyArgs),
     /// Show or change who may launch an image (and create volumes from its snapshots)
     Share(ShareArgs),
+    /// Launch instances from an image, to test it (--terminate-after for a smoke test)
+    Launch(LaunchArgs),
+    /// Create → test → copy → share an image in one resumable command
+    #[command(long_about = "Ship an image in one command, stage by stage:\n\n\
+        1. create: the image from --instance-id, named --name, waited until available;\n\
+        2. test: one instance launched from it until running, then terminated (--no-test skips);\n\
+        3. copy: to every --to-region, waited until available;\n\
+        4. share: with --account / --org-arn / --ou-arn (and --with-snapshots) in every region;\n\
+        5. finish: --deprecate-after and --protect on every image.\n\n\
+        Re-running the same release resumes it: what is already done is found by name and \
+        skipped, never made twice. A failed stage stops the release (exit 1, or 3 when some \
+        regions finished) and the output lists every image made so far. --dry-run prints the \
+        stages and the calls they would make.")]
+    Release(ReleaseArgs),
     /// Deregister AMIs; with --cleanup also delete the snapshots and S3 bundles only they use
     #[command(
         long_about = "Deregister AMIs; with --cleanup also delete the snapshots and S3 bundles \
@@ -130,6 +153,17 @@ pub enum Command {
         nothing that was not in the reviewed plan is deleted."
     )]
     Apply(ApplyArgs),
+    /// Print a shell completion script: bash, zsh, fish or powershell
+    #[command(
+        long_about = "Print a completion script for the shell, generated from these definitions.\n\n\
+        bash:       ami completions bash > ~/.local/share/bash-completion/completions/ami\n\
+        zsh:        ami completions zsh > \"${fpath[1]}/_ami\"\n\
+        fish:       ami completions fish > ~/.config/fish/completions/ami.fish\n\
+        powershell: ami completions powershell >> $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `ami man | man -l -`, or `ami man VERB` for one verb
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +275,149 @@ pub struct NewImageArgs {
 
     #[command(flatten)]
     pub wait: WaitArgs,
+}
+
+/// Where and how test instances run (`launch`, and the test stage of `release`).
+#[derive(Debug, Args)]
+pub struct PlacementArgs {
+    #[arg(long, default_value = "t3.micro")]
+    pub instance_type: String,
+
+    /// Launch into this subnet (its VPC and Availability Zone)
+    #[arg(long, value_name = "SUBNET_ID", conflicts_with = "availability_zone")]
+    pub subnet_id: Option<String>,
+
+    /// Launch in this Availability Zone (default subnet)
+    #[arg(long, value_name = "AZ")]
+    pub availability_zone: Option<String>,
+
+    #[arg(long)]
+    pub key_name: Option<String>,
+
+    /// A security group; repeatable
+    #[arg(long = "security-group-id", value_name = "SG_ID")]
+    pub security_group_ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// The image to launch
+    #[arg(value_name = "AMI_ID")]
+    pub image_id: String,
+
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+
+    /// User data from this file (at most 16 KiB)
+    #[arg(long, value_name = "FILE")]
+    pub user_data: Option<std::path::PathBuf>,
+
+    /// Tag the instances (and their volumes); repeatable
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// How many instances
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=20))]
+    pub count: i32,
+
+    /// Wait until the instances are running, with progress
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Smoke test: wait until running, run --check if given, then terminate
+    #[arg(long)]
+    pub terminate_after: bool,
+
+    /// With --terminate-after: a shell command run once the instances are running, with
+    /// AMI_INSTANCE_ID, AMI_INSTANCE_IDS, AMI_IMAGE_ID, AMI_REGION, AMI_AVAILABILITY_ZONE,
+    /// AMI_PRIVATE_IP and AMI_PUBLIC_IP set; a non-zero exit fails the launch (exit 1)
+    #[arg(long, value_name = "COMMAND", requires = "terminate_after")]
+    pub check: Option<String>,
+
+    /// How long to wait for running (and for terminated)
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The instance to image
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance_id: String,
+
+    /// The image name, the same in every region: how a re-run finds what is done
+    #[arg(long)]
+    pub name: String,
+
+    #[arg(long)]
+    pub description: Option<String>,
+
+    /// Do not reboot the instance before imaging it
+    #[arg(long)]
+    pub no_reboot: bool,
+
+    /// Tag the image, its snapshots and its copies; repeatable
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
+    /// Skip the test stage
+    #[arg(long)]
+    pub no_test: bool,
+
+    #[command(flatten)]
+    pub placement: PlacementArgs,
+
+    /// A region to copy to; repeatable
+    #[arg(long, value_name = "REGION")]
+    pub to_region: Vec<String>,
+
+    /// Share with this account; repeatable
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: Vec<String>,
+
+    /// Share with this organization; repeatable
+    #[arg(long, value_name = "ARN")]
+    pub org_arn: Vec<String>,
+
+    /// Share with this organizational unit; repeatable
+    #[arg(long, value_name = "ARN")]
+    pub ou_arn: Vec<String>,
+
+    /// Also grant the accounts create-volume permission on the snapshots
+    #[arg(long)]
+    pub with_snapshots: bool,
+
+    /// Deprecate every image after this long, e.g. 90d
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deprecate_after: Option<std::time::Duration>,
+
+    /// Turn on deregistration protection on every image
+    #[arg(long)]
+    pub protect: bool,
+
+    /// How long to wait for each image or instance, e.g. 45m, 2h
+    #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A verb, for its own page (ami-VERB(1))
+    pub verb: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,10 @@ use anyhow::Result;
 
 use crate::error::usage;
 
-const KINDS: [(&str, &str); 7] = [
+const KINDS: [(&str, &str); 9] = [
     ("ami-", "an AMI id"),
+    ("subnet-", "a subnet id"),
+    ("sg-", "a security group id"),
     ("snap-", "a snapshot id"),
     ("i-", "an instance id"),
     ("vol-", "a volume id"),
@@ -66,6 +68,14 @@ pub fn image_id(raw: &str) -> Result<()> {
 
 pub fn instance_id(raw: &str) -> Result<()> {
     check(raw, "i-", "an instance id").map_err(usage)
+}
+
+pub fn subnet_id(raw: &str) -> Result<()> {
+    check(raw, "subnet-", "a subnet id").map_err(usage)
+}
+
+pub fn security_group_id(raw: &str) -> Result<()> {
+    check(raw, "sg-", "a security group id").map_err(usage)
 }
 
 pub fn snapshot_id(raw: &str) -> Result<()> {

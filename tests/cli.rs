@@ -214,8 +214,10 @@ fn help_lists_only_built_verbs() {
         .split("Options:")
         .next()
         .unwrap();
+    // A verb's line is indented by two; wrapped descriptions by more.
     let verbs: Vec<&str> = commands
         .lines()
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
         .filter_map(|line| line.split_whitespace().next())
         .collect();
     assert_eq!(
@@ -226,9 +228,13 @@ fn help_lists_only_built_verbs() {
             "register",
             "copy",
             "share",
+            "launch",
+            "release",
             "deregister",
             "cleanup",
             "apply",
+            "completions",
+            "man",
             "help"
         ],
         "{help}"
@@ -430,4 +436,89 @@ async fn credentials_never_appear_in_output_or_logs() {
     }
     // The runs did log (debug and trace, SDK included): the check above looked at something.
     assert!(logged > 100_000, "only {logged} bytes of logs");
+}
+
+const VERBS: [&str; 10] = [
+    "list",
+    "create",
+    "register",
+    "copy",
+    "share",
+    "launch",
+    "release",
+    "deregister",
+    "cleanup",
+    "apply",
+];
+
+/// Completions and man pages come from the clap definitions: every verb is in them, with no
+/// region or credentials needed.
+#[test]
+fn completions_and_man_pages_cover_every_verb() {
+    let account = Account::new();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let output = account
+            .ami()
+            .env_remove("AWS_REGION")
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8(output.stdout).unwrap();
+        for verb in VERBS {
+            assert!(script.contains(verb), "{shell} completions lack {verb}");
+        }
+        assert!(script.contains("to-region"), "{shell}: flags too");
+    }
+    let output = account
+        .ami()
+        .env_remove("AWS_REGION")
+        .arg("man")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let page = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH ami 1"),
+        "{page}"
+    );
+    for verb in VERBS {
+        assert!(page.contains(verb), "the man page lacks {verb}");
+        let output = account.ami().args(["man", verb]).output().unwrap();
+        assert!(output.status.success(), "{verb}");
+        let page = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            page.contains(&format!(".TH ami-{verb} 1")),
+            "{verb}: {page}"
+        );
+    }
+    let output = account.ami().args(["man", "frobnicate"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("'frobnicate' is not a verb"));
+}
+
+/// `ami --version` names the git revision it was built from.
+#[test]
+fn version_names_the_git_revision() {
+    let output = Account::new().ami().arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let version = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        version.starts_with(&format!("ami {} (", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match head {
+        Some(head) => assert!(
+            version.contains(&format!("({head})")),
+            "{version} vs {head}"
+        ),
+        None => assert!(version.contains("(unknown)"), "{version}"),
+    }
 }

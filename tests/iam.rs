@@ -160,6 +160,49 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
     );
     record("share", actions_of(&account, &["share", &base]));
 
+    record(
+        "launch",
+        actions_of(
+            &account,
+            &[
+                "launch",
+                &base,
+                "--tag",
+                "a=b",
+                "--terminate-after",
+                "--check",
+                "true",
+            ],
+        ),
+    );
+    record(
+        "launch",
+        actions_of(&account, &["launch", &base, "--dry-run"]),
+    );
+    record(
+        "release",
+        actions_of(
+            &account,
+            &[
+                "release",
+                "--instance-id",
+                &instance,
+                "--name",
+                "iam-release",
+                "--tag",
+                "a=b",
+                "--to-region",
+                "eu-central-1",
+                "--account",
+                &other.id,
+                "--with-snapshots",
+                "--deprecate-after",
+                "30d",
+                "--protect",
+            ],
+        ),
+    );
+
     // deregister: an EBS image, a bundle image, with everything they can use.
     let (ebs, _) = account.image(REGION, "iam-ebs").await;
     let bundle_image = account

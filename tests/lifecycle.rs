@@ -531,3 +531,368 @@ async fn share_all_copies_by_name() {
         );
     }
 }
+
+async fn instance_state(account: &Account, instance_id: &str) -> (String, String) {
+    let output = account
+        .ec2()
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .unwrap();
+    let instance = &output.reservations()[0].instances()[0];
+    (
+        instance
+            .state()
+            .unwrap()
+            .name()
+            .unwrap()
+            .as_str()
+            .to_string(),
+        instance
+            .placement()
+            .unwrap()
+            .availability_zone()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn launch_in_a_zone_smoke_test_and_refuse_a_disabled_image() {
+    let account = Account::new();
+    let (image, _) = account.image(REGION, "launchable").await;
+
+    let (code, out) = run(
+        &account,
+        &[
+            "launch",
+            &image,
+            "--availability-zone",
+            "us-east-1b",
+            "--instance-type",
+            "t3.small",
+            "--tag",
+            "team=qa",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0);
+    let id = out["instances"][0]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(out["instances"][0]["availability_zone"], "us-east-1b");
+    assert_eq!(out["instances"][0]["state"], "running");
+    assert_eq!(
+        instance_state(&account, &id).await,
+        ("running".to_string(), "us-east-1b".to_string())
+    );
+
+    // A smoke test: running, the check sees the instance, then it is terminated.
+    let (code, out) = run(
+        &account,
+        &[
+            "launch",
+            &image,
+            "--terminate-after",
+            "--check",
+            "test -n \"$AMI_INSTANCE_ID\" && test \"$AMI_IMAGE_ID\" = \"$EXPECTED\"",
+        ],
+    );
+    assert_eq!(code, 1, "the check ran without EXPECTED set, so it fails");
+    assert_eq!(out["check"]["passed"], false);
+    let smoke = out["instances"][0]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(instance_state(&account, &smoke).await.0, "terminated");
+    let output = account
+        .ami()
+        .env("EXPECTED", &image)
+        .args(["launch", &image, "--terminate-after", "--output", "json"])
+        .args([
+            "--check",
+            "test \"$AMI_IMAGE_ID\" = \"$EXPECTED\" && test -n \"$AMI_AVAILABILITY_ZONE\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let out = json(&output);
+    assert_eq!(out["check"]["passed"], true);
+    assert_eq!(out["terminated"], true);
+    let passed = out["instances"][0]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(instance_state(&account, &passed).await.0, "terminated");
+
+    // Disabled: refused by name, nothing launched.
+    account
+        .ec2()
+        .disable_image()
+        .image_id(&image)
+        .send()
+        .await
+        .unwrap();
+    account.reset_requests();
+    let (code, stderr) = stderr_of(&account, &["launch", &image]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(&image) && stderr.contains("disabled"),
+        "{stderr}"
+    );
+    assert!(!account.requests().contains_key("ec2:RunInstances"));
+    let (code, stderr) = stderr_of(
+        &account,
+        &["launch", &image, "--subnet-id", "sg-0123456789abcdef0"],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("'sg-0123456789abcdef0' is a security group id"),
+        "{stderr}"
+    );
+}
+
+/// The stages of a release JSON document: stage → state.
+fn stage_states(out: &Value) -> Vec<(String, String)> {
+    out["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_string(),
+                s["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn states(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+async fn visible_to(account: &Account, region: &str, image: &str) -> bool {
+    account
+        .ec2_in(region)
+        .describe_images()
+        .image_ids(image)
+        .send()
+        .await
+        .map(|out| !out.images().is_empty())
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let source = instance(&owner).await;
+    let args = [
+        "release",
+        "--instance-id",
+        &source,
+        "--name",
+        "web-2026.11.23",
+        "--to-region",
+        "eu-west-1",
+        "--to-region",
+        "ap-southeast-2",
+        "--account",
+        &consumer.id,
+        "--with-snapshots",
+        "--deprecate-after",
+        "180d",
+        "--tag",
+        "app=web",
+    ];
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stage_states(&out),
+        states(&[
+            ("create", "done"),
+            ("test", "done"),
+            ("copy", "done"),
+            ("share", "done"),
+            ("finish", "done"),
+        ])
+    );
+    for stage in out["stages"].as_array().unwrap() {
+        assert!(stage["duration_seconds"].is_number(), "{stage}");
+    }
+    let images = out["images"].as_object().unwrap();
+    assert_eq!(
+        images.keys().cloned().collect::<Vec<_>>(),
+        ["ap-southeast-2", "eu-west-1", "us-east-1"]
+    );
+    for (region, image) in images {
+        let id = image["image_id"].as_str().unwrap();
+        assert_eq!(
+            named(&owner, region, "web-2026.11.23").await,
+            vec![id.to_string()]
+        );
+        assert!(visible_to(&consumer, region, id).await, "{region} {id}");
+    }
+    let test_instance = out["test_instance"]["instance_id"].as_str().unwrap();
+    assert_eq!(instance_state(&owner, test_instance).await.0, "terminated");
+
+    // The same command again: everything found, nothing made or changed.
+    owner.reset_requests();
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stage_states(&out),
+        states(&[
+            ("create", "skipped"),
+            ("test", "skipped"),
+            ("copy", "skipped"),
+            ("share", "skipped"),
+            ("finish", "skipped"),
+        ])
+    );
+    assert_eq!(owner.mutating_calls(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_failed_or_killed_release_resumes_without_new_images() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let source = instance(&owner).await;
+    let args = [
+        "release",
+        "--instance-id",
+        &source,
+        "--name",
+        "api-7",
+        "--to-region",
+        "eu-west-1",
+        "--to-region",
+        "eu-central-1",
+        "--account",
+        &consumer.id,
+        "--no-test",
+    ];
+
+    // The share stage fails: exit 3 (the copies finished), the stage and the reason named, and
+    // every image made so far listed.
+    owner.configure(
+        serde_json::json!({"faults": {"error": 1.0, "actions": ["ec2:ModifyImageAttribute"]}}),
+    );
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 3);
+    assert_eq!(
+        stage_states(&out),
+        states(&[
+            ("create", "done"),
+            ("test", "skipped"),
+            ("copy", "done"),
+            ("share", "failed"),
+            ("finish", "pending"),
+        ])
+    );
+    let error = out["stages"][3]["error"].as_str().unwrap();
+    assert!(error.contains("ModifyImageAttribute"), "{error}");
+    assert_eq!(out["images"].as_object().unwrap().len(), 3);
+
+    // Re-run once the fault is gone: the share stage finishes, nothing is made again.
+    owner.configure(serde_json::json!({"faults": null}));
+    owner.reset_requests();
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stage_states(&out)[3],
+        ("share".to_string(), "done".to_string())
+    );
+    assert!(!owner.requests().contains_key("ec2:CopyImage"));
+
+    // A new release killed after its copies, in the middle of sharing (slow answers make it
+    // last): the re-run shares and makes nothing new.
+    let args = [
+        "release",
+        "--instance-id",
+        &source,
+        "--name",
+        "api-8",
+        "--to-region",
+        "eu-west-1",
+        "--to-region",
+        "eu-central-1",
+        "--account",
+        &consumer.id,
+        "--no-test",
+    ];
+    owner.configure(serde_json::json!({"faults": {
+        "latency": 1.0, "latency_ms": 3000, "actions": ["ec2:DescribeImageAttribute"]
+    }}));
+    owner.reset_requests();
+    let mut child = owner
+        .ami_process()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !owner.requests().contains_key("ec2:DescribeImageAttribute") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    owner.configure(serde_json::json!({"faults": null}));
+    for region in ["us-east-1", "eu-west-1", "eu-central-1"] {
+        assert_eq!(
+            named(&owner, region, "api-8").await.len(),
+            1,
+            "copied before the kill"
+        );
+    }
+
+    owner.reset_requests();
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stage_states(&out),
+        states(&[
+            ("create", "skipped"),
+            ("test", "skipped"),
+            ("copy", "skipped"),
+            ("share", "done"),
+            ("finish", "skipped"),
+        ])
+    );
+    let requests = owner.requests();
+    assert!(!requests.contains_key("ec2:CreateImage"), "{requests:?}");
+    assert!(!requests.contains_key("ec2:CopyImage"), "{requests:?}");
+    for (region, image) in out["images"].as_object().unwrap() {
+        let id = image["image_id"].as_str().unwrap();
+        assert_eq!(named(&owner, region, "api-8").await, vec![id.to_string()]);
+        assert!(visible_to(&consumer, region, id).await, "{region} {id}");
+    }
+}
+
+/// The account's images of this name in the region.
+async fn named(account: &Account, region: &str, name: &str) -> Vec<String> {
+    account
+        .ec2_in(region)
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("name")
+                .values(name)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id().map(String::from))
+        .collect()
+}

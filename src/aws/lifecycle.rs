@@ -45,7 +45,7 @@ pub struct EbsRegistration {
     pub tags: Vec<(String, String)>,
 }
 
-fn tag_spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpecification {
+pub(super) fn tag_spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(kind)
         .set_tags(Some(

@@ -5,6 +5,7 @@ pub mod bundles;
 pub mod error;
 pub mod identity;
 pub mod images;
+pub mod instances;
 pub mod lifecycle;
 pub mod retry;
 pub mod sharing;

@@ -154,7 +154,7 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<Outcome> {
 
 /// Copies into one region (or reuses the copy already there), waits if asked, and puts back
 /// tags the region did not copy.
-async fn copy_one(
+pub(super) async fn copy_one(
     ec2: &crate::aws::Ec2,
     request: &CopyRequest<'_>,
     tags: &[(String, String)],

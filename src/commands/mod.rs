@@ -4,13 +4,16 @@ pub mod cleanup;
 pub mod copy;
 pub mod create;
 pub mod deregister;
+pub mod launch;
 pub mod list;
 mod new_image;
 mod policy;
 pub mod register;
+pub mod release;
 mod retire;
 mod review;
 pub mod share;
+pub mod shell;
 
 use anyhow::Result;
 
@@ -19,6 +22,12 @@ use crate::config::Settings;
 use crate::error::Outcome;
 
 pub async fn run(cli: Cli) -> Result<Outcome> {
+    // Local verbs: no AWS settings needed.
+    match &cli.command {
+        Command::Completions(args) => return shell::completions(args),
+        Command::Man(args) => return shell::man(args),
+        _ => {}
+    }
     let settings = Settings::resolve(&cli.global).await?;
     match cli.command {
         Command::List(args) => list::run(&settings, &args).await,
@@ -29,5 +38,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Deregister(args) => deregister::run(&settings, &args).await,
         Command::Cleanup(args) => cleanup::run(&settings, &args).await,
         Command::Apply(args) => cleanup::apply(&settings, &args).await,
+        Command::Launch(args) => launch::run(&settings, &args).await,
+        Command::Release(args) => release::run(&settings, &args).await,
+        Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

@@ -1,0 +1,848 @@
+//! `ami release --instance-id I --name N`: create → test → copy → share → finish, each stage
+//! shown with its state and duration. Resumable: everything a stage makes carries the release's
+//! name (images) or a tag (the test mark, test instances), so a re-run finds what is done and
+//! skips it instead of making it twice.
+
+use anyhow::{Result, anyhow};
+use chrono::Utc;
+use futures::{StreamExt, stream};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::copy::copy_one;
+use super::launch::{launch_request, refuse_unlaunchable, terminate};
+use crate::aws::instances::InstanceInfo;
+use crate::aws::lifecycle::CopyRequest;
+use crate::aws::sharing::Grantees;
+use crate::aws::{Aws, Ec2};
+use crate::cli::ReleaseArgs;
+use crate::config::{Settings, validate_region};
+use crate::error::{Outcome, one_line, usage};
+use crate::model::Image;
+use crate::output::{Printer, Render, TableStyle};
+
+/// On the image once its test passed: a re-run does not test it again.
+const TESTED_TAG: &str = "ami:release-tested";
+/// On test instances: a re-run after a kill terminates the one left behind.
+const TEST_INSTANCE_TAG: &str = "ami:release-test-of";
+const REGION_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stage {
+    pub stage: &'static str,
+    pub state: StageState,
+    pub duration_seconds: f64,
+    /// What happened (or, with --dry-run, what would).
+    pub detail: String,
+    pub error: Option<String>,
+    /// With --dry-run: the calls this stage would make.
+    pub calls: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReleaseImage {
+    pub image_id: String,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReleaseOutput {
+    pub name: String,
+    pub source_region: String,
+    pub dry_run: bool,
+    pub stages: Vec<Stage>,
+    /// Every image of this release, by region: what to clean up if it is abandoned.
+    pub images: BTreeMap<String, ReleaseImage>,
+    pub test_instance: Option<InstanceInfo>,
+}
+
+const STAGES: [&str; 5] = ["create", "test", "copy", "share", "finish"];
+
+struct Run<'a> {
+    settings: &'a Settings,
+    args: &'a ReleaseArgs,
+    aws: Aws,
+    region: String,
+    targets: Vec<String>,
+    grantees: Grantees,
+    output: ReleaseOutput,
+    bars: Option<(MultiProgress, Vec<ProgressBar>)>,
+}
+
+pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
+    crate::ids::instance_id(&args.instance_id)?;
+    crate::ids::image_name(&args.name)?;
+    for account in &args.account {
+        crate::ids::account_id(account)?;
+    }
+    for arn in &args.org_arn {
+        crate::ids::organization_arn(arn)?;
+    }
+    for arn in &args.ou_arn {
+        crate::ids::organizational_unit_arn(arn)?;
+    }
+    let [region] = settings.regions.as_slice() else {
+        return Err(usage(
+            "release starts in one region: pass a single --region (copies go to --to-region)",
+        ));
+    };
+    let mut targets = Vec::new();
+    for target in &args.to_region {
+        validate_region(target)?;
+        if target == region {
+            return Err(usage(format!(
+                "--to-region {target} is the release's own region"
+            )));
+        }
+        if !targets.contains(target) {
+            targets.push(target.clone());
+        }
+    }
+    // Checked now, not at the test stage after the image is made.
+    if !args.no_test {
+        launch_request("ami-00000000", &args.placement, &[], 1)?;
+    }
+
+    let aws = Aws::connect(settings).await?;
+    let bars = settings.progress.then(|| {
+        let multi = MultiProgress::new();
+        let bars = STAGES
+            .iter()
+            .map(|stage| {
+                let bar = multi.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:8} {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix(stage.to_string());
+                bar.set_message("pending");
+                bar
+            })
+            .collect();
+        (multi, bars)
+    });
+    let mut run = Run {
+        settings,
+        args,
+        aws,
+        region: region.clone(),
+        targets,
+        grantees: Grantees {
+            accounts: args.account.clone(),
+            organizations: args.org_arn.clone(),
+            organizational_units: args.ou_arn.clone(),
+            public: false,
+        },
+        output: ReleaseOutput {
+            name: args.name.clone(),
+            source_region: region.clone(),
+            dry_run: settings.dry_run,
+            stages: STAGES
+                .iter()
+                .map(|stage| Stage {
+                    stage,
+                    state: StageState::Pending,
+                    duration_seconds: 0.0,
+                    detail: String::new(),
+                    error: None,
+                    calls: Vec::new(),
+                })
+                .collect(),
+            images: BTreeMap::new(),
+            test_instance: None,
+        },
+        bars,
+    };
+    let outcome = run.all_stages().await;
+    // The live rows were for watching; the result below repeats them.
+    if let Some((_, bars)) = &run.bars {
+        for bar in bars {
+            bar.finish_and_clear();
+        }
+    }
+    Printer::new(settings).emit(&run.output)?;
+    Ok(outcome)
+}
+
+/// What a stage ended with.
+enum Ended {
+    Done(String),
+    Skipped(String),
+    /// With --dry-run: what it would do, and the calls.
+    Would(String, Vec<String>),
+}
+
+impl Run<'_> {
+    async fn all_stages(&mut self) -> Outcome {
+        for (index, name) in STAGES.iter().enumerate() {
+            self.mark(index, StageState::Running, "running".into());
+            let started = Instant::now();
+            let result = match *name {
+                "create" => self.create().await,
+                "test" => self.test().await,
+                "copy" => self.copy().await,
+                "share" => self.share().await,
+                _ => self.finish().await,
+            };
+            let stage = &mut self.output.stages[index];
+            stage.duration_seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
+            let (state, detail) = match result {
+                Ok(Ended::Done(detail)) => (StageState::Done, detail),
+                Ok(Ended::Skipped(detail)) => (StageState::Skipped, detail),
+                Ok(Ended::Would(detail, calls)) => {
+                    stage.calls = calls;
+                    (StageState::Pending, detail)
+                }
+                Err(err) => {
+                    stage.error = Some(one_line(&err));
+                    (StageState::Failed, "failed".to_string())
+                }
+            };
+            let line = format!(
+                "{} {:.1}s {detail}",
+                state_word(state),
+                stage.duration_seconds
+            );
+            stage.detail = detail;
+            self.mark(index, state, line);
+            if state == StageState::Failed {
+                for later in index + 1..STAGES.len() {
+                    self.output.stages[later].detail =
+                        "not started: an earlier stage failed".into();
+                    self.mark(later, StageState::Pending, "not started".into());
+                }
+                // Some regions finished: the release has images beyond its own region.
+                let copied = self
+                    .targets
+                    .iter()
+                    .any(|target| self.output.images.contains_key(target));
+                return if copied {
+                    Outcome::Partial
+                } else {
+                    Outcome::Failed
+                };
+            }
+        }
+        Outcome::Success
+    }
+
+    fn mark(&mut self, index: usize, state: StageState, message: String) {
+        self.output.stages[index].state = state;
+        if let Some((_, bars)) = &self.bars {
+            bars[index].set_message(message);
+        }
+    }
+
+    fn ec2(&self) -> Ec2 {
+        self.aws.ec2(&self.region)
+    }
+
+    fn source(&self) -> Option<&ReleaseImage> {
+        self.output.images.get(&self.region)
+    }
+
+    /// The one image of this name in `ec2`'s region, if any; two is an error.
+    async fn existing(ec2: &Ec2, name: &str) -> Result<Option<Image>> {
+        let found = ec2.owned_images_named(name).await?;
+        match found.as_slice() {
+            [] => Ok(None),
+            [image] => Ok(Some(image.clone())),
+            many => Err(anyhow!(
+                "{} images named '{name}' in {}: {}; refusing to guess",
+                many.len(),
+                ec2.region(),
+                many.iter()
+                    .map(|i| i.image_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn record(&mut self, image: &Image) {
+        self.output.images.insert(
+            image.region.clone(),
+            ReleaseImage {
+                image_id: image.image_id.clone(),
+                state: image.state.clone(),
+            },
+        );
+    }
+
+    async fn create(&mut self) -> Result<Ended> {
+        let ec2 = self.ec2();
+        let args = self.args;
+        match Self::existing(&ec2, &args.name).await? {
+            Some(image) if image.state == "available" => {
+                self.record(&image);
+                Ok(Ended::Skipped(format!(
+                    "{} exists (made by an earlier run)",
+                    image.image_id
+                )))
+            }
+            Some(image) if image.state == "pending" => {
+                self.record(&image);
+                if self.settings.dry_run {
+                    return Ok(Ended::Would(
+                        format!("wait for {}", image.image_id),
+                        vec![format!("wait until {} is available", image.image_id)],
+                    ));
+                }
+                let image = ec2
+                    .wait_available(&image.image_id, args.timeout, None)
+                    .await?;
+                self.record(&image);
+                Ok(Ended::Done(format!(
+                    "{} (made by an earlier run) is available",
+                    image.image_id
+                )))
+            }
+            Some(image) => {
+                self.record(&image);
+                Err(anyhow!(
+                    "{} named '{}' is {}: deregister it (ami deregister {} --cleanup) and re-run",
+                    image.image_id,
+                    args.name,
+                    image.state,
+                    image.image_id
+                ))
+            }
+            None if self.settings.dry_run => Ok(Ended::Would(
+                format!("create '{}' from {}", args.name, args.instance_id),
+                vec![
+                    format!(
+                        "ec2:CreateImage InstanceId={} Name={} in {}",
+                        args.instance_id, args.name, self.region
+                    ),
+                    "wait until the image is available".into(),
+                ],
+            )),
+            None => {
+                let image_id = ec2
+                    .create_image(
+                        &args.instance_id,
+                        &args.name,
+                        args.description.as_deref(),
+                        args.no_reboot,
+                        &args.tags,
+                    )
+                    .await?;
+                self.output.images.insert(
+                    self.region.clone(),
+                    ReleaseImage {
+                        image_id: image_id.clone(),
+                        state: "pending".into(),
+                    },
+                );
+                let image = ec2.wait_available(&image_id, args.timeout, None).await?;
+                self.record(&image);
+                Ok(Ended::Done(format!("{image_id} created and available")))
+            }
+        }
+    }
+
+    async fn test(&mut self) -> Result<Ended> {
+        if self.args.no_test {
+            return Ok(Ended::Skipped("--no-test".into()));
+        }
+        let ec2 = self.ec2();
+        let Some(source) = self.source() else {
+            return Ok(Ended::Would(
+                "launch one instance from the new image, wait until running, terminate it".into(),
+                vec![
+                    format!(
+                        "ec2:RunInstances ImageId=(the new image) InstanceType={} in {}",
+                        self.args.placement.instance_type, self.region
+                    ),
+                    "wait until running".into(),
+                    "ec2:TerminateInstances".into(),
+                    format!("ec2:CreateTags {TESTED_TAG} on the image"),
+                ],
+            ));
+        };
+        let image_id = source.image_id.clone();
+        let image = ec2
+            .describe_image(&image_id)
+            .await?
+            .ok_or_else(|| anyhow!("{image_id} vanished from {}", self.region))?;
+        if let Some(when) = image.tags.get(TESTED_TAG) {
+            return Ok(Ended::Skipped(format!("tested by an earlier run ({when})")));
+        }
+        let leftovers: Vec<String> = ec2
+            .live_instances_tagged(TEST_INSTANCE_TAG, &image_id)
+            .await?
+            .into_iter()
+            .map(|i| i.instance_id)
+            .collect();
+        let mut request = launch_request(
+            &image_id,
+            &self.args.placement,
+            &[
+                (TEST_INSTANCE_TAG.to_string(), image_id.clone()),
+                (
+                    "Name".to_string(),
+                    format!("ami release test of {}", self.args.name),
+                ),
+            ],
+            1,
+        )?;
+        if self.settings.dry_run {
+            request.dry_run = true;
+            ec2.run_instances(&request).await?;
+            let mut calls = Vec::new();
+            if !leftovers.is_empty() {
+                calls.push(format!(
+                    "ec2:TerminateInstances {} (left by an interrupted run)",
+                    leftovers.join(", ")
+                ));
+            }
+            calls.extend([
+                format!(
+                    "ec2:RunInstances ImageId={image_id} InstanceType={} in {} (AWS's dry run: allowed)",
+                    request.instance_type, self.region
+                ),
+                "wait until running".into(),
+                "ec2:TerminateInstances".into(),
+                format!("ec2:CreateTags {TESTED_TAG} on {image_id}"),
+            ]);
+            return Ok(Ended::Would(format!("test {image_id}"), calls));
+        }
+        refuse_unlaunchable(&image)?;
+        if !leftovers.is_empty() {
+            terminate(&ec2, &leftovers, self.args.timeout, None).await?;
+        }
+        let launched = ec2.run_instances(&request).await?;
+        let ids: Vec<String> = launched.iter().map(|i| i.instance_id.clone()).collect();
+        self.output.test_instance = launched.into_iter().next();
+        let running = ec2.wait_running(&ids, self.args.timeout).await;
+        if let Ok(running) = &running {
+            self.output.test_instance = running.first().cloned();
+        }
+        // Whatever happened, the test instance goes.
+        let terminated = terminate(&ec2, &ids, self.args.timeout, None).await;
+        let running = running?;
+        let terminated = terminated?;
+        let zone = running
+            .first()
+            .and_then(|i| i.availability_zone.clone())
+            .unwrap_or_else(|| "-".into());
+        self.output.test_instance = terminated.into_iter().next();
+        ec2.tag_resources(
+            std::slice::from_ref(&image_id),
+            &[(
+                TESTED_TAG.to_string(),
+                Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )],
+        )
+        .await?;
+        Ok(Ended::Done(format!(
+            "{} ran in {zone}, then was terminated",
+            ids.join(", ")
+        )))
+    }
+
+    async fn copy(&mut self) -> Result<Ended> {
+        if self.targets.is_empty() {
+            return Ok(Ended::Skipped("no --to-region".into()));
+        }
+        let source_id = self.source().map(|s| s.image_id.clone());
+        if self.settings.dry_run {
+            let mut calls = Vec::new();
+            for target in self.targets.clone() {
+                let ec2 = self.aws.ec2(&target);
+                match Self::existing(&ec2, &self.args.name).await? {
+                    Some(image) => {
+                        self.record(&image);
+                    }
+                    None => calls.push(format!(
+                        "ec2:CopyImage SourceImageId={} SourceRegion={} Name={} into {target}",
+                        source_id.as_deref().unwrap_or("(the new image)"),
+                        self.region,
+                        self.args.name
+                    )),
+                }
+            }
+            if calls.is_empty() {
+                return Ok(Ended::Skipped("every copy exists".into()));
+            }
+            calls.push("wait until every copy is available".into());
+            return Ok(Ended::Would(
+                format!("copy to {}", self.targets.join(", ")),
+                calls,
+            ));
+        }
+        let source_id = source_id.ok_or_else(|| anyhow!("no source image to copy"))?;
+        let source = self
+            .ec2()
+            .describe_image(&source_id)
+            .await?
+            .ok_or_else(|| anyhow!("{source_id} vanished from {}", self.region))?;
+        // The test mark belongs to the source's own test, not to the copies.
+        let tags: Vec<(String, String)> = source
+            .tags
+            .iter()
+            .filter(|(key, _)| key.as_str() != TESTED_TAG)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let aws = &self.aws;
+        let (name, region, timeout) = (&self.args.name, &self.region, self.args.timeout);
+        let results: Vec<(String, Result<super::copy::CopyEntry>)> =
+            stream::iter(self.targets.clone())
+                .map(|target| {
+                    let ec2 = aws.ec2(&target);
+                    let tags = &tags;
+                    let source_id = &source_id;
+                    async move {
+                        let request = CopyRequest {
+                            source_region: region,
+                            source_image_id: source_id,
+                            name,
+                            description: None,
+                            encrypt: false,
+                            kms_key_id: None,
+                            copy_tags: false,
+                        };
+                        let entry = copy_one(&ec2, &request, tags, Some(timeout), None).await;
+                        (target, entry)
+                    }
+                })
+                .buffer_unordered(REGION_CONCURRENCY)
+                .collect()
+                .await;
+        let mut made = Vec::new();
+        let mut found = Vec::new();
+        let mut failed = Vec::new();
+        for (target, result) in results {
+            match result {
+                Ok(entry) => {
+                    let image_id = entry.image_id.unwrap_or_default();
+                    if entry.status == "created" {
+                        made.push(format!("{target} {image_id}"));
+                    } else {
+                        found.push(format!("{target} {image_id}"));
+                    }
+                    self.output.images.insert(
+                        target,
+                        ReleaseImage {
+                            image_id,
+                            state: entry.state.unwrap_or_default(),
+                        },
+                    );
+                }
+                Err(err) => failed.push(format!("{target}: {}", one_line(&err))),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(anyhow!("{}", failed.join("; ")));
+        }
+        let mut detail = Vec::new();
+        if !made.is_empty() {
+            detail.push(format!("copied to {}", made.join(", ")));
+        }
+        if !found.is_empty() {
+            detail.push(format!("found from an earlier run: {}", found.join(", ")));
+        }
+        Ok(if made.is_empty() {
+            Ended::Skipped(detail.join("; "))
+        } else {
+            Ended::Done(detail.join("; "))
+        })
+    }
+
+    async fn share(&mut self) -> Result<Ended> {
+        if self.grantees.is_empty() {
+            return Ok(Ended::Skipped("no --account, --org-arn or --ou-arn".into()));
+        }
+        let who = self.who();
+        let places: Vec<(String, Option<String>)> = std::iter::once(self.region.clone())
+            .chain(self.targets.iter().cloned())
+            .map(|region| {
+                let id = self.output.images.get(&region).map(|i| i.image_id.clone());
+                (region, id)
+            })
+            .collect();
+        if self.settings.dry_run {
+            let calls = places
+                .iter()
+                .flat_map(|(region, id)| {
+                    let id = id.clone().unwrap_or_else(|| "(the new image)".into());
+                    let mut calls = vec![format!(
+                        "ec2:ModifyImageAttribute {id} launchPermission add {who} in {region}"
+                    )];
+                    if self.args.with_snapshots && !self.args.account.is_empty() {
+                        calls.push(format!(
+                            "ec2:ModifySnapshotAttribute createVolumePermission add {} on {id}'s snapshots in {region}",
+                            self.args.account.join(", ")
+                        ));
+                    }
+                    calls
+                })
+                .collect();
+            return Ok(Ended::Would(format!("share with {who}"), calls));
+        }
+        let aws = &self.aws;
+        let grantees = &self.grantees;
+        let with_snapshots = self.args.with_snapshots;
+        let results: Vec<(String, Result<bool>)> = stream::iter(places)
+            .map(|(region, id)| async move {
+                let result = match id {
+                    Some(id) => share_one(&aws.ec2(&region), &id, grantees, with_snapshots).await,
+                    None => Err(anyhow!("no image of this release in {region}")),
+                };
+                (region, result)
+            })
+            .buffer_unordered(REGION_CONCURRENCY)
+            .collect()
+            .await;
+        let mut changed = Vec::new();
+        let mut already = Vec::new();
+        let mut failed = Vec::new();
+        for (region, result) in results {
+            match result {
+                Ok(true) => changed.push(region),
+                Ok(false) => already.push(region),
+                Err(err) => failed.push(format!("{region}: {}", one_line(&err))),
+            }
+        }
+        changed.sort();
+        already.sort();
+        if !failed.is_empty() {
+            return Err(anyhow!("{}", failed.join("; ")));
+        }
+        let mut detail = Vec::new();
+        if !changed.is_empty() {
+            detail.push(format!("shared with {who} in {}", changed.join(", ")));
+        }
+        if !already.is_empty() {
+            detail.push(format!("already shared in {}", already.join(", ")));
+        }
+        Ok(if changed.is_empty() {
+            Ended::Skipped(detail.join("; "))
+        } else {
+            Ended::Done(detail.join("; "))
+        })
+    }
+
+    fn who(&self) -> String {
+        self.grantees
+            .accounts
+            .iter()
+            .chain(&self.grantees.organizations)
+            .chain(&self.grantees.organizational_units)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    async fn finish(&mut self) -> Result<Ended> {
+        let args = self.args;
+        if args.deprecate_after.is_none() && !args.protect {
+            return Ok(Ended::Skipped("no --deprecate-after or --protect".into()));
+        }
+        let places: Vec<(String, String)> = self
+            .output
+            .images
+            .iter()
+            .map(|(region, image)| (region.clone(), image.image_id.clone()))
+            .collect();
+        if self.settings.dry_run {
+            let mut calls = Vec::new();
+            for region in std::iter::once(&self.region).chain(&self.targets) {
+                let id = self
+                    .output
+                    .images
+                    .get(region)
+                    .map(|i| i.image_id.clone())
+                    .unwrap_or_else(|| "(the new image)".into());
+                if let Some(after) = args.deprecate_after {
+                    calls.push(format!(
+                        "ec2:EnableImageDeprecation {id} in {region}, {} from now",
+                        in_days(after)
+                    ));
+                }
+                if args.protect {
+                    calls.push(format!(
+                        "ec2:EnableImageDeregistrationProtection {id} in {region}"
+                    ));
+                }
+            }
+            return Ok(Ended::Would("deprecation and protection".into(), calls));
+        }
+        let (mut deprecated, mut protected) = (0, 0);
+        for (region, image_id) in places {
+            let ec2 = self.aws.ec2(&region);
+            let image = ec2
+                .describe_image(&image_id)
+                .await?
+                .ok_or_else(|| anyhow!("{image_id} vanished from {region}"))?;
+            if let Some(after) = args.deprecate_after
+                && image.deprecation_time.is_none()
+            {
+                ec2.enable_deprecation(&image_id, Utc::now() + chrono::Duration::from_std(after)?)
+                    .await?;
+                deprecated += 1;
+            }
+            if args.protect
+                && image
+                    .deregistration_protection
+                    .as_deref()
+                    .is_none_or(|p| p == "disabled")
+            {
+                ec2.enable_protection(&image_id).await?;
+                protected += 1;
+            }
+        }
+        Ok(if deprecated + protected == 0 {
+            Ended::Skipped("already set on every image".into())
+        } else {
+            Ended::Done(format!(
+                "deprecation set on {deprecated}, protection on {protected} image(s)"
+            ))
+        })
+    }
+}
+
+/// Grants what is missing; whether anything changed.
+async fn share_one(
+    ec2: &Ec2,
+    image_id: &str,
+    grantees: &Grantees,
+    with_snapshots: bool,
+) -> Result<bool> {
+    let current = ec2.launch_permissions(image_id).await?;
+    let lacking_launch = Grantees {
+        accounts: missing(&grantees.accounts, &current.accounts),
+        organizations: missing(&grantees.organizations, &current.organizations),
+        organizational_units: missing(
+            &grantees.organizational_units,
+            &current.organizational_units,
+        ),
+        public: false,
+    };
+    let mut changed = false;
+    if with_snapshots && !grantees.accounts.is_empty() {
+        let image = ec2
+            .describe_image(image_id)
+            .await?
+            .ok_or_else(|| anyhow!("{image_id} not found in {}", ec2.region()))?;
+        // Snapshots first, so the image is never launchable without its volumes.
+        for snapshot in image
+            .block_devices
+            .iter()
+            .filter_map(|d| d.snapshot_id.as_deref())
+        {
+            let (accounts, _) = ec2.create_volume_permissions(snapshot).await?;
+            let lacking = missing(&grantees.accounts, &accounts);
+            if !lacking.is_empty() {
+                ec2.modify_create_volume_permission(snapshot, &lacking, false, false)
+                    .await?;
+                changed = true;
+            }
+        }
+    }
+    if !lacking_launch.is_empty() {
+        ec2.modify_launch_permissions(image_id, &lacking_launch, false)
+            .await?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+fn missing(wanted: &[String], present: &[String]) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|w| !present.contains(w))
+        .cloned()
+        .collect()
+}
+
+/// `90d` rather than humantime's months and hours.
+fn in_days(duration: std::time::Duration) -> String {
+    let secs = duration.as_secs();
+    if secs.is_multiple_of(86_400) {
+        format!("{}d", secs / 86_400)
+    } else {
+        humantime::format_duration(duration).to_string()
+    }
+}
+
+fn state_word(state: StageState) -> &'static str {
+    match state {
+        StageState::Pending => "pending",
+        StageState::Running => "running",
+        StageState::Done => "done",
+        StageState::Failed => "FAILED",
+        StageState::Skipped => "skipped",
+    }
+}
+
+impl Render for ReleaseOutput {
+    fn render(&self, style: &TableStyle) -> String {
+        let mut stages = style.table(&["STAGE", "STATE", "TIME", "DETAIL"]);
+        for stage in &self.stages {
+            let color = match stage.state {
+                StageState::Done => Some(comfy_table::Color::Green),
+                StageState::Failed => Some(comfy_table::Color::Red),
+                StageState::Skipped => Some(comfy_table::Color::Yellow),
+                _ => None,
+            };
+            let mut detail = stage.detail.clone();
+            if let Some(error) = &stage.error {
+                detail = error.clone();
+            }
+            for call in &stage.calls {
+                detail.push_str(&format!("\n  {call}"));
+            }
+            stages.add_row(vec![
+                style.cell(stage.stage, None),
+                style.cell(
+                    if self.dry_run && stage.state == StageState::Pending {
+                        "would run"
+                    } else {
+                        state_word(stage.state)
+                    },
+                    color,
+                ),
+                style.cell(format!("{:.1}s", stage.duration_seconds), None),
+                style.cell(detail, None),
+            ]);
+        }
+        let mut out = format!(
+            "Release '{}' from {}:\n{stages}",
+            self.name, self.source_region
+        );
+        if !self.images.is_empty() {
+            let mut images = style.table(&["REGION", "IMAGE ID", "STATE"]);
+            for (region, image) in &self.images {
+                images.add_row(vec![
+                    style.cell(region, None),
+                    style.cell(&image.image_id, None),
+                    style.cell(&image.state, None),
+                ]);
+            }
+            out.push_str(&format!("\n{images}"));
+        }
+        if self.stages.iter().any(|s| s.state == StageState::Failed) && !self.images.is_empty() {
+            out.push_str(
+                "\nRe-run the same command to resume, or remove what was made with \
+                 `ami deregister IMAGE --cleanup --region REGION`.",
+            );
+        }
+        if self.dry_run {
+            out.push_str("\nDry run: nothing was changed.");
+        }
+        out
+    }
+}
