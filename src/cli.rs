@@ -168,6 +168,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+
+    /// Retire images shared with other accounts without checking whether those accounts use them
+    #[arg(long)]
+    pub ignore_consumers: bool,
+
     /// Every region enabled for the account (instead of --region)
     #[arg(long)]
     pub all_regions: bool,
@@ -240,6 +247,14 @@ pub struct ApplyArgs {
     /// A plan written by `ami cleanup --plan-out`
     #[arg(value_name = "PLAN_FILE")]
     pub plan: std::path::PathBuf,
+
+    /// The role to assume in the accounts an image is shared with, to check they do not use it
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Option<String>,
+
+    /// Retire images shared with other accounts without checking whether those use them
+    #[arg(long)]
+    pub ignore_consumers: bool,
 }
 
 /// Waiting for an image to become available.
@@ -400,6 +415,33 @@ pub struct ReleaseArgs {
     pub timeout: std::time::Duration,
 }
 
+/// Which accounts a verb works in: the caller's (default), one role's, or many.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AccountArgs {
+    /// Work in the account of this role, assumed once
+    #[arg(long, value_name = "ARN", conflicts_with_all = ["accounts", "accounts_from_org"])]
+    pub role_arn: Option<String>,
+
+    /// Work in each of these accounts (comma-separated), assuming --role-name in each
+    #[arg(
+        long,
+        value_name = "ID,ID,...",
+        value_delimiter = ',',
+        requires = "role_name",
+        conflicts_with = "accounts_from_org"
+    )]
+    pub accounts: Vec<String>,
+
+    /// Work in every active account of the organization, assuming --role-name in each
+    #[arg(long, requires = "role_name")]
+    pub accounts_from_org: bool,
+
+    /// The role to assume in each account; also used to check the accounts an image is shared
+    /// with before it is retired
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     #[arg(value_enum)]
@@ -496,6 +538,9 @@ pub struct RegisterArgs {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("targets").required(true).args(["to_region", "to_regions"])))]
 pub struct CopyArgs {
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+
     /// The image to copy
     #[arg(value_name = "AMI_ID")]
     pub image_id: String,
@@ -537,6 +582,9 @@ pub struct CopyArgs {
 
 #[derive(Debug, Args)]
 pub struct ShareArgs {
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+
     /// The image; with no grantee, its current permissions are shown
     #[arg(value_name = "AMI_ID")]
     pub image_id: String,
@@ -576,6 +624,14 @@ pub struct ShareArgs {
 
 #[derive(Debug, Args)]
 pub struct DeregisterArgs {
+    /// The role to assume in the accounts an image is shared with, to check they do not use it
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Option<String>,
+
+    /// Deregister images shared with other accounts without checking whether those use them
+    #[arg(long)]
+    pub ignore_consumers: bool,
+
     /// The images to deregister, in one region
     #[arg(value_name = "AMI_ID", required = true)]
     pub image_ids: Vec<String>,
@@ -599,6 +655,9 @@ pub struct DeregisterArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub accounts: AccountArgs,
+
     /// Only images whose name matches this glob (`*` and `?`)
     #[arg(long, value_name = "GLOB")]
     pub name: Option<String>,

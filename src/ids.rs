@@ -104,6 +104,41 @@ pub fn image_name(raw: &str) -> Result<()> {
     }
 }
 
+/// `arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME`.
+pub fn role_arn(raw: &str) -> Result<()> {
+    let ok = raw
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split_once(":iam::"))
+        .and_then(|(_, rest)| rest.split_once(":role/"))
+        .is_some_and(|(account, name)| {
+            account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) && !name.is_empty()
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "'{raw}' is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        )))
+    }
+}
+
+/// IAM role names: 1 to 64 of letters, digits and `+=,.@_-` (a path may precede the name).
+pub fn role_name(raw: &str) -> Result<()> {
+    let name = raw.rsplit('/').next().unwrap_or_default();
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "'{raw}' is not an IAM role name (1 to 64 letters, digits and +=,.@_-)"
+        )))
+    }
+}
+
 pub fn organization_arn(raw: &str) -> Result<()> {
     if raw.starts_with("arn:")
         && raw.contains(":organizations::")

@@ -1,6 +1,7 @@
 //! The only module that touches AWS SDK types: client construction, paging, retries, and mapping
 //! responses into `crate::model`.
 
+pub mod accounts;
 pub mod bundles;
 pub mod error;
 pub mod identity;
@@ -26,6 +27,20 @@ use retry::{DEFAULT_MAX_ATTEMPTS, FailFastUntilAnswered};
 #[derive(Clone)]
 pub struct Aws {
     base: SdkConfig,
+    /// How accounts an image is shared with are checked before it is retired.
+    pub consumers: ConsumerPolicy,
+}
+
+/// Checking the accounts an image is shared with (see `usage::consumer_usage`).
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerPolicy {
+    /// The role to assume in each consumer account; without one they cannot be checked.
+    pub role_name: Option<String>,
+    /// --ignore-consumers: retire shared images without looking in the accounts using them.
+    pub ignore: bool,
+    /// Roles assumed so far in this run, by ARN: each is assumed once, its credentials cached
+    /// and refreshed by the SDK.
+    pub assumed: std::sync::Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, SdkConfig>>>,
 }
 
 impl Aws {
@@ -44,7 +59,16 @@ impl Aws {
         }
         let base = loader.load().await;
         check_credentials(&base, settings.profile.as_deref()).await?;
-        Ok(Aws { base })
+        Ok(Aws {
+            base,
+            consumers: ConsumerPolicy::default(),
+        })
+    }
+
+    pub fn with_consumers(mut self, role_name: Option<String>, ignore: bool) -> Aws {
+        self.consumers.role_name = role_name;
+        self.consumers.ignore = ignore;
+        self
     }
 
     pub fn ec2(&self, region: &str) -> Ec2 {

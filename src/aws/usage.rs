@@ -6,8 +6,9 @@ use aws_sdk_ec2::types::Filter;
 use futures::{StreamExt, TryStreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Ec2;
+use super::accounts::role_arn;
 use super::error::AwsError;
+use super::{Aws, Ec2};
 use crate::plan::ImageUser;
 
 /// Templates are read one at a time (each can have many versions); a few in flight hide latency.
@@ -22,6 +23,15 @@ pub struct Usage {
 }
 
 impl Usage {
+    pub fn merge(&mut self, other: Usage) {
+        for (image_id, users) in other.users {
+            for user in users {
+                self.add(&image_id, user);
+            }
+        }
+        self.notes.extend(other.notes);
+    }
+
     fn add(&mut self, image_id: &str, user: ImageUser) {
         let users = self.users.entry(image_id.to_string()).or_default();
         if !users.contains(&user) {
@@ -245,6 +255,142 @@ impl Ec2 {
                 }
             }
         }
+    }
+}
+
+/// Launch permissions are read one image at a time (EC2 has no bulk form).
+const PERMISSION_CONCURRENCY: usize = 8;
+/// Consumer accounts checked at once.
+const CONSUMER_CONCURRENCY: usize = 4;
+/// The kind of user that stands for an account (or organization, or everyone) that may launch
+/// the image and could not be looked into: it keeps the image, as any user does.
+pub const UNCHECKED_CONSUMER: &str = "unchecked_consumer";
+
+impl Aws {
+    /// Who uses these images in the accounts they are shared with: in each consumer account the
+    /// same checks as at home (instances, every launch template version, launch configurations),
+    /// with `--role-name` assumed there. An account that cannot be checked, an organization, an
+    /// OU or the public counts as a user ("when in doubt, keep"), unless --ignore-consumers.
+    pub async fn consumer_usage(
+        &self,
+        region: &str,
+        own_account: &str,
+        image_ids: &[String],
+    ) -> Result<Usage> {
+        let mut usage = Usage::default();
+        if self.consumers.ignore || image_ids.is_empty() {
+            return Ok(usage);
+        }
+        let ec2 = self.ec2(region);
+        let permissions: Vec<(String, Result<crate::model::LaunchPermissions>)> =
+            stream::iter(image_ids.to_vec())
+                .map(|image_id| {
+                    let ec2 = ec2.clone();
+                    async move {
+                        let permissions = ec2.launch_permissions(&image_id).await;
+                        (image_id, permissions)
+                    }
+                })
+                .buffer_unordered(PERMISSION_CONCURRENCY)
+                .collect()
+                .await;
+        let mut by_account: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let unchecked = |id: &str, detail: String| ImageUser {
+            kind: UNCHECKED_CONSUMER.into(),
+            id: id.to_string(),
+            detail: Some(detail),
+        };
+        for (image_id, permissions) in permissions {
+            let permissions = permissions?;
+            for account in permissions.accounts.iter().filter(|a| *a != own_account) {
+                by_account
+                    .entry(account.clone())
+                    .or_default()
+                    .push(image_id.clone());
+            }
+            for arn in permissions
+                .organizations
+                .iter()
+                .chain(&permissions.organizational_units)
+            {
+                usage.add(
+                    &image_id,
+                    unchecked(arn, "its accounts cannot be listed and checked".into()),
+                );
+            }
+            if permissions.public {
+                usage.add(
+                    &image_id,
+                    unchecked("public", "any AWS account may be launching it".into()),
+                );
+            }
+        }
+        let role_name = self.consumers.role_name.clone();
+        let checked: Vec<(String, Vec<String>, Result<Usage>)> = stream::iter(by_account)
+            .map(|(account, images)| {
+                let role_name = role_name.clone();
+                async move {
+                    let result = match role_name {
+                        None => Err(anyhow::anyhow!("no --role-name to look into it with")),
+                        Some(name) => match self.assume(&role_arn(region, &account, &name)).await {
+                            Ok(consumer) => {
+                                consumer
+                                    .ec2(region)
+                                    .image_usage(&consumer.autoscaling(region), &images)
+                                    .await
+                            }
+                            Err(err) => Err(err),
+                        },
+                    };
+                    (account, images, result)
+                }
+            })
+            .buffer_unordered(CONSUMER_CONCURRENCY)
+            .collect()
+            .await;
+        for (account, images, result) in checked {
+            match result {
+                Ok(found) => {
+                    for (image_id, users) in found.users {
+                        for user in users {
+                            let detail = match &user.detail {
+                                Some(detail) => format!("in account {account}, {detail}"),
+                                None => format!("in account {account}"),
+                            };
+                            usage.add(
+                                &image_id,
+                                ImageUser {
+                                    kind: user.kind,
+                                    id: user.id,
+                                    detail: Some(detail),
+                                },
+                            );
+                        }
+                    }
+                    usage.notes.extend(
+                        found
+                            .notes
+                            .into_iter()
+                            .map(|note| format!("account {account}: {note}")),
+                    );
+                }
+                Err(err) => {
+                    for image_id in images {
+                        usage.add(
+                            &image_id,
+                            unchecked(
+                                &account,
+                                format!(
+                                    "shared with it, could not be checked: {}; --ignore-consumers retires it anyway",
+                                    crate::error::one_line(&err)
+                                ),
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(usage)
     }
 }
 

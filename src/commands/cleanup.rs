@@ -95,13 +95,47 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
         ));
     }
     require_confirmation_path(settings, planning_only)?;
-    let aws = Aws::connect(settings).await?;
+    if args.accounts.is_fleet() {
+        if args.plan_out.is_some() {
+            return Err(usage(
+                "--plan-out writes one account's plan: run it per account (or with --role-arn)",
+            ));
+        }
+        if !planning_only && !settings.yes {
+            return Err(usage(
+                "a cleanup across accounts does not ask per account: pass --yes (or --dry-run to see the plans)",
+            ));
+        }
+    }
+    let role_name = args.accounts.role_name.clone();
+    super::fleet::run(settings, &args.accounts, |aws| {
+        let aws = aws.with_consumers(role_name.clone(), args.ignore_consumers);
+        cleanup_in(
+            aws,
+            settings,
+            args,
+            &rules,
+            policy_regions.clone(),
+            planning_only,
+        )
+    })
+    .await
+}
+
+async fn cleanup_in(
+    aws: Aws,
+    settings: &Settings,
+    args: &CleanupArgs,
+    rules: &[Rule],
+    policy_regions: Option<Vec<String>>,
+    planning_only: bool,
+) -> Result<(CleanupOutput, Outcome)> {
     let regions = if args.all_regions {
         aws.ec2(&settings.regions[0]).enabled_regions().await?
     } else {
         policy_regions.unwrap_or_else(|| settings.regions.clone())
     };
-    let source = Source::Rules(&rules);
+    let source = Source::Rules(rules);
     let output = plan_regions(settings, &aws, &regions, &source, planning_only).await;
     if let Some(path) = &args.plan_out {
         let file = super::review::PlanFile::from_output(&output)?;
@@ -120,7 +154,12 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
 pub async fn apply(settings: &Settings, args: &crate::cli::ApplyArgs) -> Result<Outcome> {
     let file = super::review::PlanFile::read(&args.plan)?;
     require_confirmation_path(settings, settings.dry_run)?;
-    let aws = Aws::connect(settings).await?;
+    if let Some(name) = &args.role_name {
+        crate::ids::role_name(name)?;
+    }
+    let aws = Aws::connect(settings)
+        .await?
+        .with_consumers(args.role_name.clone(), args.ignore_consumers);
     let regions: Vec<String> = file.regions.iter().map(|r| r.region.clone()).collect();
     let source = Source::Reviewed(&file);
     let output = plan_regions(settings, &aws, &regions, &source, settings.dry_run).await;
@@ -134,7 +173,9 @@ pub async fn apply(settings: &Settings, args: &crate::cli::ApplyArgs) -> Result<
             )));
         }
     }
-    finish(settings, &aws, output, settings.dry_run).await
+    let (output, outcome) = finish(settings, &aws, output, settings.dry_run).await?;
+    Printer::new(settings).emit(&output)?;
+    Ok(outcome)
 }
 
 /// Where the images to retire come from: rules, or a reviewed plan.
@@ -190,13 +231,13 @@ async fn plan_regions(
     }
 }
 
-/// Confirm (or take --yes), execute every region concurrently, report.
+/// Confirm (or take --yes), execute every region concurrently; the result to report.
 async fn finish(
     settings: &Settings,
     aws: &Aws,
     mut output: CleanupOutput,
     planning_only: bool,
-) -> Result<Outcome> {
+) -> Result<(CleanupOutput, Outcome)> {
     let printer = Printer::new(settings);
     let has_work = output.regions.iter().any(|r| {
         r.retire.as_ref().is_some_and(RetireReport::has_work)
@@ -219,11 +260,11 @@ async fn finish(
             bar.finish_and_clear();
         }
     }
-    printer.emit(&output)?;
     if !planning_only {
         eprintln!("ami cleanup: {}", output.result_line());
     }
-    Ok(output.outcome())
+    let outcome = output.outcome();
+    Ok((output, outcome))
 }
 
 fn candidate(image: &Image, rule: &Rule) -> bool {
@@ -268,71 +309,35 @@ async fn plan_region(
         usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await?
     };
     let now = Utc::now();
-    let mut decisions: Vec<Decision> = Vec::new();
-    let mut actions: BTreeMap<String, RetireAction> = BTreeMap::new();
-    for rule in rules.iter().filter(|rule| rule.selects_images()) {
-        let candidates: Vec<Image> = facts
-            .images
-            .iter()
-            .filter(|image| candidate(image, rule))
-            .cloned()
-            .collect();
-        for mut decision in select(
-            &candidates,
-            &usage.users,
-            &facts.account_id,
-            &rule.retention,
-            now,
-        ) {
-            decision.rule = rule.label.clone();
-            if decision.verdict == Verdict::Retire {
-                let gentlest = match actions.get(&decision.image_id) {
-                    Some(RetireAction::Deregister) | None => rule.action,
-                    Some(existing) => *existing,
-                };
-                actions.insert(decision.image_id.clone(), gentlest);
-            }
-            decisions.push(decision);
-        }
-    }
-    if let Some(review) = review {
-        for (mut decision, action) in review.recheck(&facts.images) {
-            // Deregistration is re-checked by the planner; a staged action is checked here.
-            if decision.verdict == Verdict::Retire
-                && action != RetireAction::Deregister
-                && let Some(users) = usage
-                    .users
-                    .get(&decision.image_id)
-                    .filter(|u| !u.is_empty())
-            {
-                decision.verdict = Verdict::Keep;
-                decision.reason = format!("now in use by {}", plan::describe_users(users));
-            }
-            if decision.verdict == Verdict::Retire {
-                actions.insert(decision.image_id.clone(), action);
-            }
-            decisions.push(decision);
-        }
-    }
-    let kept: BTreeMap<String, String> = decisions
+    let (mut decisions, mut actions) = decide(
+        rules,
+        review,
+        &facts.images,
+        &facts.account_id,
+        &usage.users,
+        now,
+    );
+    // Images about to go (or become unlaunchable) may be in use in the accounts they are shared
+    // with: look there (one launch-permission read per image), and decide again with what is found.
+    let leaving: Vec<String> = actions
         .iter()
-        .filter(|d| d.verdict == Verdict::Keep)
-        .map(|d| {
-            (
-                d.image_id.clone(),
-                d.rule.clone().unwrap_or_else(|| "the rule".into()),
-            )
-        })
+        .filter(|(_, action)| **action != RetireAction::Deprecate)
+        .map(|(id, _)| id.clone())
         .collect();
-    for decision in decisions
-        .iter_mut()
-        .filter(|d| d.verdict == Verdict::Retire)
-    {
-        if let Some(rule) = kept.get(&decision.image_id) {
-            decision.verdict = Verdict::Keep;
-            decision.reason = format!("{}; but kept by {rule}", decision.reason);
-            actions.remove(&decision.image_id);
-        }
+    let mut usage = usage;
+    let consumers = aws
+        .consumer_usage(region, &facts.account_id, &leaving)
+        .await?;
+    if !consumers.users.is_empty() || !consumers.notes.is_empty() {
+        usage.merge(consumers);
+        (decisions, actions) = decide(
+            rules,
+            review,
+            &facts.images,
+            &facts.account_id,
+            &usage.users,
+            now,
+        );
     }
     let mut targets: Vec<String> = actions
         .iter()
@@ -431,6 +436,75 @@ async fn unfinished_retirements(
     let mut pending = aws.ec2(region).all_pending_cleanup().await?;
     pending.retain(|image_id, _| !images.iter().any(|image| &image.image_id == image_id));
     Ok(pending)
+}
+
+/// Every rule's verdicts, the reviewed plan's re-check, and keep-wins: the decisions and the
+/// action for each image to retire.
+fn decide(
+    rules: &[Rule],
+    review: Option<&super::review::RegionReview>,
+    images: &[Image],
+    account_id: &str,
+    users: &BTreeMap<String, Vec<crate::plan::ImageUser>>,
+    now: chrono::DateTime<Utc>,
+) -> (Vec<Decision>, BTreeMap<String, RetireAction>) {
+    let mut decisions: Vec<Decision> = Vec::new();
+    let mut actions: BTreeMap<String, RetireAction> = BTreeMap::new();
+    for rule in rules.iter().filter(|rule| rule.selects_images()) {
+        let candidates: Vec<Image> = images
+            .iter()
+            .filter(|image| candidate(image, rule))
+            .cloned()
+            .collect();
+        for mut decision in select(&candidates, users, account_id, &rule.retention, now) {
+            decision.rule = rule.label.clone();
+            if decision.verdict == Verdict::Retire {
+                let gentlest = match actions.get(&decision.image_id) {
+                    Some(RetireAction::Deregister) | None => rule.action,
+                    Some(existing) => *existing,
+                };
+                actions.insert(decision.image_id.clone(), gentlest);
+            }
+            decisions.push(decision);
+        }
+    }
+    if let Some(review) = review {
+        for (mut decision, action) in review.recheck(images) {
+            // Deregistration is re-checked by the planner; a staged action is checked here.
+            if decision.verdict == Verdict::Retire
+                && action != RetireAction::Deregister
+                && let Some(users) = users.get(&decision.image_id).filter(|u| !u.is_empty())
+            {
+                decision.verdict = Verdict::Keep;
+                decision.reason = format!("now in use by {}", plan::describe_users(users));
+            }
+            if decision.verdict == Verdict::Retire {
+                actions.insert(decision.image_id.clone(), action);
+            }
+            decisions.push(decision);
+        }
+    }
+    let kept: BTreeMap<String, String> = decisions
+        .iter()
+        .filter(|d| d.verdict == Verdict::Keep)
+        .map(|d| {
+            (
+                d.image_id.clone(),
+                d.rule.clone().unwrap_or_else(|| "the rule".into()),
+            )
+        })
+        .collect();
+    for decision in decisions
+        .iter_mut()
+        .filter(|d| d.verdict == Verdict::Retire)
+    {
+        if let Some(rule) = kept.get(&decision.image_id) {
+            decision.verdict = Verdict::Keep;
+            decision.reason = format!("{}; but kept by {rule}", decision.reason);
+            actions.remove(&decision.image_id);
+        }
+    }
+    (decisions, actions)
 }
 
 /// Manifests under `prefix` that no image in the region uses, and their parts.

@@ -13,7 +13,7 @@ use crate::aws::lifecycle::CopyRequest;
 use crate::cli::CopyArgs;
 use crate::config::{Settings, validate_region};
 use crate::error::{Outcome, one_line, usage};
-use crate::output::{Printer, Render, TableStyle};
+use crate::output::{Render, TableStyle};
 
 use super::new_image::should_wait;
 
@@ -59,8 +59,19 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<Outcome> {
         crate::ids::image_name(name)?;
     }
     let kms = parse_kms_keys(&args.kms_key_id)?;
+    super::fleet::run(settings, &args.accounts, |aws| {
+        copy_in(aws, settings, args, source_region.clone(), &kms)
+    })
+    .await
+}
 
-    let aws = Aws::connect(settings).await?;
+async fn copy_in(
+    aws: Aws,
+    settings: &Settings,
+    args: &CopyArgs,
+    source_region: String,
+    kms: &KmsKeys,
+) -> Result<(CopyOutput, Outcome)> {
     let source_ec2 = aws.ec2(&source_region);
     let source = source_ec2
         .describe_image(&args.image_id)
@@ -143,13 +154,15 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<Outcome> {
         n if n == copies.len() => Outcome::Failed,
         _ => Outcome::Partial,
     };
-    Printer::new(settings).emit(&CopyOutput {
-        source_region,
-        source_image_id: args.image_id.clone(),
-        name,
-        copies,
-    })?;
-    Ok(outcome)
+    Ok((
+        CopyOutput {
+            source_region,
+            source_image_id: args.image_id.clone(),
+            name,
+            copies,
+        },
+        outcome,
+    ))
 }
 
 /// Copies into one region (or reuses the copy already there), waits if asked, and puts back

@@ -25,7 +25,12 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
             ));
         }
     };
-    let aws = Aws::connect(settings).await?;
+    if let Some(name) = &args.role_name {
+        crate::ids::role_name(name)?;
+    }
+    let aws = Aws::connect(settings)
+        .await?
+        .with_consumers(args.role_name.clone(), args.ignore_consumers);
     let progress = spinner(settings, format!("planning in {region}"));
     let gathered = match load_region(&aws, &region).await {
         Ok(facts) => {

@@ -13,7 +13,7 @@ use crate::cli::ListArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::{Image, LaunchPermissions};
-use crate::output::{Printer, Render, TableStyle, spinner};
+use crate::output::{Render, TableStyle, spinner};
 
 /// Regions are independent endpoints with their own rate limits.
 const REGION_CONCURRENCY: usize = 8;
@@ -88,7 +88,18 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
     };
     // Launch permissions can only be read on one's own images, one call per image.
     let read_permissions = args.owner == "self" && !args.no_shares;
-    let aws = Aws::connect(settings).await?;
+    super::fleet::run(settings, &args.accounts, |aws| {
+        list_in(aws, settings, query.clone(), read_permissions)
+    })
+    .await
+}
+
+async fn list_in(
+    aws: Aws,
+    settings: &Settings,
+    query: ImageQuery,
+    read_permissions: bool,
+) -> Result<(ListOutput, Outcome)> {
     let progress = spinner(settings, "listing images");
 
     let mut results: Vec<(String, Result<RegionListing>)> = stream::iter(settings.regions.clone())
@@ -145,12 +156,14 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
     } else {
         Outcome::Partial
     };
-    Printer::new(settings).emit(&ListOutput {
-        regions: settings.regions.clone(),
-        images,
-        errors,
-    })?;
-    Ok(outcome)
+    Ok((
+        ListOutput {
+            regions: settings.regions.clone(),
+            images,
+            errors,
+        },
+        outcome,
+    ))
 }
 
 struct RegionListing {

@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod copy;
 pub mod create;
 pub mod deregister;
+mod fleet;
 pub mod launch;
 pub mod list;
 mod new_image;

@@ -196,7 +196,14 @@ pub async fn complete_inventory(
     let requested_ids: Vec<String> = requested.iter().map(|i| i.image_id.clone()).collect();
     let usage = match known_usage {
         Some(known) => known,
-        None => usage_of(aws, region, &requested_ids).await?,
+        None => {
+            let mut usage = usage_of(aws, region, &requested_ids).await?;
+            usage.merge(
+                aws.consumer_usage(region, &account_id, &requested_ids)
+                    .await?,
+            );
+            usage
+        }
     };
     let (users, notes) = (usage.users, usage.notes);
 

@@ -12,7 +12,7 @@ use crate::cli::ShareArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::LaunchPermissions;
-use crate::output::{Printer, Render, TableStyle};
+use crate::output::{Render, TableStyle};
 
 const REGION_CONCURRENCY: usize = 8;
 
@@ -76,7 +76,20 @@ pub async fn run(settings: &Settings, args: &ShareArgs) -> Result<Outcome> {
         (false, true) => "revoke",
     };
 
-    let aws = Aws::connect(settings).await?;
+    super::fleet::run(settings, &args.accounts, |aws| {
+        share_in(aws, settings, args, region, grantees.clone(), action)
+    })
+    .await
+}
+
+async fn share_in(
+    aws: Aws,
+    settings: &Settings,
+    args: &ShareArgs,
+    region: &String,
+    grantees: Grantees,
+    action: &str,
+) -> Result<(ShareOutput, Outcome)> {
     let ec2 = aws.ec2(region);
     let image = ec2
         .describe_image(&args.image_id)
@@ -165,13 +178,15 @@ pub async fn run(settings: &Settings, args: &ShareArgs) -> Result<Outcome> {
         n if n == regions.len() => Outcome::Failed,
         _ => Outcome::Partial,
     };
-    Printer::new(settings).emit(&ShareOutput {
-        image_id: args.image_id.clone(),
-        action: action.into(),
-        regions,
-        notes,
-    })?;
-    Ok(outcome)
+    Ok((
+        ShareOutput {
+            image_id: args.image_id.clone(),
+            action: action.into(),
+            regions,
+            notes,
+        },
+        outcome,
+    ))
 }
 
 /// Public sharing needs an explicit yes even with --yes: --confirm-public, or the prompt.

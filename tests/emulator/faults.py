@@ -113,6 +113,18 @@ def error_reply(start_response: Any, action: str, kind: str) -> list[bytes]:
     return [body]
 
 
+def access_denied(start_response: Any, account: str, role: str) -> list[bytes]:
+    """AssumeRole refused, as IAM refuses a role whose trust policy does not name the caller."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><ErrorResponse><Error><Type>Sender</Type>'
+        f"<Code>AccessDenied</Code><Message>User: arn:aws:iam::{account}:user/ami is not authorized "
+        f"to perform: sts:AssumeRole on resource: {role}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    ).encode()
+    start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def drop_connection(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     sock = environ.get("werkzeug.socket")
     if sock is not None:

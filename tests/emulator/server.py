@@ -11,7 +11,8 @@ Admin routes (test tooling only; the `ami` binary never calls them):
   POST /_emulator/requests/reset?account=ID
   POST /_emulator/backdate   {"account", "region", "resource_id", "time": RFC 3339}
   POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null,
-                              "faults": {...}|null, "throttle": {...}|null}
+                              "faults": {...}|null, "throttle": {...}|null,
+                              "refuse_roles": ["NAME", ...]|null}
                              cap DescribeImages/Snapshots pages; add network latency per request;
                              inject faults; throttle mutating calls with a token bucket (see faults.py)
   GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
@@ -101,6 +102,9 @@ class EmulatorApp:
         # as they would on a network; the emulator's own work stays serialised.
         self.latency: dict[str, float] = {}
         self.faults = faults.Faults()
+        # Role ARNs whose AssumeRole is refused (AccessDenied), to test accounts that cannot be
+        # reached; set per account with {"account": ID, "refuse_roles": ["NAME", ...]}.
+        self.refused_roles: set[str] = set()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -112,6 +116,10 @@ class EmulatorApp:
             time.sleep(delay)
         if account is None:
             return self.inner(environ, start_response)
+        if action == "sts:AssumeRole":
+            role = environ.get("emulator.params", {}).get("RoleArn", [""])[0]
+            if role in self.refused_roles:
+                return faults.access_denied(start_response, account, role)
         return self.faults.serve(account, action, environ, start_response, self.inner)
 
     def count(self, environ: dict[str, Any]) -> tuple[str | None, str]:
@@ -135,7 +143,9 @@ class EmulatorApp:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = environ["wsgi.input"].read(length) if length else b""
                 environ["wsgi.input"] = io.BytesIO(body)
-                action = parse_qs(body.decode("utf-8", "replace")).get("Action", ["Unknown"])[0]
+                params = parse_qs(body.decode("utf-8", "replace"))
+                environ["emulator.params"] = params
+                action = params.get("Action", ["Unknown"])[0]
         self.counters.add(account, f"{service}:{action}")
         return account, f"{service}:{action}"
 
@@ -174,6 +184,10 @@ class EmulatorApp:
                     self.faults.configure_faults(body["account"], body["faults"])
                 if "throttle" in body:
                     self.faults.configure_throttle(body["account"], body["throttle"])
+                if "refuse_roles" in body:
+                    prefix = f"arn:aws:iam::{body['account']}:role/"
+                    self.refused_roles = {r for r in self.refused_roles if not r.startswith(prefix)}
+                    self.refused_roles.update(prefix + name for name in body["refuse_roles"] or [])
                 result = {"ok": True}
             else:
                 return self.reply(start_response, "404 Not Found", {"error": path})

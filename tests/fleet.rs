@@ -1,0 +1,377 @@
+//! Many accounts: `--role-arn`, `--accounts --role-name`, `--accounts-from-org`, and checking the
+//! accounts an image is shared with before retiring it. The emulator maps an assumed role's
+//! credentials to the role's account, and can refuse chosen roles.
+
+mod common;
+
+use common::{Account, REGION, json};
+use serde_json::{Value, json};
+
+fn run(account: &Account, args: &[&str]) -> (i32, Value) {
+    let output = account
+        .ami()
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        eprintln!("{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    (output.status.code().unwrap(), json(&output))
+}
+
+fn image_ids_of(result: &Value) -> Vec<(String, String)> {
+    let mut ids: Vec<(String, String)> = result["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["region"].as_str().unwrap().to_string(),
+                i["image_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn list_across_accounts_and_regions_reports_each_and_survives_a_refused_role() {
+    let tooling = Account::new();
+    let (a, b, c) = (Account::new(), Account::new(), Account::new());
+    let mut expected = Vec::new();
+    for account in [&a, &b, &c] {
+        let mut mine = Vec::new();
+        for region in [REGION, "eu-west-1"] {
+            let (image, _) = account.image(region, &format!("app-{}", account.id)).await;
+            mine.push((region.to_string(), image));
+        }
+        mine.sort();
+        expected.push(mine);
+    }
+    let accounts = format!("{},{},{}", a.id, b.id, c.id);
+    let args = [
+        "list",
+        "--accounts",
+        &accounts,
+        "--role-name",
+        "Admin",
+        "--region",
+        REGION,
+        "--region",
+        "eu-west-1",
+    ];
+    let (code, out) = run(&tooling, &args);
+    assert_eq!(code, 0);
+    let listed = out["accounts"].as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    for (entry, (account, mine)) in listed.iter().zip([&a, &b, &c].iter().zip(&expected)) {
+        assert_eq!(entry["account_id"], account.id.as_str());
+        assert_eq!(
+            entry["role_arn"],
+            format!("arn:aws:iam::{}:role/Admin", account.id).as_str()
+        );
+        assert_eq!(
+            &image_ids_of(&entry["result"]),
+            mine,
+            "six pairs, each its own"
+        );
+    }
+
+    // B refuses the role: A and C are still listed, B's error is reported, exit 3.
+    b.configure(json!({"refuse_roles": ["Admin"]}));
+    let (code, out) = run(&tooling, &args);
+    assert_eq!(code, 3);
+    let listed = out["accounts"].as_array().unwrap();
+    assert_eq!(&image_ids_of(&listed[0]["result"]), &expected[0]);
+    assert_eq!(&image_ids_of(&listed[2]["result"]), &expected[2]);
+    assert!(listed[1]["result"].is_null());
+    let error = listed[1]["error"].as_str().unwrap();
+    assert!(
+        error.contains("AccessDenied") && error.contains(&format!("{}:role/Admin", b.id)),
+        "{error}"
+    );
+
+    // The table groups by account.
+    let output = tooling.ami().args(args).output().unwrap();
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(table.contains(&format!("=== account {}", a.id)), "{table}");
+    assert!(table.contains("FAILED: cannot assume"), "{table}");
+}
+
+#[tokio::test]
+async fn one_role_or_the_whole_organization() {
+    let tooling = Account::new();
+    let workload = Account::new();
+    let (image, _) = workload.image(REGION, "workload-app").await;
+
+    // --role-arn: the verb's own document, in the role's account.
+    let arn = format!("arn:aws:iam::{}:role/Deployer", workload.id);
+    let (code, out) = run(&tooling, &["list", "--role-arn", &arn]);
+    assert_eq!(code, 0);
+    assert_eq!(out["images"][0]["image_id"], image.as_str());
+    let other = Account::new();
+    let (code, out) = run(
+        &tooling,
+        &["share", &image, "--account", &other.id, "--role-arn", &arn],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        out["regions"][0]["launch_permissions"]["accounts"][0],
+        other.id.as_str()
+    );
+    let output = tooling
+        .ami()
+        .args(["list", "--role-arn", "arn:aws:iam::12:role/x"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("'arn:aws:iam::12:role/x'"));
+
+    // --accounts-from-org: every active account of the organization.
+    let org = aws_sdk_organizations::Client::from_conf(
+        aws_sdk_organizations::Config::builder()
+            .behavior_version(aws_sdk_organizations::config::BehaviorVersion::latest())
+            .region(aws_sdk_organizations::config::Region::new(REGION))
+            .endpoint_url(&common::emulator().endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                tooling.access_key(),
+                "test-secret",
+                None,
+                None,
+                "tests",
+            ))
+            .build(),
+    );
+    org.create_organization().send().await.unwrap();
+    org.create_account()
+        .account_name("workload-2")
+        .email("w2@example.com")
+        .send()
+        .await
+        .unwrap();
+    let members: Vec<String> = org
+        .list_accounts()
+        .send()
+        .await
+        .unwrap()
+        .accounts()
+        .iter()
+        .filter_map(|a| a.id().map(String::from))
+        .collect();
+    assert_eq!(members.len(), 2);
+    let (code, out) = run(
+        &tooling,
+        &[
+            "list",
+            "--accounts-from-org",
+            "--role-name",
+            "OrganizationAccountAccessRole",
+        ],
+    );
+    assert_eq!(code, 0);
+    let mut listed: Vec<String> = out["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["account_id"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    let mut members = members;
+    members.sort();
+    assert_eq!(listed, members);
+}
+
+/// The tooling account shares two old images with B; B still runs one of them.
+#[tokio::test]
+async fn cleanup_keeps_what_a_consumer_account_still_runs() {
+    let tooling = Account::new();
+    let consumer = Account::new();
+    let mut images = Vec::new();
+    for (name, day) in [
+        ("app-2026.01.01", "2026-01-01"),
+        ("app-2026.02.01", "2026-02-01"),
+        ("app-2026.03.01", "2026-03-01"),
+    ] {
+        let (image, _) = tooling.image(REGION, name).await;
+        tooling.backdate(REGION, &image, &format!("{day}T00:00:00Z"));
+        images.push(image);
+    }
+    let (still_run, no_longer_used, newest) = (&images[0], &images[1], &images[2]);
+    for image in [still_run, no_longer_used] {
+        tooling
+            .ec2()
+            .modify_image_attribute()
+            .image_id(image)
+            .launch_permission(
+                aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                    .add(
+                        aws_sdk_ec2::types::LaunchPermission::builder()
+                            .user_id(&consumer.id)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let instance = consumer
+        .ec2()
+        .run_instances()
+        .image_id(still_run)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let verdicts = |out: &Value| -> Vec<(String, String, String)> {
+        let mut v: Vec<(String, String, String)> = out["regions"][0]["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["image_id"].as_str().unwrap().to_string(),
+                    d["verdict"].as_str().unwrap().to_string(),
+                    d["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let verdict_of = |out: &Value, image: &str| -> (String, String) {
+        verdicts(out)
+            .into_iter()
+            .find(|(id, _, _)| id == image)
+            .map(|(_, verdict, reason)| (verdict, reason))
+            .unwrap()
+    };
+
+    // Without a role to look with, a shared image cannot be checked: kept, and said why.
+    let (code, out) = run(&tooling, &["cleanup", "--keep", "1", "--dry-run"]);
+    assert_eq!(code, 0);
+    for image in [still_run, no_longer_used] {
+        let (verdict, reason) = verdict_of(&out, image);
+        assert_eq!(verdict, "keep");
+        assert!(
+            reason.contains(&consumer.id) && reason.contains("could not be checked"),
+            "{reason}"
+        );
+    }
+
+    // B's role refused: the same, with IAM's answer.
+    consumer.configure(json!({"refuse_roles": ["Admin"]}));
+    let (_, out) = run(
+        &tooling,
+        &[
+            "cleanup",
+            "--keep",
+            "1",
+            "--dry-run",
+            "--role-name",
+            "Admin",
+        ],
+    );
+    let (verdict, reason) = verdict_of(&out, no_longer_used);
+    assert_eq!(verdict, "keep");
+    assert!(reason.contains("AccessDenied"), "{reason}");
+    consumer.configure(json!({"refuse_roles": null}));
+
+    // Looked into B: the image B runs stays, the one it no longer uses goes.
+    tooling.reset_requests();
+    let (code, out) = run(
+        &tooling,
+        &["cleanup", "--keep", "1", "--yes", "--role-name", "Admin"],
+    );
+    assert_eq!(code, 0);
+    let (verdict, reason) = verdict_of(&out, still_run);
+    assert_eq!(verdict, "keep");
+    assert!(
+        reason.contains(&instance) && reason.contains(&format!("in account {}", consumer.id)),
+        "{reason}"
+    );
+    assert_eq!(verdict_of(&out, no_longer_used).0, "retire");
+    assert_eq!(verdict_of(&out, newest).0, "keep");
+    let left = tooling.image_ids().await;
+    assert!(left.contains(still_run) && left.contains(newest));
+    assert!(!left.contains(no_longer_used));
+    // The cost: one launch-permission read per image about to go, and B's usage reads.
+    let requests = tooling.requests();
+    assert_eq!(
+        requests.get("ec2:DescribeImageAttribute"),
+        Some(&2),
+        "{requests:?}"
+    );
+    let consumer_reads = consumer.requests();
+    assert!(
+        consumer_reads.contains_key("ec2:DescribeInstances"),
+        "{consumer_reads:?}"
+    );
+
+    // --ignore-consumers: B is not looked into.
+    let (code, out) = run(
+        &tooling,
+        &["cleanup", "--keep", "1", "--dry-run", "--ignore-consumers"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(verdict_of(&out, still_run).0, "retire");
+}
+
+#[tokio::test]
+async fn deregister_checks_consumers_too() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let (image, _) = owner.image(REGION, "shared-and-used").await;
+    owner
+        .ec2()
+        .modify_image_attribute()
+        .image_id(&image)
+        .launch_permission(
+            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                .add(
+                    aws_sdk_ec2::types::LaunchPermission::builder()
+                        .user_id(&consumer.id)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let template = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+        .image_id(&image)
+        .build();
+    consumer
+        .ec2()
+        .create_launch_template()
+        .launch_template_name("uses-shared")
+        .launch_template_data(template)
+        .send()
+        .await
+        .unwrap();
+    let (code, out) = run(
+        &owner,
+        &[
+            "deregister",
+            &image,
+            "--cleanup",
+            "--yes",
+            "--role-name",
+            "Admin",
+        ],
+    );
+    assert_eq!(code, 1, "blocked, nothing done");
+    let reason = out["images"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("launch template") && reason.contains(&consumer.id),
+        "{reason}"
+    );
+    assert!(owner.image_ids().await.contains(&image));
+}
