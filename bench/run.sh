@@ -5,6 +5,7 @@
 #
 #   bench/run.sh [SIZE...]        default: 300 3000 (10 and 30 families)
 #   BENCH_LATENCY_MS=25 bench/run.sh    add a network round trip to every request (default 0)
+#   BENCH_CLEANUP_ARGS=--ignore-consumers bench/run.sh    extra flags for `ami cleanup`
 #
 # The emulator is single-threaded and spends ~6 ms per mutating call, so on loopback requests and
 # server time dominate and concurrency cannot help; with a realistic round trip added (as to a
@@ -59,14 +60,14 @@ for size in "${sizes[@]}"; do
     AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_MAX_ATTEMPTS=1
   reset "$ours"
   start=$(now)
-  "$ami" cleanup --keep 2 --dry-run --output json >"$work/plan.json"
+  "$ami" cleanup --keep 2 ${BENCH_CLEANUP_ARGS:-} --dry-run --output json >"$work/plan.json"
   end=$(now)
   planned=$("$py" -c "import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for r in d['regions'] for x in r['decisions'] if x['verdict']=='retire'))" "$work/plan.json")
   echo "| $size | ${BENCH_LATENCY_MS:-0} ms | ami dry run (plans $planned retirements) | $(seconds "$start" "$end") | $(counters "$ours") |"
 
   reset "$ours"
   start=$(now)
-  "$ami" cleanup --keep 2 --yes --output json >"$work/result.json" 2>"$work/summary.txt"
+  "$ami" cleanup --keep 2 ${BENCH_CLEANUP_ARGS:-} --yes --output json >"$work/result.json" 2>"$work/summary.txt"
   end=$(now)
   echo "| $size | ${BENCH_LATENCY_MS:-0} ms | ami cleanup: $(cat "$work/summary.txt" | sed 's/^ami cleanup: //') | $(seconds "$start" "$end") | $(counters "$ours") |"
 

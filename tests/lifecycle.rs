@@ -589,6 +589,97 @@ async fn launch_in_a_zone_smoke_test_and_refuse_a_disabled_image() {
         ("running".to_string(), "us-east-1b".to_string())
     );
 
+    // Into a subnet (its zone), with user data, a key and a security group.
+    let ec2 = account.ec2();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.9.1.0/24")
+        .availability_zone("us-east-1c")
+        .send()
+        .await
+        .unwrap()
+        .subnet()
+        .unwrap()
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let group = ec2
+        .create_security_group()
+        .group_name("smoke")
+        .description("smoke test")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    ec2.create_key_pair().key_name("ops").send().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let user_data = dir.path().join("boot.sh");
+    std::fs::write(&user_data, "#!/bin/sh\necho hello\n").unwrap();
+    let (code, out) = run(
+        &account,
+        &[
+            "launch",
+            &image,
+            "--subnet-id",
+            &subnet,
+            "--security-group-id",
+            &group,
+            "--key-name",
+            "ops",
+            "--user-data",
+            user_data.to_str().unwrap(),
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0);
+    let placed = out["instances"][0]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(out["instances"][0]["availability_zone"], "us-east-1c");
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&placed)
+        .send()
+        .await
+        .unwrap();
+    let instance = &described.reservations()[0].instances()[0];
+    assert_eq!(instance.subnet_id(), Some(subnet.as_str()));
+    assert_eq!(instance.key_name(), Some("ops"));
+    assert!(
+        instance
+            .security_groups()
+            .iter()
+            .any(|g| g.group_id() == Some(group.as_str()))
+    );
+    let data = ec2
+        .describe_instance_attribute()
+        .instance_id(&placed)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let encoded = data.user_data().unwrap().value().unwrap().to_string();
+    assert_eq!(
+        aws_smithy_types::base64::decode(encoded).unwrap(),
+        b"#!/bin/sh\necho hello\n"
+    );
+
     // A smoke test: running, the check sees the instance, then it is terminated.
     let (code, out) = run(
         &account,
