@@ -386,17 +386,8 @@ pub struct ReleaseArgs {
     #[arg(long, value_name = "REGION")]
     pub to_region: Vec<String>,
 
-    /// Share with this account; repeatable
-    #[arg(long, value_name = "ACCOUNT_ID")]
-    pub account: Vec<String>,
-
-    /// Share with this organization; repeatable
-    #[arg(long, value_name = "ARN")]
-    pub org_arn: Vec<String>,
-
-    /// Share with this organizational unit; repeatable
-    #[arg(long, value_name = "ARN")]
-    pub ou_arn: Vec<String>,
+    #[command(flatten)]
+    pub share: GranteeArgs,
 
     /// Also grant the accounts create-volume permission on the snapshots
     #[arg(long)]
@@ -413,6 +404,22 @@ pub struct ReleaseArgs {
     /// How long to wait for each image or instance, e.g. 45m, 2h
     #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
+}
+
+/// Who to share an image with (`share`, and the share stage of `release`).
+#[derive(Debug, Args, Clone)]
+pub struct GranteeArgs {
+    /// An AWS account id (12 digits); repeatable
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub account: Vec<String>,
+
+    /// An organization ARN; repeatable
+    #[arg(long, value_name = "ARN")]
+    pub org_arn: Vec<String>,
+
+    /// An organizational unit ARN; repeatable
+    #[arg(long, value_name = "ARN")]
+    pub ou_arn: Vec<String>,
 }
 
 /// Which accounts a verb works in: the caller's (default), one role's, or many.
@@ -589,17 +596,8 @@ pub struct ShareArgs {
     #[arg(value_name = "AMI_ID")]
     pub image_id: String,
 
-    /// An AWS account id (12 digits); repeatable
-    #[arg(long, value_name = "ACCOUNT_ID")]
-    pub account: Vec<String>,
-
-    /// An organization ARN; repeatable
-    #[arg(long, value_name = "ARN")]
-    pub org_arn: Vec<String>,
-
-    /// An organizational unit ARN; repeatable
-    #[arg(long, value_name = "ARN")]
-    pub ou_arn: Vec<String>,
+    #[command(flatten)]
+    pub share: GranteeArgs,
 
     /// Everyone: needs --confirm-public or a yes at the prompt, even with --yes
     #[arg(long)]

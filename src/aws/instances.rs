@@ -151,21 +151,19 @@ impl Ec2 {
         ids: &[String],
         timeout: Duration,
     ) -> Result<Vec<InstanceInfo>> {
-        self.client
+        let waited = self
+            .client
             .wait_until_instance_running()
             .set_instance_ids(Some(ids.to_vec()))
             .wait(timeout)
-            .await
-            .map_err(|err| {
-                anyhow!(
-                    "{} in {} did not reach running within {}: {}",
-                    ids.join(", "),
-                    self.region,
-                    humantime::format_duration(timeout),
-                    crate::error::one_line(&anyhow::Error::new(err))
-                )
-            })?;
-        self.describe_instances(ids).await
+            .await;
+        self.after_wait(
+            ids,
+            timeout,
+            "reach running",
+            waited.map(|_| ()).map_err(anyhow::Error::new),
+        )
+        .await
     }
 
     pub async fn wait_terminated(
@@ -173,20 +171,37 @@ impl Ec2 {
         ids: &[String],
         timeout: Duration,
     ) -> Result<Vec<InstanceInfo>> {
-        self.client
+        let waited = self
+            .client
             .wait_until_instance_terminated()
             .set_instance_ids(Some(ids.to_vec()))
             .wait(timeout)
-            .await
-            .map_err(|err| {
-                anyhow!(
-                    "{} in {} did not terminate within {}: {}",
-                    ids.join(", "),
-                    self.region,
-                    humantime::format_duration(timeout),
-                    crate::error::one_line(&anyhow::Error::new(err))
-                )
-            })?;
+            .await;
+        self.after_wait(
+            ids,
+            timeout,
+            "terminate",
+            waited.map(|_| ()).map_err(anyhow::Error::new),
+        )
+        .await
+    }
+
+    async fn after_wait(
+        &self,
+        ids: &[String],
+        timeout: Duration,
+        what: &str,
+        waited: Result<()>,
+    ) -> Result<Vec<InstanceInfo>> {
+        waited.map_err(|err| {
+            anyhow!(
+                "{} in {} did not {what} within {}: {}",
+                ids.join(", "),
+                self.region,
+                humantime::format_duration(timeout),
+                crate::error::one_line(&err)
+            )
+        })?;
         self.describe_instances(ids).await
     }
 }

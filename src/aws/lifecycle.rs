@@ -73,6 +73,25 @@ impl Ec2 {
         })
     }
 
+    /// The one image of this name here, if any; two (made outside `ami`, or a race) is an error
+    /// rather than a guess.
+    pub async fn image_named(&self, name: &str) -> Result<Option<Image>> {
+        let mut found = self.owned_images_named(name).await?;
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            n => Err(anyhow!(
+                "{n} images named '{name}' in {}: {}; refusing to guess",
+                self.region,
+                found
+                    .iter()
+                    .map(|i| i.image_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     pub async fn create_image(
         &self,
         instance_id: &str,

@@ -309,14 +309,10 @@ async fn plan_region(
         usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await?
     };
     let now = Utc::now();
-    let (mut decisions, mut actions) = decide(
-        rules,
-        review,
-        &facts.images,
-        &facts.account_id,
-        &usage.users,
-        now,
-    );
+    let decide_with = |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
+        decide(rules, review, &facts.images, &facts.account_id, users, now)
+    };
+    let (mut decisions, mut actions) = decide_with(&usage.users);
     // Images about to go (or become unlaunchable) may be in use in the accounts they are shared
     // with: look there (one launch-permission read per image), and decide again with what is found.
     let leaving: Vec<String> = actions
@@ -330,14 +326,7 @@ async fn plan_region(
         .await?;
     if !consumers.users.is_empty() || !consumers.notes.is_empty() {
         usage.merge(consumers);
-        (decisions, actions) = decide(
-            rules,
-            review,
-            &facts.images,
-            &facts.account_id,
-            &usage.users,
-            now,
-        );
+        (decisions, actions) = decide_with(&usage.users);
     }
     let mut targets: Vec<String> = actions
         .iter()

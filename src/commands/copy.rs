@@ -175,27 +175,14 @@ pub(super) async fn copy_one(
     bar: Option<&ProgressBar>,
 ) -> Result<CopyEntry> {
     let name = request.name;
-    let existing = ec2.owned_images_named(name).await?;
-    let (image_id, status) = match existing.as_slice() {
-        [] => {
+    let (image_id, status) = match ec2.image_named(name).await? {
+        None => {
             if let Some(bar) = bar {
                 bar.set_message("copying");
             }
-            let id = ec2.copy_image(request).await?;
-            (id, "created")
+            (ec2.copy_image(request).await?, "created")
         }
-        [image] => (image.image_id.clone(), "reused"),
-        many => {
-            return Err(anyhow!(
-                "{} images named '{name}' already in {}: {}; refusing to guess",
-                many.len(),
-                ec2.region(),
-                many.iter()
-                    .map(|i| i.image_id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
+        Some(image) => (image.image_id, "reused"),
     };
     let image = if let Some(timeout) = wait {
         if let Some(bar) = bar {

@@ -84,15 +84,7 @@ struct Run<'a> {
 pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
     crate::ids::instance_id(&args.instance_id)?;
     crate::ids::image_name(&args.name)?;
-    for account in &args.account {
-        crate::ids::account_id(account)?;
-    }
-    for arn in &args.org_arn {
-        crate::ids::organization_arn(arn)?;
-    }
-    for arn in &args.ou_arn {
-        crate::ids::organizational_unit_arn(arn)?;
-    }
+    let grantees = super::share::grantees(&args.share)?;
     let [region] = settings.regions.as_slice() else {
         return Err(usage(
             "release starts in one region: pass a single --region (copies go to --to-region)",
@@ -139,12 +131,7 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
         aws,
         region: region.clone(),
         targets,
-        grantees: Grantees {
-            accounts: args.account.clone(),
-            organizations: args.org_arn.clone(),
-            organizational_units: args.ou_arn.clone(),
-            public: false,
-        },
+        grantees,
         output: ReleaseOutput {
             name: args.name.clone(),
             source_region: region.clone(),
@@ -253,24 +240,6 @@ impl Run<'_> {
         self.output.images.get(&self.region)
     }
 
-    /// The one image of this name in `ec2`'s region, if any; two is an error.
-    async fn existing(ec2: &Ec2, name: &str) -> Result<Option<Image>> {
-        let found = ec2.owned_images_named(name).await?;
-        match found.as_slice() {
-            [] => Ok(None),
-            [image] => Ok(Some(image.clone())),
-            many => Err(anyhow!(
-                "{} images named '{name}' in {}: {}; refusing to guess",
-                many.len(),
-                ec2.region(),
-                many.iter()
-                    .map(|i| i.image_id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
-    }
-
     fn record(&mut self, image: &Image) {
         self.output.images.insert(
             image.region.clone(),
@@ -284,7 +253,7 @@ impl Run<'_> {
     async fn create(&mut self) -> Result<Ended> {
         let ec2 = self.ec2();
         let args = self.args;
-        match Self::existing(&ec2, &args.name).await? {
+        match ec2.image_named(&args.name).await? {
             Some(image) if image.state == "available" => {
                 self.record(&image);
                 Ok(Ended::Skipped(format!(
@@ -462,7 +431,7 @@ impl Run<'_> {
             let mut calls = Vec::new();
             for target in self.targets.clone() {
                 let ec2 = self.aws.ec2(&target);
-                match Self::existing(&ec2, &self.args.name).await? {
+                match ec2.image_named(&self.args.name).await? {
                     Some(image) => {
                         self.record(&image);
                     }
@@ -581,10 +550,10 @@ impl Run<'_> {
                     let mut calls = vec![format!(
                         "ec2:ModifyImageAttribute {id} launchPermission add {who} in {region}"
                     )];
-                    if self.args.with_snapshots && !self.args.account.is_empty() {
+                    if self.args.with_snapshots && !self.grantees.accounts.is_empty() {
                         calls.push(format!(
                             "ec2:ModifySnapshotAttribute createVolumePermission add {} on {id}'s snapshots in {region}",
-                            self.args.account.join(", ")
+                            self.grantees.accounts.join(", ")
                         ));
                     }
                     calls

@@ -8,7 +8,7 @@ use std::io::{BufRead, Write};
 
 use crate::aws::sharing::Grantees;
 use crate::aws::{Aws, Ec2};
-use crate::cli::ShareArgs;
+use crate::cli::{GranteeArgs, ShareArgs};
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::LaunchPermissions;
@@ -45,25 +45,12 @@ pub struct SnapshotShare {
 
 pub async fn run(settings: &Settings, args: &ShareArgs) -> Result<Outcome> {
     crate::ids::image_id(&args.image_id)?;
-    for account in &args.account {
-        crate::ids::account_id(account)?;
-    }
-    for arn in &args.org_arn {
-        crate::ids::organization_arn(arn)?;
-    }
-    for arn in &args.ou_arn {
-        crate::ids::organizational_unit_arn(arn)?;
-    }
+    let mut grantees = grantees(&args.share)?;
+    grantees.public = args.public;
     let [region] = settings.regions.as_slice() else {
         return Err(usage(
             "share takes the image's region: pass a single --region (and --all-copies for its copies)",
         ));
-    };
-    let grantees = Grantees {
-        accounts: args.account.clone(),
-        organizations: args.org_arn.clone(),
-        organizational_units: args.ou_arn.clone(),
-        public: args.public,
     };
     let action = match (grantees.is_empty(), args.revoke) {
         (true, true) => {
@@ -187,6 +174,25 @@ async fn share_in(
         },
         outcome,
     ))
+}
+
+/// The grantees named on the command line, every id and ARN checked first.
+pub fn grantees(args: &GranteeArgs) -> Result<Grantees> {
+    for account in &args.account {
+        crate::ids::account_id(account)?;
+    }
+    for arn in &args.org_arn {
+        crate::ids::organization_arn(arn)?;
+    }
+    for arn in &args.ou_arn {
+        crate::ids::organizational_unit_arn(arn)?;
+    }
+    Ok(Grantees {
+        accounts: args.account.clone(),
+        organizations: args.org_arn.clone(),
+        organizational_units: args.ou_arn.clone(),
+        public: false,
+    })
 }
 
 /// Public sharing needs an explicit yes even with --yes: --confirm-public, or the prompt.
