@@ -31,6 +31,11 @@ pub fn watch() {
     });
 }
 
+/// Records a Ctrl-C a command handled itself, so the exit code says 130.
+pub fn mark() {
+    REQUESTED.store(true, Ordering::SeqCst);
+}
+
 /// Whether Ctrl-C was pressed: work not yet started must not start.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)

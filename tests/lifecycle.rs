@@ -987,3 +987,48 @@ async fn named(account: &Account, region: &str, name: &str) -> Vec<String> {
         .filter_map(|i| i.image_id().map(String::from))
         .collect()
 }
+
+#[tokio::test]
+async fn ctrl_c_during_a_smoke_test_still_terminates_the_instance() {
+    let account = Account::new();
+    let (image, _) = account.image(REGION, "interrupted-smoke").await;
+    account.reset_requests();
+    use std::os::unix::process::CommandExt;
+    // Its own process group, as a terminal's foreground job: Ctrl-C reaches ami and the check.
+    let child = account
+        .ami_process()
+        .process_group(0)
+        .args(["launch", &image, "--terminate-after", "--output", "json"])
+        .args(["--check", "sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // The instance is running once DescribeInstances answered; the check is then sleeping.
+    while !account.requests().contains_key("ec2:DescribeInstances") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the check was not stopped"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = json(&output);
+    assert_eq!(out["terminated"], true);
+    let id = out["instances"][0]["instance_id"].as_str().unwrap();
+    assert_eq!(instance_state(&account, id).await.0, "terminated");
+}

@@ -135,38 +135,72 @@ pub async fn run(settings: &Settings, args: &LaunchArgs) -> Result<Outcome> {
         .map(|i| i.instance_id.clone())
         .collect();
     let mut outcome = Outcome::Success;
-    if args.wait || args.terminate_after {
+    if args.terminate_after {
+        // A smoke test never leaves an instance behind: not when it fails to start, not when
+        // the check fails, not on Ctrl-C (which stops the wait or the check, then terminates).
+        let test = smoke_test(settings, &ec2, &image, &ids, args, &mut output);
+        let passed = tokio::select! {
+            passed = test => passed,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("\nami: interrupted: terminating {}", ids.join(", "));
+                crate::interrupt::mark();
+                false
+            }
+        };
+        if !passed {
+            outcome = Outcome::Failed;
+        }
+        let bar = spinner(settings, format!("{} terminating", ids.join(", ")));
+        output.instances = terminate(&ec2, &ids, args.timeout, bar).await?;
+        output.terminated = true;
+    } else if args.wait {
         let bar = spinner(settings, format!("{} starting", ids.join(", ")));
         let waited = ec2.wait_running(&ids, args.timeout).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        match waited {
-            Ok(running) => output.instances = running,
-            Err(err) if args.terminate_after => {
-                // A smoke test never leaves an instance behind, even one that did not start.
-                tracing::warn!("{err:#}");
-                outcome = Outcome::Failed;
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    if args.terminate_after {
-        if outcome == Outcome::Success
-            && let Some(command) = &args.check
-        {
-            let check = run_check(command, &image, &output.instances).await?;
-            if !check.passed {
-                outcome = Outcome::Failed;
-            }
-            output.check = Some(check);
-        }
-        let bar = spinner(settings, format!("{} terminating", ids.join(", ")));
-        output.instances = terminate(&ec2, &ids, args.timeout, bar).await?;
-        output.terminated = true;
+        output.instances = waited?;
     }
     Printer::new(settings).emit(&output)?;
     Ok(outcome)
+}
+
+/// Waits until running, then runs the check; whether it all passed. What went wrong is logged
+/// and recorded in `output`.
+async fn smoke_test(
+    settings: &Settings,
+    ec2: &Ec2,
+    image: &Image,
+    ids: &[String],
+    args: &LaunchArgs,
+    output: &mut LaunchOutput,
+) -> bool {
+    let bar = spinner(settings, format!("{} starting", ids.join(", ")));
+    let waited = ec2.wait_running(ids, args.timeout).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match waited {
+        Ok(running) => output.instances = running,
+        Err(err) => {
+            tracing::warn!("{err:#}");
+            return false;
+        }
+    }
+    let Some(command) = &args.check else {
+        return true;
+    };
+    match run_check(command, image, &output.instances).await {
+        Ok(check) => {
+            let passed = check.passed;
+            output.check = Some(check);
+            passed
+        }
+        Err(err) => {
+            tracing::warn!("{err:#}");
+            false
+        }
+    }
 }
 
 /// Terminates and waits until AWS reports them terminated (with a spinner when given one).
@@ -214,6 +248,8 @@ async fn run_check(
             first.public_ip.as_deref().unwrap_or_default(),
         )
         .stdin(std::process::Stdio::null())
+        // Ctrl-C drops the check: its process goes with it.
+        .kill_on_drop(true)
         .stdout(std::process::Stdio::from(
             std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?,
         ))
