@@ -133,13 +133,25 @@ pub fn validate_region(region: &str) -> Result<()> {
         && parts[parts.len() - 1].len() <= 2
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty();
-    if valid {
-        Ok(())
-    } else {
-        Err(usage(format!(
+    if !valid {
+        return Err(usage(format!(
             "invalid region '{region}': expected a region name such as us-east-1"
-        )))
+        )));
     }
+    // Every AWS partition's regions start with one of these (us-gov-, us-iso-, eu-isoe- and
+    // cn- included); a new region in a known geography is accepted, as the SDK accepts it.
+    const GEOGRAPHIES: [&str; 10] = ["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn"];
+    if !GEOGRAPHIES.contains(&parts[0]) {
+        return Err(usage(format!(
+            "unknown region '{region}': AWS regions start with {}",
+            GEOGRAPHIES
+                .iter()
+                .map(|g| format!("{g}-"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(())
 }
 
 fn validate_endpoint(url: &str, source: &str) -> Result<String> {

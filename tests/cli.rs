@@ -130,10 +130,10 @@ fn unreachable_endpoint_fails_on_one_line() {
 fn a_region_the_endpoint_does_not_serve_fails_on_one_line_naming_it() {
     let output = Account::new()
         .ami()
-        .args(["list", "--region", "xx-nowhere-9"])
+        .args(["list", "--region", "us-nowhere-9"])
         .output()
         .unwrap();
-    assert_one_line_error(&output, 1, &["DescribeImages in xx-nowhere-9 failed"]);
+    assert_one_line_error(&output, 1, &["DescribeImages in us-nowhere-9 failed"]);
 }
 
 #[test]
@@ -310,6 +310,14 @@ async fn bad_arguments_name_the_value_and_change_nothing() {
         (
             vec!["deregister", &image, "--region", "mars_north"],
             "mars_north",
+        ),
+        (
+            vec!["deregister", &image, "--region", "xx-nowhere-9"],
+            "unknown region 'xx-nowhere-9'",
+        ),
+        (
+            vec!["cleanup", "--keep", "1", "--region", "zz-east-1"],
+            "zz-east-1",
         ),
         (
             vec![

@@ -366,17 +366,17 @@ async fn one_failing_region_does_not_hide_the_others() {
             "--to-region",
             "us-west-2",
             "--to-region",
-            "xx-nowhere-9",
+            "us-nowhere-9",
         ],
     );
     assert_eq!(code, 3, "{out}");
     assert_eq!(out["copies"]["us-west-2"]["status"], "created");
-    assert_eq!(out["copies"]["xx-nowhere-9"]["status"], "failed");
+    assert_eq!(out["copies"]["us-nowhere-9"]["status"], "failed");
     assert!(
-        out["copies"]["xx-nowhere-9"]["error"]
+        out["copies"]["us-nowhere-9"]["error"]
             .as_str()
             .unwrap()
-            .contains("xx-nowhere-9")
+            .contains("us-nowhere-9")
     );
 }
 
