@@ -11,6 +11,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 static WATCH: Once = Once::new();
+static NOTIFY: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 /// Starts listening for Ctrl-C (once per process; later calls do nothing).
 pub fn watch() {
@@ -20,8 +21,9 @@ pub fn watch() {
                 return;
             }
             REQUESTED.store(true, Ordering::SeqCst);
+            NOTIFY.notify_waiters();
             eprintln!(
-                "\nami: interrupted: finishing the calls in flight, starting nothing new \
+                "\nami: interrupted: finishing what is in flight, starting nothing new \
                  (Ctrl-C again to stop at once; a re-run finishes the rest)"
             );
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -31,9 +33,21 @@ pub fn watch() {
     });
 }
 
-/// Records a Ctrl-C a command handled itself, so the exit code says 130.
+/// Records a Ctrl-C a command saw itself (its child died of SIGINT), so the exit code says 130.
 pub fn mark() {
     REQUESTED.store(true, Ordering::SeqCst);
+    NOTIFY.notify_waiters();
+}
+
+/// Resolves once Ctrl-C was pressed (after `watch`).
+pub async fn wait() {
+    loop {
+        let notified = NOTIFY.notified();
+        if requested() {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// Whether Ctrl-C was pressed: work not yet started must not start.

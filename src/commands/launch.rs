@@ -138,14 +138,11 @@ pub async fn run(settings: &Settings, args: &LaunchArgs) -> Result<Outcome> {
     if args.terminate_after {
         // A smoke test never leaves an instance behind: not when it fails to start, not when
         // the check fails, not on Ctrl-C (which stops the wait or the check, then terminates).
+        crate::interrupt::watch();
         let test = smoke_test(settings, &ec2, &image, &ids, args, &mut output);
         let passed = tokio::select! {
             passed = test => passed,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!("\nami: interrupted: terminating {}", ids.join(", "));
-                crate::interrupt::mark();
-                false
-            }
+            _ = crate::interrupt::wait() => false,
         };
         if !passed {
             outcome = Outcome::Failed;
@@ -256,6 +253,10 @@ async fn run_check(
         .status()
         .await
         .with_context(|| format!("running --check {command:?}"))?;
+    // A terminal's Ctrl-C reaches the check too; it may die of it before we hear of it.
+    if std::os::unix::process::ExitStatusExt::signal(&status) == Some(2) {
+        crate::interrupt::mark();
+    }
     Ok(CheckResult {
         command: command.to_string(),
         exit_code: status.code(),
