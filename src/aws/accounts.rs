@@ -53,10 +53,10 @@ impl Aws {
     /// region through its regional endpoint, whose session tokens work in opt-in regions too.
     /// The role is assumed once here, so a role that cannot be assumed fails now, naming it.
     pub async fn assume(&self, role_arn: &str) -> Result<Aws> {
-        let mut assumed = self.consumers.assumed.lock().await;
-        if let Some(base) = assumed.get(role_arn) {
+        let cached = self.assumed().get(role_arn).cloned();
+        if let Some(base) = cached {
             return Ok(Aws {
-                base: base.clone(),
+                base,
                 consumers: self.consumers.clone(),
             });
         }
@@ -78,24 +78,40 @@ impl Aws {
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(provider))
             .build();
-        assumed.insert(role_arn.to_string(), base.clone());
+        // Not locked across the STS call, so accounts are assumed concurrently; two tasks
+        // racing for the same role both succeed and the first one's configuration is kept.
+        let base = self
+            .assumed()
+            .entry(role_arn.to_string())
+            .or_insert(base)
+            .clone();
         Ok(Aws {
             base,
             consumers: self.consumers.clone(),
         })
     }
 
+    fn assumed(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, aws_config::SdkConfig>> {
+        // A panic elsewhere cannot leave the cache half-written: entries are inserted whole.
+        self.consumers
+            .assumed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The organization's active accounts (run from its management or a delegated account).
     pub async fn organization_accounts(&self) -> Result<Vec<String>> {
         let client = aws_sdk_organizations::Client::new(&self.base);
         let mut pages = client.list_accounts().into_paginator().send();
+        let region = self
+            .base
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default();
         let mut ids = Vec::new();
         while let Some(page) = pages.next().await {
-            let region = self
-                .base
-                .region()
-                .map(|r| r.to_string())
-                .unwrap_or_default();
             let page = page.map_err(|err| AwsError::from_sdk("ListAccounts", &region, &err))?;
             for account in page.accounts() {
                 let active = account

@@ -40,7 +40,7 @@ pub struct ConsumerPolicy {
     pub ignore: bool,
     /// Roles assumed so far in this run, by ARN: each is assumed once, its credentials cached
     /// and refreshed by the SDK.
-    pub assumed: std::sync::Arc<tokio::sync::Mutex<std::collections::BTreeMap<String, SdkConfig>>>,
+    pub assumed: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, SdkConfig>>>,
 }
 
 impl Aws {

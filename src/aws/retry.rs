@@ -9,9 +9,7 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeDeserializationInterceptorContextRef, InterceptorContext,
 };
-use aws_smithy_runtime_api::client::retries::classifiers::{
-    ClassifyRetry, RetryAction, RetryClassifierPriority,
-};
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Attempts per call unless --max-attempts, AWS_MAX_ATTEMPTS or the profile say otherwise. The
@@ -69,9 +67,5 @@ impl ClassifyRetry for FailFastUntilAnswered {
 
     fn name(&self) -> &'static str {
         "FailFastUntilAnswered"
-    }
-
-    fn priority(&self) -> RetryClassifierPriority {
-        RetryClassifierPriority::default()
     }
 }

@@ -33,13 +33,8 @@ pub struct CheckResult {
     pub passed: bool,
 }
 
-/// A launch request from the placement flags, every id checked first.
-pub fn launch_request(
-    image_id: &str,
-    placement: &PlacementArgs,
-    tags: &[(String, String)],
-    count: i32,
-) -> Result<LaunchRequest> {
+/// Every id and the instance type of the placement flags, before any call.
+pub fn check_placement(placement: &PlacementArgs) -> Result<()> {
     if let Some(subnet) = &placement.subnet_id {
         crate::ids::subnet_id(subnet)?;
     }
@@ -52,6 +47,17 @@ pub fn launch_request(
             placement.instance_type
         )));
     }
+    Ok(())
+}
+
+/// A launch request from the placement flags, checked first.
+pub fn launch_request(
+    image_id: &str,
+    placement: &PlacementArgs,
+    tags: &[(String, String)],
+    count: i32,
+) -> Result<LaunchRequest> {
+    check_placement(placement)?;
     Ok(LaunchRequest {
         image_id: image_id.to_string(),
         instance_type: placement.instance_type.clone(),

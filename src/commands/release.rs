@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::copy::copy_one;
-use super::launch::{launch_request, refuse_unlaunchable, terminate};
+use super::launch::{check_placement, launch_request, refuse_unlaunchable, terminate};
 use crate::aws::instances::InstanceInfo;
 use crate::aws::lifecycle::CopyRequest;
 use crate::aws::sharing::Grantees;
@@ -104,7 +104,7 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
     }
     // Checked now, not at the test stage after the image is made.
     if !args.no_test {
-        launch_request("ami-00000000", &args.placement, &[], 1)?;
+        check_placement(&args.placement)?;
     }
 
     let aws = Aws::connect(settings).await?;

@@ -295,7 +295,6 @@ fn check(inventory: &Inventory, plan: &Plan) -> Result<(), TestCaseError> {
             !in_use(&registered, id),
             "DeleteSnapshot {id} would meet InvalidSnapshot.InUse"
         );
-        existing.remove(id);
     }
     Ok(())
 }
