@@ -1032,3 +1032,73 @@ async fn ctrl_c_during_a_smoke_test_still_terminates_the_instance() {
     let id = out["instances"][0]["instance_id"].as_str().unwrap();
     assert_eq!(instance_state(&account, id).await.0, "terminated");
 }
+
+#[tokio::test]
+async fn ctrl_c_stops_a_release_says_where_and_a_rerun_finishes() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let source = instance(&owner).await;
+    let args = [
+        "release",
+        "--instance-id",
+        &source,
+        "--name",
+        "web-interrupted",
+        "--to-region",
+        "eu-west-1",
+        "--account",
+        &consumer.id,
+        "--no-test",
+        "--output",
+        "json",
+    ];
+    // Slow answers keep the share stage busy when Ctrl-C comes.
+    owner.configure(serde_json::json!({"faults": {
+        "latency": 1.0, "latency_ms": 5000, "actions": ["ec2:DescribeImageAttribute"]
+    }}));
+    owner.reset_requests();
+    let child = owner
+        .ami_process()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !owner.requests().contains_key("ec2:DescribeImageAttribute") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    owner.configure(serde_json::json!({"faults": null}));
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = json(&output);
+    assert_eq!(
+        stage_states(&out),
+        states(&[
+            ("create", "done"),
+            ("test", "skipped"),
+            ("copy", "done"),
+            ("share", "failed"),
+            ("finish", "pending"),
+        ])
+    );
+    let error = out["stages"][3]["error"].as_str().unwrap();
+    assert!(error.contains("interrupted (Ctrl-C)"), "{error}");
+    assert_eq!(out["images"].as_object().unwrap().len(), 2);
+
+    let (code, out) = run(&owner, &args[..args.len() - 2]);
+    assert_eq!(code, 0);
+    assert_eq!(stage_states(&out)[3], ("share".to_string(), "done".to_string()));
+    assert_eq!(named(&owner, "eu-west-1", "web-interrupted").await.len(), 1);
+}

@@ -20,6 +20,7 @@ use crate::aws::{Aws, Ec2};
 use crate::cli::ReleaseArgs;
 use crate::config::{Settings, validate_region};
 use crate::error::{Outcome, one_line, usage};
+use crate::interrupt;
 use crate::model::Image;
 use crate::output::{Printer, Render, TableStyle};
 
@@ -173,16 +174,32 @@ enum Ended {
 
 impl Run<'_> {
     async fn all_stages(&mut self) -> Outcome {
+        // Ctrl-C stops the stage under way (what AWS accepted carries on there; a re-run finds
+        // it), reports, and exits 130; a second Ctrl-C exits at once.
+        interrupt::watch();
         for (index, name) in STAGES.iter().enumerate() {
             self.mark(index, StageState::Running, "running".into());
             let started = Instant::now();
-            let result = match *name {
-                "create" => self.create().await,
-                "test" => self.test().await,
-                "copy" => self.copy().await,
-                "share" => self.share().await,
-                _ => self.finish().await,
+            let stage = async {
+                match *name {
+                    "create" => self.create().await,
+                    "test" => self.test().await,
+                    "copy" => self.copy().await,
+                    "share" => self.share().await,
+                    _ => self.finish().await,
+                }
             };
+            let mut result = tokio::select! {
+                // A Ctrl-C already seen starts no stage.
+                biased;
+                _ = interrupt::wait() => Err(anyhow!(
+                    "interrupted (Ctrl-C); re-run the same command to resume"
+                )),
+                result = stage => result,
+            };
+            if interrupt::requested() && *name == "test" {
+                result = Err(self.stop_test_instance().await);
+            }
             let stage = &mut self.output.stages[index];
             stage.duration_seconds = (started.elapsed().as_secs_f64() * 10.0).round() / 10.0;
             let (state, detail) = match result {
@@ -223,6 +240,31 @@ impl Run<'_> {
             }
         }
         Outcome::Success
+    }
+
+    /// After Ctrl-C in the test stage: the test instance must not outlive the release.
+    async fn stop_test_instance(&mut self) -> anyhow::Error {
+        let Some(instance) = &self.output.test_instance else {
+            return anyhow!("interrupted (Ctrl-C) before the test instance was launched");
+        };
+        let id = instance.instance_id.clone();
+        if instance.state == "terminated" {
+            return anyhow!("interrupted (Ctrl-C); test instance {id} is terminated");
+        }
+        match self
+            .ec2()
+            .terminate_instances(std::slice::from_ref(&id))
+            .await
+        {
+            Ok(()) => anyhow!(
+                "interrupted (Ctrl-C); test instance {id} is being terminated; re-run the same \
+                 command to resume"
+            ),
+            Err(err) => anyhow!(
+                "interrupted (Ctrl-C); test instance {id} could not be terminated ({err}): \
+                 terminate it by hand, or re-run the release, which does"
+            ),
+        }
     }
 
     fn mark(&mut self, index: usize, state: StageState, message: String) {
