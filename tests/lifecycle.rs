@@ -1099,6 +1099,9 @@ async fn ctrl_c_stops_a_release_says_where_and_a_rerun_finishes() {
 
     let (code, out) = run(&owner, &args[..args.len() - 2]);
     assert_eq!(code, 0);
-    assert_eq!(stage_states(&out)[3], ("share".to_string(), "done".to_string()));
+    assert_eq!(
+        stage_states(&out)[3],
+        ("share".to_string(), "done".to_string())
+    );
     assert_eq!(named(&owner, "eu-west-1", "web-interrupted").await.len(), 1);
 }
