@@ -21,6 +21,8 @@ pub struct Settings {
     pub output: OutputFormat,
     pub yes: bool,
     pub dry_run: bool,
+    /// -q: only errors on stderr.
+    pub quiet: bool,
     pub progress: bool,
     pub color: bool,
 }
@@ -55,6 +57,7 @@ impl Settings {
             output: global.output,
             yes: global.yes,
             dry_run: global.dry_run,
+            quiet: global.quiet,
             progress: stderr_tty
                 && !global.no_progress
                 && !global.quiet
@@ -122,33 +125,22 @@ async fn profile_region(profile: Option<&str>) -> Option<String> {
         .map(|region| region.as_ref().to_string())
 }
 
-/// Region names look like `us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`.
+/// Region names look like `us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`, `eusc-de-east-1`:
+/// lowercase words and a number. Only the form is checked; which regions exist is the endpoint's
+/// to say (new partitions and regions appear without a new `ami`).
 pub fn validate_region(region: &str) -> Result<()> {
     let parts: Vec<&str> = region.split('-').collect();
-    let valid = parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[..parts.len() - 1]
+    let (number, words) = parts.split_last().unwrap_or((&"", &[]));
+    let valid = words.len() >= 2
+        && words[0].len() >= 2
+        && words
             .iter()
             .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1].len() <= 2
-        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && !parts[parts.len() - 1].is_empty();
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit());
     if !valid {
         return Err(usage(format!(
             "invalid region '{region}': expected a region name such as us-east-1"
-        )));
-    }
-    // Every AWS partition's regions start with one of these (us-gov-, us-iso-, eu-isoe- and
-    // cn- included); a new region in a known geography is accepted, as the SDK accepts it.
-    const GEOGRAPHIES: [&str; 10] = ["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx", "cn"];
-    if !GEOGRAPHIES.contains(&parts[0]) {
-        return Err(usage(format!(
-            "unknown region '{region}': AWS regions start with {}",
-            GEOGRAPHIES
-                .iter()
-                .map(|g| format!("{g}-"))
-                .collect::<Vec<_>>()
-                .join(", ")
         )));
     }
     Ok(())
@@ -194,6 +186,7 @@ mod tests {
             "us-gov-west-1",
             "ap-southeast-4",
             "eu-isoe-west-1",
+            "eusc-de-east-1",
         ] {
             assert!(validate_region(good).is_ok(), "{good}");
         }

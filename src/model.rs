@@ -56,6 +56,18 @@ pub struct LaunchPermissions {
     pub organizational_units: Vec<String>,
 }
 
+/// What `--dry-run` learnt about one call it did not make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "check", content = "reason")]
+pub enum DryRunCheck {
+    /// AWS's own DryRun check answered DryRunOperation: the call would be allowed.
+    Allowed,
+    /// AWS answered UnauthorizedOperation (or AccessDenied): the call would be refused.
+    Denied(String),
+    /// The action has no DryRun form, or it acts on something that does not exist yet.
+    NotChecked(String),
+}
+
 /// Parses the timestamps EC2 returns as strings (`2026-11-23T13:17:42.000Z`).
 pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(raw)

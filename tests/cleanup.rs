@@ -57,9 +57,14 @@ async fn estate(account: &Account) -> Estate {
         web.push(image);
         web_snapshots.push(snapshot);
     }
-    // web[8], web[7]: the newest two, kept.
-    kept.extend([web[8].clone(), web[7].clone()]);
-    kept_snapshots.extend([web_snapshots[8].clone(), web_snapshots[7].clone()]);
+    // web[8] is in use (the latest version of a template below, and an instance), so it takes no
+    // keep slot: web[7] and web[6] are the newest two that could go, and stay.
+    kept.extend([web[8].clone(), web[7].clone(), web[6].clone()]);
+    kept_snapshots.extend([
+        web_snapshots[8].clone(),
+        web_snapshots[7].clone(),
+        web_snapshots[6].clone(),
+    ]);
     // web[0]: a running instance.
     ec2.run_instances()
         .image_id(&web[0])
@@ -120,9 +125,9 @@ async fn estate(account: &Account) -> Estate {
     account.tag(REGION, &web[4], "retain", "true").await;
     kept.extend(web[..5].iter().cloned());
     kept_snapshots.extend(web_snapshots[..5].iter().cloned());
-    // web[5], web[6]: old and unused: retired with their snapshots.
-    retired.extend([web[5].clone(), web[6].clone()]);
-    retired_snapshots.extend([web_snapshots[5].clone(), web_snapshots[6].clone()]);
+    // web[5]: old and unused: retired with its snapshot.
+    retired.push(web[5].clone());
+    retired_snapshots.push(web_snapshots[5].clone());
 
     // `db`: 3 images sharing one base snapshot, each with its own data snapshot. The oldest goes,
     // but the shared snapshot stays for the two that remain.
@@ -184,7 +189,6 @@ async fn estate(account: &Account) -> Estate {
     ec2.deregister_image().image_id(&gone).send().await.unwrap();
     let manual = account.snapshot(REGION, 8).await;
     kept_snapshots.push(manual.clone());
-    // The instance launched from web[8] for the orphan keeps web[8] in use: it was kept anyway.
     Estate {
         retired,
         retired_snapshots,
@@ -574,21 +578,37 @@ async fn a_reviewed_plan_is_rechecked_when_applied() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("was made for account"));
 }
 
+/// A bundle manifest listing these parts.
+fn manifest(parts: &[&str]) -> String {
+    let parts: String = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("<part index=\"{i}\"><filename>{p}</filename></part>"))
+        .collect();
+    format!(
+        "<manifest><image><parts count=\"{}\">{parts}</parts></image></manifest>",
+        parts.len()
+    )
+}
+
+async fn object_keys(account: &Account, bucket: &str) -> BTreeSet<String> {
+    account
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect()
+}
+
 #[tokio::test]
 async fn orphan_bundles_go_with_exactly_their_parts() {
     let account = Account::new();
     let bucket = common::bucket_name(&account, "sweep");
-    let manifest = |parts: &[&str]| {
-        let parts: String = parts
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("<part index=\"{i}\"><filename>{p}</filename></part>"))
-            .collect();
-        format!(
-            "<manifest><image><parts count=\"{}\">{parts}</parts></image></manifest>",
-            parts.len()
-        )
-    };
     // An old bundle nothing uses; a live one an image uses; an unused one sharing a part with
     // the live one; a hostile one; and an unrelated object.
     account
@@ -642,17 +662,7 @@ async fn orphan_bundles_go_with_exactly_their_parts() {
     assert_eq!(by_key("b/old.manifest.xml")["status"], "done");
     assert_eq!(by_key("b/copy.manifest.xml")["action"], "keep");
     assert_eq!(by_key("b/evil.manifest.xml")["action"], "keep");
-    let keys: BTreeSet<String> = account
-        .s3()
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(String::from))
-        .collect();
+    let keys = object_keys(&account, &bucket).await;
     let expected: BTreeSet<String> = [
         "b/live.manifest.xml",
         "b/live.0",
@@ -665,4 +675,102 @@ async fn orphan_bundles_go_with_exactly_their_parts() {
     .map(|k| k.to_string())
     .collect();
     assert_eq!(keys, expected);
+}
+
+/// A bundle is judged once, against the images of every region in the run and of its bucket's
+/// region: a us-east-1 image's bundle survives a run over us-east-1 and eu-west-1, and a run over
+/// eu-west-1 alone.
+#[tokio::test]
+async fn orphan_bundles_across_regions_keep_what_any_region_uses() {
+    let account = Account::new();
+    let bucket = common::bucket_name(&account, "regions");
+    for (key, body) in [
+        ("p/live.manifest.xml", manifest(&["live.0"])),
+        ("p/live.0", "0".to_string()),
+        ("p/old.manifest.xml", manifest(&["old.0"])),
+        ("p/old.0", "0".to_string()),
+    ] {
+        account.put_object(&bucket, key, body.as_bytes()).await;
+    }
+    account
+        .register_manifest(REGION, "live", &format!("{bucket}/p/live.manifest.xml"))
+        .await;
+    let url = format!("s3://{bucket}/p/");
+
+    // Only eu-west-1 in the run: the bucket's region (us-east-1) is read too.
+    account.reset_requests();
+    let (code, result) = cleanup(
+        &account,
+        &[
+            "--region",
+            "eu-west-1",
+            "--orphan-bundles",
+            &url,
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{result:#}");
+    let bundles = result["regions"][0]["orphan_bundles"].as_array().unwrap();
+    assert_eq!(bundles.len(), 1, "{result:#}");
+    assert_eq!(bundles[0]["manifest_key"], "p/old.manifest.xml");
+    assert!(account.requests().contains_key("s3:GetBucketLocation"));
+
+    let (code, result) = cleanup(
+        &account,
+        &[
+            "--region",
+            "us-east-1",
+            "--region",
+            "eu-west-1",
+            "--orphan-bundles",
+            &url,
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{result:#}");
+    let judged: Vec<&Value> = result["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["orphan_bundles"].as_array().unwrap())
+        .collect();
+    assert_eq!(judged.len(), 1, "judged once: {result:#}");
+    assert_eq!(judged[0]["manifest_key"], "p/old.manifest.xml");
+    assert_eq!(judged[0]["status"], "done");
+    assert_eq!(
+        object_keys(&account, &bucket).await,
+        BTreeSet::from(["p/live.manifest.xml".to_string(), "p/live.0".to_string()])
+    );
+}
+
+/// A region of the run whose images cannot be read keeps every bundle, and the run says so.
+#[tokio::test]
+async fn an_unreadable_region_keeps_every_bundle() {
+    let account = Account::new();
+    let bucket = common::bucket_name(&account, "unreadable");
+    account
+        .put_object(
+            &bucket,
+            "p/old.manifest.xml",
+            manifest(&["old.0"]).as_bytes(),
+        )
+        .await;
+    account.put_object(&bucket, "p/old.0", b"0").await;
+    let url = format!("s3://{bucket}/p/");
+    account.configure(serde_json::json!({
+        "faults": {"denied": 1.0, "actions": ["ec2:DescribeImages"]}
+    }));
+    let (code, result) = cleanup(&account, &["--orphan-bundles", &url, "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 1, "{result:#}");
+    let bundles = result["regions"][0]["orphan_bundles"].as_array().unwrap();
+    assert_eq!(bundles[0]["action"], "keep", "{result:#}");
+    assert!(
+        bundles[0]["reason"].as_str().unwrap().contains("us-east-1"),
+        "{result:#}"
+    );
+    assert_eq!(
+        object_keys(&account, &bucket).await,
+        BTreeSet::from(["p/old.manifest.xml".to_string(), "p/old.0".to_string()])
+    );
 }

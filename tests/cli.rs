@@ -36,6 +36,20 @@ fn missing_region_is_an_actionable_usage_error() {
     assert_one_line_error(&output, 2, &["no AWS region", "--region", "AWS_REGION"]);
 }
 
+/// Only a region's form is checked: a region `ami` has never heard of (a new partition's, such
+/// as the European Sovereign Cloud's) goes to the endpoint, which answers for it.
+#[test]
+fn a_region_of_a_new_partition_is_not_refused() {
+    let output = Account::new()
+        .ami()
+        .args(["list", "--region", "eusc-de-east-1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_ne!(output.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("region '"), "{stderr}");
+}
+
 #[test]
 fn aws_default_region_is_honoured() {
     let output = Account::new()
@@ -312,12 +326,8 @@ async fn bad_arguments_name_the_value_and_change_nothing() {
             "mars_north",
         ),
         (
-            vec!["deregister", &image, "--region", "xx-nowhere-9"],
-            "unknown region 'xx-nowhere-9'",
-        ),
-        (
-            vec!["cleanup", "--keep", "1", "--region", "zz-east-1"],
-            "zz-east-1",
+            vec!["cleanup", "--keep", "1", "--region", "zz-east"],
+            "zz-east",
         ),
         (
             vec![

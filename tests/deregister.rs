@@ -45,6 +45,9 @@ struct User {
     kind: String,
     id: String,
     detail: Option<String>,
+    /// Only for users in another account.
+    #[serde(default)]
+    account: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -833,4 +836,271 @@ async fn killed_then_rerun(delay_ms: u64) {
         set(&[&shared]),
         "killed at {delay_ms} ms"
     );
+}
+
+/// DescribeImageReferences takes at most 10 ids a call: a deregistration of 12 images must still
+/// see the SSM parameter that names the 12th (the emulator refuses 11 ids, as AWS does).
+#[tokio::test]
+async fn image_references_are_checked_in_chunks_of_ten() {
+    let account = Account::new();
+    let mut images = Vec::new();
+    for n in 0..12 {
+        images.push(account.image(REGION, &format!("many-{n:02}")).await.0);
+    }
+    let pinned = images[11].clone();
+    account.put_parameter(REGION, "/golden/web", &pinned);
+    let mut args: Vec<&str> = images.iter().map(String::as_str).collect();
+    args.extend(["--cleanup", "--yes"]);
+    let (code, report) = deregister(&account, &args);
+    assert_eq!(code, 3, "11 done, the referenced one blocked: {report:?}");
+    let item = report.images.iter().find(|i| i.image_id == pinned).unwrap();
+    assert_eq!(item.action, "blocked", "{item:?}");
+    assert!(item.reason.contains("/golden/web"), "{}", item.reason);
+    assert_eq!(item.users[0].kind, "ssm_parameter");
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    assert_eq!(account.image_ids().await, BTreeSet::from([pinned]));
+    let requests = account.requests();
+    assert_eq!(requests.get("ec2:DescribeImageReferences"), Some(&2));
+}
+
+/// A reference check that fails for any reason but "not offered" keeps every image it covers.
+#[tokio::test]
+async fn a_failed_image_reference_check_keeps_the_images() {
+    let account = Account::new();
+    let (image, snapshot) = account.image(REGION, "refs-denied").await;
+    for kind in ["denied", "error", "throttle"] {
+        account.configure(serde_json::json!({
+            "faults": {kind: 1.0, "actions": ["ec2:DescribeImageReferences"]}
+        }));
+        let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+        assert_eq!(code, 1, "{kind}: {report:?}");
+        let item = &report.images[0];
+        assert_eq!(item.action, "blocked", "{kind}");
+        assert!(
+            item.reason.contains("could not check")
+                && item.reason.contains("DescribeImageReferences"),
+            "{kind}: {}",
+            item.reason
+        );
+        assert_eq!(item.users[0].kind, "unchecked_references");
+    }
+    account.configure(serde_json::json!({"faults": null}));
+    assert!(account.image_ids().await.contains(&image));
+    assert!(account.snapshot_ids().await.contains(&snapshot));
+}
+
+/// Only an endpoint without the action turns the check into a note; the direct checks still ran.
+#[tokio::test]
+async fn an_endpoint_without_image_references_is_noted() {
+    let account = Account::new();
+    let (image, _) = account.image(REGION, "refs-not-offered").await;
+    account.configure(serde_json::json!({
+        "faults": {"not_offered": 1.0, "actions": ["ec2:DescribeImageReferences"]}
+    }));
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.images[0].status, "done");
+    assert!(
+        report.notes.iter().any(|n| n.contains("InvalidAction")
+            && n.contains(
+                "checked instances, launch templates and launch configurations directly"
+            )),
+        "{:?}",
+        report.notes
+    );
+}
+
+/// A launch template whose image is `resolve:ssm:NAME` uses the image the parameter names; one
+/// whose alias cannot be resolved may use any image, so it keeps every candidate. (The SSM
+/// parameter itself is left to the direct checks here: the endpoint does not offer
+/// DescribeImageReferences.)
+#[tokio::test]
+async fn launch_templates_naming_an_ssm_parameter_keep_its_image() {
+    let account = Account::new();
+    let (golden, golden_snapshot) = account.image(REGION, "golden-via-ssm").await;
+    let (other, _) = account.image(REGION, "not-named-by-it").await;
+    account.put_parameter(REGION, "/golden/current", &golden);
+    let template = |name: String, image: &str| {
+        let ec2 = account.ec2();
+        let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(image)
+            .build();
+        async move {
+            ec2.create_launch_template()
+                .launch_template_name(name)
+                .launch_template_data(data)
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    template(format!("ssm-{}", account.id), "resolve:ssm:/golden/current").await;
+    account.configure(serde_json::json!({
+        "faults": {"not_offered": 1.0, "actions": ["ec2:DescribeImageReferences"]}
+    }));
+    let (code, report) = deregister(&account, &[&golden, &other, "--cleanup", "--yes"]);
+    assert_eq!(code, 3, "{report:?}");
+    let item = |id: &str| report.images.iter().find(|i| i.image_id == id).unwrap();
+    assert_eq!(item(&golden).action, "blocked", "{report:?}");
+    assert_eq!(item(&golden).users[0].kind, "launch_template");
+    assert_eq!(item(&other).status, "done");
+    assert!(account.snapshot_ids().await.contains(&golden_snapshot));
+
+    // An alias that does not resolve: every candidate stays, saying why.
+    template(format!("dangling-{}", account.id), "resolve:ssm:/nowhere").await;
+    let (code, report) = deregister(&account, &[&golden, "--cleanup", "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 1, "{report:?}");
+    assert!(
+        report.images[0]
+            .reason
+            .contains("resolve:ssm:/nowhere could not be resolved"),
+        "{}",
+        report.images[0].reason
+    );
+    assert!(account.image_ids().await.contains(&golden));
+}
+
+/// A DeregisterImage whose answer is lost after AWS did the work: the image is gone and so are
+/// its snapshots; the report says done for both (looked up, not guessed), never failed.
+#[tokio::test]
+async fn a_lost_deregister_answer_is_resolved_by_looking() {
+    let account = Account::new();
+    let (image, snapshot) = account.image(REGION, "answer-lost").await;
+    account.configure(serde_json::json!({
+        "faults": {"drop_after": 1.0, "actions": ["ec2:DeregisterImage"]}
+    }));
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.images[0].status, "done", "{report:?}");
+    assert_eq!(report.snapshots[0].status, "done", "{report:?}");
+    assert!(!account.image_ids().await.contains(&image));
+    assert!(!account.snapshot_ids().await.contains(&snapshot));
+}
+
+/// DeleteSnapshotResults saying anything but success for a snapshot the plan deletes: the
+/// snapshot still goes (its own DeleteSnapshot), or is reported failed; never left as "kept".
+#[tokio::test]
+async fn a_non_success_snapshot_result_ends_deleted_or_failed() {
+    let account = Account::new();
+    for code in ["skipped", "client-error"] {
+        let (image, snapshot) = account.image(REGION, &format!("result-{code}")).await;
+        account.configure(serde_json::json!({"snapshot_results": {&snapshot: code}}));
+        let (exit, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+        account.configure(serde_json::json!({"snapshot_results": null}));
+        assert_eq!(exit, 0, "{code}: {report:?}");
+        let item = &report.snapshots[0];
+        let exists = account.snapshot_ids().await.contains(&snapshot);
+        assert_eq!(item.status, "done", "{code}: {report:?}");
+        assert!(!exists, "{code}: reported done but still there");
+    }
+}
+
+/// A deregistration that does not happen leaves no pending-cleanup mark behind: a later cleanup,
+/// once the image has gone some other way, must not delete the snapshots it kept.
+#[tokio::test]
+async fn a_failed_deregistration_leaves_no_cleanup_mark() {
+    let account = Account::new();
+    let root = account.snapshot(REGION, 8).await;
+    let shared = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(
+            REGION,
+            "marked-then-failed",
+            &[("/dev/xvda", &root), ("/dev/xvdb", &shared)],
+        )
+        .await;
+    account
+        .register_ebs(REGION, "keeper-of-shared", &[("/dev/xvda", &shared)])
+        .await;
+    account.configure(serde_json::json!({
+        "faults": {"error": 1.0, "actions": ["ec2:DeregisterImage"]}
+    }));
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 1, "{report:?}");
+    assert_eq!(report.images[0].status, "failed");
+    let requests = account.requests();
+    assert!(
+        requests.contains_key("ec2:CreateTags"),
+        "the root was marked: {requests:?}"
+    );
+    let tags = account
+        .ec2()
+        .describe_tags()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("resource-id")
+                .values(&root)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        tags.tags()
+            .iter()
+            .all(|t| t.key() != Some("ami:cleanup-pending-for")),
+        "{tags:?}"
+    );
+    // The image goes by hand, its snapshots kept on purpose; cron's cleanup must leave them.
+    account
+        .ec2()
+        .deregister_image()
+        .image_id(&image)
+        .send()
+        .await
+        .unwrap();
+    let output = account
+        .ami()
+        .args(["cleanup", "--keep", "5", "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(account.snapshot_ids().await.contains(&root));
+}
+
+/// An instance-store image is deregistered before its bundle goes: when the deregistration is
+/// refused, the image keeps its whole bundle.
+#[tokio::test]
+async fn a_refused_deregistration_keeps_the_bundle() {
+    let account = Account::new();
+    let bucket = bucket_name(&account, "order");
+    account
+        .put_object(&bucket, "img/img.manifest.xml", &manifest(&["img.part.00"]))
+        .await;
+    account
+        .put_object(&bucket, "img/img.part.00", &[0; 10])
+        .await;
+    let image = account
+        .register_manifest(
+            REGION,
+            "bundle-order",
+            &format!("{bucket}/img/img.manifest.xml"),
+        )
+        .await;
+    account.configure(serde_json::json!({
+        "faults": {"error": 1.0, "actions": ["ec2:DeregisterImage"]}
+    }));
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 1, "{report:?}");
+    assert_eq!(report.images[0].status, "failed");
+    assert_eq!(report.bundles[0].status, "skipped", "{report:?}");
+    assert!(account.image_ids().await.contains(&image));
+    assert_eq!(
+        object_keys(&account, &bucket).await,
+        set(&["img/img.manifest.xml", "img/img.part.00"])
+    );
+    // Once it can go, it goes with its bundle.
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.bundles[0].status, "done");
+    assert!(object_keys(&account, &bucket).await.is_empty());
 }

@@ -375,3 +375,86 @@ async fn deregister_checks_consumers_too() {
     );
     assert!(owner.image_ids().await.contains(&image));
 }
+
+#[tokio::test]
+async fn terminate_instances_never_reaches_into_a_consumer_account() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let (image, _) = owner.image(REGION, "shared-and-running").await;
+    owner
+        .ec2()
+        .modify_image_attribute()
+        .image_id(&image)
+        .launch_permission(
+            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                .add(
+                    aws_sdk_ec2::types::LaunchPermission::builder()
+                        .user_id(&consumer.id)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let launch = |account: &Account| {
+        let ec2 = account.ec2();
+        let image = image.clone();
+        async move {
+            ec2.run_instances()
+                .image_id(image)
+                .min_count(1)
+                .max_count(1)
+                .send()
+                .await
+                .unwrap()
+                .instances()[0]
+                .instance_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let theirs = launch(&consumer).await;
+    let ours = launch(&owner).await;
+    let args = [
+        "deregister",
+        image.as_str(),
+        "--cleanup",
+        "--terminate-instances",
+        "--yes",
+        "--role-name",
+        "Admin",
+    ];
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 1, "blocked by the consumer's instance: {out}");
+    assert_eq!(out["images"][0]["action"], "blocked");
+    let reason = out["images"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&theirs) && reason.contains(&consumer.id),
+        "{reason}"
+    );
+    assert_eq!(out["instances_terminated"], json!([]));
+    assert!(!owner.requests().contains_key("ec2:TerminateInstances"));
+    assert!(owner.image_ids().await.contains(&image));
+
+    // --force deregisters it, terminating only this account's instance.
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let (code, out) = run(&owner, &forced);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["instances_terminated"], json!([ours]));
+    assert!(!owner.image_ids().await.contains(&image));
+    let state = consumer
+        .ec2()
+        .describe_instances()
+        .instance_ids(&theirs)
+        .send()
+        .await
+        .unwrap()
+        .reservations()[0]
+        .instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string());
+    assert_eq!(state.as_deref(), Some("running"));
+}

@@ -30,8 +30,10 @@ fn documented() -> BTreeMap<String, BTreeSet<String>> {
     verbs
 }
 
-/// The emulator counts S3 REST operations; IAM names the permission.
+/// The emulator counts S3 REST operations; IAM names the permission. An EC2 DryRun check
+/// (`ec2:X(DryRun)`) needs the permission of the call it checks.
 fn iam_action(counted: &str) -> String {
+    let counted = counted.trim_end_matches("(DryRun)");
     match counted {
         "s3:ListObjectsV2" | "s3:ListObjects" | "s3:HeadBucket" => "s3:ListBucket".into(),
         "s3:HeadObject" => "s3:GetObject".into(),

@@ -57,6 +57,7 @@ impl Aws {
         if let Some(base) = cached {
             return Ok(Aws {
                 base,
+                read_only: self.read_only,
                 consumers: self.consumers.clone(),
             });
         }
@@ -87,6 +88,7 @@ impl Aws {
             .clone();
         Ok(Aws {
             base,
+            read_only: self.read_only,
             consumers: self.consumers.clone(),
         })
     }

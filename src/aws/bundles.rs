@@ -109,6 +109,23 @@ impl S3 {
         }
     }
 
+    /// The region a bucket is in (GetBucketLocation: no constraint is us-east-1, `EU` is
+    /// eu-west-1).
+    pub async fn bucket_region(&self, bucket: &str) -> Result<String, AwsError> {
+        let output = self
+            .client
+            .get_bucket_location()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("GetBucketLocation", &self.region, &err))?;
+        Ok(match output.location_constraint().map(|c| c.as_str()) {
+            None | Some("") => "us-east-1".to_string(),
+            Some("EU") => "eu-west-1".to_string(),
+            Some(region) => region.to_string(),
+        })
+    }
+
     /// Every object under `prefix` with its size, all pages.
     pub async fn list_objects(
         &self,

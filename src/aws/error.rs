@@ -30,6 +30,15 @@ impl fmt::Display for AwsError {
 impl StdError for AwsError {}
 
 impl AwsError {
+    /// The endpoint does not offer this action at all (an older partition or region): the only
+    /// failure of a safety read that may become a note instead of keeping what it protects.
+    pub fn not_offered(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some("InvalidAction" | "UnsupportedOperation")
+        )
+    }
+
     pub fn from_sdk<E>(
         operation: &'static str,
         region: &str,
@@ -77,6 +86,38 @@ impl AwsError {
             code,
             message,
         }
+    }
+}
+
+/// AWS's answer to a request sent with `DryRun=true`: DryRunOperation means the call would be
+/// allowed, UnauthorizedOperation that it would be refused; anything else is an error.
+pub fn dry_run_answer<O, E>(
+    operation: &'static str,
+    region: &str,
+    result: Result<O, SdkError<E, HttpResponse>>,
+) -> Result<crate::model::DryRunCheck, AwsError>
+where
+    E: ProvideErrorMetadata + StdError + 'static,
+{
+    use crate::model::DryRunCheck;
+    let err = match result {
+        Ok(_) => {
+            return Err(AwsError {
+                operation,
+                region: region.to_string(),
+                code: None,
+                message: "the endpoint carried out a DryRun request instead of only checking it"
+                    .into(),
+            });
+        }
+        Err(err) => err,
+    };
+    match service_code(&err) {
+        Some("DryRunOperation") => Ok(DryRunCheck::Allowed),
+        Some("UnauthorizedOperation" | "AccessDenied") => Ok(DryRunCheck::Denied(
+            AwsError::from_sdk(operation, region, &err).to_string(),
+        )),
+        _ => Err(AwsError::from_sdk(operation, region, &err)),
     }
 }
 

@@ -114,9 +114,9 @@ impl Ec2 {
             .collect())
     }
 
-    /// Instances carrying `key=value`, not yet terminated.
+    /// Instances carrying `key=value`, not yet terminated (every page).
     pub async fn live_instances_tagged(&self, key: &str, value: &str) -> Result<Vec<InstanceInfo>> {
-        let output = self
+        let mut pages = self
             .client
             .describe_instances()
             .filters(
@@ -134,15 +134,21 @@ impl Ec2 {
                     .values("stopped")
                     .build(),
             )
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("DescribeInstances", &self.region, &err))?;
-        Ok(output
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .filter_map(info)
-            .collect())
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|err| AwsError::from_sdk("DescribeInstances", &self.region, &err))?;
+            found.extend(
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter_map(info),
+            );
+        }
+        Ok(found)
     }
 
     /// The SDK's waiter until every instance runs; then their state as AWS reports it.

@@ -12,9 +12,13 @@ use chrono::{DateTime, Utc};
 use indicatif::ProgressBar;
 use std::time::Duration;
 
+use aws_sdk_ec2::operation::copy_image::builders::CopyImageFluentBuilder;
+use aws_sdk_ec2::operation::create_image::builders::CreateImageFluentBuilder;
+use aws_sdk_ec2::operation::register_image::builders::RegisterImageFluentBuilder;
+
 use super::Ec2;
-use super::error::AwsError;
-use crate::model::Image;
+use super::error::{AwsError, dry_run_answer};
+use crate::model::{DryRunCheck, Image};
 
 /// A CopyImage into the client's region.
 #[derive(Debug, Clone)]
@@ -92,14 +96,14 @@ impl Ec2 {
         }
     }
 
-    pub async fn create_image(
+    fn create_image_request(
         &self,
         instance_id: &str,
         name: &str,
         description: Option<&str>,
         no_reboot: bool,
         tags: &[(String, String)],
-    ) -> Result<String> {
+    ) -> CreateImageFluentBuilder {
         let mut request = self
             .client
             .create_image()
@@ -112,7 +116,19 @@ impl Ec2 {
                 .tag_specifications(tag_spec(ResourceType::Image, tags))
                 .tag_specifications(tag_spec(ResourceType::Snapshot, tags));
         }
-        let output = request
+        request
+    }
+
+    pub async fn create_image(
+        &self,
+        instance_id: &str,
+        name: &str,
+        description: Option<&str>,
+        no_reboot: bool,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let output = self
+            .create_image_request(instance_id, name, description, no_reboot, tags)
             .send()
             .await
             .map_err(|err| AwsError::from_sdk("CreateImage", &self.region, &err))
@@ -123,7 +139,24 @@ impl Ec2 {
             .ok_or_else(|| anyhow!("CreateImage in {} returned no image id", self.region))
     }
 
-    pub async fn register_ebs(&self, spec: &EbsRegistration) -> Result<String> {
+    /// AWS's DryRun check of the same CreateImage.
+    pub async fn check_create_image(
+        &self,
+        instance_id: &str,
+        name: &str,
+        description: Option<&str>,
+        no_reboot: bool,
+        tags: &[(String, String)],
+    ) -> Result<DryRunCheck> {
+        let result = self
+            .create_image_request(instance_id, name, description, no_reboot, tags)
+            .dry_run(true)
+            .send()
+            .await;
+        Ok(dry_run_answer("CreateImage", &self.region, result)?)
+    }
+
+    fn register_ebs_request(&self, spec: &EbsRegistration) -> RegisterImageFluentBuilder {
         let mut request = self
             .client
             .register_image()
@@ -159,7 +192,12 @@ impl Ec2 {
         if !spec.tags.is_empty() {
             request = request.tag_specifications(tag_spec(ResourceType::Image, &spec.tags));
         }
-        let output = request
+        request
+    }
+
+    pub async fn register_ebs(&self, spec: &EbsRegistration) -> Result<String> {
+        let output = self
+            .register_ebs_request(spec)
             .send()
             .await
             .map_err(|err| AwsError::from_sdk("RegisterImage", &self.region, &err))
@@ -170,14 +208,20 @@ impl Ec2 {
             .ok_or_else(|| anyhow!("RegisterImage in {} returned no image id", self.region))
     }
 
-    pub async fn register_bundle(
+    /// AWS's DryRun check of the same RegisterImage.
+    pub async fn check_register_ebs(&self, spec: &EbsRegistration) -> Result<DryRunCheck> {
+        let result = self.register_ebs_request(spec).dry_run(true).send().await;
+        Ok(dry_run_answer("RegisterImage", &self.region, result)?)
+    }
+
+    fn register_bundle_request(
         &self,
         name: &str,
         location: &str,
         description: Option<&str>,
         architecture: &str,
         tags: &[(String, String)],
-    ) -> Result<String> {
+    ) -> RegisterImageFluentBuilder {
         let mut request = self
             .client
             .register_image()
@@ -188,7 +232,19 @@ impl Ec2 {
         if !tags.is_empty() {
             request = request.tag_specifications(tag_spec(ResourceType::Image, tags));
         }
-        let output = request
+        request
+    }
+
+    pub async fn register_bundle(
+        &self,
+        name: &str,
+        location: &str,
+        description: Option<&str>,
+        architecture: &str,
+        tags: &[(String, String)],
+    ) -> Result<String> {
+        let output = self
+            .register_bundle_request(name, location, description, architecture, tags)
             .send()
             .await
             .map_err(|err| AwsError::from_sdk("RegisterImage", &self.region, &err))
@@ -199,10 +255,25 @@ impl Ec2 {
             .ok_or_else(|| anyhow!("RegisterImage in {} returned no image id", self.region))
     }
 
-    /// Copies the source image into this client's region.
-    pub async fn copy_image(&self, copy: &CopyRequest<'_>) -> Result<String> {
-        let output = self
-            .client
+    /// AWS's DryRun check of the same RegisterImage.
+    pub async fn check_register_bundle(
+        &self,
+        name: &str,
+        location: &str,
+        description: Option<&str>,
+        architecture: &str,
+        tags: &[(String, String)],
+    ) -> Result<DryRunCheck> {
+        let result = self
+            .register_bundle_request(name, location, description, architecture, tags)
+            .dry_run(true)
+            .send()
+            .await;
+        Ok(dry_run_answer("RegisterImage", &self.region, result)?)
+    }
+
+    fn copy_image_request(&self, copy: &CopyRequest<'_>) -> CopyImageFluentBuilder {
+        self.client
             .copy_image()
             .source_region(copy.source_region)
             .source_image_id(copy.source_image_id)
@@ -211,6 +282,18 @@ impl Ec2 {
             .set_encrypted((copy.encrypt || copy.kms_key_id.is_some()).then_some(true))
             .set_kms_key_id(copy.kms_key_id.map(str::to_string))
             .copy_image_tags(copy.copy_tags)
+    }
+
+    /// AWS's DryRun check of the same CopyImage.
+    pub async fn check_copy_image(&self, copy: &CopyRequest<'_>) -> Result<DryRunCheck> {
+        let result = self.copy_image_request(copy).dry_run(true).send().await;
+        Ok(dry_run_answer("CopyImage", &self.region, result)?)
+    }
+
+    /// Copies the source image into this client's region.
+    pub async fn copy_image(&self, copy: &CopyRequest<'_>) -> Result<String> {
+        let output = self
+            .copy_image_request(copy)
             .send()
             .await
             .map_err(|err| AwsError::from_sdk("CopyImage", &self.region, &err))?;

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod bundles;
 pub mod error;
+pub mod guard;
 pub mod identity;
 pub mod images;
 pub mod instances;
@@ -27,6 +28,8 @@ use retry::{DEFAULT_MAX_ATTEMPTS, FailFastUntilAnswered};
 #[derive(Clone)]
 pub struct Aws {
     base: SdkConfig,
+    /// --dry-run: every client refuses calls that could change the account (see `guard`).
+    read_only: bool,
     /// How accounts an image is shared with are checked before it is retired.
     pub consumers: ConsumerPolicy,
 }
@@ -61,6 +64,7 @@ impl Aws {
         check_credentials(&base, settings.profile.as_deref()).await?;
         Ok(Aws {
             base,
+            read_only: settings.dry_run,
             consumers: ConsumerPolicy::default(),
         })
     }
@@ -72,11 +76,14 @@ impl Aws {
     }
 
     pub fn ec2(&self, region: &str) -> Ec2 {
-        let config = aws_sdk_ec2::config::Builder::from(&self.base)
+        let mut config = aws_sdk_ec2::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
             .interceptor(FailFastUntilAnswered)
-            .retry_classifier(FailFastUntilAnswered)
-            .build();
+            .retry_classifier(FailFastUntilAnswered);
+        if self.read_only {
+            config = config.interceptor(guard::ReadOnly);
+        }
+        let config = config.build();
         Ec2 {
             client: aws_sdk_ec2::Client::from_conf(config),
             region: region.to_string(),
@@ -86,11 +93,14 @@ impl Aws {
 
 impl Aws {
     pub fn s3(&self, region: &str) -> S3 {
-        let config = aws_sdk_s3::config::Builder::from(&self.base)
+        let mut config = aws_sdk_s3::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
             .interceptor(FailFastUntilAnswered)
-            .retry_classifier(FailFastUntilAnswered)
-            .build();
+            .retry_classifier(FailFastUntilAnswered);
+        if self.read_only {
+            config = config.interceptor(guard::ReadOnly);
+        }
+        let config = config.build();
         S3 {
             client: aws_sdk_s3::Client::from_conf(config),
             region: region.to_string(),
@@ -98,11 +108,14 @@ impl Aws {
     }
 
     pub fn autoscaling(&self, region: &str) -> aws_sdk_autoscaling::Client {
-        let config = aws_sdk_autoscaling::config::Builder::from(&self.base)
+        let mut config = aws_sdk_autoscaling::config::Builder::from(&self.base)
             .region(Region::new(region.to_string()))
             .interceptor(FailFastUntilAnswered)
-            .retry_classifier(FailFastUntilAnswered)
-            .build();
+            .retry_classifier(FailFastUntilAnswered);
+        if self.read_only {
+            config = config.interceptor(guard::ReadOnly);
+        }
+        let config = config.build();
         aws_sdk_autoscaling::Client::from_conf(config)
     }
 }

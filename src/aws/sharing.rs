@@ -6,8 +6,12 @@ use aws_sdk_ec2::types::{
     SnapshotAttributeName,
 };
 
+use aws_sdk_ec2::operation::modify_image_attribute::builders::ModifyImageAttributeFluentBuilder;
+use aws_sdk_ec2::operation::modify_snapshot_attribute::builders::ModifySnapshotAttributeFluentBuilder;
+
 use super::Ec2;
-use super::error::{AwsError, service_code};
+use super::error::{AwsError, dry_run_answer, service_code};
+use crate::model::DryRunCheck;
 
 /// Who to grant (or revoke) launch permission.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,6 +38,34 @@ impl Ec2 {
         grantees: &Grantees,
         revoke: bool,
     ) -> Result<(), AwsError> {
+        self.launch_permissions_request(image_id, grantees, revoke)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("ModifyImageAttribute", &self.region, &err))?;
+        Ok(())
+    }
+
+    /// AWS's DryRun check of the same ModifyImageAttribute.
+    pub async fn check_launch_permissions(
+        &self,
+        image_id: &str,
+        grantees: &Grantees,
+        revoke: bool,
+    ) -> Result<DryRunCheck, AwsError> {
+        let result = self
+            .launch_permissions_request(image_id, grantees, revoke)
+            .dry_run(true)
+            .send()
+            .await;
+        dry_run_answer("ModifyImageAttribute", &self.region, result)
+    }
+
+    fn launch_permissions_request(
+        &self,
+        image_id: &str,
+        grantees: &Grantees,
+        revoke: bool,
+    ) -> ModifyImageAttributeFluentBuilder {
         let mut permissions: Vec<LaunchPermission> = Vec::new();
         for account in &grantees.accounts {
             permissions.push(LaunchPermission::builder().user_id(account).build());
@@ -65,10 +97,6 @@ impl Ec2 {
             .modify_image_attribute()
             .image_id(image_id)
             .launch_permission(modifications)
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("ModifyImageAttribute", &self.region, &err))?;
-        Ok(())
     }
 
     /// Create-volume permission on a snapshot: accounts and `all` only (AWS takes no
@@ -80,6 +108,36 @@ impl Ec2 {
         public: bool,
         revoke: bool,
     ) -> Result<(), AwsError> {
+        self.create_volume_permission_request(snapshot_id, accounts, public, revoke)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("ModifySnapshotAttribute", &self.region, &err))?;
+        Ok(())
+    }
+
+    /// AWS's DryRun check of the same ModifySnapshotAttribute.
+    pub async fn check_create_volume_permission(
+        &self,
+        snapshot_id: &str,
+        accounts: &[String],
+        public: bool,
+        revoke: bool,
+    ) -> Result<DryRunCheck, AwsError> {
+        let result = self
+            .create_volume_permission_request(snapshot_id, accounts, public, revoke)
+            .dry_run(true)
+            .send()
+            .await;
+        dry_run_answer("ModifySnapshotAttribute", &self.region, result)
+    }
+
+    fn create_volume_permission_request(
+        &self,
+        snapshot_id: &str,
+        accounts: &[String],
+        public: bool,
+        revoke: bool,
+    ) -> ModifySnapshotAttributeFluentBuilder {
         self.client
             .modify_snapshot_attribute()
             .snapshot_id(snapshot_id)
@@ -91,10 +149,6 @@ impl Ec2 {
             })
             .set_user_ids(Some(accounts.to_vec()).filter(|ids| !ids.is_empty()))
             .set_group_names(public.then(|| vec!["all".to_string()]))
-            .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("ModifySnapshotAttribute", &self.region, &err))?;
-        Ok(())
     }
 
     /// Accounts with create-volume permission, and whether it is public.

@@ -204,4 +204,28 @@ impl Ec2 {
             Err(err) => Err(AwsError::from_sdk("DeleteSnapshot", &self.region, &err)),
         }
     }
+
+    /// Removes the pending-cleanup mark `mark_pending_cleanup` set for this image (only that
+    /// value: a mark for another image stays).
+    pub async fn unmark_pending_cleanup(
+        &self,
+        image_id: &str,
+        snapshot_ids: &[String],
+    ) -> Result<(), AwsError> {
+        for chunk in snapshot_ids.chunks(1000) {
+            self.client
+                .delete_tags()
+                .set_resources(Some(chunk.to_vec()))
+                .tags(
+                    Tag::builder()
+                        .key(PENDING_CLEANUP_TAG)
+                        .value(image_id)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|err| AwsError::from_sdk("DeleteTags", &self.region, &err))?;
+        }
+        Ok(())
+    }
 }

@@ -14,6 +14,12 @@ use crate::plan::ImageUser;
 /// Templates are read one at a time (each can have many versions); a few in flight hide latency.
 const TEMPLATE_CONCURRENCY: usize = 4;
 const FILTER_VALUES: usize = 200;
+/// DescribeImageReferences takes 1 to 10 image ids per call (AWS API reference).
+const IMAGE_REFERENCE_IDS: usize = 10;
+/// Reference chunks in flight at once: reads have their own, larger request budget.
+const REFERENCE_CONCURRENCY: usize = 4;
+/// The kind of user that stands for references that could not be read: it keeps the image.
+pub const UNCHECKED_REFERENCES: &str = "unchecked_references";
 
 /// Users per image id, and notes on what could not be checked.
 #[derive(Debug, Default)]
@@ -102,6 +108,7 @@ impl Ec2 {
                             kind: "instance".into(),
                             id: instance_id.to_string(),
                             detail: state,
+                            account: None,
                         },
                     );
                 }
@@ -140,6 +147,8 @@ impl Ec2 {
                     .client
                     .describe_launch_template_versions()
                     .launch_template_id(&template_id)
+                    // `resolve:ssm:NAME` image ids come back as the AMI the parameter names.
+                    .resolve_alias(true)
                     .max_results(200)
                     .into_paginator()
                     .send();
@@ -151,17 +160,29 @@ impl Ec2 {
                         let image = version
                             .launch_template_data()
                             .and_then(|data| data.image_id());
-                        if let Some(image) = image.filter(|image| wanted.contains(image)) {
-                            hits.push((
-                                image.to_string(),
-                                ImageUser {
-                                    kind: "launch_template".into(),
-                                    id: template_id.clone(),
-                                    detail: version
-                                        .version_number()
-                                        .map(|number| format!("version {number}")),
-                                },
-                            ));
+                        let number = version.version_number().unwrap_or_default();
+                        let user = |detail: String| ImageUser {
+                            kind: "launch_template".into(),
+                            id: template_id.clone(),
+                            detail: Some(detail),
+                            account: None,
+                        };
+                        match image {
+                            Some(image) if wanted.contains(image) => {
+                                hits.push((image.to_string(), user(format!("version {number}"))));
+                            }
+                            // An alias AWS could not resolve may name any of them: keep them all.
+                            Some(alias) if alias.starts_with("resolve:ssm:") => {
+                                for image in wanted.iter() {
+                                    hits.push((
+                                        image.to_string(),
+                                        user(format!(
+                                            "version {number}: {alias} could not be resolved, so it may name this image"
+                                        )),
+                                    ));
+                                }
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -205,6 +226,7 @@ impl Ec2 {
                             kind: "launch_configuration".into(),
                             id: name.to_string(),
                             detail: None,
+                            account: None,
                         },
                     );
                 }
@@ -213,48 +235,88 @@ impl Ec2 {
         Ok(())
     }
 
-    /// DescribeImageReferences also knows SSM parameters and Image Builder recipes. Endpoints
-    /// without it (older partitions, emulators) are noted, not fatal: the checks above still ran.
+    /// DescribeImageReferences also knows SSM parameters and Image Builder recipes. It takes at
+    /// most 10 image ids per call, so the ids go in chunks. An endpoint that does not offer the
+    /// action (InvalidAction, UnsupportedOperation: older partitions) is noted, since the checks
+    /// above still ran; any other failure (access denied, throttled past the retries, a bad
+    /// parameter, a timeout) makes every image of its chunk an unchecked user, which keeps it.
     async fn image_references(&self, image_ids: &[String], usage: &mut Usage) {
+        let chunks: Vec<Result<Vec<(String, ImageUser)>, AwsError>> =
+            stream::iter(image_ids.chunks(IMAGE_REFERENCE_IDS))
+                .map(|chunk| self.image_references_of(chunk))
+                .buffered(REFERENCE_CONCURRENCY)
+                .collect()
+                .await;
+        let mut not_offered = None;
+        for (chunk, result) in image_ids.chunks(IMAGE_REFERENCE_IDS).zip(chunks) {
+            match result {
+                Ok(found) => {
+                    for (image, user) in found {
+                        usage.add(&image, user);
+                    }
+                }
+                Err(err) if err.not_offered() => not_offered = Some(err),
+                Err(err) => {
+                    for image in chunk {
+                        usage.add(
+                            image,
+                            ImageUser {
+                                kind: UNCHECKED_REFERENCES.into(),
+                                id: "DescribeImageReferences".into(),
+                                detail: Some(format!(
+                                    "could not check SSM parameters and Image Builder recipes: {err}"
+                                )),
+                                account: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if let Some(err) = not_offered {
+            usage.notes.push(format!(
+                "{err}; checked instances, launch templates and launch configurations directly"
+            ));
+        }
+    }
+
+    async fn image_references_of(
+        &self,
+        image_ids: &[String],
+    ) -> Result<Vec<(String, ImageUser)>, AwsError> {
+        let mut found = Vec::new();
         let mut pages = self
             .client
             .describe_image_references()
             .set_image_ids(Some(image_ids.to_vec()))
             .include_all_resource_types(true)
+            .max_results(1000)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            match page {
-                Ok(page) => {
-                    for reference in page.image_references() {
-                        let (Some(image), Some(kind)) =
-                            (reference.image_id(), reference.resource_type())
-                        else {
-                            continue;
-                        };
-                        // Instances and launch templates were found above, by id.
-                        if matches!(kind.as_str(), "ec2:Instance" | "ec2:LaunchTemplate") {
-                            continue;
-                        }
-                        usage.add(
-                            image,
-                            ImageUser {
-                                kind: kind.as_str().replace(':', "_").to_lowercase(),
-                                id: reference.arn().unwrap_or_default().to_string(),
-                                detail: None,
-                            },
-                        );
-                    }
+            let page = page
+                .map_err(|err| AwsError::from_sdk("DescribeImageReferences", &self.region, &err))?;
+            for reference in page.image_references() {
+                let (Some(image), Some(kind)) = (reference.image_id(), reference.resource_type())
+                else {
+                    continue;
+                };
+                // Instances and launch templates were found above, by id.
+                if matches!(kind.as_str(), "ec2:Instance" | "ec2:LaunchTemplate") {
+                    continue;
                 }
-                Err(err) => {
-                    let err = AwsError::from_sdk("DescribeImageReferences", &self.region, &err);
-                    usage.notes.push(format!(
-                        "{err}; checked instances, launch templates and launch configurations directly"
-                    ));
-                    return;
-                }
+                found.push((
+                    image.to_string(),
+                    ImageUser {
+                        kind: kind.as_str().replace(':', "_").to_lowercase(),
+                        id: reference.arn().unwrap_or_default().to_string(),
+                        detail: None,
+                        account: None,
+                    },
+                ));
             }
         }
+        Ok(found)
     }
 }
 
@@ -299,6 +361,7 @@ impl Aws {
             kind: UNCHECKED_CONSUMER.into(),
             id: id.to_string(),
             detail: Some(detail),
+            account: None,
         };
         for (image_id, permissions) in permissions {
             let permissions = permissions?;
@@ -363,6 +426,7 @@ impl Aws {
                                     kind: user.kind,
                                     id: user.id,
                                     detail: Some(detail),
+                                    account: Some(account.clone()),
                                 },
                             );
                         }
@@ -391,93 +455,5 @@ impl Aws {
             }
         }
         Ok(usage)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! DescribeImageReferences is not served by the emulator: its handling is tested with
-    //! scripted SDK responses, while the real call stays in the code above.
-    use super::*;
-    use aws_sdk_ec2::operation::describe_image_references::{
-        DescribeImageReferencesError, DescribeImageReferencesOutput,
-    };
-    use aws_sdk_ec2::types::{ImageReference, ImageReferenceResourceType};
-    use aws_smithy_mocks::{mock, mock_client};
-
-    fn ec2(client: aws_sdk_ec2::Client) -> Ec2 {
-        Ec2 {
-            client,
-            region: "us-east-1".into(),
-        }
-    }
-
-    #[tokio::test]
-    async fn references_other_than_instances_and_templates_become_users() {
-        let rule = mock!(aws_sdk_ec2::Client::describe_image_references)
-            .match_requests(|request| {
-                request.image_ids() == ["ami-1".to_string()]
-                    && request.include_all_resource_types() == Some(true)
-            })
-            .then_output(|| {
-                DescribeImageReferencesOutput::builder()
-                    .image_references(
-                        ImageReference::builder()
-                            .image_id("ami-1")
-                            .resource_type(ImageReferenceResourceType::SsmParameter)
-                            .arn("arn:aws:ssm:us-east-1:111122223333:parameter/golden")
-                            .build(),
-                    )
-                    .image_references(
-                        ImageReference::builder()
-                            .image_id("ami-1")
-                            .resource_type(ImageReferenceResourceType::Ec2Instance)
-                            .arn("arn:aws:ec2:us-east-1:111122223333:instance/i-1")
-                            .build(),
-                    )
-                    .build()
-            });
-        let client = mock_client!(aws_sdk_ec2, [&rule]);
-        let mut usage = Usage::default();
-        ec2(client)
-            .image_references(&["ami-1".to_string()], &mut usage)
-            .await;
-        assert_eq!(
-            usage.users["ami-1"],
-            [ImageUser {
-                kind: "ssm_parameter".into(),
-                id: "arn:aws:ssm:us-east-1:111122223333:parameter/golden".into(),
-                detail: None,
-            }]
-        );
-        assert!(usage.notes.is_empty());
-    }
-
-    #[tokio::test]
-    async fn an_endpoint_without_image_references_is_noted_not_fatal() {
-        let rule = mock!(aws_sdk_ec2::Client::describe_image_references).then_error(|| {
-            DescribeImageReferencesError::generic(
-                aws_smithy_types::error::ErrorMetadata::builder()
-                    .code("InvalidAction")
-                    .message(
-                        "The action DescribeImageReferences is not valid for this web service.",
-                    )
-                    .build(),
-            )
-        });
-        let client = mock_client!(aws_sdk_ec2, [&rule]);
-        let mut usage = Usage::default();
-        ec2(client)
-            .image_references(&["ami-1".to_string()], &mut usage)
-            .await;
-        assert!(usage.users.is_empty());
-        assert_eq!(usage.notes.len(), 1);
-        assert!(
-            usage.notes[0].contains("DescribeImageReferences in us-east-1 failed: InvalidAction")
-        );
-        assert!(
-            usage.notes[0]
-                .contains("checked instances, launch templates and launch configurations directly")
-        );
     }
 }

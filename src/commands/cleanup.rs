@@ -56,6 +56,13 @@ pub struct RegionCleanup {
     pub orphan_bundles: Vec<OrphanBundleReport>,
     /// Set when the region could not be read or planned at all.
     pub error: Option<String>,
+    /// The region's images, for judging bundles against every region of the run (not reported).
+    #[serde(skip)]
+    pub images: Option<Vec<Image>>,
+    /// Pending-cleanup marks on snapshots whose image still exists, by image (removed on
+    /// execution; not reported).
+    #[serde(skip)]
+    pub stale_marks: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -140,12 +147,14 @@ async fn cleanup_in(
     if let Some(path) = &args.plan_out {
         let file = super::review::PlanFile::from_output(&output)?;
         file.write(path)?;
-        eprintln!(
-            "ami cleanup: plan written to {} ({}); review it, then `ami apply {}`",
-            path.display(),
-            output.summary().trim_end_matches('.'),
-            path.display()
-        );
+        if !settings.quiet {
+            eprintln!(
+                "ami cleanup: plan written to {} ({}); review it, then `ami apply {}`",
+                path.display(),
+                output.summary().trim_end_matches('.'),
+                path.display()
+            );
+        }
     }
     finish(settings, &aws, output, planning_only).await
 }
@@ -215,6 +224,8 @@ async fn plan_regions(
                     orphans: Vec::new(),
                     orphan_bundles: Vec::new(),
                     error: Some(one_line(&err)),
+                    images: None,
+                    stale_marks: BTreeMap::new(),
                 },
             }
         })
@@ -225,9 +236,78 @@ async fn plan_regions(
         bar.finish_and_clear();
     }
     planned.sort_by(|a, b| a.region.cmp(&b.region));
+    if let Source::Rules(rules) = source {
+        let mut sweeps: Vec<(String, String)> = rules
+            .iter()
+            .flat_map(|rule| rule.orphan_bundles.iter().cloned())
+            .collect();
+        sweeps.sort();
+        sweeps.dedup();
+        for (bucket, prefix) in sweeps {
+            plan_orphan_bundles(aws, &mut planned, &bucket, &prefix).await;
+        }
+    }
     CleanupOutput {
         dry_run,
         regions: planned,
+    }
+}
+
+/// Bundles under one prefix, judged once for the whole run: against the images of every region
+/// in it and of the bucket's own region (an image registers a bundle from its region's bucket,
+/// whatever region the run started in). A region whose images could not be read keeps every
+/// bundle. The reports go to the bucket's region when it is in the run, else to the first one.
+async fn plan_orphan_bundles(aws: &Aws, planned: &mut [RegionCleanup], bucket: &str, prefix: &str) {
+    let Some(first) = planned.first().map(|r| r.region.clone()) else {
+        return;
+    };
+    let bucket_region = match aws.s3(&first).bucket_region(bucket).await {
+        Ok(region) => region,
+        Err(err) => {
+            let slot = &mut planned[0];
+            slot.error = Some(format!(
+                "orphan bundles under s3://{bucket}/{prefix} not swept: {err}"
+            ));
+            return;
+        }
+    };
+    let mut images: Vec<Image> = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
+    for region in planned.iter() {
+        match &region.images {
+            Some(found) => images.extend(found.iter().cloned()),
+            None => unreadable.push(region.region.clone()),
+        }
+    }
+    if !planned.iter().any(|r| r.region == bucket_region) {
+        match load_region(aws, &bucket_region).await {
+            Ok(facts) => images.extend(facts.images),
+            Err(_) => unreadable.push(bucket_region.clone()),
+        }
+    }
+    let index = planned
+        .iter()
+        .position(|r| r.region == bucket_region && r.images.is_some())
+        .unwrap_or(0);
+    match sweep_bundles(aws, &bucket_region, &images, bucket, prefix, &unreadable).await {
+        Ok(plans) => planned[index]
+            .orphan_bundles
+            .extend(plans.into_iter().map(|plan| OrphanBundleReport {
+                status: plan.action.into(),
+                plan,
+                error: None,
+            })),
+        Err(err) => {
+            let slot = &mut planned[index];
+            let message = format!(
+                "orphan bundles under s3://{bucket}/{prefix} not swept: {}",
+                one_line(&err)
+            );
+            slot.error = Some(match slot.error.take() {
+                Some(earlier) => format!("{earlier}; {message}"),
+                None => message,
+            });
+        }
     }
 }
 
@@ -260,7 +340,7 @@ async fn finish(
             bar.finish_and_clear();
         }
     }
-    if !planning_only {
+    if !planning_only && !settings.quiet {
         eprintln!("ami cleanup: {}", output.result_line());
     }
     let outcome = output.outcome();
@@ -335,8 +415,8 @@ async fn plan_region(
         .collect();
     // Retirements an interrupted run left unfinished: the image is gone, its snapshots are still
     // marked for deletion. The planner checks them as for any target (not used by any image).
-    let unfinished = if review.is_some() {
-        BTreeMap::new()
+    let (unfinished, stale_marks) = if review.is_some() {
+        Default::default()
     } else {
         unfinished_retirements(aws, region, &facts.images).await?
     };
@@ -389,21 +469,6 @@ async fn plan_region(
     } else {
         Vec::new()
     };
-    let mut orphan_bundle_reports = Vec::new();
-    for rule in rules {
-        for (bucket, prefix) in &rule.orphan_bundles {
-            orphan_bundle_reports.extend(
-                sweep_bundles(aws, region, &facts.images, bucket, prefix)
-                    .await?
-                    .into_iter()
-                    .map(|plan| OrphanBundleReport {
-                        status: plan.action.into(),
-                        plan,
-                        error: None,
-                    }),
-            );
-        }
-    }
     Ok(RegionCleanup {
         region: region.to_string(),
         account_id: Some(facts.account_id.clone()),
@@ -411,21 +476,35 @@ async fn plan_region(
         retire,
         staged,
         orphans: orphan_reports,
-        orphan_bundles: orphan_bundle_reports,
+        orphan_bundles: Vec::new(),
         error: None,
+        images: Some(facts.images),
+        stale_marks: stale_marks
+            .into_iter()
+            .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
+            .collect(),
     })
 }
 
 /// Snapshots marked for deletion on behalf of images that are gone, by image.
+/// Also the marks whose image still exists: left by a run killed before it deregistered the
+/// image. They are removed when this run executes, so that no later run deletes those snapshots
+/// once the image goes for another reason.
 async fn unfinished_retirements(
     aws: &Aws,
     region: &str,
     images: &[Image],
-) -> Result<BTreeMap<String, BTreeMap<String, crate::plan::SnapshotInfo>>> {
-    let mut pending = aws.ec2(region).all_pending_cleanup().await?;
-    pending.retain(|image_id, _| !images.iter().any(|image| &image.image_id == image_id));
-    Ok(pending)
+) -> Result<(PendingByImage, PendingByImage)> {
+    let (stale, gone) = aws
+        .ec2(region)
+        .all_pending_cleanup()
+        .await?
+        .into_iter()
+        .partition(|(image_id, _)| images.iter().any(|image| &image.image_id == image_id));
+    Ok((gone, stale))
 }
+
+type PendingByImage = BTreeMap<String, BTreeMap<String, crate::plan::SnapshotInfo>>;
 
 /// Every rule's verdicts, the reviewed plan's re-check, and keep-wins: the decisions and the
 /// action for each image to retire.
@@ -496,13 +575,14 @@ fn decide(
     (decisions, actions)
 }
 
-/// Manifests under `prefix` that no image in the region uses, and their parts.
+/// Manifests under `prefix` that none of `images` uses, and their parts; `region` is the bucket's.
 async fn sweep_bundles(
     aws: &Aws,
     region: &str,
     images: &[Image],
     bucket: &str,
     prefix: &str,
+    unreadable: &[String],
 ) -> Result<Vec<crate::plan::orphans::OrphanBundlePlan>> {
     let s3 = aws.s3(region);
     let used_locations: BTreeSet<(String, String)> = images
@@ -547,8 +627,10 @@ async fn sweep_bundles(
         .collect()
         .await;
     Ok(crate::plan::orphans::orphan_bundles(
+        region,
         &unused_facts,
         &used_facts,
+        unreadable,
     ))
 }
 
@@ -581,6 +663,23 @@ fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) ->
 
 async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
     interrupt::watch();
+    for (image_id, snapshots) in std::mem::take(&mut region.stale_marks) {
+        // An image this run retires is marked again by its own retirement.
+        let retiring = region
+            .retire
+            .as_ref()
+            .is_some_and(|report| report.images.iter().any(|i| i.plan.image_id == image_id));
+        if retiring {
+            continue;
+        }
+        if let Err(err) = aws
+            .ec2(&region.region)
+            .unmark_pending_cleanup(&image_id, &snapshots)
+            .await
+        {
+            tracing::warn!("could not remove a stale cleanup mark for {image_id}: {err}");
+        }
+    }
     if let Some(report) = region.retire.as_mut()
         && report.has_work()
     {
@@ -610,7 +709,6 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
             }
         }
     }
-    let s3 = aws.s3(&region.region);
     for bundle in region
         .orphan_bundles
         .iter_mut()
@@ -620,7 +718,8 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
             bundle.status = Status::NotStarted;
             continue;
         }
-        let outcome = s3
+        let outcome = aws
+            .s3(&bundle.plan.region)
             .delete_bundle(&bundle.plan.bucket, &bundle.plan.objects)
             .await;
         if outcome.failed.is_empty() {
@@ -876,7 +975,7 @@ impl Render for CleanupOutput {
                     table.add_row(vec![
                         style.cell(&staged.image_id, None),
                         style.cell(format!("{:?}", staged.action).to_lowercase(), None),
-                        style.cell(format!("{:?}", staged.status).to_lowercase(), None),
+                        super::retire::status_cell(style, staged.status, self.dry_run),
                         style.cell(staged.error.as_deref().unwrap_or(""), None),
                     ]);
                 }
@@ -893,7 +992,7 @@ impl Render for CleanupOutput {
                         ),
                         style.cell(bundle.plan.objects.len(), None),
                         style.cell(bundle.plan.bytes, None),
-                        style.cell(format!("{:?}", bundle.status).to_lowercase(), None),
+                        super::retire::status_cell(style, bundle.status, self.dry_run),
                         style.cell(
                             match &bundle.error {
                                 Some(error) => format!("{}: {error}", bundle.plan.reason),
@@ -913,7 +1012,7 @@ impl Render for CleanupOutput {
                         style.cell(&orphan.plan.snapshot_id, None),
                         style.cell(&orphan.plan.image_id, None),
                         style.cell(format!("{} GiB", orphan.plan.size_gib), None),
-                        style.cell(format!("{:?}", orphan.status).to_lowercase(), None),
+                        super::retire::status_cell(style, orphan.status, self.dry_run),
                         style.cell(
                             match &orphan.error {
                                 Some(error) => format!("{}: {error}", orphan.plan.reason),

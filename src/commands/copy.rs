@@ -15,6 +15,7 @@ use crate::config::{Settings, validate_region};
 use crate::error::{Outcome, one_line, usage};
 use crate::output::{Render, TableStyle};
 
+use super::dry_run::{DryRunReport, OrDryRun};
 use super::new_image::should_wait;
 
 /// Each region is its own endpoint and quota: copies start in parallel up to this bound.
@@ -71,7 +72,7 @@ async fn copy_in(
     args: &CopyArgs,
     source_region: String,
     kms: &KmsKeys,
-) -> Result<(CopyOutput, Outcome)> {
+) -> Result<(OrDryRun<CopyOutput>, Outcome)> {
     let source_ec2 = aws.ec2(&source_region);
     let source = source_ec2
         .describe_image(&args.image_id)
@@ -99,6 +100,60 @@ async fn copy_in(
     } else {
         source.tags.clone().into_iter().collect()
     };
+    let request_for = |region: &str| CopyRequest {
+        source_region: &source_region,
+        source_image_id: &args.image_id,
+        name: &name,
+        description: args.description.as_deref(),
+        encrypt: args.encrypt,
+        kms_key_id: kms.key_for(region),
+        copy_tags: !args.no_copy_tags,
+    };
+    if settings.dry_run {
+        let checks: Vec<(String, Result<CopyCheck>)> = stream::iter(targets)
+            .map(|region| {
+                let ec2 = aws.ec2(&region);
+                let request = request_for(&region);
+                async move {
+                    let check = match ec2.image_named(request.name).await {
+                        Ok(Some(image)) => Ok(CopyCheck::Reuse(image.image_id)),
+                        Ok(None) => ec2.check_copy_image(&request).await.map(CopyCheck::Copy),
+                        Err(err) => Err(err),
+                    };
+                    (region, check)
+                }
+            })
+            .buffer_unordered(REGION_CONCURRENCY)
+            .collect()
+            .await;
+        let mut report = DryRunReport::new();
+        let mut failed = false;
+        for (region, check) in checks {
+            match check {
+                Ok(CopyCheck::Copy(check)) => report.call(
+                    &region,
+                    "ec2:CopyImage",
+                    format!("{} from {source_region} as '{name}'", args.image_id),
+                    check,
+                ),
+                Ok(CopyCheck::Reuse(existing)) => report.notes.push(format!(
+                    "{region}: {existing} is already named '{name}'; it would be reused, not copied"
+                )),
+                Err(err) => {
+                    failed = true;
+                    report.notes.push(format!("{region}: {}", one_line(&err)));
+                }
+            }
+        }
+        report.calls.sort_by(|a, b| a.region.cmp(&b.region));
+        report.notes.sort();
+        let outcome = if failed {
+            Outcome::Failed
+        } else {
+            report.outcome()
+        };
+        return Ok((OrDryRun::DryRun(report), outcome));
+    }
     let wait = should_wait(&args.wait);
     let bars = settings.progress.then(MultiProgress::new);
 
@@ -115,15 +170,7 @@ async fn copy_in(
                 bar.enable_steady_tick(Duration::from_millis(120));
                 bar
             });
-            let request = CopyRequest {
-                source_region: &source_region,
-                source_image_id: &args.image_id,
-                name: &name,
-                description: args.description.as_deref(),
-                encrypt: args.encrypt,
-                kms_key_id: kms.key_for(&region),
-                copy_tags: !args.no_copy_tags,
-            };
+            let request = request_for(&region);
             let timeout = wait.then_some(args.wait.timeout);
             let tags = &tags;
             async move {
@@ -155,14 +202,21 @@ async fn copy_in(
         _ => Outcome::Partial,
     };
     Ok((
-        CopyOutput {
-            source_region,
+        OrDryRun::Real(CopyOutput {
+            source_region: source_region.clone(),
             source_image_id: args.image_id.clone(),
-            name,
+            name: name.clone(),
             copies,
-        },
+        }),
         outcome,
     ))
+}
+
+/// What a dry run found in a target region.
+enum CopyCheck {
+    Copy(crate::model::DryRunCheck),
+    /// An image of the name is there already.
+    Reuse(String),
 }
 
 /// Copies into one region (or reuses the copy already there), waits if asked, and puts back

@@ -8,6 +8,7 @@ use crate::config::Settings;
 use crate::error::{Outcome, usage};
 use crate::output::Printer;
 
+use super::dry_run::DryRunReport;
 use super::new_image::{finish, refuse_taken_name};
 
 pub async fn run(settings: &Settings, args: &CreateArgs) -> Result<Outcome> {
@@ -19,6 +20,27 @@ pub async fn run(settings: &Settings, args: &CreateArgs) -> Result<Outcome> {
     let aws = Aws::connect(settings).await?;
     let ec2 = aws.ec2(region);
     refuse_taken_name(&ec2, &args.name).await?;
+    if settings.dry_run {
+        let check = ec2
+            .check_create_image(
+                &args.instance_id,
+                &args.name,
+                args.description.as_deref(),
+                args.no_reboot,
+                &args.new_image.tags,
+            )
+            .await?;
+        let mut report = DryRunReport::new();
+        report.call(
+            region,
+            "ec2:CreateImage",
+            format!("'{}' from {}", args.name, args.instance_id),
+            check,
+        );
+        report.new_image_follow_ups(region, &args.new_image);
+        Printer::new(settings).emit(&report)?;
+        return Ok(report.outcome());
+    }
     let image_id = ec2
         .create_image(
             &args.instance_id,

@@ -4,6 +4,7 @@ pub mod cleanup;
 pub mod copy;
 pub mod create;
 pub mod deregister;
+mod dry_run;
 mod fleet;
 pub mod launch;
 pub mod list;

@@ -12,6 +12,7 @@ use crate::output::Printer;
 use crate::plan::ManifestRead;
 use crate::plan::manifest::split_location;
 
+use super::dry_run::DryRunReport;
 use super::new_image::{finish, refuse_taken_name};
 
 pub async fn run(settings: &Settings, args: &RegisterArgs) -> Result<Outcome> {
@@ -42,22 +43,15 @@ pub async fn run(settings: &Settings, args: &RegisterArgs) -> Result<Outcome> {
     let ec2 = aws.ec2(region);
     refuse_taken_name(&ec2, &args.name).await?;
 
-    let image_id = match (&args.root_snapshot, manifest) {
+    let source = match (&args.root_snapshot, manifest) {
         (_, Some((bucket, key, prefix))) => {
             check_bundle(&aws, region, &bucket, &key, &prefix).await?;
-            ec2.register_bundle(
-                &args.name,
-                &format!("{bucket}/{key}"),
-                args.description.as_deref(),
-                &args.architecture,
-                &args.new_image.tags,
-            )
-            .await?
+            Source::Bundle(format!("{bucket}/{key}"))
         }
         (Some(root), None) => {
             let mut devices = vec![(args.root_device_name.clone(), root.clone())];
             devices.extend(args.data_snapshot.iter().cloned());
-            ec2.register_ebs(&EbsRegistration {
+            Source::Ebs(EbsRegistration {
                 name: args.name.clone(),
                 description: args.description.clone(),
                 root_device_name: args.root_device_name.clone(),
@@ -70,13 +64,66 @@ pub async fn run(settings: &Settings, args: &RegisterArgs) -> Result<Outcome> {
                 volume_type: args.volume_type.clone(),
                 tags: args.new_image.tags.clone(),
             })
-            .await?
         }
         (None, None) => return Err(usage("give --root-snapshot or --manifest")),
+    };
+    let description = args.description.as_deref();
+    if settings.dry_run {
+        let (check, from) = match &source {
+            Source::Bundle(location) => (
+                ec2.check_register_bundle(
+                    &args.name,
+                    location,
+                    description,
+                    &args.architecture,
+                    &args.new_image.tags,
+                )
+                .await?,
+                format!("s3://{location}"),
+            ),
+            Source::Ebs(spec) => (
+                ec2.check_register_ebs(spec).await?,
+                spec.devices
+                    .iter()
+                    .map(|(device, snapshot)| format!("{device}={snapshot}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        let mut report = DryRunReport::new();
+        report.call(
+            region,
+            "ec2:RegisterImage",
+            format!("'{}' from {from}", args.name),
+            check,
+        );
+        report.new_image_follow_ups(region, &args.new_image);
+        Printer::new(settings).emit(&report)?;
+        return Ok(report.outcome());
+    }
+    let image_id = match &source {
+        Source::Bundle(location) => {
+            ec2.register_bundle(
+                &args.name,
+                location,
+                description,
+                &args.architecture,
+                &args.new_image.tags,
+            )
+            .await?
+        }
+        Source::Ebs(spec) => ec2.register_ebs(spec).await?,
     };
     let output = finish(settings, &ec2, &image_id, &args.new_image).await?;
     Printer::new(settings).emit(&output)?;
     Ok(Outcome::Success)
+}
+
+/// Where the image comes from.
+enum Source {
+    /// `bucket/key` of a checked bundle manifest.
+    Bundle(String),
+    Ebs(EbsRegistration),
 }
 
 /// The same reading the cleanup planner trusts: a bundle it could not delete safely is one it

@@ -1,10 +1,11 @@
 //! Retiring images, shared by `ami deregister` and `ami cleanup` (one deletion path): gather the
 //! region's facts, report the plan, and act in the order that never strands anything:
-//! terminate instances (if asked) → delete bundles → mark snapshots → deregister → delete snapshots.
+//! terminate instances (if asked) → mark snapshots → deregister → delete bundles → delete
+//! snapshots.
 //!
-//! A bundle is deleted before its image is deregistered, and a failure keeps the image, so a
-//! re-run still knows where the bundle is. Snapshots can only go after the image; they are tagged
-//! first, so a run killed in between is finished by the next one.
+//! Nothing an image needs goes before the image: a refused or failed deregistration leaves a
+//! whole image. Snapshots are tagged first, so a run killed after the deregistration is finished
+//! by the next one; the tag is removed again from an image that stays.
 
 use anyhow::{Result, anyhow};
 use comfy_table::Color;
@@ -13,7 +14,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::{BufRead, Write};
 
-use crate::aws::snapshots::Deleted;
+use crate::aws::snapshots::{Deleted, PENDING_CLEANUP_TAG};
 use crate::aws::{Aws, Ec2, S3};
 use crate::config::Settings;
 use crate::error::{Outcome, usage};
@@ -300,7 +301,7 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             .iter()
             .filter(|image| image.status == Status::Planned)
             .flat_map(|image| image.plan.users.iter())
-            .filter(|user| user.kind == "instance")
+            .filter(|user| user.terminable())
             .map(|user| user.id.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
@@ -311,7 +312,7 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
                 Err(err) => {
                     for image in report.images.iter_mut().filter(|image| {
                         image.status == Status::Planned
-                            && image.plan.users.iter().any(|user| user.kind == "instance")
+                            && image.plan.users.iter().any(|user| user.terminable())
                     }) {
                         image.fail(format!("instances not terminated, image kept: {err}"));
                     }
@@ -320,53 +321,10 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         }
     }
 
-    // 2. Bundles, before their images: a failure keeps the image, so a re-run can finish.
-    let mut emptied_buckets: BTreeSet<String> = BTreeSet::new();
-    for bundle in report.bundles.iter_mut() {
-        let image_planned = report.images.iter().any(|image| {
-            image.plan.image_id == bundle.plan.image_id && image.status == Status::Planned
-        });
-        if bundle.status != Status::Planned || !image_planned {
-            if bundle.status == Status::Planned {
-                bundle.status = Status::Skipped;
-                bundle.error = Some("its image was not deregistered".into());
-            }
-            continue;
-        }
-        if interrupt::requested() {
-            break;
-        }
-        let outcome = s3
-            .delete_bundle(&bundle.plan.bucket, &bundle.plan.objects)
-            .await;
-        if outcome.failed.is_empty() {
-            bundle.status = Status::Done;
-            emptied_buckets.insert(bundle.plan.bucket.clone());
-        } else {
-            bundle.status = Status::Failed;
-            bundle.error = Some(format!(
-                "{} of {} objects not deleted",
-                outcome.failed.len(),
-                bundle.plan.objects.len()
-            ));
-            bundle.failed_keys = outcome
-                .failed
-                .into_iter()
-                .map(|(key, error)| FailedKey { key, error })
-                .collect();
-            let image_id = bundle.plan.image_id.clone();
-            if let Some(image) = report
-                .images
-                .iter_mut()
-                .find(|i| i.plan.image_id == image_id)
-            {
-                image.fail("bundle not fully deleted; image kept so a re-run can finish".into());
-            }
-        }
-    }
-
-    // 3. Mark the snapshots that will need their own DeleteSnapshot after their image is gone,
-    //    so a run killed in between can find them.
+    // 2. Mark the snapshots that will need their own DeleteSnapshot after their image is gone,
+    //    so a run killed in between can find them. A mark whose image then stays is removed
+    //    again, so no later run finishes a retirement that did not happen.
+    let mut marked: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for image in report
         .images
         .iter()
@@ -388,24 +346,28 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         if interrupt::requested() {
             break;
         }
-        if let Err(err) = ec2
+        match ec2
             .mark_pending_cleanup(&image.plan.image_id, &to_mark)
             .await
         {
-            report.notes.push(format!(
+            Ok(()) => {
+                marked.insert(image.plan.image_id.clone(), to_mark);
+            }
+            Err(err) => report.notes.push(format!(
                 "could not tag the snapshots of {} for recovery ({err}); if this run is interrupted \
                  now, a re-run cannot finish them: delete them by hand",
                 image.plan.image_id
-            ));
+            )),
         }
     }
 
     // An image whose bundle or snapshot marks were not seen to before Ctrl-C stays as it is.
     if interrupt::requested() {
+        unmark_staying(ec2, report, &marked).await;
         return;
     }
 
-    // 4. Deregister: groups of images that share snapshots one image at a time (so the last
+    // 3. Deregister: groups of images that share snapshots one image at a time (so the last
     //    one's DeleteAssociatedSnapshots finds them free), the groups concurrently.
     let planned: Vec<(String, Vec<String>)> = report
         .images
@@ -452,7 +414,23 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
     // Images whose DeregisterImage answer was lost (a retry found them gone): what AWS did with
     // their snapshots is unknown, and is looked up below rather than guessed.
     let mut answer_lost: BTreeSet<String> = BTreeSet::new();
+    // A DeregisterImage that failed may still have done its work (the answer was lost on the
+    // way back): look, rather than report an image failed that is gone, with its snapshots.
+    let mut results_seen = Vec::new();
     for (index, result) in results {
+        let result = match result {
+            Err(err) => match ec2
+                .describe_image(&report.images[index].plan.image_id)
+                .await
+            {
+                Ok(None) => Ok(None),
+                _ => Err(err),
+            },
+            ok => ok,
+        };
+        results_seen.push((index, result));
+    }
+    for (index, result) in results_seen {
         let image = &mut report.images[index];
         match result {
             Ok(Some(snapshot_results)) => {
@@ -466,12 +444,13 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             }
             Ok(None) => {
                 image.status = Status::Done;
-                image.error = Some("already deregistered".into());
+                image.error = Some("already deregistered (the answer to our call was lost)".into());
                 answer_lost.insert(image.plan.image_id.clone());
             }
             Err(err) => image.fail(err.to_string()),
         }
     }
+    unmark_staying(ec2, report, &marked).await;
     let unknown_fate = snapshots_of_lost_answers(report, &answer_lost, &with_image);
     let still_there = if unknown_fate.is_empty() {
         Ok(BTreeSet::new())
@@ -480,6 +459,49 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             .await
             .map(|found| found.into_keys().collect::<BTreeSet<_>>())
     };
+
+    // 4. Bundles of the images that are gone now (AWS's own order for instance-store images:
+    //    deregister, then delete the bundle). A bundle whose image stays is never touched, so a
+    //    refused deregistration cannot leave an image without its bundle; a bundle left by a
+    //    failure or Ctrl-C is one no image uses, which `ami cleanup --orphan-bundles` sweeps.
+    let mut emptied_buckets: BTreeSet<String> = BTreeSet::new();
+    for bundle in report.bundles.iter_mut() {
+        let image_gone = report.images.iter().any(|image| {
+            image.plan.image_id == bundle.plan.image_id && image.status == Status::Done
+        });
+        if bundle.status != Status::Planned {
+            continue;
+        }
+        if !image_gone {
+            bundle.status = Status::Skipped;
+            bundle.error = Some("its image was not deregistered".into());
+            continue;
+        }
+        if interrupt::requested() {
+            break;
+        }
+        let outcome = s3
+            .delete_bundle(&bundle.plan.bucket, &bundle.plan.objects)
+            .await;
+        if outcome.failed.is_empty() {
+            bundle.status = Status::Done;
+            emptied_buckets.insert(bundle.plan.bucket.clone());
+        } else {
+            bundle.status = Status::Failed;
+            bundle.error = Some(format!(
+                "{} of {} objects not deleted; `ami cleanup --orphan-bundles s3://{}/{}` finishes it",
+                outcome.failed.len(),
+                bundle.plan.objects.len(),
+                bundle.plan.bucket,
+                bundle_prefix(&bundle.plan.manifest_key)
+            ));
+            bundle.failed_keys = outcome
+                .failed
+                .into_iter()
+                .map(|(key, error)| FailedKey { key, error })
+                .collect();
+        }
+    }
 
     // 5. Snapshots of images that are gone now.
     let gone: BTreeSet<String> = report
@@ -514,11 +536,9 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         }
         if unknown_fate.contains(id) {
             match &still_there {
-                Ok(existing) if existing.contains(id) => {
-                    snapshot.status = Status::Skipped;
-                    snapshot.error =
-                        Some("AWS kept it when deregistering: another image still uses it".into());
-                }
+                // Still there: delete it as planned; if an image the plan did not know of uses
+                // it, AWS refuses and the snapshot is reported failed, never "deleted".
+                Ok(existing) if existing.contains(id) => to_delete.push((index, id.clone())),
                 Ok(_) => {
                     snapshot.status = Status::Done;
                     snapshot.error = Some("deleted with its image".into());
@@ -532,14 +552,10 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             }
             continue;
         }
+        // Anything but success (skipped, client-error, internal-error, no entry) leaves the
+        // snapshot to its own DeleteSnapshot: it ends deleted, or failed with AWS's reason.
         match with_image.get(id).map(String::as_str) {
             Some("success") => snapshot.status = Status::Done,
-            // AWS knows of a user the plan did not: keep it rather than provoke InvalidSnapshot.InUse.
-            Some("skipped") if snapshot.plan.deleted_by == DeletedBy::DeregisterImage => {
-                snapshot.status = Status::Skipped;
-                snapshot.error =
-                    Some("AWS kept it when deregistering: another image still uses it".into());
-            }
             _ => to_delete.push((index, id.clone())),
         }
     }
@@ -576,6 +592,41 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
                     }
                 }
             }
+        }
+    }
+}
+
+/// The key prefix a manifest's parts live under (up to its last `/`).
+fn bundle_prefix(manifest_key: &str) -> &str {
+    match manifest_key.rfind('/') {
+        Some(index) => &manifest_key[..=index],
+        None => "",
+    }
+}
+
+/// Removes the pending-cleanup marks of images that were not deregistered (refused, failed,
+/// interrupted before their turn): their snapshots must not be finished by a later run.
+async fn unmark_staying(
+    ec2: &Ec2,
+    report: &mut RetireReport,
+    marked: &std::collections::BTreeMap<String, Vec<String>>,
+) {
+    let staying: Vec<(&String, &Vec<String>)> = marked
+        .iter()
+        .filter(|(image_id, _)| {
+            report
+                .images
+                .iter()
+                .any(|image| &image.plan.image_id == *image_id && image.status != Status::Done)
+        })
+        .collect();
+    for (image_id, snapshots) in staying {
+        if let Err(err) = ec2.unmark_pending_cleanup(image_id, snapshots).await {
+            report.notes.push(format!(
+                "{image_id} stays, but the {PENDING_CLEANUP_TAG} tag on {} could not be removed \
+                 ({err}): remove it by hand, or a later cleanup deletes them once the image goes",
+                snapshots.join(", ")
+            ));
         }
     }
 }
@@ -810,7 +861,7 @@ impl RetireReport {
     }
 }
 
-fn status_cell(style: &TableStyle, status: Status, dry_run: bool) -> comfy_table::Cell {
+pub(super) fn status_cell(style: &TableStyle, status: Status, dry_run: bool) -> comfy_table::Cell {
     let (text, color) = match status {
         Status::Planned if dry_run => ("would do", None),
         Status::Planned => ("planned", None),

@@ -14,6 +14,8 @@ use crate::error::{Outcome, one_line, usage};
 use crate::model::LaunchPermissions;
 use crate::output::{Render, TableStyle};
 
+use super::dry_run::{DryRunReport, OrDryRun, PlannedCall};
+
 const REGION_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Serialize)]
@@ -76,7 +78,7 @@ async fn share_in(
     region: &String,
     grantees: Grantees,
     action: &str,
-) -> Result<(ShareOutput, Outcome)> {
+) -> Result<(OrDryRun<ShareOutput>, Outcome)> {
     let ec2 = aws.ec2(region);
     let image = ec2
         .describe_image(&args.image_id)
@@ -132,11 +134,14 @@ async fn share_in(
                 .into(),
         );
     }
+    let changing = action != "show";
+    if changing && settings.dry_run {
+        return dry_run(&aws, args, &grantees, places, notes).await;
+    }
     if action == "grant" && args.public {
         confirm_public(settings, args, &places, &ec2).await?;
     }
 
-    let changing = action != "show";
     let results: Vec<RegionShare> = stream::iter(places)
         .map(|(region, image_id)| {
             let ec2 = aws.ec2(&region);
@@ -166,14 +171,103 @@ async fn share_in(
         _ => Outcome::Partial,
     };
     Ok((
-        ShareOutput {
+        OrDryRun::Real(ShareOutput {
             image_id: args.image_id.clone(),
             action: action.into(),
             regions,
             notes,
-        },
+        }),
         outcome,
     ))
+}
+
+/// The calls a grant or revoke would make in every place, with AWS's DryRun answer for each.
+async fn dry_run(
+    aws: &Aws,
+    args: &ShareArgs,
+    grantees: &Grantees,
+    places: Vec<(String, String)>,
+    notes: Vec<String>,
+) -> Result<(OrDryRun<ShareOutput>, Outcome)> {
+    let verb = if args.revoke { "remove" } else { "add" };
+    let mut who: Vec<String> = grantees.accounts.clone();
+    who.extend(grantees.organizations.iter().cloned());
+    who.extend(grantees.organizational_units.iter().cloned());
+    if grantees.public {
+        who.push("all".into());
+    }
+    let snapshot_grant = args.with_snapshots && (!grantees.accounts.is_empty() || grantees.public);
+    let checks: Vec<Result<Vec<PlannedCall>>> = stream::iter(places)
+        .map(|(region, image_id)| {
+            let ec2 = aws.ec2(&region);
+            let who = who.join(", ");
+            async move {
+                let mut calls = vec![PlannedCall {
+                    region: region.clone(),
+                    call: "ec2:ModifyImageAttribute".to_string(),
+                    target: format!("{image_id} launchPermission {verb} {who}"),
+                    aws: ec2
+                        .check_launch_permissions(&image_id, grantees, args.revoke)
+                        .await?,
+                }];
+                if snapshot_grant {
+                    let image = ec2
+                        .describe_image(&image_id)
+                        .await?
+                        .ok_or_else(|| anyhow!("{image_id} not found in {region}"))?;
+                    for snapshot in image
+                        .block_devices
+                        .iter()
+                        .filter_map(|d| d.snapshot_id.as_ref())
+                    {
+                        let check = ec2
+                            .check_create_volume_permission(
+                                snapshot,
+                                &grantees.accounts,
+                                grantees.public,
+                                args.revoke,
+                            )
+                            .await?;
+                        calls.push(PlannedCall {
+                            region: region.clone(),
+                            call: "ec2:ModifySnapshotAttribute".to_string(),
+                            target: format!("{snapshot} createVolumePermission {verb}"),
+                            aws: check,
+                        });
+                    }
+                }
+                Ok(calls)
+            }
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+    let mut report = DryRunReport::new();
+    report.notes = notes;
+    let mut failed = false;
+    for result in checks {
+        match result {
+            Ok(calls) => report.calls.extend(calls),
+            Err(err) => {
+                failed = true;
+                report.notes.push(one_line(&err));
+            }
+        }
+    }
+    report
+        .calls
+        .sort_by(|a, b| (&a.region, &a.call).cmp(&(&b.region, &b.call)));
+    if grantees.public && !args.revoke && !args.confirm_public {
+        report.notes.push(
+            "--public will also need --confirm-public (or a typed yes) when run for real".into(),
+        );
+    }
+    let outcome = if failed {
+        Outcome::Failed
+    } else {
+        report.outcome()
+    };
+    Ok((OrDryRun::DryRun(report), outcome))
 }
 
 /// The grantees named on the command line, every id and ARN checked first.

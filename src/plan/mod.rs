@@ -70,6 +70,16 @@ pub struct ImageUser {
     pub id: String,
     /// `running`, `version 3`, ...
     pub detail: Option<String>,
+    /// The account the user is in, when it is not the caller's (a consumer account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+impl ImageUser {
+    /// An instance of the caller's own account: the only kind `--terminate-instances` may end.
+    pub fn terminable(&self) -> bool {
+        self.kind == "instance" && self.account.is_none()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -343,7 +353,7 @@ fn image_plan(
     let users = inventory.users.get(target).cloned().unwrap_or_default();
     let blocking: Vec<&ImageUser> = users
         .iter()
-        .filter(|user| !(request.terminate_instances && user.kind == "instance"))
+        .filter(|user| !(request.terminate_instances && user.terminable()))
         .collect();
     if !blocking.is_empty() && !request.force {
         return blocked(

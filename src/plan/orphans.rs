@@ -93,6 +93,8 @@ pub fn orphans(snapshots: &[SnapshotFact], images: &[Image]) -> Vec<OrphanPlan> 
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrphanBundlePlan {
+    /// The bucket's region, where its objects are deleted.
+    pub region: String,
     pub bucket: String,
     pub manifest_key: String,
     /// Keys to delete: the parts, then the manifest.
@@ -104,10 +106,18 @@ pub struct OrphanBundlePlan {
 
 /// Bundles whose manifest no registered image uses. `unused`: those manifests; `used`: the
 /// manifests images do use in the same buckets, so that a part two bundles share stays.
-pub fn orphan_bundles(unused: &[BundleFacts], used: &[BundleFacts]) -> Vec<OrphanBundlePlan> {
+/// `unreadable`: regions whose images could not be read; an image there may use any bundle, so
+/// every bundle is kept.
+pub fn orphan_bundles(
+    region: &str,
+    unused: &[BundleFacts],
+    used: &[BundleFacts],
+    unreadable: &[String],
+) -> Vec<OrphanBundlePlan> {
     let mut plans = Vec::new();
     for facts in unused {
         let mut plan = OrphanBundlePlan {
+            region: region.to_string(),
             bucket: facts.bucket.clone(),
             manifest_key: facts.manifest_key.clone(),
             objects: Vec::new(),
@@ -115,6 +125,14 @@ pub fn orphan_bundles(unused: &[BundleFacts], used: &[BundleFacts]) -> Vec<Orpha
             action: ItemAction::Keep,
             reason: String::new(),
         };
+        if !unreadable.is_empty() {
+            plan.reason = format!(
+                "the images of {} could not be read: cannot tell whether one uses it",
+                unreadable.join(", ")
+            );
+            plans.push(plan);
+            continue;
+        }
         let manifest = match &facts.manifest {
             ManifestRead::Parsed(manifest) => manifest,
             ManifestRead::Missing => {
@@ -319,12 +337,26 @@ mod tests {
             ..facts("bad/", "c.manifest.xml", &[], &["bad/c.manifest.xml"])
         };
         let used = facts("web/", "live.manifest.xml", &["p.1"], &[]);
-        let plans = orphan_bundles(&[lonely, sharing, hostile], &[used]);
+        let plans = orphan_bundles("us-east-1", &[lonely, sharing, hostile], &[used], &[]);
         assert_eq!(plans[0].action, ItemAction::Delete);
         assert_eq!(plans[0].objects, ["old/a.part.0", "old/a.manifest.xml"]);
         assert_eq!(plans[1].action, ItemAction::Keep);
         assert!(plans[1].reason.contains("part web/p.1 is also listed"));
         assert_eq!(plans[2].action, ItemAction::Keep);
         assert!(plans[2].reason.contains("../x"));
+    }
+
+    #[test]
+    fn an_unreadable_region_keeps_every_bundle() {
+        let lonely = facts(
+            "old/",
+            "a.manifest.xml",
+            &["a.part.0"],
+            &["old/a.manifest.xml", "old/a.part.0"],
+        );
+        let plans = orphan_bundles("us-east-1", &[lonely], &[], &["eu-west-1".to_string()]);
+        assert_eq!(plans[0].action, ItemAction::Keep);
+        assert!(plans[0].reason.contains("eu-west-1"), "{}", plans[0].reason);
+        assert!(plans[0].objects.is_empty());
     }
 }

@@ -148,6 +148,7 @@ fn build(estate: &Estate) -> Inventory {
                     kind: "instance".into(),
                     id: format!("i-{n:04}"),
                     detail: Some("running".into()),
+                    account: None,
                 }],
             );
         }
@@ -336,13 +337,15 @@ proptest! {
             let index = decision.image_id[4..].parse::<usize>().unwrap();
             let spec = &estate.images[index];
             prop_assert!(!spec.in_use && !spec.keep_tag && !spec.protected, "{:?}", decision);
-            // Not one of the newest `keep` of its family (same age: the higher id ranks first).
+            // Not one of the newest `keep` retirable images of its family (same age: the higher
+            // id ranks first); pinned images (in use, keep tag, protected) take no keep slot.
             let newer = estate
                 .images
                 .iter()
                 .enumerate()
                 .filter(|(n, other)| {
                     other.family == spec.family
+                        && !(other.in_use || other.keep_tag || other.protected)
                         && (other.age_days < spec.age_days
                             || (other.age_days == spec.age_days && *n > index))
                 })

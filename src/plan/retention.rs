@@ -129,11 +129,20 @@ pub fn select(
                 .cmp(&key(a))
                 .then_with(|| b.image_id.cmp(&a.image_id))
         });
-        for (rank, image) in members.into_iter().enumerate() {
-            let verdict = judge(image, rank, users, account_id, retention, now);
-            let (verdict, reason) = match verdict {
-                Ok(reason) => (Verdict::Retire, reason),
-                Err(reason) => (Verdict::Keep, reason),
+        // Images that are never retired do not count towards --keep: `--keep 2` with the newest
+        // image in use still keeps two others (the rollback image).
+        let mut rank = 0;
+        for image in members {
+            let (verdict, reason) = match never_retired(image, users, account_id, retention, now) {
+                Some(reason) => (Verdict::Keep, reason),
+                None => {
+                    let verdict = judge(image, rank, retention, now);
+                    rank += 1;
+                    match verdict {
+                        Ok(reason) => (Verdict::Retire, reason),
+                        Err(reason) => (Verdict::Keep, reason),
+                    }
+                }
             };
             decisions.push(decision(image, Some(family.clone()), verdict, reason));
         }
@@ -153,34 +162,42 @@ fn decision(image: &Image, family: Option<String>, verdict: Verdict, reason: Str
     }
 }
 
-/// Ok(why it goes) or Err(why it stays). The never-retire rules come first.
-fn judge(
+/// Why an image is never retired, whatever the rules: another owner, the keep tag, in use,
+/// public, protected.
+fn never_retired(
     image: &Image,
-    rank: usize,
     users: &BTreeMap<String, Vec<ImageUser>>,
     account_id: &str,
     retention: &Retention,
     now: DateTime<Utc>,
-) -> Result<String, String> {
+) -> Option<String> {
     if image.owner_id.as_deref() != Some(account_id) {
-        return Err(format!(
+        return Some(format!(
             "owned by {}, not this account",
             image.owner_id.as_deref().unwrap_or("an unknown account")
         ));
     }
     let (keep_key, keep_value) = &retention.keep_tag;
     if image.tags.get(keep_key) == Some(keep_value) {
-        return Err(format!("tagged {keep_key}={keep_value}"));
+        return Some(format!("tagged {keep_key}={keep_value}"));
     }
     if let Some(image_users) = users.get(&image.image_id).filter(|u| !u.is_empty()) {
-        return Err(format!("in use by {}", describe_users(image_users)));
+        return Some(format!("in use by {}", describe_users(image_users)));
     }
     if image.public && !retention.include_public {
-        return Err("public (--include-public to retire public images)".into());
+        return Some("public (--include-public to retire public images)".into());
     }
-    if let Some(reason) = protection_block(image.deregistration_protection.as_deref(), now) {
-        return Err(reason);
-    }
+    protection_block(image.deregistration_protection.as_deref(), now)
+}
+
+/// Ok(why it goes) or Err(why it stays), for an image no never-retire rule keeps; `rank` counts
+/// only such images, newest first.
+fn judge(
+    image: &Image,
+    rank: usize,
+    retention: &Retention,
+    now: DateTime<Utc>,
+) -> Result<String, String> {
     let mut why = Vec::new();
     if let Some(keep) = retention.keep {
         if rank < keep {
@@ -343,6 +360,7 @@ mod tests {
                 kind: "launch_template".into(),
                 id: "lt-1".into(),
                 detail: Some("version 1".into()),
+                account: None,
             }],
         );
         let decisions = select(&images, &users, "111122223333", &keep(1), now());
@@ -368,6 +386,49 @@ mod tests {
             reason("ami-used"),
             "in use by launch template lt-1 (version 1)"
         );
+    }
+
+    #[test]
+    fn pinned_images_newer_than_the_candidates_take_no_keep_slot() {
+        for pin in ["in use", "tag", "public", "protected", "foreign"] {
+            let mut newest = image("ami-pin", "web-9", 1);
+            let mut users = BTreeMap::new();
+            match pin {
+                "in use" => {
+                    users.insert(
+                        "ami-pin".to_string(),
+                        vec![ImageUser {
+                            kind: "instance".into(),
+                            id: "i-1".into(),
+                            detail: None,
+                            account: None,
+                        }],
+                    );
+                }
+                "tag" => {
+                    newest.tags.insert("retain".into(), "true".into());
+                }
+                "public" => newest.public = true,
+                "protected" => {
+                    newest.deregistration_protection = Some("enabled-without-cooldown".into())
+                }
+                _ => newest.owner_id = Some("999988887777".into()),
+            }
+            let images = vec![
+                image("ami-a", "web-1", 30),
+                image("ami-b", "web-2", 20),
+                image("ami-c", "web-3", 25),
+                newest,
+            ];
+            let decisions = select(&images, &users, "111122223333", &keep(2), now());
+            let v = verdicts(&decisions);
+            assert_eq!(v["ami-pin"], Verdict::Keep, "{pin}");
+            assert_eq!(v["ami-b"], Verdict::Keep, "{pin}: newest retirable");
+            assert_eq!(v["ami-c"], Verdict::Keep, "{pin}: second newest retirable");
+            assert_eq!(v["ami-a"], Verdict::Retire, "{pin}: third");
+            let c = decisions.iter().find(|d| d.image_id == "ami-c").unwrap();
+            assert_eq!(c.reason, "one of the newest 2 of its family", "{pin}");
+        }
     }
 
     #[test]

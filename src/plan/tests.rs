@@ -275,11 +275,13 @@ fn images_in_use_are_blocked_unless_forced() {
                 kind: "instance".into(),
                 id: "i-1".into(),
                 detail: Some("running".into()),
+                account: None,
             },
             ImageUser {
                 kind: "launch_template".into(),
                 id: "lt-1".into(),
                 detail: Some("version 1".into()),
+                account: None,
             },
         ],
     );
@@ -506,6 +508,7 @@ fn instances_to_be_terminated_do_not_block_but_templates_do() {
         kind: "instance".into(),
         id: "i-1".into(),
         detail: Some("running".into()),
+        account: None,
     };
     inv.users.insert("ami-a".into(), vec![instance.clone()]);
     let mut req = request(&["ami-a"], true, false);
@@ -523,6 +526,7 @@ fn instances_to_be_terminated_do_not_block_but_templates_do() {
         kind: "launch_configuration".into(),
         id: "web-lc".into(),
         detail: None,
+        account: None,
     });
     let plan = run(&inv, &req);
     assert_eq!(plan.images[0].action, ImageAction::Blocked);
@@ -532,6 +536,27 @@ fn instances_to_be_terminated_do_not_block_but_templates_do() {
             .contains("launch configuration web-lc")
     );
     assert!(!plan.images[0].reason.contains("i-1"));
+}
+
+#[test]
+fn instances_in_another_account_are_never_terminated() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    inv.users.insert(
+        "ami-a".into(),
+        vec![ImageUser {
+            kind: "instance".into(),
+            id: "i-c".into(),
+            detail: Some("in account 222233334444, running".into()),
+            account: Some("222233334444".into()),
+        }],
+    );
+    let mut req = request(&["ami-a"], true, false);
+    req.terminate_instances = true;
+    let plan = run(&inv, &req);
+    assert_eq!(plan.images[0].action, ImageAction::Blocked);
+    assert!(plan.images[0].reason.contains("i-c"));
+    assert!(plan.images[0].reason.contains("222233334444"));
+    assert!(plan.snapshots.iter().all(|s| s.action == ItemAction::Keep));
 }
 
 #[test]

@@ -8,6 +8,10 @@ What a client of real AWS meets and must survive without losing track of what it
 - `drop`         the connection is closed before the call runs
 - `drop_after`   the call runs, then the connection is closed before the answer (a response lost on the network)
 - `latency`      the call is answered `latency_ms` late
+- `denied`       HTTP 403, before the call runs: EC2 `UnauthorizedOperation`, S3 and others `AccessDenied`
+                 (what an IAM policy without the action gets)
+- `not_offered`  HTTP 400 `InvalidAction`, before the call runs (what an endpoint without the action
+                 answers: an older partition or region)
 
 `faults`: {"throttle": p, "error": p, "error_after": p, "drop": p, "drop_after": p, "latency": p,
            "latency_ms": 200, "actions": ["ec2:DeregisterImage", ...] | null (every call), "seed": n | null}
@@ -28,7 +32,7 @@ import uuid
 from collections import defaultdict
 from typing import Any, Callable
 
-KINDS = ("throttle", "error", "error_after", "drop", "drop_after", "latency")
+KINDS = ("throttle", "error", "error_after", "drop", "drop_after", "latency", "denied", "not_offered")
 READ_PREFIXES = ("Describe", "Get", "List")
 
 
@@ -101,8 +105,15 @@ THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "s3": "SlowDown"}
 
 
 def error_reply(start_response: Any, action: str, kind: str) -> list[bytes]:
-    service = action.partition(":")[0]
-    if kind == "throttle":
+    service, _, name = action.partition(":")
+    if kind == "denied":
+        status = "403 Forbidden"
+        code = "UnauthorizedOperation" if service == "ec2" else "AccessDenied"
+        body = error_body(service, code, f"You are not authorized to perform this operation. Action: {name}")
+    elif kind == "not_offered":
+        status = "400 Bad Request"
+        body = error_body(service, "InvalidAction", f"The action {name} is not valid for this web service.")
+    elif kind == "throttle":
         status = "503 Service Unavailable"
         body = error_body(service, THROTTLE_CODES.get(service, "Throttling"), "Request limit exceeded.")
     else:
@@ -185,7 +196,7 @@ class Faults:
         kind = self._decide(account, action)
         if kind is None:
             return inner(environ, start_response)
-        if kind in ("throttle", "error"):
+        if kind in ("throttle", "error", "denied", "not_offered"):
             return error_reply(start_response, action, kind)
         if kind == "drop":
             return drop_connection(environ, start_response)

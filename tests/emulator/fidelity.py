@@ -37,6 +37,17 @@ from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 # Per-account emulator settings, written by the admin routes. Keyed by account id.
 _lock = threading.Lock()
 _page_size_cap: dict[str, int] = {}
+# Scripted DeleteSnapshotResults return codes per account, {snapshot id: code}: DeregisterImage
+# reports that code for the snapshot and leaves it, as AWS does for a code other than success.
+_snapshot_results: dict[str, dict[str, str]] = {}
+
+
+def set_snapshot_results(account_id: str, results: dict[str, str] | None) -> None:
+    with _lock:
+        if results:
+            _snapshot_results[account_id] = dict(results)
+        else:
+            _snapshot_results.pop(account_id, None)
 
 
 def set_page_size_cap(account_id: str, size: int | None) -> None:
@@ -473,8 +484,11 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
     if delete_snapshots:
         # AWS: deletes the image's snapshots, skips those another image still uses.
         outcomes = []
+        scripted = _snapshot_results.get(backend.account_id, {})
         for snapshot_id in snapshot_ids:
-            if _image_using_snapshot(backend, snapshot_id) is not None:
+            if snapshot_id in scripted:
+                outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": scripted[snapshot_id]})
+            elif _image_using_snapshot(backend, snapshot_id) is not None:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
             elif backend.snapshots.pop(snapshot_id, None) is not None:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "success"})
@@ -621,6 +635,144 @@ def _response_describe_snapshots(self: ElasticBlockStore) -> ActionResult:
 
 
 # ---------------------------------------------------------------------------------------------
+# DescribeImageReferences (moto: not implemented). AWS (API reference, 2025-08): ImageId.N takes
+# 1-10 ids (else InvalidParameterValue); IncludeAllResourceTypes or ResourceTypes is required;
+# MaxResults 5-1000 with NextToken; only the caller's own resources are reported. Served here:
+# instances (option state-name; default every state but terminated), launch template versions
+# (option version-depth: the newest N versions; default all) and SSM parameters whose current
+# value is the image id. moto has no Image Builder, so recipes never reference anything here.
+# ---------------------------------------------------------------------------------------------
+_REFERENCE_TYPES = (
+    "ec2:Instance",
+    "ec2:LaunchTemplate",
+    "ssm:Parameter",
+    "imagebuilder:ImageRecipe",
+    "imagebuilder:ContainerRecipe",
+)
+_INSTANCE_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
+
+
+def _reference_options(self: AmisResponse) -> dict[str, dict[str, list[str]]]:
+    include_all = str(self._get_param("IncludeAllResourceTypes", False)).lower() == "true"
+    requested = self._get_param("ResourceTypes", []) or []
+    if not include_all and not requested:
+        raise _Error("MissingParameter", "Either IncludeAllResourceTypes or ResourceTypes must be specified.")
+    wanted: dict[str, dict[str, list[str]]] = {kind: {} for kind in _REFERENCE_TYPES} if include_all else {}
+    for request in requested:
+        kind = request.get("ResourceType")
+        if kind not in _REFERENCE_TYPES:
+            raise _Error("InvalidParameterValue", f"Invalid value '{kind}' for ResourceType.")
+        options = {}
+        for option in request.get("ResourceTypeOptions", []) or []:
+            name = option.get("OptionName")
+            if name not in ("state-name", "version-depth") or kind not in ("ec2:Instance", "ec2:LaunchTemplate"):
+                raise _Error("InvalidParameterValue", f"Invalid option '{name}' for resource type {kind}.")
+            options[name] = [str(v) for v in option.get("OptionValues", []) or []]
+        wanted[kind] = options
+    return wanted
+
+
+def _response_describe_image_references(self: AmisResponse) -> ActionResult:
+    from moto.ec2.exceptions import MalformedAMIIdError
+    from moto.ssm.models import ssm_backends
+
+    image_ids = self._get_param("ImageIds", []) or []
+    if not image_ids:
+        raise MissingParameterError("ImageId")
+    if len(image_ids) > 10:
+        raise _Error(
+            "InvalidParameterValue",
+            f"The parameter ImageId has {len(image_ids)} items; at most 10 are allowed.",
+        )
+    malformed = [i for i in image_ids if not re.fullmatch(r"ami-[0-9a-f]{8,17}", i)]
+    if malformed:
+        raise MalformedAMIIdError(malformed)
+    max_results = self._get_param("MaxResults")
+    if max_results is not None and not 5 <= int(max_results) <= 1000:
+        raise _Error("InvalidParameterValue", f"Value ({max_results}) for parameter maxResults is invalid. Expecting a value between 5 and 1000.")
+    wanted = _reference_options(self)
+    self.error_on_dryrun()
+
+    backend = self.ec2_backend
+    account, region = backend.account_id, backend.region_name
+    ids = set(image_ids)
+    references: list[dict[str, str]] = []
+    if "ec2:Instance" in wanted:
+        states = set(wanted["ec2:Instance"].get("state-name") or _INSTANCE_STATES)
+        for instance in backend.all_instances():
+            if instance.image_id in ids and instance.state in states:
+                references.append({
+                    "ImageId": instance.image_id,
+                    "ResourceType": "ec2:Instance",
+                    "Arn": f"arn:aws:ec2:{region}:{account}:instance/{instance.id}",
+                })
+    if "ec2:LaunchTemplate" in wanted:
+        depth = wanted["ec2:LaunchTemplate"].get("version-depth")
+        for template in list(backend.launch_templates.values()):
+            versions = list(template.versions)
+            if depth:
+                versions = versions[-int(depth[0]):]
+            used = sorted({v.image_id for v in versions if v.image_id in ids})
+            for image_id in used:
+                references.append({
+                    "ImageId": image_id,
+                    "ResourceType": "ec2:LaunchTemplate",
+                    "Arn": f"arn:aws:ec2:{region}:{account}:launch-template/{template.id}",
+                })
+    if "ssm:Parameter" in wanted and region in ssm_backends[account].keys():
+        parameters = dict.__getitem__(ssm_backends[account], region)._parameters
+        for name, versions in list(dict.items(parameters)):
+            if versions and versions[-1].value in ids:
+                references.append({
+                    "ImageId": versions[-1].value,
+                    "ResourceType": "ssm:Parameter",
+                    "Arn": f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}",
+                })
+    page, next_token = _page(self, references, key=lambda r: (r["ImageId"], r["ResourceType"], r["Arn"]))
+    result: dict[str, Any] = {"ImageReferences": page}
+    if next_token:
+        result["NextToken"] = next_token
+    return ActionResult(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# DescribeLaunchTemplateVersions `ResolveAlias` (moto: ignored). AWS: with ResolveAlias=true, a
+# version whose ImageId is `resolve:ssm:NAME` reports the AMI id the parameter holds (NAME may
+# carry `:version` or `:label`); without it, the alias as written.
+# ---------------------------------------------------------------------------------------------
+def _patch_resolve_alias() -> None:
+    import copy
+
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ssm.models import ssm_backends
+
+    original = LaunchTemplates.describe_launch_template_versions
+
+    def describe_launch_template_versions(self: Any) -> ActionResult:
+        answer = original(self)
+        if str(self._get_param("ResolveAlias", False)).lower() != "true":
+            return answer
+        backend = self.ec2_backend
+        ssm = ssm_backends[backend.account_id][backend.region_name]
+        versions = []
+        for version in answer.result["LaunchTemplateVersions"]:
+            image = (version.get("LaunchTemplateData") or {}).get("ImageId") or ""
+            if image.startswith("resolve:ssm:"):
+                try:
+                    parameter = ssm.get_parameter(image[len("resolve:ssm:"):])
+                except Exception:  # an unknown version or label: left unresolved
+                    parameter = None
+                if parameter is not None:
+                    version = dict(version)
+                    version["LaunchTemplateData"] = copy.deepcopy(version["LaunchTemplateData"])
+                    version["LaunchTemplateData"]["ImageId"] = parameter.value
+            versions.append(version)
+        return ActionResult({"LaunchTemplateVersions": versions})
+
+    LaunchTemplates.describe_launch_template_versions = describe_launch_template_versions
+
+
+# ---------------------------------------------------------------------------------------------
 # Admin helpers (used by server.py routes)
 # ---------------------------------------------------------------------------------------------
 def backdate(account_id: str, region: str, resource_id: str, when: datetime) -> None:
@@ -670,6 +822,7 @@ def apply() -> None:
     """Install every patch. Call once, before the server handles a request."""
     _patch_accounts()
     _patch_unimplemented_actions()
+    _patch_resolve_alias()
     TaggedEC2Resource.get_tags = _get_tags
     Ami.__init__ = _ami_init
     Ami.block_device_mappings = property(_ami_block_device_mappings)
@@ -681,6 +834,7 @@ def apply() -> None:
     AmisResponse.register_image = _response_register_image
     AmisResponse.describe_images = _response_describe_images
     AmisResponse.deregister_image = _response_deregister_image
+    AmisResponse.describe_image_references = _response_describe_image_references
     AmisResponse.enable_image_deprecation = _response_enable_image_deprecation
     AmisResponse.disable_image_deprecation = _response_disable_image_deprecation
     AmisResponse.enable_image_deregistration_protection = _response_enable_image_deregistration_protection

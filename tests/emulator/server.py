@@ -12,7 +12,8 @@ Admin routes (test tooling only; the `ami` binary never calls them):
   POST /_emulator/backdate   {"account", "region", "resource_id", "time": RFC 3339}
   POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null,
                               "faults": {...}|null, "throttle": {...}|null,
-                              "refuse_roles": ["NAME", ...]|null}
+                              "refuse_roles": ["NAME", ...]|null,
+                              "snapshot_results": {"snap-...": "skipped"}|null}
                              cap DescribeImages/Snapshots pages; add network latency per request;
                              inject faults; throttle mutating calls with a token bucket (see faults.py)
   GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
@@ -146,6 +147,10 @@ class EmulatorApp:
                 params = parse_qs(body.decode("utf-8", "replace"))
                 environ["emulator.params"] = params
                 action = params.get("Action", ["Unknown"])[0]
+                # A DryRun request only asks whether the call would be allowed; it changes
+                # nothing, and is counted apart so tests can tell it from the real call.
+                if params.get("DryRun", ["false"])[0].lower() == "true":
+                    action += "(DryRun)"
         self.counters.add(account, f"{service}:{action}")
         return account, f"{service}:{action}"
 
@@ -175,6 +180,8 @@ class EmulatorApp:
             elif path == "/_emulator/config":
                 if "page_size" in body:
                     fidelity.set_page_size_cap(body["account"], body["page_size"])
+                if "snapshot_results" in body:
+                    fidelity.set_snapshot_results(body["account"], body["snapshot_results"])
                 if "latency_ms" in body:
                     if body["latency_ms"]:
                         self.latency[body["account"]] = float(body["latency_ms"]) / 1000.0

@@ -1,0 +1,273 @@
+//! `--dry-run` on every verb: no call that changes the account, whatever the verb.
+//!
+//! The verbs are read from `ami --help`, so a verb added later fails here until it has a case
+//! (and honours --dry-run, or refuses it with exit 2 before any call).
+
+mod common;
+
+use common::{Account, REGION};
+
+/// Every subcommand `ami --help` lists (clap's own listing), `help` aside.
+fn verbs() -> Vec<String> {
+    let output = Account::new().ami().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout).into_owned();
+    let listing = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("a Commands: section in ami --help");
+    // A verb's line starts with two spaces; a wrapped description continues further in.
+    listing
+        .lines()
+        .filter(|line| line.starts_with("  ") && !line[2..].starts_with(' '))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|verb| *verb != "help")
+        .map(String::from)
+        .collect()
+}
+
+struct Estate {
+    instance: String,
+    image: String,
+    snapshot: String,
+    spare_snapshot: String,
+    plan_file: std::path::PathBuf,
+    consumer: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn estate(account: &Account) -> Estate {
+    let (image, snapshot) = account.image(REGION, "web-2026-01-01").await;
+    account.backdate(REGION, &image, "2026-01-01T00:00:00Z");
+    let (newer, _) = account.image(REGION, "web-2026-02-01").await;
+    account.backdate(REGION, &newer, "2026-02-01T00:00:00Z");
+    let spare_snapshot = account.snapshot(REGION, 8).await;
+    let instance = account
+        .ec2()
+        .run_instances()
+        .image_id(&newer)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let plan_file = dir.path().join("plan.json");
+    let output = account
+        .ami()
+        .args(["cleanup", "--keep", "1", "--plan-out"])
+        .arg(&plan_file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "plan-out: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Estate {
+        instance,
+        image,
+        snapshot,
+        spare_snapshot,
+        plan_file,
+        consumer: Account::new().id,
+        _dir: dir,
+    }
+}
+
+/// The arguments that would change something in the estate, without --dry-run.
+fn case(verb: &str, estate: &Estate) -> Vec<String> {
+    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    match verb {
+        "list" => owned(&["list"]),
+        "create" => owned(&[
+            "create",
+            "--instance-id",
+            &estate.instance,
+            "--name",
+            "web-new",
+            "--protect",
+            "--tag",
+            "team=web",
+        ]),
+        "register" => owned(&[
+            "register",
+            "--name",
+            "web-registered",
+            "--root-snapshot",
+            &estate.spare_snapshot,
+        ]),
+        "copy" => owned(&["copy", &estate.image, "--to-region", "eu-west-1", "--wait"]),
+        "share" => owned(&[
+            "share",
+            &estate.image,
+            "--account",
+            &estate.consumer,
+            "--with-snapshots",
+        ]),
+        "launch" => owned(&["launch", &estate.image, "--terminate-after"]),
+        "release" => owned(&[
+            "release",
+            "--instance-id",
+            &estate.instance,
+            "--name",
+            "web-release",
+            "--to-region",
+            "eu-west-1",
+            "--account",
+            &estate.consumer,
+        ]),
+        "deregister" => owned(&[
+            "deregister",
+            &estate.image,
+            "--cleanup",
+            "--terminate-instances",
+            "--force",
+        ]),
+        "cleanup" => owned(&["cleanup", "--keep", "0", "--orphans"]),
+        "apply" => vec!["apply".into(), estate.plan_file.display().to_string()],
+        "completions" => owned(&["completions", "bash"]),
+        "man" => owned(&["man"]),
+        other => panic!(
+            "no --dry-run case for `ami {other}`: add one here (and make the verb honour --dry-run \
+             or refuse it with exit 2 before any call)"
+        ),
+    }
+}
+
+#[tokio::test]
+async fn no_verb_changes_anything_with_dry_run() {
+    let account = Account::new();
+    let estate = estate(&account).await;
+    let images_before = account.image_ids().await;
+    let snapshots_before = account.snapshot_ids().await;
+    let verbs = verbs();
+    assert!(verbs.len() >= 12, "verbs from --help: {verbs:?}");
+    for verb in &verbs {
+        account.reset_requests();
+        let args = case(verb, &estate);
+        let output = account.ami().args(&args).arg("--dry-run").output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let code = output.status.code();
+        // Honoured (0) or refused before any call (2, and then nothing was asked at all).
+        assert!(
+            code == Some(0) || code == Some(2),
+            "ami {args:?} --dry-run exited {code:?}: {stderr}"
+        );
+        if code == Some(2) {
+            assert!(account.requests().is_empty(), "{verb} refused after calls");
+        } else {
+            assert!(!output.stdout.is_empty(), "{verb}: nothing printed");
+        }
+        assert!(
+            account.mutating_calls().is_empty(),
+            "ami {verb} --dry-run changed the account: {:?}",
+            account.mutating_calls()
+        );
+    }
+    assert_eq!(account.image_ids().await, images_before);
+    assert_eq!(account.snapshot_ids().await, snapshots_before);
+}
+
+/// The verbs that make or share images ask AWS's own DryRun check and print the calls.
+#[tokio::test]
+async fn create_register_copy_and_share_ask_aws_and_print_the_calls() {
+    let account = Account::new();
+    let estate = estate(&account).await;
+    let expected = [
+        ("create", "ec2:CreateImage"),
+        ("register", "ec2:RegisterImage"),
+        ("copy", "ec2:CopyImage"),
+        ("share", "ec2:ModifyImageAttribute"),
+    ];
+    for (verb, call) in expected {
+        account.reset_requests();
+        let output = account
+            .ami()
+            .args(case(verb, &estate))
+            .args(["--dry-run", "--output", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{verb}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report = common::json(&output);
+        assert_eq!(report["dry_run"], true, "{verb}: {report}");
+        let calls = report["calls"].as_array().unwrap();
+        let asked = calls.iter().find(|c| c["call"] == call).unwrap_or_else(|| {
+            panic!("{verb}: no {call} in {report}");
+        });
+        assert_eq!(asked["check"], "allowed", "{verb}: {report}");
+        let requests = account.requests();
+        assert_eq!(
+            requests.get(&format!("{call}(DryRun)")),
+            Some(&1),
+            "{verb}: {requests:?}"
+        );
+        assert!(account.mutating_calls().is_empty(), "{verb}: {requests:?}");
+    }
+    // share --with-snapshots checks the snapshot grant too; create lists what it cannot check yet.
+    let output = account
+        .ami()
+        .args(case("share", &estate))
+        .args(["--dry-run", "--output", "json"])
+        .output()
+        .unwrap();
+    let report = common::json(&output);
+    let snapshot_call = report["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["call"] == "ec2:ModifySnapshotAttribute")
+        .expect("snapshot grant checked");
+    assert!(
+        snapshot_call["target"]
+            .as_str()
+            .unwrap()
+            .contains(&estate.snapshot)
+    );
+    let output = account
+        .ami()
+        .args(case("create", &estate))
+        .args(["--dry-run", "--output", "json"])
+        .output()
+        .unwrap();
+    let report = common::json(&output);
+    assert!(report["calls"].as_array().unwrap().iter().any(|c| {
+        c["call"] == "ec2:EnableImageDeregistrationProtection" && c["check"] == "not_checked"
+    }));
+}
+
+/// A call AWS would refuse makes the dry run fail, naming it; still nothing changes.
+#[tokio::test]
+async fn a_denied_dry_run_check_fails_the_dry_run() {
+    let account = Account::new();
+    let estate = estate(&account).await;
+    account.configure(serde_json::json!({
+        "faults": {"denied": 1.0, "actions": ["ec2:CopyImage(DryRun)"]}
+    }));
+    account.reset_requests();
+    let output = account
+        .ami()
+        .args(case("copy", &estate))
+        .args(["--dry-run", "--output", "json"])
+        .output()
+        .unwrap();
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(output.status.code(), Some(1));
+    let report = common::json(&output);
+    assert_eq!(report["calls"][0]["check"], "denied", "{report}");
+    assert!(
+        report["calls"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("UnauthorizedOperation")
+    );
+    assert!(account.mutating_calls().is_empty());
+}
