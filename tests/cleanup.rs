@@ -774,3 +774,146 @@ async fn an_unreadable_region_keeps_every_bundle() {
         BTreeSet::from(["p/old.manifest.xml".to_string(), "p/old.0".to_string()])
     );
 }
+
+/// A keep tag put on an image after the review keeps it when the plan is applied.
+#[tokio::test]
+async fn a_keep_tag_added_after_the_review_keeps_the_image() {
+    let account = Account::new();
+    let mut images = Vec::new();
+    for day in 1..=3 {
+        let (image, _) = account
+            .image(REGION, &format!("tagged-2026-04-0{day}"))
+            .await;
+        account.backdate(REGION, &image, &format!("2026-04-0{day}T00:00:00Z"));
+        images.push(image);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    let output = account
+        .ami()
+        .args(["cleanup", "--keep", "1", "--plan-out"])
+        .arg(&plan)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    account.tag(REGION, &images[0], "retain", "true").await;
+    let output = account
+        .ami()
+        .args(["apply", plan.to_str().unwrap(), "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    let result = json(&output);
+    assert_eq!(output.status.code(), Some(0), "{result:#}");
+    let decision = result["regions"][0]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["image_id"] == images[0].as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(decision["verdict"], "keep", "{result:#}");
+    assert!(
+        decision["reason"].as_str().unwrap().contains("retain=true"),
+        "{decision}"
+    );
+    assert_eq!(
+        account.image_ids().await,
+        BTreeSet::from([images[0].clone(), images[2].clone()])
+    );
+}
+
+/// -q leaves stderr to errors: no summary line, no "plan written" line.
+#[tokio::test]
+async fn quiet_means_only_errors_on_stderr() {
+    let account = Account::new();
+    let (image, _) = account.image(REGION, "quiet-2026-01-01").await;
+    account.backdate(REGION, &image, "2026-01-01T00:00:00Z");
+    account.image(REGION, "quiet-2026-02-01").await;
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("plan.json");
+    for args in [
+        vec!["cleanup", "--keep", "1", "--yes", "-q"],
+        vec![
+            "cleanup",
+            "--keep",
+            "1",
+            "-q",
+            "--plan-out",
+            plan.to_str().unwrap(),
+        ],
+    ] {
+        let output = account.ami().args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            "",
+            "{args:?} wrote to stderr"
+        );
+    }
+}
+
+/// Ctrl-C during the orphan sweep: the table says "not started" for what was never attempted.
+#[tokio::test]
+async fn an_interrupted_sweep_says_not_started() {
+    let account = Account::new();
+    let (base, _) = account.image(REGION, "sweep-base").await;
+    let ec2 = account.ec2();
+    let instance = ec2
+        .run_instances()
+        .image_id(&base)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_string();
+    for n in 0..12 {
+        let gone = ec2
+            .create_image()
+            .instance_id(&instance)
+            .name(format!("gone-{n}-{}", account.id))
+            .send()
+            .await
+            .unwrap()
+            .image_id()
+            .unwrap()
+            .to_string();
+        ec2.deregister_image().image_id(&gone).send().await.unwrap();
+    }
+    account.configure(serde_json::json!({"faults": {
+        "latency": 1.0, "latency_ms": 1500, "actions": ["ec2:DeleteSnapshot"]
+    }}));
+    account.reset_requests();
+    use std::os::unix::process::CommandExt;
+    let child = account
+        .ami_process()
+        .process_group(0)
+        .args(["cleanup", "--orphans", "--yes", "--color", "never"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !account.requests().contains_key("ec2:DeleteSnapshot") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    account.configure(serde_json::json!({"faults": null}));
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{table}");
+    assert!(table.contains("not started"), "{table}");
+    assert!(!table.contains("notstarted"), "{table}");
+}

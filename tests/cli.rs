@@ -540,3 +540,31 @@ fn version_names_the_git_revision() {
         None => assert!(version.contains("(unknown)"), "{version}"),
     }
 }
+
+/// `max_attempts = 3` in the profile means 3 (it used to be taken for "unset" and become 10).
+#[test]
+fn the_profile_max_attempts_is_honoured_even_when_it_is_three() {
+    let account = Account::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(&config, "[profile ops]\nmax_attempts = 3\n").unwrap();
+    account.configure(serde_json::json!({
+        "faults": {"error": 1.0, "actions": ["ec2:DescribeImages"]}
+    }));
+    let output = account
+        .ami()
+        .env_remove("AWS_MAX_ATTEMPTS")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_PROFILE", "ops")
+        .args(["list", "--no-shares"])
+        .output()
+        .unwrap();
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        account.requests().get("ec2:DescribeImages"),
+        Some(&3),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -1104,3 +1104,75 @@ async fn a_refused_deregistration_keeps_the_bundle() {
     assert_eq!(report.bundles[0].status, "done");
     assert!(object_keys(&account, &bucket).await.is_empty());
 }
+
+/// The prompt can wait for minutes: what changed meanwhile (an instance launched from the image)
+/// is seen before the first change, and the image stays.
+#[tokio::test]
+async fn a_change_while_the_prompt_waits_is_seen_before_acting() {
+    use std::io::{Read, Write};
+    let account = Account::new();
+    let (image, snapshot) = account.image(REGION, "prompted").await;
+    // `script` gives ami a terminal to ask on; we answer through its stdin.
+    let ami = account.ami_process();
+    // script's terminal has no size: give it one, as a real terminal has.
+    let line = format!(
+        "stty cols 250 rows 50; exec {} deregister {image} --cleanup --no-progress --color never",
+        ami.get_program().to_string_lossy()
+    );
+    let mut command = std::process::Command::new("script");
+    command.env_clear();
+    for (key, value) in ami.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    let mut child = command
+        .args(["-qfec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run ami under script(1)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0
+                || sender
+                    .send(String::from_utf8_lossy(&buffer[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !seen.contains("Proceed?") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match receiver.recv_timeout(left) {
+            Ok(chunk) => seen.push_str(&chunk),
+            Err(_) => panic!("no prompt within 60 s: {seen}"),
+        }
+    }
+    assert!(seen.contains("requested"), "{seen}");
+    account
+        .ec2()
+        .run_instances()
+        .image_id(&image)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
+    let status = child.wait().unwrap();
+    while let Ok(chunk) = receiver.recv_timeout(std::time::Duration::from_secs(5)) {
+        seen.push_str(&chunk);
+    }
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(seen.contains("in use by instance"), "{seen}");
+    assert!(account.image_ids().await.contains(&image));
+    assert!(account.snapshot_ids().await.contains(&snapshot));
+}

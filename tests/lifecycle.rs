@@ -1105,3 +1105,125 @@ async fn ctrl_c_stops_a_release_says_where_and_a_rerun_finishes() {
     );
     assert_eq!(named(&owner, "eu-west-1", "web-interrupted").await.len(), 1);
 }
+
+/// Ctrl-C while RunInstances is under way: the call finishes, and the smoke test's instance,
+/// tagged from its first moment, is terminated rather than stranded.
+#[tokio::test]
+async fn ctrl_c_during_the_launch_call_strands_no_instance() {
+    let account = Account::new();
+    let (image, _) = account.image(REGION, "interrupted-launch").await;
+    account.configure(serde_json::json!({"faults": {
+        "latency": 1.0, "latency_ms": 2000, "actions": ["ec2:RunInstances"]
+    }}));
+    account.reset_requests();
+    use std::os::unix::process::CommandExt;
+    let child = account
+        .ami_process()
+        .process_group(0)
+        .args(["launch", &image, "--terminate-after", "--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    // The emulator counts the call as it arrives, before the slow answer.
+    while !account.requests().contains_key("ec2:RunInstances") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = child.wait_with_output().unwrap();
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = json(&output);
+    assert_eq!(out["terminated"], true, "{out}");
+    let live: Vec<String> = account
+        .ec2()
+        .describe_instances()
+        .send()
+        .await
+        .unwrap()
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| {
+            i.state()
+                .and_then(|s| s.name())
+                .is_some_and(|n| n.as_str() != "terminated")
+        })
+        .filter_map(|i| i.instance_id().map(String::from))
+        .collect();
+    assert!(live.is_empty(), "stranded: {live:?}");
+}
+
+/// A re-run of a release terminates every test instance an interrupted run left, past the first
+/// page of DescribeInstances (100 reservations).
+#[tokio::test]
+async fn a_release_rerun_terminates_every_leftover_test_instance() {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    let account = Account::new();
+    let source = instance(&account).await;
+    let (image, _) = account.image(REGION, "web-leftovers").await;
+    let tag = TagSpecification::builder()
+        .resource_type(ResourceType::Instance)
+        .tags(
+            Tag::builder()
+                .key("ami:release-test-of")
+                .value(&image)
+                .build(),
+        )
+        .build();
+    let mut leftovers = Vec::new();
+    for _ in 0..101 {
+        let launched = account
+            .ec2()
+            .run_instances()
+            .image_id(&image)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tag.clone())
+            .send()
+            .await
+            .unwrap();
+        leftovers.push(launched.instances()[0].instance_id().unwrap().to_string());
+    }
+    let output = account
+        .ami()
+        .args([
+            "release",
+            "--instance-id",
+            &source,
+            "--name",
+            "web-leftovers",
+        ])
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut live = Vec::new();
+    for id in &leftovers {
+        let (state, _) = instance_state(&account, id).await;
+        if state != "terminated" && state != "shutting-down" {
+            live.push(id.clone());
+        }
+    }
+    assert!(
+        live.is_empty(),
+        "{} leftovers still live: {live:?}",
+        live.len()
+    );
+}

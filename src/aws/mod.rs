@@ -149,10 +149,11 @@ async fn retry_config(settings: &Settings) -> RetryConfig {
         provider = provider.profile_name(profile);
     }
     let resolved = provider.retry_config().await;
-    // The provider answers the SDK's default (3) when nothing is configured; a profile that says
-    // exactly 3 is indistinguishable from that and gets ours.
+    // The provider answers the SDK's default (3) when nothing is configured, so ask the profile
+    // itself whether it sets max_attempts: a profile that says 3 means 3.
     let configured = env_non_empty("AWS_MAX_ATTEMPTS").is_some()
-        || resolved.max_attempts() != RetryConfig::standard().max_attempts();
+        || resolved.max_attempts() != RetryConfig::standard().max_attempts()
+        || profile_sets_max_attempts(settings.profile.as_deref()).await;
     let max_attempts = settings.max_attempts.unwrap_or(if configured {
         resolved.max_attempts()
     } else {
@@ -164,6 +165,18 @@ async fn retry_config(settings: &Settings) -> RetryConfig {
         RetryConfig::adaptive()
     };
     base.with_max_attempts(max_attempts)
+}
+
+/// Whether the selected profile of the AWS config files sets `max_attempts`.
+async fn profile_sets_max_attempts(profile: Option<&str>) -> bool {
+    let profiles = aws_config::profile::load(
+        &aws_types::os_shim_internal::Fs::real(),
+        &aws_types::os_shim_internal::Env::real(),
+        &aws_runtime::env_config::file::EnvConfigFiles::default(),
+        profile.map(|name| std::borrow::Cow::Owned(name.to_string())),
+    )
+    .await;
+    profiles.is_ok_and(|profiles| profiles.get("max_attempts").is_some())
 }
 
 async fn check_credentials(config: &SdkConfig, profile: Option<&str>) -> Result<()> {

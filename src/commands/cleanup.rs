@@ -145,7 +145,7 @@ async fn cleanup_in(
     let source = Source::Rules(rules);
     let output = plan_regions(settings, &aws, &regions, &source, planning_only).await;
     if let Some(path) = &args.plan_out {
-        let file = super::review::PlanFile::from_output(&output)?;
+        let file = super::review::PlanFile::from_output(&output, rules)?;
         file.write(path)?;
         if !settings.quiet {
             eprintln!(

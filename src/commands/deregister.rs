@@ -9,7 +9,7 @@ use crate::cli::DeregisterArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, usage};
 use crate::output::{Printer, spinner};
-use crate::plan::{self, Request};
+use crate::plan::{self, Inventory, Request, Reviewed};
 
 use super::retire::{
     ExecuteOptions, RetireReport, complete_inventory, confirm, execute, load_region,
@@ -31,17 +31,7 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
     let aws = Aws::connect(settings)
         .await?
         .with_consumers(args.role_name.clone(), args.ignore_consumers);
-    let progress = spinner(settings, format!("planning in {region}"));
-    let gathered = match load_region(&aws, &region).await {
-        Ok(facts) => {
-            complete_inventory(&aws, &region, facts, &image_ids, None, Default::default()).await
-        }
-        Err(err) => Err(err),
-    };
-    if let Some(bar) = &progress {
-        bar.finish_and_clear();
-    }
-    let (inventory, notes) = gathered?;
+    let (inventory, notes) = gather(settings, &aws, &region, &image_ids).await?;
     let request = Request {
         targets: image_ids,
         cleanup: args.cleanup,
@@ -51,7 +41,8 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
         reviewed: None,
     };
     let plan = plan::plan(&inventory, &request);
-    let mut report = RetireReport::new(&region, settings.dry_run, args.cleanup, plan, notes);
+    let mut report =
+        RetireReport::new(&region, settings.dry_run, args.cleanup, plan.clone(), notes);
     let printer = Printer::new(settings);
 
     if settings.dry_run || !report.has_work() {
@@ -60,6 +51,20 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
     }
     if !settings.yes {
         confirm(settings, &printer, &report)?;
+        // The answer may have taken minutes: look at the account again just before the first
+        // change, and do no more than the plan that was confirmed.
+        let (inventory, notes) = gather(settings, &aws, &region, &request.targets).await?;
+        let again = Request {
+            reviewed: Some(Reviewed::of(&plan)),
+            now: Utc::now(),
+            ..request.clone()
+        };
+        let fresh = plan::within(plan::plan(&inventory, &again), &plan);
+        report = RetireReport::new(&region, false, args.cleanup, fresh, notes);
+        if !report.has_work() {
+            printer.emit(&report)?;
+            return Ok(report.outcome());
+        }
     }
     let progress = spinner(settings, format!("deregistering in {region}"));
     let options = ExecuteOptions {
@@ -73,4 +78,24 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
     report.tally_left_behind();
     printer.emit(&report)?;
     Ok(report.outcome())
+}
+
+/// The region's facts and everything the planner needs for these images.
+async fn gather(
+    settings: &Settings,
+    aws: &Aws,
+    region: &str,
+    image_ids: &[String],
+) -> Result<(Inventory, Vec<String>)> {
+    let progress = spinner(settings, format!("planning in {region}"));
+    let gathered = match load_region(aws, region).await {
+        Ok(facts) => {
+            complete_inventory(aws, region, facts, image_ids, None, Default::default()).await
+        }
+        Err(err) => Err(err),
+    };
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+    gathered
 }

@@ -88,6 +88,9 @@ pub fn refuse_unlaunchable(image: &Image) -> Result<()> {
     )))
 }
 
+/// The tag every instance `ami launch` starts carries, with a value unique to the run.
+const LAUNCH_TAG: &str = "ami:launch";
+
 pub async fn run(settings: &Settings, args: &LaunchArgs) -> Result<Outcome> {
     crate::ids::image_id(&args.image_id)?;
     let [region] = settings.regions.as_slice() else {
@@ -129,22 +132,47 @@ pub async fn run(settings: &Settings, args: &LaunchArgs) -> Result<Outcome> {
         check: None,
         terminated: false,
     };
-    let instances = ec2.run_instances(&request).await?;
     if settings.dry_run {
+        ec2.run_instances(&request).await?;
         Printer::new(settings).emit(&output)?;
         return Ok(Outcome::Success);
     }
-    output.instances = instances;
+    // Every instance carries this run's tag from its first moment (TagSpecifications), and
+    // Ctrl-C is watched from before the call: an instance launched by a call whose answer was
+    // lost, or interrupted, is still found and reported (and terminated by a smoke test).
+    let token = format!(
+        "{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_micros()
+    );
+    request.tags.push((LAUNCH_TAG.to_string(), token.clone()));
+    crate::interrupt::watch();
+    output.instances = match ec2.run_instances(&request).await {
+        Ok(instances) => instances,
+        Err(err) => match ec2.live_instances_tagged(LAUNCH_TAG, &token).await {
+            Ok(found) if !found.is_empty() => found,
+            _ => return Err(err),
+        },
+    };
     let ids: Vec<String> = output
         .instances
         .iter()
         .map(|i| i.instance_id.clone())
         .collect();
     let mut outcome = Outcome::Success;
+    if crate::interrupt::requested() {
+        // Ctrl-C during the launch: a smoke test's instances go; others are reported.
+        if args.terminate_after {
+            let bar = spinner(settings, format!("{} terminating", ids.join(", ")));
+            output.instances = terminate(&ec2, &ids, args.timeout, bar).await?;
+            output.terminated = true;
+        }
+        Printer::new(settings).emit(&output)?;
+        return Ok(Outcome::Failed);
+    }
     if args.terminate_after {
         // A smoke test never leaves an instance behind: not when it fails to start, not when
         // the check fails, not on Ctrl-C (which stops the wait or the check, then terminates).
-        crate::interrupt::watch();
         let test = smoke_test(settings, &ec2, &image, &ids, args, &mut output);
         let passed = tokio::select! {
             passed = test => passed,
@@ -158,11 +186,17 @@ pub async fn run(settings: &Settings, args: &LaunchArgs) -> Result<Outcome> {
         output.terminated = true;
     } else if args.wait {
         let bar = spinner(settings, format!("{} starting", ids.join(", ")));
-        let waited = ec2.wait_running(&ids, args.timeout).await;
+        // Ctrl-C stops the wait; the instances are reported as they were launched (exit 130).
+        let waited = tokio::select! {
+            waited = ec2.wait_running(&ids, args.timeout) => Some(waited),
+            _ = crate::interrupt::wait() => None,
+        };
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        output.instances = waited?;
+        if let Some(waited) = waited {
+            output.instances = waited?;
+        }
     }
     Printer::new(settings).emit(&output)?;
     Ok(outcome)

@@ -15,6 +15,7 @@ use crate::plan::retention::{Decision, Verdict};
 use crate::plan::{ItemAction, Reviewed};
 
 use super::cleanup::CleanupOutput;
+use super::policy::Rule;
 
 const FORMAT: u32 = 1;
 
@@ -38,6 +39,14 @@ pub struct RegionReview {
     pub objects: Vec<ReviewedObject>,
     /// Orphaned snapshots the plan deletes.
     pub orphans: Vec<String>,
+    /// The keep tags (`KEY=VALUE`) of the rules that made the plan: an image tagged with one
+    /// since the review stays. Plans written before this field keep `retain=true`.
+    #[serde(default = "default_keep_tags")]
+    pub keep_tags: Vec<String>,
+}
+
+fn default_keep_tags() -> Vec<String> {
+    vec!["retain=true".into()]
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -59,7 +68,16 @@ pub struct ReviewedObject {
 }
 
 impl PlanFile {
-    pub fn from_output(output: &CleanupOutput) -> Result<PlanFile> {
+    pub fn from_output(output: &CleanupOutput, rules: &[Rule]) -> Result<PlanFile> {
+        let mut keep_tags: Vec<String> = rules
+            .iter()
+            .map(|rule| {
+                let (key, value) = &rule.retention.keep_tag;
+                format!("{key}={value}")
+            })
+            .collect();
+        keep_tags.sort();
+        keep_tags.dedup();
         let mut account_id = None;
         let mut regions = Vec::new();
         for region in &output.regions {
@@ -131,6 +149,7 @@ impl PlanFile {
                 snapshots,
                 objects,
                 orphans,
+                keep_tags: keep_tags.clone(),
             });
         }
         Ok(PlanFile {
@@ -190,7 +209,13 @@ impl RegionReview {
                         Verdict::Keep,
                         "changed since the plan was made (creation date differs)".to_string(),
                     ),
-                    Some(_) => (Verdict::Retire, "in the reviewed plan".to_string()),
+                    Some(image) => match self.keep_tag_on(image) {
+                        Some(tag) => (
+                            Verdict::Keep,
+                            format!("tagged {tag} since the plan was made"),
+                        ),
+                        None => (Verdict::Retire, "in the reviewed plan".to_string()),
+                    },
                 };
                 let decision = Decision {
                     rule: Some("reviewed plan".into()),
@@ -204,6 +229,18 @@ impl RegionReview {
                 (decision, reviewed.action)
             })
             .collect()
+    }
+
+    /// The first of the plan's keep tags the image carries now.
+    fn keep_tag_on(&self, image: &Image) -> Option<&str> {
+        self.keep_tags
+            .iter()
+            .find(|tag| {
+                tag.split_once('=').is_some_and(|(key, value)| {
+                    image.tags.get(key).map(String::as_str) == Some(value)
+                })
+            })
+            .map(String::as_str)
     }
 
     pub fn limits(&self) -> Reviewed {

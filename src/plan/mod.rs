@@ -179,6 +179,46 @@ pub struct BundlePlan {
     pub bytes: u64,
 }
 
+impl Reviewed {
+    /// What a plan deletes: its snapshots and bundle objects with the Delete action.
+    pub fn of(plan: &Plan) -> Reviewed {
+        Reviewed {
+            snapshots: plan
+                .snapshots
+                .iter()
+                .filter(|s| s.action == ItemAction::Delete)
+                .map(|s| s.snapshot_id.clone())
+                .collect(),
+            objects: plan
+                .bundles
+                .iter()
+                .filter(|b| b.action == ItemAction::Delete)
+                .flat_map(|b| b.objects.iter().map(|key| (b.bucket.clone(), key.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// A plan made again from fresh facts after the user confirmed `shown`: it does no more than
+/// `shown` did. An image `shown` did not deregister stays; the snapshots and objects it may
+/// delete were already limited by planning with `Reviewed::of(shown)`.
+pub fn within(mut fresh: Plan, shown: &Plan) -> Plan {
+    let approved: BTreeSet<&str> = shown
+        .images
+        .iter()
+        .filter(|image| image.action == ImageAction::Deregister)
+        .map(|image| image.image_id.as_str())
+        .collect();
+    for image in fresh.images.iter_mut() {
+        if image.action == ImageAction::Deregister && !approved.contains(image.image_id.as_str()) {
+            image.action = ImageAction::Blocked;
+            image.reason = "not deregistered in the plan you confirmed; run again to see it".into();
+            image.delete_associated_snapshots = false;
+        }
+    }
+    fresh
+}
+
 pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
     let owned: BTreeMap<&str, &Image> = inventory
         .images

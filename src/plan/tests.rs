@@ -560,6 +560,34 @@ fn instances_in_another_account_are_never_terminated() {
 }
 
 #[test]
+fn a_plan_made_again_after_the_prompt_does_no_more_than_the_confirmed_one() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"]), ebs("ami-b", &["snap-2"])]);
+    let template = ImageUser {
+        kind: "launch_template".into(),
+        id: "lt-1".into(),
+        detail: None,
+        account: None,
+    };
+    // Shown: ami-a blocked by a template, ami-b goes.
+    inv.users.insert("ami-a".into(), vec![template.clone()]);
+    let req = request(&["ami-a", "ami-b"], true, false);
+    let shown = run(&inv, &req);
+    assert_eq!(shown.images[0].action, ImageAction::Blocked);
+    // Meanwhile the template moved from ami-a to ami-b.
+    inv.users.remove("ami-a");
+    inv.users.insert("ami-b".into(), vec![template]);
+    let mut again = req.clone();
+    again.reviewed = Some(Reviewed::of(&shown));
+    let fresh = within(run(&inv, &again), &shown);
+    for image in &fresh.images {
+        assert_eq!(image.action, ImageAction::Blocked, "{image:?}");
+    }
+    assert!(fresh.images[0].reason.contains("plan you confirmed"));
+    assert!(fresh.images[1].reason.contains("lt-1"));
+    assert!(fresh.snapshots.iter().all(|s| s.action == ItemAction::Keep));
+}
+
+#[test]
 fn images_sharing_snapshots_form_one_sequential_group() {
     let images = vec![
         ("ami-a".to_string(), vec!["snap-1".to_string()]),
