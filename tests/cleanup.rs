@@ -917,3 +917,85 @@ async fn an_interrupted_sweep_says_not_started() {
     assert!(table.contains("not started"), "{table}");
     assert!(!table.contains("notstarted"), "{table}");
 }
+
+/// The rollback image: with the newest image pinned (retain tag, or in use), `--keep 2` still
+/// keeps the two newest others, with flags and in a policy rule alike.
+#[tokio::test]
+async fn a_pinned_newest_image_takes_no_keep_slot() {
+    for pin in ["tag", "instance"] {
+        let account = Account::new();
+        let mut images = Vec::new();
+        for day in 1..=4 {
+            let (image, _) = account.image(REGION, &format!("app-2026-01-0{day}")).await;
+            account.backdate(REGION, &image, &format!("2026-01-0{day}T00:00:00Z"));
+            images.push(image);
+        }
+        if pin == "tag" {
+            account.tag(REGION, &images[3], "retain", "true").await;
+        } else {
+            account
+                .ec2()
+                .run_instances()
+                .image_id(&images[3])
+                .min_count(1)
+                .max_count(1)
+                .send()
+                .await
+                .unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("keep.toml");
+        std::fs::write(&policy, "[[rule]]\nmatch_name = \"app-*\"\nkeep = 2\n").unwrap();
+        for args in [
+            vec!["--keep", "2", "--dry-run"],
+            vec!["--policy", policy.to_str().unwrap(), "--dry-run"],
+        ] {
+            let (code, plan) = cleanup(&account, &args);
+            assert_eq!(code, 0, "{plan:#}");
+            let retired: Vec<&str> = plan["regions"][0]["decisions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["verdict"] == "retire")
+                .map(|d| d["image_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(retired, [images[0].as_str()], "{pin} {args:?}: {plan:#}");
+        }
+    }
+}
+
+/// A pending-cleanup mark whose image still exists (a run killed before it deregistered) is
+/// removed by the next cleanup, so the snapshot survives the image going some other way later.
+#[tokio::test]
+async fn a_stale_cleanup_mark_is_removed_not_acted_on() {
+    let account = Account::new();
+    let (image, snapshot) = account.image(REGION, "stale-mark").await;
+    account
+        .tag(REGION, &snapshot, "ami:cleanup-pending-for", &image)
+        .await;
+    let (code, result) = cleanup(&account, &["--keep", "5", "--yes"]);
+    assert_eq!(code, 0, "{result:#}");
+    let tags = account
+        .ec2()
+        .describe_tags()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("resource-id")
+                .values(&snapshot)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tags().is_empty(), "{tags:?}");
+    account
+        .ec2()
+        .deregister_image()
+        .image_id(&image)
+        .send()
+        .await
+        .unwrap();
+    let (code, result) = cleanup(&account, &["--keep", "5", "--yes"]);
+    assert_eq!(code, 0, "{result:#}");
+    assert!(account.snapshot_ids().await.contains(&snapshot));
+}

@@ -340,6 +340,11 @@ async fn finish(
             bar.finish_and_clear();
         }
     }
+    if !planning_only {
+        for region in output.regions.iter_mut() {
+            remove_stale_marks(aws, region).await;
+        }
+    }
     if !planning_only && !settings.quiet {
         eprintln!("ami cleanup: {}", output.result_line());
     }
@@ -661,15 +666,16 @@ fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) ->
         .collect()
 }
 
-async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
-    interrupt::watch();
+/// Marks whose image still exists are removed, unless this run retires the image (its own
+/// retirement marks it again).
+async fn remove_stale_marks(aws: &Aws, region: &mut RegionCleanup) {
     for (image_id, snapshots) in std::mem::take(&mut region.stale_marks) {
-        // An image this run retires is marked again by its own retirement.
-        let retiring = region
-            .retire
-            .as_ref()
-            .is_some_and(|report| report.images.iter().any(|i| i.plan.image_id == image_id));
-        if retiring {
+        let retiring = region.retire.as_ref().is_some_and(|report| {
+            report.images.iter().any(|i| {
+                i.plan.image_id == image_id && i.plan.action == plan::ImageAction::Deregister
+            })
+        });
+        if retiring || interrupt::requested() {
             continue;
         }
         if let Err(err) = aws
@@ -680,6 +686,10 @@ async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
             tracing::warn!("could not remove a stale cleanup mark for {image_id}: {err}");
         }
     }
+}
+
+async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
+    interrupt::watch();
     if let Some(report) = region.retire.as_mut()
         && report.has_work()
     {
