@@ -999,3 +999,43 @@ async fn a_stale_cleanup_mark_is_removed_not_acted_on() {
     assert_eq!(code, 0, "{result:#}");
     assert!(account.snapshot_ids().await.contains(&snapshot));
 }
+
+/// The bucket's region cannot be found: no bundle is touched and the run says so (exit 3), while
+/// the region's shown retirements still happen.
+#[tokio::test]
+async fn an_unlocatable_bucket_sweeps_nothing_and_says_so() {
+    let account = Account::new();
+    let bucket = common::bucket_name(&account, "unlocatable");
+    account
+        .put_object(
+            &bucket,
+            "p/old.manifest.xml",
+            manifest(&["old.0"]).as_bytes(),
+        )
+        .await;
+    account.put_object(&bucket, "p/old.0", b"0").await;
+    let (old, _) = account.image(REGION, "loc-2026-01-01").await;
+    account.backdate(REGION, &old, "2026-01-01T00:00:00Z");
+    let (new, _) = account.image(REGION, "loc-2026-02-01").await;
+    account.backdate(REGION, &new, "2026-02-01T00:00:00Z");
+    account.configure(serde_json::json!({
+        "faults": {"denied": 1.0, "actions": ["s3:GetBucketLocation"]}
+    }));
+    let url = format!("s3://{bucket}/p/");
+    let (code, result) = cleanup(
+        &account,
+        &["--keep", "1", "--orphan-bundles", &url, "--yes"],
+    );
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 3, "{result:#}");
+    let problems = result["regions"][0]["problems"].as_array().unwrap();
+    assert!(
+        problems[0].as_str().unwrap().contains("not swept"),
+        "{result:#}"
+    );
+    assert_eq!(
+        object_keys(&account, &bucket).await,
+        BTreeSet::from(["p/old.manifest.xml".to_string(), "p/old.0".to_string()])
+    );
+    assert_eq!(account.image_ids().await, BTreeSet::from([new]));
+}

@@ -40,7 +40,8 @@ fn missing_region_is_an_actionable_usage_error() {
 /// as the European Sovereign Cloud's) goes to the endpoint, which answers for it.
 #[test]
 fn a_region_of_a_new_partition_is_not_refused() {
-    let output = Account::new()
+    let account = Account::new();
+    let output = account
         .ami()
         .args(["list", "--region", "eusc-de-east-1"])
         .output()
@@ -48,6 +49,10 @@ fn a_region_of_a_new_partition_is_not_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_ne!(output.status.code(), Some(2), "{stderr}");
     assert!(!stderr.contains("region '"), "{stderr}");
+    assert!(
+        account.requests().contains_key("ec2:DescribeImages"),
+        "the request never reached the endpoint: {stderr}"
+    );
 }
 
 #[test]

@@ -158,6 +158,10 @@ async fn no_verb_changes_anything_with_dry_run() {
             code == Some(0) || code == Some(2),
             "ami {args:?} --dry-run exited {code:?}: {stderr}"
         );
+        assert!(
+            !stderr.contains("--dry-run: refused"),
+            "ami {verb} --dry-run tried a changing call: {stderr}"
+        );
         if code == Some(2) {
             assert!(account.requests().is_empty(), "{verb} refused after calls");
         } else {

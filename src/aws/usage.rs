@@ -147,8 +147,6 @@ impl Ec2 {
                     .client
                     .describe_launch_template_versions()
                     .launch_template_id(&template_id)
-                    // `resolve:ssm:NAME` image ids come back as the AMI the parameter names.
-                    .resolve_alias(true)
                     .max_results(200)
                     .into_paginator()
                     .send();
@@ -157,10 +155,23 @@ impl Ec2 {
                         AwsError::from_sdk("DescribeLaunchTemplateVersions", &self.region, &err)
                     })?;
                     for version in page.launch_template_versions() {
-                        let image = version
+                        let number = version.version_number().unwrap_or_default();
+                        let written = version
                             .launch_template_data()
                             .and_then(|data| data.image_id());
-                        let number = version.version_number().unwrap_or_default();
+                        // `resolve:ssm:NAME`: ask AWS which AMI the parameter names now, one
+                        // version at a time (ResolveAlias).
+                        let resolved = match written {
+                            Some(alias) if alias.starts_with("resolve:ssm:") => {
+                                match self.resolve_alias(&template_id, number).await {
+                                    Ok(Some(image)) => Some(image),
+                                    Ok(None) => None,
+                                    Err(err) => Some(format!("{alias} ({err})")),
+                                }
+                            }
+                            other => other.map(str::to_string),
+                        };
+                        let image = resolved.as_deref().or(written);
                         let user = |detail: String| ImageUser {
                             kind: "launch_template".into(),
                             id: template_id.clone(),
@@ -195,6 +206,31 @@ impl Ec2 {
             usage.add(&image, user);
         }
         Ok(())
+    }
+
+    /// The AMI a version's `resolve:ssm:` image id names now; None when AWS did not resolve it.
+    async fn resolve_alias(
+        &self,
+        template_id: &str,
+        version: i64,
+    ) -> Result<Option<String>, AwsError> {
+        let output = self
+            .client
+            .describe_launch_template_versions()
+            .launch_template_id(template_id)
+            .versions(version.to_string())
+            .resolve_alias(true)
+            .send()
+            .await
+            .map_err(|err| {
+                AwsError::from_sdk("DescribeLaunchTemplateVersions", &self.region, &err)
+            })?;
+        Ok(output
+            .launch_template_versions()
+            .iter()
+            .filter_map(|v| v.launch_template_data().and_then(|data| data.image_id()))
+            .find(|image| !image.starts_with("resolve:ssm:"))
+            .map(str::to_string))
     }
 
     async fn launch_configurations_using(

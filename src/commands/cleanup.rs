@@ -54,8 +54,12 @@ pub struct RegionCleanup {
     pub staged: Vec<StagedReport>,
     pub orphans: Vec<OrphanReport>,
     pub orphan_bundles: Vec<OrphanBundleReport>,
-    /// Set when the region could not be read or planned at all.
+    /// Set when the region could not be read or planned at all: nothing is done in it.
     pub error: Option<String>,
+    /// What could not be done although the region was planned (an orphan-bundle sweep that
+    /// could not run, a stale mark that could not be removed); each counts as a failure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// The region's images, for judging bundles against every region of the run (not reported).
     #[serde(skip)]
     pub images: Option<Vec<Image>>,
@@ -224,6 +228,7 @@ async fn plan_regions(
                     orphans: Vec::new(),
                     orphan_bundles: Vec::new(),
                     error: Some(one_line(&err)),
+                    problems: Vec::new(),
                     images: None,
                     stale_marks: BTreeMap::new(),
                 },
@@ -264,8 +269,7 @@ async fn plan_orphan_bundles(aws: &Aws, planned: &mut [RegionCleanup], bucket: &
     let bucket_region = match aws.s3(&first).bucket_region(bucket).await {
         Ok(region) => region,
         Err(err) => {
-            let slot = &mut planned[0];
-            slot.error = Some(format!(
+            planned[0].problems.push(format!(
                 "orphan bundles under s3://{bucket}/{prefix} not swept: {err}"
             ));
             return;
@@ -297,17 +301,10 @@ async fn plan_orphan_bundles(aws: &Aws, planned: &mut [RegionCleanup], bucket: &
                 plan,
                 error: None,
             })),
-        Err(err) => {
-            let slot = &mut planned[index];
-            let message = format!(
-                "orphan bundles under s3://{bucket}/{prefix} not swept: {}",
-                one_line(&err)
-            );
-            slot.error = Some(match slot.error.take() {
-                Some(earlier) => format!("{earlier}; {message}"),
-                None => message,
-            });
-        }
+        Err(err) => planned[index].problems.push(format!(
+            "orphan bundles under s3://{bucket}/{prefix} not swept: {}",
+            one_line(&err)
+        )),
     }
 }
 
@@ -319,16 +316,23 @@ async fn finish(
     planning_only: bool,
 ) -> Result<(CleanupOutput, Outcome)> {
     let printer = Printer::new(settings);
-    let has_work = output.regions.iter().any(|r| {
-        r.retire.as_ref().is_some_and(RetireReport::has_work)
-            || r.staged.iter().any(|s| s.status == Status::Planned)
-            || r.orphans.iter().any(|o| o.status == Status::Planned)
-            || r.orphan_bundles.iter().any(|o| o.status == Status::Planned)
-    });
+    let has_work = output
+        .regions
+        .iter()
+        .filter(|r| r.error.is_none())
+        .any(|r| {
+            r.retire.as_ref().is_some_and(RetireReport::has_work)
+                || r.staged.iter().any(|s| s.status == Status::Planned)
+                || r.orphans.iter().any(|o| o.status == Status::Planned)
+                || r.orphan_bundles.iter().any(|o| o.status == Status::Planned)
+        });
     if !planning_only && has_work {
         if !settings.yes {
             printer.emit(&output)?;
             super::retire::ask(&format!("{} Proceed?", output.summary()))?;
+        }
+        for region in output.regions.iter_mut() {
+            remove_stale_marks(aws, region).await;
         }
         let progress = spinner(settings, "cleaning up");
         stream::iter(output.regions.iter_mut())
@@ -340,7 +344,8 @@ async fn finish(
             bar.finish_and_clear();
         }
     }
-    if !planning_only {
+    // Nothing to confirm but stale marks: only an unattended run (--yes) removes them.
+    if !planning_only && !has_work && settings.yes {
         for region in output.regions.iter_mut() {
             remove_stale_marks(aws, region).await;
         }
@@ -483,6 +488,7 @@ async fn plan_region(
         orphans: orphan_reports,
         orphan_bundles: Vec::new(),
         error: None,
+        problems: Vec::new(),
         images: Some(facts.images),
         stale_marks: stale_marks
             .into_iter()
@@ -666,30 +672,33 @@ fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) ->
         .collect()
 }
 
-/// Marks whose image still exists are removed, unless this run retires the image (its own
-/// retirement marks it again).
+/// Marks whose image still exists are removed before anything else is done: an image this run
+/// retires is marked again by its own retirement, for exactly the snapshots it deletes.
 async fn remove_stale_marks(aws: &Aws, region: &mut RegionCleanup) {
     for (image_id, snapshots) in std::mem::take(&mut region.stale_marks) {
-        let retiring = region.retire.as_ref().is_some_and(|report| {
-            report.images.iter().any(|i| {
-                i.plan.image_id == image_id && i.plan.action == plan::ImageAction::Deregister
-            })
-        });
-        if retiring || interrupt::requested() {
-            continue;
+        if interrupt::requested() {
+            return;
         }
         if let Err(err) = aws
             .ec2(&region.region)
             .unmark_pending_cleanup(&image_id, &snapshots)
             .await
         {
-            tracing::warn!("could not remove a stale cleanup mark for {image_id}: {err}");
+            region.problems.push(format!(
+                "the ami:cleanup-pending-for tag on {} (left for {image_id}, which still exists) \
+                 could not be removed: {err}",
+                snapshots.join(", ")
+            ));
         }
     }
 }
 
 async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
     interrupt::watch();
+    if region.error.is_some() {
+        // Not planned (or not shown): nothing is done in it.
+        return;
+    }
     if let Some(report) = region.retire.as_mut()
         && report.has_work()
     {
@@ -841,7 +850,8 @@ impl CleanupOutput {
                 .iter()
                 .filter(|o| o.status == Status::Failed)
                 .count()
-                + usize::from(region.error.is_some());
+                + usize::from(region.error.is_some())
+                + region.problems.len();
             let not_started = |status: &Status| *status == Status::NotStarted;
             *counts.entry("not_started").or_default() += region
                 .retire
@@ -941,6 +951,9 @@ impl Render for CleanupOutput {
             if let Some(error) = &region.error {
                 out.push(format!("FAILED: {error}"));
                 continue;
+            }
+            for problem in &region.problems {
+                out.push(format!("FAILED: {problem}"));
             }
             if !region.decisions.is_empty() {
                 let mut table =

@@ -210,10 +210,91 @@ pub fn within(mut fresh: Plan, shown: &Plan) -> Plan {
         .map(|image| image.image_id.as_str())
         .collect();
     for image in fresh.images.iter_mut() {
-        if image.action == ImageAction::Deregister && !approved.contains(image.image_id.as_str()) {
+        if image.action != ImageAction::Deregister {
+            continue;
+        }
+        if !approved.contains(image.image_id.as_str()) {
             image.action = ImageAction::Blocked;
             image.reason = "not deregistered in the plan you confirmed; run again to see it".into();
             image.delete_associated_snapshots = false;
+            continue;
+        }
+        // Instances --terminate-instances would end that the confirmed plan did not list.
+        let shown_users = shown
+            .images
+            .iter()
+            .find(|other| other.image_id == image.image_id)
+            .map(|other| other.users.as_slice())
+            .unwrap_or_default();
+        let new_instances: Vec<&ImageUser> = image
+            .users
+            .iter()
+            .filter(|user| user.terminable() && !shown_users.contains(user))
+            .collect();
+        if !new_instances.is_empty() {
+            image.reason = format!(
+                "in use by {}, launched since the plan you confirmed; run again to see it",
+                describe_users(new_instances)
+            );
+            image.action = ImageAction::Blocked;
+            image.delete_associated_snapshots = false;
+        }
+    }
+    // What an image that now stays uses, stays with it (a snapshot is planned under the first
+    // requested image using it, which may be another one).
+    let staying: BTreeSet<String> = fresh
+        .images
+        .iter()
+        .filter(|image| image.action == ImageAction::Blocked)
+        .map(|image| image.image_id.clone())
+        .collect();
+    let staying_snapshots: BTreeMap<String, String> = fresh
+        .images
+        .iter()
+        .filter(|image| image.action == ImageAction::Blocked)
+        .flat_map(|image| {
+            image
+                .snapshot_ids
+                .iter()
+                .map(|id| (id.clone(), image.image_id.clone()))
+        })
+        .collect();
+    for snapshot in fresh.snapshots.iter_mut() {
+        if let Some(user) = staying_snapshots.get(&snapshot.snapshot_id)
+            && snapshot.action == ItemAction::Delete
+        {
+            snapshot.action = ItemAction::Keep;
+            snapshot.reason = format!("also used by {user}, which stays");
+        }
+    }
+    for image in fresh.images.iter_mut() {
+        if image
+            .snapshot_ids
+            .iter()
+            .any(|id| staying_snapshots.contains_key(id))
+        {
+            image.delete_associated_snapshots = false;
+        }
+    }
+    // Without DeleteAssociatedSnapshots, what still goes goes by its own DeleteSnapshot.
+    let with_image: BTreeSet<&str> = fresh
+        .images
+        .iter()
+        .filter(|image| image.delete_associated_snapshots)
+        .map(|image| image.image_id.as_str())
+        .collect();
+    for snapshot in fresh.snapshots.iter_mut() {
+        if snapshot.deleted_by == DeletedBy::DeregisterImage
+            && !with_image.contains(snapshot.image_id.as_str())
+        {
+            snapshot.deleted_by = DeletedBy::DeleteSnapshot;
+        }
+    }
+    for bundle in fresh.bundles.iter_mut() {
+        if staying.contains(&bundle.image_id) && bundle.action == ItemAction::Delete {
+            bundle.action = ItemAction::Keep;
+            bundle.reason = format!("{} stays", bundle.image_id);
+            bundle.objects.clear();
         }
     }
     fresh
@@ -599,6 +680,12 @@ fn pending_snapshot_plans(
             let (action, reason) =
                 if let Some(kept) = kept_for_others(snapshot_id, used_by_staying, request) {
                     (ItemAction::Keep, kept)
+                } else if request
+                    .reviewed
+                    .as_ref()
+                    .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
+                {
+                    (ItemAction::Keep, NOT_REVIEWED.to_string())
                 } else {
                     (
                         ItemAction::Delete,

@@ -588,6 +588,37 @@ fn a_plan_made_again_after_the_prompt_does_no_more_than_the_confirmed_one() {
 }
 
 #[test]
+fn an_instance_launched_while_the_prompt_waited_is_not_terminated() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    let instance = |id: &str| ImageUser {
+        kind: "instance".into(),
+        id: id.into(),
+        detail: Some("running".into()),
+        account: None,
+    };
+    inv.users.insert("ami-a".into(), vec![instance("i-shown")]);
+    let mut req = request(&["ami-a"], true, false);
+    req.terminate_instances = true;
+    let shown = run(&inv, &req);
+    assert_eq!(shown.images[0].action, ImageAction::Deregister);
+    // Unchanged: still goes, its shown instance with it.
+    let mut again = req.clone();
+    again.reviewed = Some(Reviewed::of(&shown));
+    let same = within(run(&inv, &again), &shown);
+    assert_eq!(same.images[0].action, ImageAction::Deregister);
+    // A new instance appeared: the image stays, naming it.
+    inv.users.get_mut("ami-a").unwrap().push(instance("i-new"));
+    let fresh = within(run(&inv, &again), &shown);
+    assert_eq!(fresh.images[0].action, ImageAction::Blocked);
+    assert!(
+        fresh.images[0].reason.contains("i-new"),
+        "{}",
+        fresh.images[0].reason
+    );
+    assert!(fresh.snapshots.iter().all(|s| s.action == ItemAction::Keep));
+}
+
+#[test]
 fn images_sharing_snapshots_form_one_sequential_group() {
     let images = vec![
         ("ami-a".to_string(), vec!["snap-1".to_string()]),

@@ -736,6 +736,35 @@ def _response_describe_image_references(self: AmisResponse) -> ActionResult:
 
 
 # ---------------------------------------------------------------------------------------------
+# DescribeInstances paging under the admin page-size cap (moto pages by reservation, 100 by
+# default; the cap forces small pages so a client's paging loop is exercised, as AWS may return
+# fewer than MaxResults).
+# ---------------------------------------------------------------------------------------------
+def _patch_instance_pages() -> None:
+    from moto.ec2.responses.instances import InstanceResponse
+
+    original = InstanceResponse.describe_instances
+
+    def describe_instances(self: Any) -> ActionResult:
+        cap = _page_size_cap.get(self.current_account)
+        if cap is None or self._get_param("InstanceIds", []):
+            return original(self)
+        self.error_on_dryrun()
+        reservations = self.ec2_backend.describe_instances(filters=self._filters_from_querystring())
+        ids = [r.id for r in reservations]
+        token = self._get_param("NextToken")
+        start = ids.index(token) + 1 if token in ids else 0
+        size = min(int(self._get_param("MaxResults", 1000)), cap)
+        page = reservations[start : start + size]
+        result: dict[str, Any] = {"Reservations": page}
+        if start + size < len(reservations):
+            result["NextToken"] = page[-1].id
+        return ActionResult(result)
+
+    InstanceResponse.describe_instances = describe_instances
+
+
+# ---------------------------------------------------------------------------------------------
 # DescribeLaunchTemplateVersions `ResolveAlias` (moto: ignored). AWS: with ResolveAlias=true, a
 # version whose ImageId is `resolve:ssm:NAME` reports the AMI id the parameter holds (NAME may
 # carry `:version` or `:label`); without it, the alias as written.
@@ -823,6 +852,7 @@ def apply() -> None:
     _patch_accounts()
     _patch_unimplemented_actions()
     _patch_resolve_alias()
+    _patch_instance_pages()
     TaggedEC2Resource.get_tags = _get_tags
     Ami.__init__ = _ami_init
     Ami.block_device_mappings = property(_ami_block_device_mappings)
