@@ -1166,8 +1166,8 @@ async fn ctrl_c_during_the_launch_call_strands_no_instance() {
     assert!(live.is_empty(), "stranded: {live:?}");
 }
 
-/// A re-run of a release terminates every test instance an interrupted run left, past the first
-/// page of DescribeInstances (100 reservations).
+/// A re-run of a release terminates every test instance an interrupted run left, however many
+/// pages DescribeInstances takes to list them.
 #[tokio::test]
 async fn a_release_rerun_terminates_every_leftover_test_instance() {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
@@ -1197,6 +1197,8 @@ async fn a_release_rerun_terminates_every_leftover_test_instance() {
             .unwrap();
         leftovers.push(launched.instances()[0].instance_id().unwrap().to_string());
     }
+    // Small pages: the 101 reservations take five.
+    account.set_page_size(25);
     let output = account
         .ami()
         .args([
