@@ -508,15 +508,7 @@ async fn a_reviewed_plan_is_rechecked_when_applied() {
     // Meanwhile an instance is launched from svc-01, and a new image starts using svc-02's
     // snapshot; svc-04 gets older than everything (it would now be retired by the rules, but
     // it is not in the reviewed plan).
-    account
-        .ec2()
-        .run_instances()
-        .image_id(&images[0])
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap();
+    account.launch_instance(REGION, &images[0]).await;
     let newcomer = account
         .register_ebs(REGION, "newcomer", &[("/dev/xvda", &snapshots[1])])
         .await;
@@ -905,11 +897,7 @@ async fn an_interrupted_sweep_says_not_started() {
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    common::interrupt_group(&child);
     let output = child.wait_with_output().unwrap();
     account.configure(serde_json::json!({"faults": null}));
     let table = String::from_utf8_lossy(&output.stdout);
@@ -933,15 +921,7 @@ async fn a_pinned_newest_image_takes_no_keep_slot() {
         if pin == "tag" {
             account.tag(REGION, &images[3], "retain", "true").await;
         } else {
-            account
-                .ec2()
-                .run_instances()
-                .image_id(&images[3])
-                .min_count(1)
-                .max_count(1)
-                .send()
-                .await
-                .unwrap();
+            account.launch_instance(REGION, &images[3]).await;
         }
         let dir = tempfile::tempdir().unwrap();
         let policy = dir.path().join("keep.toml");
@@ -975,19 +955,8 @@ async fn a_stale_cleanup_mark_is_removed_not_acted_on() {
         .await;
     let (code, result) = cleanup(&account, &["--keep", "5", "--yes"]);
     assert_eq!(code, 0, "{result:#}");
-    let tags = account
-        .ec2()
-        .describe_tags()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("resource-id")
-                .values(&snapshot)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(tags.tags().is_empty(), "{tags:?}");
+    let tags = account.tags_of(REGION, &snapshot).await;
+    assert!(tags.is_empty(), "{tags:?}");
     account
         .ec2()
         .deregister_image()

@@ -494,19 +494,7 @@ async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared
 async fn terminate_instances_clears_the_way() {
     let account = Account::new();
     let (image, _) = account.image(REGION, "img").await;
-    let instance = account
-        .ec2()
-        .run_instances()
-        .image_id(&image)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance = account.launch_instance(REGION, &image).await;
     let (code, report) = deregister(
         &account,
         &[&image, "--cleanup", "--terminate-instances", "--yes"],
@@ -1027,24 +1015,8 @@ async fn a_failed_deregistration_leaves_no_cleanup_mark() {
         requests.contains_key("ec2:CreateTags"),
         "the root was marked: {requests:?}"
     );
-    let tags = account
-        .ec2()
-        .describe_tags()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("resource-id")
-                .values(&root)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        tags.tags()
-            .iter()
-            .all(|t| t.key() != Some("ami:cleanup-pending-for")),
-        "{tags:?}"
-    );
+    let tags = account.tags_of(REGION, &root).await;
+    assert!(!tags.contains_key("ami:cleanup-pending-for"), "{tags:?}");
     // The image goes by hand, its snapshots kept on purpose; cron's cleanup must leave them.
     account
         .ec2()
@@ -1157,15 +1129,7 @@ async fn a_change_while_the_prompt_waits_is_seen_before_acting() {
         }
     }
     assert!(seen.contains("requested"), "{seen}");
-    account
-        .ec2()
-        .run_instances()
-        .image_id(&image)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap();
+    account.launch_instance(REGION, &image).await;
     child.stdin.as_mut().unwrap().write_all(b"y\n").unwrap();
     let status = child.wait().unwrap();
     while let Ok(chunk) = receiver.recv_timeout(std::time::Duration::from_secs(5)) {

@@ -42,19 +42,7 @@ async fn estate(account: &Account) -> Estate {
     let (newer, _) = account.image(REGION, "web-2026-02-01").await;
     account.backdate(REGION, &newer, "2026-02-01T00:00:00Z");
     let spare_snapshot = account.snapshot(REGION, 8).await;
-    let instance = account
-        .ec2()
-        .run_instances()
-        .image_id(&newer)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance = account.launch_instance(REGION, &newer).await;
     let dir = tempfile::tempdir().unwrap();
     let plan_file = dir.path().join("plan.json");
     let output = account

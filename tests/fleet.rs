@@ -217,19 +217,7 @@ async fn cleanup_keeps_what_a_consumer_account_still_runs() {
             .await
             .unwrap();
     }
-    let instance = consumer
-        .ec2()
-        .run_instances()
-        .image_id(still_run)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance = consumer.launch_instance(REGION, still_run).await;
     let verdicts = |out: &Value| -> Vec<(String, String, String)> {
         let mut v: Vec<(String, String, String)> = out["regions"][0]["decisions"]
             .as_array()

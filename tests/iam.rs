@@ -65,19 +65,7 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
     let account = Account::new();
     let other = Account::new();
     let (base, _) = account.image(REGION, "iam-base").await;
-    let instance = account
-        .ec2()
-        .run_instances()
-        .image_id(&base)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance = account.launch_instance(REGION, &base).await;
 
     record("list", actions_of(&account, &["list"]));
     record("list", actions_of(&account, &["list", "--no-shares"]));
@@ -239,15 +227,7 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
         ),
     );
     let (in_use, _) = account.image(REGION, "iam-in-use").await;
-    account
-        .ec2()
-        .run_instances()
-        .image_id(&in_use)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap();
+    account.launch_instance(REGION, &in_use).await;
     record(
         "deregister",
         actions_of(

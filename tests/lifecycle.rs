@@ -42,19 +42,7 @@ async fn instance(account: &Account) -> String {
             &[("/dev/xvda", &snapshot)],
         )
         .await;
-    account
-        .ec2()
-        .run_instances()
-        .image_id(base)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string()
+    account.launch_instance(REGION, &base).await
 }
 
 async fn snapshot_tags(account: &Account, region: &str, snapshot: &str) -> Vec<(String, String)> {
@@ -1011,11 +999,7 @@ async fn ctrl_c_during_a_smoke_test_still_terminates_the_instance() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    common::interrupt_group(&child);
     let output = child.wait_with_output().unwrap();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
@@ -1132,11 +1116,7 @@ async fn ctrl_c_during_the_launch_call_strands_no_instance() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let sent = std::process::Command::new("kill")
-        .args(["-INT", "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    common::interrupt_group(&child);
     let output = child.wait_with_output().unwrap();
     account.configure(serde_json::json!({"faults": null}));
     assert_eq!(

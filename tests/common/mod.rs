@@ -427,6 +427,41 @@ impl Account {
         );
     }
 
+    /// One instance launched from `image` in `region`: its id.
+    pub async fn launch_instance(&self, region: &str, image: &str) -> String {
+        self.ec2_in(region)
+            .run_instances()
+            .image_id(image)
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .expect("run instances")
+            .instances()[0]
+            .instance_id()
+            .expect("an instance id")
+            .to_string()
+    }
+
+    /// A resource's tags, key → value.
+    pub async fn tags_of(&self, region: &str, resource_id: &str) -> BTreeMap<String, String> {
+        self.ec2_in(region)
+            .describe_tags()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("resource-id")
+                    .values(resource_id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("describe tags")
+            .tags()
+            .iter()
+            .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
+            .collect()
+    }
+
     pub async fn tag(&self, region: &str, resource_id: &str, key: &str, value: &str) {
         self.ec2_in(region)
             .create_tags()
@@ -460,6 +495,16 @@ impl Account {
             .await
             .expect("put object");
     }
+}
+
+/// Ctrl-C as a terminal sends it: SIGINT to the process group of `child` (spawned with
+/// `process_group(0)`).
+pub fn interrupt_group(child: &Child) {
+    let sent = StdCommand::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -INT failed");
 }
 
 /// A unique bucket name (S3 bucket names are global, even on the emulator).
