@@ -17,7 +17,8 @@ cd "$root"
 
 if [[ -z "${AMI_EMULATOR_ENDPOINT:-}" ]]; then
   scripts/emulator.sh setup
-  cargo build --quiet --locked
+  source scripts/cargo-env.sh
+  cargo build --quiet --locked --tests
   exec scripts/emulator.sh run "$0" "$@"
 fi
 sizes=("$@")

@@ -11,7 +11,8 @@ if [[ -z "${AMI_EMULATOR_ENDPOINT:-}" ]]; then
 fi
 
 echo "== building ami" >&2
-cargo build --quiet --locked
+source scripts/cargo-env.sh
+cargo build --quiet --locked --tests
 ami="$root/target/debug/ami"
 
 # A demo account of its own on the emulator (an access key ending in 12 digits selects it).

@@ -1,0 +1,14 @@
+# Sourced by test.sh, demo.sh and the benchmarks, so that they all share one build.
+#
+# Clippy lints this crate during the build itself (clippy-driver as the workspace wrapper;
+# warnings are denied by [lints] in Cargo.toml): one build of the SDK crates instead of a separate
+# `cargo clippy` check build. The wrapper applies to this crate only; the dependencies are built
+# as by plain cargo. Scripts that run the binary build it with `--tests`, so its dependencies get
+# the same features as in the test build (dev-dependencies enable a few more) and are not
+# compiled a second time.
+if driver="$(rustup which clippy-driver 2>/dev/null)" || driver="$(command -v clippy-driver)"; then
+  export RUSTC_WORKSPACE_WRAPPER="$driver"
+else
+  echo "clippy-driver not found; install it with: rustup component add clippy" >&2
+  return 1 2>/dev/null || exit 1
+fi
