@@ -10,9 +10,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The emulator's venv installs while Rust builds (pip waits on the network, cargo on the CPU).
-scripts/emulator.sh setup &
-setup=$!
+scripts/emulator.sh setup
 
 echo "== rustfmt" >&2
 cargo fmt --all -- --check
@@ -20,10 +18,6 @@ cargo fmt --all -- --check
 # Clippy runs inside the test build (see cargo-env.sh).
 source scripts/cargo-env.sh
 
-echo "== clippy and build" >&2
-cargo test --locked --no-run "$@"
-wait "$setup"
-
 # One emulator for every test binary; each test works in an account of its own on it.
-echo "== tests" >&2
+echo "== clippy and tests" >&2
 scripts/emulator.sh run cargo test --locked "$@"
