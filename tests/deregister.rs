@@ -631,19 +631,7 @@ async fn protected_and_foreign_images_are_blocked_and_others_still_go() {
     );
 
     // An image shared with another account is not that account's to deregister.
-    use aws_sdk_ec2::types::{LaunchPermission, LaunchPermissionModifications};
-    owner
-        .ec2()
-        .modify_image_attribute()
-        .image_id(&protected)
-        .launch_permission(
-            LaunchPermissionModifications::builder()
-                .add(LaunchPermission::builder().user_id(&other.id).build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    owner.share_with(&protected, &other.id).await;
     let (code, report) = deregister(&other, &[&protected, "--yes"]);
     assert_eq!(code, 1);
     assert!(

@@ -200,22 +200,7 @@ async fn cleanup_keeps_what_a_consumer_account_still_runs() {
     }
     let (still_run, no_longer_used, newest) = (&images[0], &images[1], &images[2]);
     for image in [still_run, no_longer_used] {
-        tooling
-            .ec2()
-            .modify_image_attribute()
-            .image_id(image)
-            .launch_permission(
-                aws_sdk_ec2::types::LaunchPermissionModifications::builder()
-                    .add(
-                        aws_sdk_ec2::types::LaunchPermission::builder()
-                            .user_id(&consumer.id)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        tooling.share_with(image, &consumer.id).await;
     }
     let instance = consumer.launch_instance(REGION, still_run).await;
     let verdicts = |out: &Value| -> Vec<(String, String, String)> {
@@ -317,22 +302,7 @@ async fn deregister_checks_consumers_too() {
     let owner = Account::new();
     let consumer = Account::new();
     let (image, _) = owner.image(REGION, "shared-and-used").await;
-    owner
-        .ec2()
-        .modify_image_attribute()
-        .image_id(&image)
-        .launch_permission(
-            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
-                .add(
-                    aws_sdk_ec2::types::LaunchPermission::builder()
-                        .user_id(&consumer.id)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    owner.share_with(&image, &consumer.id).await;
     let template = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
         .image_id(&image)
         .build();
@@ -369,41 +339,9 @@ async fn terminate_instances_never_reaches_into_a_consumer_account() {
     let owner = Account::new();
     let consumer = Account::new();
     let (image, _) = owner.image(REGION, "shared-and-running").await;
-    owner
-        .ec2()
-        .modify_image_attribute()
-        .image_id(&image)
-        .launch_permission(
-            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
-                .add(
-                    aws_sdk_ec2::types::LaunchPermission::builder()
-                        .user_id(&consumer.id)
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let launch = |account: &Account| {
-        let ec2 = account.ec2();
-        let image = image.clone();
-        async move {
-            ec2.run_instances()
-                .image_id(image)
-                .min_count(1)
-                .max_count(1)
-                .send()
-                .await
-                .unwrap()
-                .instances()[0]
-                .instance_id()
-                .unwrap()
-                .to_string()
-        }
-    };
-    let theirs = launch(&consumer).await;
-    let ours = launch(&owner).await;
+    owner.share_with(&image, &consumer.id).await;
+    let theirs = consumer.launch_instance(REGION, &image).await;
+    let ours = owner.launch_instance(REGION, &image).await;
     let args = [
         "deregister",
         image.as_str(),

@@ -443,6 +443,22 @@ impl Account {
             .to_string()
     }
 
+    /// Grants `account_id` launch permission on one of this account's images in REGION.
+    pub async fn share_with(&self, image: &str, account_id: &str) {
+        use aws_sdk_ec2::types::{LaunchPermission, LaunchPermissionModifications};
+        self.ec2()
+            .modify_image_attribute()
+            .image_id(image)
+            .launch_permission(
+                LaunchPermissionModifications::builder()
+                    .add(LaunchPermission::builder().user_id(account_id).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("share the image");
+    }
+
     /// A resource's tags, key → value.
     pub async fn tags_of(&self, region: &str, resource_id: &str) -> BTreeMap<String, String> {
         self.ec2_in(region)
