@@ -6,6 +6,20 @@
 # as by plain cargo. Scripts that run the binary build it with `--tests`, so its dependencies get
 # the same features as in the test build (dev-dependencies enable a few more) and are not
 # compiled a second time.
+# Build with the rust-version Cargo.toml declares, so the declaration stays true: that toolchain
+# when rustup has it, else the default one if it is that version. CI refuses any other.
+declared="$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml")"
+if rustup run "$declared" rustc --version >/dev/null 2>&1; then
+  export RUSTUP_TOOLCHAIN="$declared"
+elif [[ "$(rustc --version | cut -d' ' -f2)" != "$declared" ]]; then
+  message="Cargo.toml declares rust-version $declared, but rustc is $(rustc --version | cut -d' ' -f2); install it with: rustup toolchain install $declared"
+  if [[ "${CI:-}" == "true" ]]; then
+    echo "$message" >&2
+    return 1 2>/dev/null || exit 1
+  fi
+  echo "warning: $message" >&2
+fi
+
 if driver="$(rustup which clippy-driver 2>/dev/null)" || driver="$(command -v clippy-driver)"; then
   export RUSTC_WORKSPACE_WRAPPER="$driver"
 else

@@ -97,7 +97,7 @@ run_with() {
     endpoint="$(start)"
     trap stop EXIT
   fi
-  AMI_EMULATOR_ENDPOINT="$endpoint" "$@"
+  AMI_EMULATOR_ENDPOINT="$endpoint" AMI_EMULATOR_LOG="$state/server.log" "$@"
 }
 
 case "${1:-}" in

@@ -81,12 +81,23 @@ pub enum OutputFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RetireAction {
+/// `--action`: the CLI's spelling of `plan::retention::RetireAction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ActionArg {
     Deregister,
     Deprecate,
     Disable,
+}
+
+impl From<ActionArg> for crate::plan::retention::RetireAction {
+    fn from(arg: ActionArg) -> Self {
+        use crate::plan::retention::RetireAction;
+        match arg {
+            ActionArg::Deregister => RetireAction::Deregister,
+            ActionArg::Deprecate => RetireAction::Deprecate,
+            ActionArg::Disable => RetireAction::Disable,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -179,7 +190,7 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub all_regions: bool,
 
-    /// Rules from a TOML file (see the README) instead of the selection flags below
+    /// Rules from a TOML file (see docs/usage.md) instead of the selection flags below
     #[arg(long, value_name = "FILE", conflicts_with_all = [
         "group_by", "name_pattern", "name", "tags", "keep", "older_than", "unused_for",
         "keep_tag", "include_public", "action", "orphans", "orphan_bundles",
@@ -224,8 +235,8 @@ pub struct CleanupArgs {
 
     /// What retiring means: deregister (with the snapshots and bundles only they use), or a
     /// gentler first stage: deprecate (now) or disable
-    #[arg(long, value_enum, default_value_t = RetireAction::Deregister)]
-    pub action: RetireAction,
+    #[arg(long, value_enum, default_value_t = ActionArg::Deregister)]
+    pub action: ActionArg,
 
     /// Also delete orphaned snapshots: made for an image (CreateImage/CopyImage) that no longer
     /// exists, and used by no image. Snapshots made by hand are never touched
@@ -681,17 +692,9 @@ pub fn parse_tag(raw: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Durations such as `90d`, `12h`, `45m`.
+/// Durations such as `90d`, `12h`, `45m` (see `crate::duration`).
 pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
-    match humantime::parse_duration(raw) {
-        Ok(duration) if !duration.is_zero() => Ok(duration),
-        Ok(_) => Err(format!(
-            "'{raw}' is zero; give a positive duration such as 90d"
-        )),
-        Err(err) => Err(format!(
-            "'{raw}' is not a duration such as 90d, 12h or 45m ({err})"
-        )),
-    }
+    crate::duration::parse(raw)
 }
 
 /// `DEVICE=SNAPSHOT_ID` for data volumes.

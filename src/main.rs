@@ -7,6 +7,7 @@ mod aws;
 mod cli;
 mod commands;
 mod config;
+mod duration;
 mod error;
 mod ids;
 mod interrupt;

@@ -56,6 +56,195 @@ pub struct LaunchPermissions {
     pub organizational_units: Vec<String>,
 }
 
+/// One of the account's snapshots, as the planner needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub size_gib: i32,
+}
+
+/// A snapshot as the orphan sweep sees it: AWS's description names the image it was made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFact {
+    pub snapshot_id: String,
+    pub description: Option<String>,
+    /// `completed`, `pending`, `error`, ...
+    pub state: String,
+    pub size_gib: i32,
+}
+
+/// What kind of thing uses an image. Serialised as before: `instance`, `launch_template`,
+/// `launch_configuration`, an image-reference type (`ssm:Parameter` → `ssm_parameter`), and the
+/// two stand-ins for checks that could not be made, which keep the image like any user.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UserKind {
+    Instance,
+    LaunchTemplate,
+    LaunchConfiguration,
+    /// A resource DescribeImageReferences reported, by its AWS type (`ssm:Parameter`, ...).
+    Reference(String),
+    /// DescribeImageReferences could not be read for the image.
+    UncheckedReferences,
+    /// An account, organization, OU or the public the image is shared with, not looked into.
+    UncheckedConsumer,
+}
+
+impl UserKind {
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        match self {
+            UserKind::Instance => Cow::Borrowed("instance"),
+            UserKind::LaunchTemplate => Cow::Borrowed("launch_template"),
+            UserKind::LaunchConfiguration => Cow::Borrowed("launch_configuration"),
+            UserKind::Reference(aws_type) => Cow::Owned(aws_type.replace(':', "_").to_lowercase()),
+            UserKind::UncheckedReferences => Cow::Borrowed("unchecked_references"),
+            UserKind::UncheckedConsumer => Cow::Borrowed("unchecked_consumer"),
+        }
+    }
+}
+
+impl Serialize for UserKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.as_str())
+    }
+}
+
+/// Whose account a user is in: ours (the caller's) or a consumer account the image is shared with.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UserAccount {
+    #[default]
+    Ours,
+    Consumer(String),
+}
+
+impl UserAccount {
+    pub fn is_ours(&self) -> bool {
+        matches!(self, UserAccount::Ours)
+    }
+}
+
+/// Absent for our own account (as before), the account id for a consumer's.
+impl Serialize for UserAccount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UserAccount::Ours => serializer.serialize_none(),
+            UserAccount::Consumer(account) => serializer.serialize_str(account),
+        }
+    }
+}
+
+/// Something that would break if the image went away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageUser {
+    pub kind: UserKind,
+    pub id: String,
+    /// `running`, `version 3`, ...
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "UserAccount::is_ours")]
+    pub account: UserAccount,
+}
+
+impl ImageUser {
+    pub fn new(kind: UserKind, id: impl Into<String>, detail: Option<String>) -> ImageUser {
+        ImageUser {
+            kind,
+            id: id.into(),
+            detail,
+            account: UserAccount::Ours,
+        }
+    }
+
+    /// An instance of the caller's own account: the only kind `--terminate-instances` may end.
+    pub fn terminable(&self) -> bool {
+        self.kind == UserKind::Instance && self.account.is_ours()
+    }
+}
+
+/// A launch template version whose image id is a `resolve:ssm:` alias AWS did not resolve: it
+/// may name any image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnresolvedAlias {
+    pub template_id: String,
+    pub version: i64,
+    /// The alias, with why it was not resolved.
+    pub alias: String,
+}
+
+/// What one account's reads found about who uses some images, in one region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageFacts {
+    /// Users found by image id: instances, launch template versions, launch configurations,
+    /// image references.
+    pub users: BTreeMap<String, Vec<ImageUser>>,
+    pub unresolved_aliases: Vec<UnresolvedAlias>,
+    /// Images whose DescribeImageReferences call failed, with the error.
+    pub unchecked_references: Vec<(String, String)>,
+    /// DescribeImageReferences is not offered by the endpoint: the error.
+    pub references_not_offered: Option<String>,
+}
+
+impl UsageFacts {
+    pub fn add(&mut self, image_id: &str, user: ImageUser) {
+        let users = self.users.entry(image_id.to_string()).or_default();
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
+}
+
+/// How looking into one consumer account went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerCheck {
+    Checked(UsageFacts),
+    /// No `--role-name` to assume there.
+    NoRole,
+    /// The role could not be assumed, or a read failed: the error.
+    Failed(String),
+}
+
+/// Who else may launch some images, and what was found in each account they are shared with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerFacts {
+    pub permissions: BTreeMap<String, LaunchPermissions>,
+    pub accounts: BTreeMap<String, ConsumerCheck>,
+}
+
+/// A bundle manifest as S3 gave it (read up to a limit), before anyone parsed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestFetch {
+    Fetched(Vec<u8>),
+    Missing,
+    /// Larger than the limit it was read with: its declared size.
+    TooLarge(u64),
+    /// Could not be fetched (access denied, throttled ...), with the reason.
+    Unreadable(String),
+}
+
+/// An instance-store bundle in S3 as found: the manifest and the objects under its prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleObjects {
+    pub bucket: String,
+    pub manifest_key: String,
+    /// Key prefix the parts live under (`dir/` or empty).
+    pub prefix: String,
+    pub manifest: ManifestFetch,
+    /// Every object under the prefix with its size (none if the bucket is gone), or why the
+    /// listing failed.
+    pub listing: Result<BTreeMap<String, u64>, String>,
+}
+
+/// What DeregisterImage with DeleteAssociatedSnapshots says it did with one snapshot. Anything
+/// but `Success` leaves the snapshot to its own DeleteSnapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotReturnCode {
+    Success,
+    Skipped,
+    MissingPermissions,
+    InternalError,
+    ClientError,
+    /// A code this build does not know (AWS added one), or none at all.
+    Other(String),
+}
+
 /// What `--dry-run` learnt about one call it did not make.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "check", content = "reason")]

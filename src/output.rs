@@ -19,6 +19,9 @@ pub trait Render: Serialize {
 
 pub struct TableStyle {
     pub color: bool,
+    /// The terminal's width when stdout is one: cells wrap to fit it. None (piped, redirected):
+    /// each row stays on one line, for grep and awk.
+    pub width: Option<u16>,
 }
 
 impl TableStyle {
@@ -29,11 +32,15 @@ impl TableStyle {
             // The decision was made from --color and the terminal; don't let the table second-guess it.
             table.enforce_styling();
         }
-        table.set_content_arrangement(if std::io::stdout().is_terminal() {
-            ContentArrangement::Dynamic
-        } else {
-            ContentArrangement::Disabled
-        });
+        match self.width {
+            Some(width) => {
+                table.set_content_arrangement(ContentArrangement::Dynamic);
+                table.set_width(width);
+            }
+            None => {
+                table.set_content_arrangement(ContentArrangement::Disabled);
+            }
+        }
         table.set_header(header.iter().map(Cell::new));
         table
     }
@@ -59,6 +66,7 @@ impl Printer {
             format: settings.output,
             style: TableStyle {
                 color: settings.color,
+                width: terminal_width(),
             },
         }
     }
@@ -81,6 +89,46 @@ impl Printer {
         }
         stdout.flush()?;
         Ok(())
+    }
+}
+
+/// The width of the terminal stdout is, if it is one. A terminal that does not say its size
+/// (some serial consoles, a fresh pty) is taken as `COLUMNS` wide, or 80.
+fn terminal_width() -> Option<u16> {
+    let stdout = std::io::stdout();
+    if !stdout.is_terminal() {
+        return None;
+    }
+    let reported = terminal_size::terminal_size_of(&stdout)
+        .map(|(terminal_size::Width(width), _)| width)
+        .filter(|width| *width > 0);
+    Some(reported.unwrap_or_else(|| {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|columns| columns.parse().ok())
+            .filter(|columns: &u16| *columns > 0)
+            .unwrap_or(80)
+    }))
+}
+
+impl Printer {
+    /// The plan shown before a prompt. With `--output json` it goes to stderr as a table, so
+    /// that stdout still holds exactly one JSON document: the result.
+    pub fn emit_for_review<T: Render>(&self, document: &T) -> Result<()> {
+        match self.format {
+            OutputFormat::Table => self.emit(document),
+            OutputFormat::Json => {
+                let style = TableStyle {
+                    color: false,
+                    width: terminal_size::terminal_size_of(std::io::stderr())
+                        .map(|(terminal_size::Width(width), _)| width)
+                        .filter(|width| *width > 0),
+                };
+                let mut stderr = std::io::stderr().lock();
+                writeln!(stderr, "{}", document.render(&style))?;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -115,4 +163,49 @@ pub fn init_logging(global: &GlobalArgs) {
         .with_writer(std::io::stderr)
         .with_target(global.verbose > 1)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn long_reason_table(width: Option<u16>) -> String {
+        let style = TableStyle {
+            color: false,
+            width,
+        };
+        let mut table = style.table(&["ID", "ACTION", "WHY"]);
+        let why = "in use by instance i-0123456789abcdef0 (running), launch template lt-0123456789abcdef0 version 3, \
+                   and SSM parameter /prod/web/ami; also shared with account 111122223333, which could not be checked";
+        table.add_row(vec!["ami-0123456789abcdef0", "blocked", why]);
+        table.add_row(vec!["ami-0fedcba9876543210", "deregister", "requested"]);
+        table.to_string()
+    }
+
+    #[test]
+    fn on_a_terminal_long_cells_wrap_within_its_width() {
+        let text = long_reason_table(Some(60));
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 60,
+                "{line:?} is wider than 60:\n{text}"
+            );
+        }
+        assert!(text.contains("ami-0123456789abcdef0"), "{text}");
+        assert!(
+            text.lines().count() > 3,
+            "the long reason should wrap:\n{text}"
+        );
+    }
+
+    #[test]
+    fn piped_each_row_stays_on_one_line() {
+        let text = long_reason_table(None);
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(
+            text.lines()
+                .nth(1)
+                .is_some_and(|row| row.contains("could not be checked"))
+        );
+    }
 }

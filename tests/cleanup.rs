@@ -1,9 +1,7 @@
 //! `ami cleanup` through the real binary against the emulator.
 
-mod common;
-
+use crate::common::{Account, REGION, json};
 use aws_sdk_ec2::types::RequestLaunchTemplateData;
-use common::{Account, REGION, json};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -600,7 +598,7 @@ async fn object_keys(account: &Account, bucket: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn orphan_bundles_go_with_exactly_their_parts() {
     let account = Account::new();
-    let bucket = common::bucket_name(&account, "sweep");
+    let bucket = crate::common::bucket_name(&account, "sweep");
     // An old bundle nothing uses; a live one an image uses; an unused one sharing a part with
     // the live one; a hostile one; and an unrelated object.
     account
@@ -675,7 +673,7 @@ async fn orphan_bundles_go_with_exactly_their_parts() {
 #[tokio::test]
 async fn orphan_bundles_across_regions_keep_what_any_region_uses() {
     let account = Account::new();
-    let bucket = common::bucket_name(&account, "regions");
+    let bucket = crate::common::bucket_name(&account, "regions");
     for (key, body) in [
         ("p/live.manifest.xml", manifest(&["live.0"])),
         ("p/live.0", "0".to_string()),
@@ -739,7 +737,7 @@ async fn orphan_bundles_across_regions_keep_what_any_region_uses() {
 #[tokio::test]
 async fn an_unreadable_region_keeps_every_bundle() {
     let account = Account::new();
-    let bucket = common::bucket_name(&account, "unreadable");
+    let bucket = crate::common::bucket_name(&account, "unreadable");
     account
         .put_object(
             &bucket,
@@ -897,7 +895,7 @@ async fn an_interrupted_sweep_says_not_started() {
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    common::interrupt_group(&child);
+    crate::common::interrupt_group(&child);
     let output = child.wait_with_output().unwrap();
     account.configure(serde_json::json!({"faults": null}));
     let table = String::from_utf8_lossy(&output.stdout);
@@ -974,7 +972,7 @@ async fn a_stale_cleanup_mark_is_removed_not_acted_on() {
 #[tokio::test]
 async fn an_unlocatable_bucket_sweeps_nothing_and_says_so() {
     let account = Account::new();
-    let bucket = common::bucket_name(&account, "unlocatable");
+    let bucket = crate::common::bucket_name(&account, "unlocatable");
     account
         .put_object(
             &bucket,

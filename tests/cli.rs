@@ -1,8 +1,6 @@
 //! Global options, configuration errors and exit codes, through the real binary.
 
-mod common;
-
-use common::Account;
+use crate::common::Account;
 
 /// The run failed with `code`, printed exactly one line on stderr that contains every needle,
 /// and nothing on stdout.
@@ -69,7 +67,7 @@ fn aws_default_region_is_honoured() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(common::json(&output)["regions"][0], "eu-west-1");
+    assert_eq!(crate::common::json(&output)["regions"][0], "eu-west-1");
 }
 
 #[test]
@@ -89,7 +87,7 @@ fn region_from_the_profile_config() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert_eq!(common::json(&output)["regions"][0], "ap-southeast-2");
+    assert_eq!(crate::common::json(&output)["regions"][0], "ap-southeast-2");
 }
 
 #[test]
@@ -276,7 +274,7 @@ fn json_output_is_one_document_on_stdout() {
         .unwrap();
     assert!(output.status.success());
     // Logs went to stderr; stdout still parses as exactly one document.
-    let document = common::json(&output);
+    let document = crate::common::json(&output);
     assert!(document["images"].as_array().unwrap().is_empty());
     assert!(!output.stderr.is_empty(), "-vv logs on stderr");
 }
@@ -286,7 +284,7 @@ fn json_output_is_one_document_on_stdout() {
 #[tokio::test]
 async fn bad_arguments_name_the_value_and_change_nothing() {
     let account = Account::new();
-    let (image, _) = account.image(common::REGION, "stays-put").await;
+    let (image, _) = account.image(crate::common::REGION, "stays-put").await;
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.toml");
     std::fs::write(&empty, "").unwrap();
@@ -405,7 +403,7 @@ async fn credentials_never_appear_in_output_or_logs() {
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1";
     const TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN0123456789";
     let account = Account::new();
-    let (image, _) = account.image(common::REGION, "secretive").await;
+    let (image, _) = account.image(crate::common::REGION, "secretive").await;
     let runs: Vec<Vec<&str>> = vec![
         vec!["list", "-vv"],
         vec!["list", "-vv", "--output", "json"],

@@ -3,12 +3,10 @@
 //! The verbs are read from `ami --help`, so a verb added later fails here until it has a case
 //! (and honours --dry-run, or refuses it with exit 2 before any call).
 
-mod common;
-
-use common::{Account, REGION};
+use crate::common::{Account, REGION};
 
 /// Every subcommand `ami --help` lists (clap's own listing), `help` aside.
-fn verbs() -> Vec<String> {
+pub(crate) fn verbs() -> Vec<String> {
     let output = Account::new().ami().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout).into_owned();
     let listing = help
@@ -26,7 +24,7 @@ fn verbs() -> Vec<String> {
         .collect()
 }
 
-struct Estate {
+pub(crate) struct Estate {
     instance: String,
     image: String,
     snapshot: String,
@@ -36,7 +34,7 @@ struct Estate {
     _dir: tempfile::TempDir,
 }
 
-async fn estate(account: &Account) -> Estate {
+pub(crate) async fn estate(account: &Account) -> Estate {
     let (image, snapshot) = account.image(REGION, "web-2026-01-01").await;
     account.backdate(REGION, &image, "2026-01-01T00:00:00Z");
     let (newer, _) = account.image(REGION, "web-2026-02-01").await;
@@ -68,7 +66,7 @@ async fn estate(account: &Account) -> Estate {
 }
 
 /// The arguments that would change something in the estate, without --dry-run.
-fn case(verb: &str, estate: &Estate) -> Vec<String> {
+pub(crate) fn case(verb: &str, estate: &Estate) -> Vec<String> {
     let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     match verb {
         "list" => owned(&["list"]),
@@ -189,7 +187,7 @@ async fn create_register_copy_and_share_ask_aws_and_print_the_calls() {
             "{verb}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let report = common::json(&output);
+        let report = crate::common::json(&output);
         assert_eq!(report["dry_run"], true, "{verb}: {report}");
         let calls = report["calls"].as_array().unwrap();
         let asked = calls.iter().find(|c| c["call"] == call).unwrap_or_else(|| {
@@ -211,7 +209,7 @@ async fn create_register_copy_and_share_ask_aws_and_print_the_calls() {
         .args(["--dry-run", "--output", "json"])
         .output()
         .unwrap();
-    let report = common::json(&output);
+    let report = crate::common::json(&output);
     let snapshot_call = report["calls"]
         .as_array()
         .unwrap()
@@ -230,7 +228,7 @@ async fn create_register_copy_and_share_ask_aws_and_print_the_calls() {
         .args(["--dry-run", "--output", "json"])
         .output()
         .unwrap();
-    let report = common::json(&output);
+    let report = crate::common::json(&output);
     assert!(report["calls"].as_array().unwrap().iter().any(|c| {
         c["call"] == "ec2:EnableImageDeregistrationProtection" && c["check"] == "not_checked"
     }));
@@ -253,7 +251,7 @@ async fn a_denied_dry_run_check_fails_the_dry_run() {
         .unwrap();
     account.configure(serde_json::json!({"faults": null}));
     assert_eq!(output.status.code(), Some(1));
-    let report = common::json(&output);
+    let report = crate::common::json(&output);
     assert_eq!(report["calls"][0]["check"], "denied", "{report}");
     assert!(
         report["calls"][0]["reason"]

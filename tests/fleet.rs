@@ -2,9 +2,7 @@
 //! accounts an image is shared with before retiring it. The emulator maps an assumed role's
 //! credentials to the role's account, and can refuse chosen roles.
 
-mod common;
-
-use common::{Account, REGION, json};
+use crate::common::{Account, REGION, json};
 use serde_json::{Value, json};
 
 fn run(account: &Account, args: &[&str]) -> (i32, Value) {
@@ -130,20 +128,7 @@ async fn one_role_or_the_whole_organization() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("'arn:aws:iam::12:role/x'"));
 
     // --accounts-from-org: every active account of the organization.
-    let org = aws_sdk_organizations::Client::from_conf(
-        aws_sdk_organizations::Config::builder()
-            .behavior_version(aws_sdk_organizations::config::BehaviorVersion::latest())
-            .region(aws_sdk_organizations::config::Region::new(REGION))
-            .endpoint_url(&common::emulator().endpoint)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                tooling.access_key(),
-                "test-secret",
-                None,
-                None,
-                "tests",
-            ))
-            .build(),
-    );
+    let org = tooling.organizations();
     org.create_organization().send().await.unwrap();
     org.create_account()
         .account_name("workload-2")

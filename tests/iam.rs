@@ -1,21 +1,19 @@
-//! Least privilege: every verb, run the ways the README documents, calls only the actions the
-//! README's per-verb IAM table grants it. A verb that starts calling something new fails here
-//! until the policy operators copy from the README says so.
+//! Least privilege: every verb, run the ways the docs (docs/usage.md) show, calls only the actions the
+//! per-verb IAM table in docs/aws.md grants it. A verb that starts calling something new fails here
+//! until the policy operators copy from docs/aws.md says so.
 
-mod common;
-
-use common::{Account, REGION, bucket_name};
+use crate::common::{Account, REGION, bucket_name};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The README's table between `<!-- iam:begin -->` and `<!-- iam:end -->`: verb → actions.
+/// The table in docs/aws.md between `<!-- iam:begin -->` and `<!-- iam:end -->`: verb → actions.
 fn documented() -> BTreeMap<String, BTreeSet<String>> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/aws.md"))
+        .expect("docs/aws.md");
     let table = readme
         .split("<!-- iam:begin -->")
         .nth(1)
         .and_then(|rest| rest.split("<!-- iam:end -->").next())
-        .expect("the README has the IAM table markers");
+        .expect("docs/aws.md has the IAM table markers");
     let mut verbs = BTreeMap::new();
     for row in table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
@@ -314,13 +312,13 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
     for (verb, actions) in &used {
         let allowed = policy
             .get(*verb)
-            .unwrap_or_else(|| panic!("the README's IAM table has no row for `{verb}`"));
+            .unwrap_or_else(|| panic!("the IAM table in docs/aws.md has no row for `{verb}`"));
         for action in actions.difference(allowed) {
             undocumented.push(format!("{verb}: {action}"));
         }
     }
     assert!(
         undocumented.is_empty(),
-        "called but not in the README's IAM table: {undocumented:?}\nused: {used:#?}"
+        "called but not in the IAM table in docs/aws.md: {undocumented:?}\nused: {used:#?}"
     );
 }

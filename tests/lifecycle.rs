@@ -1,8 +1,6 @@
 //! `ami create`, `register`, `copy` and `share` through the real binary against the emulator.
 
-mod common;
-
-use common::{Account, REGION, bucket_name, json};
+use crate::common::{Account, REGION, bucket_name, json};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -999,7 +997,7 @@ async fn ctrl_c_during_a_smoke_test_still_terminates_the_instance() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(500));
-    common::interrupt_group(&child);
+    crate::common::interrupt_group(&child);
     let output = child.wait_with_output().unwrap();
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
@@ -1116,7 +1114,7 @@ async fn ctrl_c_during_the_launch_call_strands_no_instance() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    common::interrupt_group(&child);
+    crate::common::interrupt_group(&child);
     let output = child.wait_with_output().unwrap();
     account.configure(serde_json::json!({"faults": null}));
     assert_eq!(

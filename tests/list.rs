@@ -1,8 +1,6 @@
 //! `ami list` through the real binary against the emulator.
 
-mod common;
-
-use common::{Account, REGION, bucket_name, json};
+use crate::common::{Account, REGION, bucket_name, json};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 

@@ -1,9 +1,7 @@
 //! Faults, throttling and interruption: the final state is what was meant, and the report says
 //! what happened. Through the real binary against the emulator with its fault injection.
 
-mod common;
-
-use common::{Account, json};
+use crate::common::{Account, json};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;

@@ -3,12 +3,11 @@
 
 use anyhow::Result;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::S3;
 use super::error::{AwsError, service_code};
-use crate::plan::manifest::{MAX_MANIFEST_BYTES, parse_manifest};
-use crate::plan::{BundleFacts, ManifestRead};
+use crate::model::{BundleObjects, ManifestFetch};
 
 /// DeleteObjects takes at most 1,000 keys.
 const DELETE_BATCH: usize = 1000;
@@ -22,37 +21,32 @@ pub struct DeleteOutcome {
 }
 
 impl S3 {
-    /// Reads the manifest and lists which of the bundle's objects exist.
-    pub async fn bundle_facts(
+    /// The manifest (read up to `limit` bytes) and every object under the bundle's prefix.
+    pub async fn bundle_objects(
         &self,
         bucket: &str,
         manifest_key: &str,
         prefix: &str,
-    ) -> BundleFacts {
-        let manifest = self.read_manifest(bucket, manifest_key).await;
-        let mut wanted: BTreeSet<String> = BTreeSet::new();
-        wanted.insert(manifest_key.to_string());
-        if let ManifestRead::Parsed(parsed) = &manifest {
-            wanted.extend(parsed.parts.iter().map(|part| format!("{prefix}{part}")));
-        }
-        let (existing, manifest) = match self.existing(bucket, prefix, &wanted).await {
-            Ok(existing) => (existing, manifest),
-            // Without the listing we cannot tell what exists: keep the bundle, say why.
-            Err(err) => (
-                BTreeMap::new(),
-                ManifestRead::Unreadable(format!("cannot list s3://{bucket}/{prefix}: {err}")),
-            ),
+        limit: u64,
+    ) -> BundleObjects {
+        let manifest = self.read_manifest(bucket, manifest_key, limit).await;
+        let listing = match self.list_objects(bucket, prefix).await {
+            Ok(objects) => Ok(objects.into_iter().collect()),
+            // The bucket is gone: so is every object that was in it.
+            Err(err) if err.code.as_deref() == Some("NoSuchBucket") => Ok(BTreeMap::new()),
+            Err(err) => Err(err.to_string()),
         };
-        BundleFacts {
+        BundleObjects {
             bucket: bucket.to_string(),
             manifest_key: manifest_key.to_string(),
             prefix: prefix.to_string(),
             manifest,
-            existing,
+            listing,
         }
     }
 
-    async fn read_manifest(&self, bucket: &str, key: &str) -> ManifestRead {
+    /// At most `limit` bytes are read, whatever the object's declared length.
+    async fn read_manifest(&self, bucket: &str, key: &str, limit: u64) -> ManifestFetch {
         let response = match self
             .client
             .get_object()
@@ -64,48 +58,26 @@ impl S3 {
             Ok(response) => response,
             Err(err) => {
                 return match service_code(&err) {
-                    Some("NoSuchKey") | Some("NoSuchBucket") => ManifestRead::Missing,
-                    _ => ManifestRead::Unreadable(
+                    Some("NoSuchKey") | Some("NoSuchBucket") => ManifestFetch::Missing,
+                    _ => ManifestFetch::Unreadable(
                         AwsError::from_sdk("GetObject", &self.region, &err).to_string(),
                     ),
                 };
             }
         };
         let declared = response.content_length().unwrap_or(0).max(0) as u64;
-        if declared > MAX_MANIFEST_BYTES {
-            return ManifestRead::Invalid(crate::plan::manifest::ManifestError::TooLarge(declared));
+        if declared > limit {
+            return ManifestFetch::TooLarge(declared);
         }
         // Read at most one byte past the limit, whatever the header said.
         let mut body = response.body.into_async_read();
         let mut bytes = Vec::new();
         use tokio::io::AsyncReadExt;
-        let read = (&mut body)
-            .take(MAX_MANIFEST_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .await;
-        if let Err(err) = read {
-            return ManifestRead::Unreadable(format!("reading s3://{bucket}/{key}: {err}"));
-        }
-        match parse_manifest(&bytes) {
-            Ok(parsed) => ManifestRead::Parsed(parsed),
-            Err(err) => ManifestRead::Invalid(err),
-        }
-    }
-
-    /// Sizes of the `wanted` keys that exist under `prefix` (none when the bucket is gone).
-    async fn existing(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        wanted: &BTreeSet<String>,
-    ) -> Result<BTreeMap<String, u64>, AwsError> {
-        match self.list_objects(bucket, prefix).await {
-            Ok(objects) => Ok(objects
-                .into_iter()
-                .filter(|(key, _)| wanted.contains(key))
-                .collect()),
-            Err(err) if err.code.as_deref() == Some("NoSuchBucket") => Ok(BTreeMap::new()),
-            Err(err) => Err(err),
+        let read = (&mut body).take(limit + 1).read_to_end(&mut bytes).await;
+        match read {
+            Err(err) => ManifestFetch::Unreadable(format!("reading s3://{bucket}/{key}: {err}")),
+            Ok(_) if bytes.len() as u64 > limit => ManifestFetch::TooLarge(bytes.len() as u64),
+            Ok(_) => ManifestFetch::Fetched(bytes),
         }
     }
 

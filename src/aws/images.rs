@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::Ec2;
 use super::error::{AwsError, service_code};
-use crate::model::{BlockDevice, Image, LaunchPermissions, parse_time};
+use crate::model::{BlockDevice, Image, LaunchPermissions, SnapshotReturnCode, parse_time};
 
 /// Largest page DescribeImages serves.
 const IMAGES_PAGE_SIZE: i32 = 1000;
@@ -85,7 +85,7 @@ impl Ec2 {
         &self,
         image_id: &str,
         delete_snapshots: bool,
-    ) -> Result<Option<Vec<(String, String)>>, AwsError> {
+    ) -> Result<Option<Vec<(String, SnapshotReturnCode)>>, AwsError> {
         let result = self
             .client
             .deregister_image()
@@ -101,10 +101,7 @@ impl Ec2 {
                     .filter_map(|result| {
                         Some((
                             result.snapshot_id()?.to_string(),
-                            result
-                                .return_code()
-                                .map(|code| code.as_str().to_string())
-                                .unwrap_or_default(),
+                            return_code(result.return_code()),
                         ))
                     })
                     .collect(),
@@ -222,4 +219,17 @@ fn map_image(region: &str, image: &aws_sdk_ec2::types::Image) -> Result<Image> {
         last_launched_time: image.last_launched_time().and_then(parse_time),
         image_id,
     })
+}
+
+fn return_code(code: Option<&aws_sdk_ec2::types::SnapshotReturnCodes>) -> SnapshotReturnCode {
+    use aws_sdk_ec2::types::SnapshotReturnCodes as Code;
+    match code {
+        Some(Code::Success) => SnapshotReturnCode::Success,
+        Some(Code::WarnSkipped) => SnapshotReturnCode::Skipped,
+        Some(Code::ErrorMissingPermissions) => SnapshotReturnCode::MissingPermissions,
+        Some(Code::ErrorCodeInternalError) => SnapshotReturnCode::InternalError,
+        Some(Code::ErrorCodeClientError) => SnapshotReturnCode::ClientError,
+        Some(other) => SnapshotReturnCode::Other(other.as_str().to_string()),
+        None => SnapshotReturnCode::Other(String::new()),
+    }
 }

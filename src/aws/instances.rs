@@ -204,7 +204,7 @@ impl Ec2 {
                 "{} in {} did not {what} within {}: {}",
                 ids.join(", "),
                 self.region,
-                humantime::format_duration(timeout),
+                crate::duration::format(timeout),
                 crate::error::one_line(&err)
             )
         })?;

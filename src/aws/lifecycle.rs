@@ -9,7 +9,6 @@ use aws_sdk_ec2::types::{
     ImdsSupportValues, ResourceType, Tag, TagSpecification, TpmSupportValues, VolumeType,
 };
 use chrono::{DateTime, Utc};
-use indicatif::ProgressBar;
 use std::time::Duration;
 
 use aws_sdk_ec2::operation::copy_image::builders::CopyImageFluentBuilder;
@@ -354,13 +353,13 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Waits (the SDK's waiter) until the image is available; meanwhile, when a bar is given,
-    /// feeds it the image's snapshots' progress.
+    /// Waits (the SDK's waiter) until the image is available; meanwhile, when asked to, reports
+    /// the least-advanced snapshot's progress in percent every few seconds.
     pub async fn wait_available(
         &self,
         image_id: &str,
         timeout: Duration,
-        progress: Option<&ProgressBar>,
+        progress: Option<&(dyn Fn(u64) + Sync)>,
     ) -> Result<Image> {
         let waiter = self
             .client
@@ -369,14 +368,14 @@ impl Ec2 {
             .wait(timeout);
         let outcome = match progress {
             None => waiter.await,
-            Some(bar) => {
+            Some(report) => {
                 tokio::pin!(waiter);
                 loop {
                     tokio::select! {
                         outcome = &mut waiter => break outcome,
                         _ = tokio::time::sleep(Duration::from_secs(5)) => {
                             if let Ok(percent) = self.snapshot_progress(image_id).await {
-                                bar.set_position(percent);
+                                report(percent);
                             }
                         }
                     }
@@ -387,7 +386,7 @@ impl Ec2 {
             anyhow!(
                 "{image_id} in {} did not become available within {}: {}",
                 self.region,
-                humantime::format_duration(timeout),
+                crate::duration::format(timeout),
                 crate::error::one_line(&anyhow::Error::new(err))
             )
         })?;

@@ -52,6 +52,7 @@ impl Aws {
     pub async fn connect(settings: &Settings) -> Result<Aws> {
         let first_region = settings.regions.first().cloned().unwrap_or_default();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(first_region))
             .retry_config(retry_config(settings).await);
         if let Some(profile) = &settings.profile {
@@ -89,6 +90,24 @@ impl Aws {
             region: region.to_string(),
         }
     }
+}
+
+/// The SDK's default HTTPS client (hyper 1, rustls, proxy settings from the environment), on
+/// ring instead of aws-lc: the same behaviour without a second large C library to build.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 impl Aws {

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use super::Ec2;
 use super::error::{AwsError, service_code};
-use crate::plan::SnapshotInfo;
-use crate::plan::orphans::SnapshotFact;
+use crate::model::{SnapshotFact, SnapshotInfo};
 
 /// Snapshots planned for deletion carry this tag (value: the image id) from just before the image
 /// is deregistered, so a run killed after deregistering can still find and finish them.

@@ -1,5 +1,8 @@
 //! Who uses an image: instances (any state but terminated), launch templates (every version),
-//! launch configurations, and whatever DescribeImageReferences knows where the endpoint has it.
+//! launch configurations, and whatever DescribeImageReferences knows where the endpoint has it;
+//! and, for images shared with other accounts, the same reads in each of them. Facts only:
+//! `plan::users` decides who counts as a user (an unresolved alias, a failed read, an
+//! organization).
 
 use anyhow::Result;
 use aws_sdk_ec2::types::Filter;
@@ -9,7 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::accounts::role_arn;
 use super::error::AwsError;
 use super::{Aws, Ec2};
-use crate::plan::ImageUser;
+use crate::model::{
+    ConsumerCheck, ConsumerFacts, ImageUser, LaunchPermissions, UnresolvedAlias, UsageFacts,
+    UserKind,
+};
 
 /// Templates are read one at a time (each can have many versions); a few in flight hide latency.
 const TEMPLATE_CONCURRENCY: usize = 4;
@@ -18,42 +24,14 @@ const FILTER_VALUES: usize = 200;
 const IMAGE_REFERENCE_IDS: usize = 10;
 /// Reference chunks in flight at once: reads have their own, larger request budget.
 const REFERENCE_CONCURRENCY: usize = 4;
-/// The kind of user that stands for references that could not be read: it keeps the image.
-pub const UNCHECKED_REFERENCES: &str = "unchecked_references";
-
-/// Users per image id, and notes on what could not be checked.
-#[derive(Debug, Default)]
-pub struct Usage {
-    pub users: BTreeMap<String, Vec<ImageUser>>,
-    pub notes: Vec<String>,
-}
-
-impl Usage {
-    pub fn merge(&mut self, other: Usage) {
-        for (image_id, users) in other.users {
-            for user in users {
-                self.add(&image_id, user);
-            }
-        }
-        self.notes.extend(other.notes);
-    }
-
-    fn add(&mut self, image_id: &str, user: ImageUser) {
-        let users = self.users.entry(image_id.to_string()).or_default();
-        if !users.contains(&user) {
-            users.push(user);
-        }
-    }
-}
-
 impl Ec2 {
     pub async fn image_usage(
         &self,
         autoscaling: &aws_sdk_autoscaling::Client,
         image_ids: &[String],
-    ) -> Result<Usage> {
+    ) -> Result<UsageFacts> {
         let wanted: BTreeSet<&str> = image_ids.iter().map(String::as_str).collect();
-        let mut usage = Usage::default();
+        let mut usage = UsageFacts::default();
         if wanted.is_empty() {
             return Ok(usage);
         }
@@ -65,7 +43,7 @@ impl Ec2 {
         Ok(usage)
     }
 
-    async fn instances_using(&self, image_ids: &[String], usage: &mut Usage) -> Result<()> {
+    async fn instances_using(&self, image_ids: &[String], usage: &mut UsageFacts) -> Result<()> {
         for chunk in image_ids.chunks(FILTER_VALUES) {
             let mut pages = self
                 .client
@@ -104,12 +82,7 @@ impl Ec2 {
                         .map(|name| name.as_str().to_string());
                     usage.add(
                         image_id,
-                        ImageUser {
-                            kind: "instance".into(),
-                            id: instance_id.to_string(),
-                            detail: state,
-                            account: None,
-                        },
+                        ImageUser::new(UserKind::Instance, instance_id, state),
                     );
                 }
             }
@@ -120,7 +93,7 @@ impl Ec2 {
     async fn launch_templates_using(
         &self,
         wanted: &BTreeSet<&str>,
-        usage: &mut Usage,
+        usage: &mut UsageFacts,
     ) -> Result<()> {
         let mut template_ids = Vec::new();
         let mut pages = self
@@ -140,9 +113,11 @@ impl Ec2 {
             );
         }
         // Every version, not only $Default/$Latest: any version can be launched by id.
-        let found: Vec<Vec<(String, ImageUser)>> = stream::iter(template_ids)
+        type Found = (Vec<(String, ImageUser)>, Vec<UnresolvedAlias>);
+        let found: Vec<Found> = stream::iter(template_ids)
             .map(|template_id| async move {
                 let mut hits = Vec::new();
+                let mut unresolved = Vec::new();
                 let mut pages = self
                     .client
                     .describe_launch_template_versions()
@@ -172,38 +147,38 @@ impl Ec2 {
                             other => other.map(str::to_string),
                         };
                         let image = resolved.as_deref().or(written);
-                        let user = |detail: String| ImageUser {
-                            kind: "launch_template".into(),
-                            id: template_id.clone(),
-                            detail: Some(detail),
-                            account: None,
-                        };
                         match image {
                             Some(image) if wanted.contains(image) => {
-                                hits.push((image.to_string(), user(format!("version {number}"))));
+                                hits.push((
+                                    image.to_string(),
+                                    ImageUser::new(
+                                        UserKind::LaunchTemplate,
+                                        template_id.clone(),
+                                        Some(format!("version {number}")),
+                                    ),
+                                ));
                             }
-                            // An alias AWS could not resolve may name any of them: keep them all.
                             Some(alias) if alias.starts_with("resolve:ssm:") => {
-                                for image in wanted.iter() {
-                                    hits.push((
-                                        image.to_string(),
-                                        user(format!(
-                                            "version {number}: {alias} could not be resolved, so it may name this image"
-                                        )),
-                                    ));
-                                }
+                                unresolved.push(UnresolvedAlias {
+                                    template_id: template_id.clone(),
+                                    version: number,
+                                    alias: alias.to_string(),
+                                });
                             }
                             _ => {}
                         }
                     }
                 }
-                Ok::<_, anyhow::Error>(hits)
+                Ok::<_, anyhow::Error>((hits, unresolved))
             })
             .buffer_unordered(TEMPLATE_CONCURRENCY)
             .try_collect()
             .await?;
-        for (image, user) in found.into_iter().flatten() {
-            usage.add(&image, user);
+        for (hits, unresolved) in found {
+            for (image, user) in hits {
+                usage.add(&image, user);
+            }
+            usage.unresolved_aliases.extend(unresolved);
         }
         Ok(())
     }
@@ -237,7 +212,7 @@ impl Ec2 {
         &self,
         autoscaling: &aws_sdk_autoscaling::Client,
         wanted: &BTreeSet<&str>,
-        usage: &mut Usage,
+        usage: &mut UsageFacts,
     ) -> Result<()> {
         let mut pages = autoscaling
             .describe_launch_configurations()
@@ -258,12 +233,7 @@ impl Ec2 {
                 if wanted.contains(image) {
                     usage.add(
                         image,
-                        ImageUser {
-                            kind: "launch_configuration".into(),
-                            id: name.to_string(),
-                            detail: None,
-                            account: None,
-                        },
+                        ImageUser::new(UserKind::LaunchConfiguration, name, None),
                     );
                 }
             }
@@ -275,8 +245,8 @@ impl Ec2 {
     /// most 10 image ids per call, so the ids go in chunks. An endpoint that does not offer the
     /// action (InvalidAction, UnsupportedOperation: older partitions) is noted, since the checks
     /// above still ran; any other failure (access denied, throttled past the retries, a bad
-    /// parameter, a timeout) makes every image of its chunk an unchecked user, which keeps it.
-    async fn image_references(&self, image_ids: &[String], usage: &mut Usage) {
+    /// parameter, a timeout) is recorded for every image of its chunk.
+    async fn image_references(&self, image_ids: &[String], usage: &mut UsageFacts) {
         let chunks: Vec<Result<Vec<(String, ImageUser)>, AwsError>> =
             stream::iter(image_ids.chunks(IMAGE_REFERENCE_IDS))
                 .map(|chunk| self.image_references_of(chunk))
@@ -292,28 +262,12 @@ impl Ec2 {
                     }
                 }
                 Err(err) if err.not_offered() => not_offered = Some(err),
-                Err(err) => {
-                    for image in chunk {
-                        usage.add(
-                            image,
-                            ImageUser {
-                                kind: UNCHECKED_REFERENCES.into(),
-                                id: "DescribeImageReferences".into(),
-                                detail: Some(format!(
-                                    "could not check SSM parameters and Image Builder recipes: {err}"
-                                )),
-                                account: None,
-                            },
-                        );
-                    }
-                }
+                Err(err) => usage
+                    .unchecked_references
+                    .extend(chunk.iter().map(|image| (image.clone(), err.to_string()))),
             }
         }
-        if let Some(err) = not_offered {
-            usage.notes.push(format!(
-                "{err}; checked instances, launch templates and launch configurations directly"
-            ));
-        }
+        usage.references_not_offered = not_offered.map(|err| err.to_string());
     }
 
     async fn image_references_of(
@@ -343,12 +297,11 @@ impl Ec2 {
                 }
                 found.push((
                     image.to_string(),
-                    ImageUser {
-                        kind: kind.as_str().replace(':', "_").to_lowercase(),
-                        id: reference.arn().unwrap_or_default().to_string(),
-                        detail: None,
-                        account: None,
-                    },
+                    ImageUser::new(
+                        UserKind::Reference(kind.as_str().to_string()),
+                        reference.arn().unwrap_or_default(),
+                        None,
+                    ),
                 ));
             }
         }
@@ -360,46 +313,33 @@ impl Ec2 {
 const PERMISSION_CONCURRENCY: usize = 8;
 /// Consumer accounts checked at once.
 const CONSUMER_CONCURRENCY: usize = 4;
-/// The kind of user that stands for an account (or organization, or everyone) that may launch
-/// the image and could not be looked into: it keeps the image, as any user does.
-pub const UNCHECKED_CONSUMER: &str = "unchecked_consumer";
 
 impl Aws {
-    /// Who uses these images in the accounts they are shared with: in each consumer account the
-    /// same checks as at home (instances, every launch template version, launch configurations),
-    /// with `--role-name` assumed there. An account that cannot be checked, an organization, an
-    /// OU or the public counts as a user ("when in doubt, keep"), unless --ignore-consumers.
-    pub async fn consumer_usage(
+    /// Who may launch these images besides us, and in each account they are shared with the same
+    /// reads as at home (instances, every launch template version, launch configurations,
+    /// references), with `--role-name` assumed there. Fails when a launch permission cannot be
+    /// read: without it nobody can tell who else uses the image.
+    pub async fn consumer_facts(
         &self,
         region: &str,
         own_account: &str,
         image_ids: &[String],
-    ) -> Result<Usage> {
-        let mut usage = Usage::default();
-        if self.consumers.ignore || image_ids.is_empty() {
-            return Ok(usage);
-        }
+    ) -> Result<ConsumerFacts> {
         let ec2 = self.ec2(region);
-        let permissions: Vec<(String, Result<crate::model::LaunchPermissions>)> =
-            stream::iter(image_ids.to_vec())
-                .map(|image_id| {
-                    let ec2 = ec2.clone();
-                    async move {
-                        let permissions = ec2.launch_permissions(&image_id).await;
-                        (image_id, permissions)
-                    }
-                })
-                .buffer_unordered(PERMISSION_CONCURRENCY)
-                .collect()
-                .await;
+        let read: Vec<(String, Result<LaunchPermissions>)> = stream::iter(image_ids.to_vec())
+            .map(|image_id| {
+                let ec2 = ec2.clone();
+                async move {
+                    let permissions = ec2.launch_permissions(&image_id).await;
+                    (image_id, permissions)
+                }
+            })
+            .buffer_unordered(PERMISSION_CONCURRENCY)
+            .collect()
+            .await;
+        let mut facts = ConsumerFacts::default();
         let mut by_account: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let unchecked = |id: &str, detail: String| ImageUser {
-            kind: UNCHECKED_CONSUMER.into(),
-            id: id.to_string(),
-            detail: Some(detail),
-            account: None,
-        };
-        for (image_id, permissions) in permissions {
+        for (image_id, permissions) in read {
             let permissions = permissions?;
             for account in permissions.accounts.iter().filter(|a| *a != own_account) {
                 by_account
@@ -407,89 +347,38 @@ impl Aws {
                     .or_default()
                     .push(image_id.clone());
             }
-            for arn in permissions
-                .organizations
-                .iter()
-                .chain(&permissions.organizational_units)
-            {
-                usage.add(
-                    &image_id,
-                    unchecked(arn, "its accounts cannot be listed and checked".into()),
-                );
-            }
-            if permissions.public {
-                usage.add(
-                    &image_id,
-                    unchecked("public", "any AWS account may be launching it".into()),
-                );
-            }
+            facts.permissions.insert(image_id, permissions);
         }
         let role_name = self.consumers.role_name.clone();
-        let checked: Vec<(String, Vec<String>, Result<Usage>)> = stream::iter(by_account)
+        facts.accounts = stream::iter(by_account)
             .map(|(account, images)| {
                 let role_name = role_name.clone();
                 async move {
-                    let result = match role_name {
-                        None => Err(anyhow::anyhow!("no --role-name to look into it with")),
-                        Some(name) => match self.assume(&role_arn(region, &account, &name)).await {
-                            Ok(consumer) => {
-                                consumer
-                                    .ec2(region)
-                                    .image_usage(&consumer.autoscaling(region), &images)
-                                    .await
+                    let check = match role_name {
+                        None => ConsumerCheck::NoRole,
+                        Some(name) => {
+                            let found = match self.assume(&role_arn(region, &account, &name)).await
+                            {
+                                Ok(consumer) => {
+                                    consumer
+                                        .ec2(region)
+                                        .image_usage(&consumer.autoscaling(region), &images)
+                                        .await
+                                }
+                                Err(err) => Err(err),
+                            };
+                            match found {
+                                Ok(usage) => ConsumerCheck::Checked(usage),
+                                Err(err) => ConsumerCheck::Failed(crate::error::one_line(&err)),
                             }
-                            Err(err) => Err(err),
-                        },
+                        }
                     };
-                    (account, images, result)
+                    (account, check)
                 }
             })
             .buffer_unordered(CONSUMER_CONCURRENCY)
             .collect()
             .await;
-        for (account, images, result) in checked {
-            match result {
-                Ok(found) => {
-                    for (image_id, users) in found.users {
-                        for user in users {
-                            let detail = match &user.detail {
-                                Some(detail) => format!("in account {account}, {detail}"),
-                                None => format!("in account {account}"),
-                            };
-                            usage.add(
-                                &image_id,
-                                ImageUser {
-                                    kind: user.kind,
-                                    id: user.id,
-                                    detail: Some(detail),
-                                    account: Some(account.clone()),
-                                },
-                            );
-                        }
-                    }
-                    usage.notes.extend(
-                        found
-                            .notes
-                            .into_iter()
-                            .map(|note| format!("account {account}: {note}")),
-                    );
-                }
-                Err(err) => {
-                    for image_id in images {
-                        usage.add(
-                            &image_id,
-                            unchecked(
-                                &account,
-                                format!(
-                                    "shared with it, could not be checked: {}; --ignore-consumers retires it anyway",
-                                    crate::error::one_line(&err)
-                                ),
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-        Ok(usage)
+        Ok(facts)
     }
 }

@@ -30,11 +30,30 @@ pub struct CopyOutput {
     pub copies: BTreeMap<String, CopyEntry>,
 }
 
+/// What happened in one target region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyStatus {
+    Created,
+    /// An image of that name was already there.
+    Reused,
+    Failed,
+}
+
+impl CopyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyStatus::Created => "created",
+            CopyStatus::Reused => "reused",
+            CopyStatus::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct CopyEntry {
     pub image_id: Option<String>,
-    /// `created`, `reused` (an image of that name was already there) or `failed`.
-    pub status: String,
+    pub status: CopyStatus,
     pub state: Option<String>,
     pub error: Option<String>,
 }
@@ -177,13 +196,13 @@ async fn copy_in(
                 let outcome = copy_one(&ec2, &request, tags, timeout, bar.as_ref()).await;
                 if let Some(bar) = bar {
                     bar.finish_with_message(match &outcome {
-                        Ok(entry) => entry.status.clone(),
-                        Err(_) => "failed".into(),
+                        Ok(entry) => entry.status.as_str(),
+                        Err(_) => CopyStatus::Failed.as_str(),
                     });
                 }
                 let entry = outcome.unwrap_or_else(|err| CopyEntry {
                     image_id: None,
-                    status: "failed".into(),
+                    status: CopyStatus::Failed,
                     state: None,
                     error: Some(one_line(&err)),
                 });
@@ -195,7 +214,10 @@ async fn copy_in(
         .await;
 
     let copies: BTreeMap<String, CopyEntry> = results.into_iter().collect();
-    let failed = copies.values().filter(|c| c.status == "failed").count();
+    let failed = copies
+        .values()
+        .filter(|c| c.status == CopyStatus::Failed)
+        .count();
     let outcome = match failed {
         0 => Outcome::Success,
         n if n == copies.len() => Outcome::Failed,
@@ -234,9 +256,9 @@ pub(super) async fn copy_one(
             if let Some(bar) = bar {
                 bar.set_message("copying");
             }
-            (ec2.copy_image(request).await?, "created")
+            (ec2.copy_image(request).await?, CopyStatus::Created)
         }
-        Some(image) => (image.image_id, "reused"),
+        Some(image) => (image.image_id, CopyStatus::Reused),
     };
     let image = if let Some(timeout) = wait {
         if let Some(bar) = bar {
@@ -258,7 +280,7 @@ pub(super) async fn copy_one(
         .await?;
     Ok(CopyEntry {
         image_id: Some(image_id),
-        status: status.into(),
+        status,
         state: Some(image.state),
         error: None,
     })
@@ -303,11 +325,11 @@ impl Render for CopyOutput {
     fn render(&self, style: &TableStyle) -> String {
         let mut table = style.table(&["REGION", "IMAGE ID", "STATUS", "STATE", "ERROR"]);
         for (region, copy) in &self.copies {
-            let color = (copy.status == "failed").then_some(comfy_table::Color::Red);
+            let color = (copy.status == CopyStatus::Failed).then_some(comfy_table::Color::Red);
             table.add_row(vec![
                 style.cell(region, None),
                 style.cell(copy.image_id.as_deref().unwrap_or("-"), None),
-                style.cell(&copy.status, color),
+                style.cell(copy.status.as_str(), color),
                 style.cell(copy.state.as_deref().unwrap_or("-"), None),
                 style.cell(copy.error.as_deref().unwrap_or(""), None),
             ]);

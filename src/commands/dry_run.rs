@@ -62,7 +62,7 @@ impl DryRunReport {
             self.call(
                 region,
                 "ec2:EnableImageDeprecation",
-                format!("the new image, in {}", humantime::format_duration(after)),
+                format!("the new image, in {}", crate::duration::format(after)),
                 later(),
             );
         }

@@ -13,7 +13,6 @@ mod policy;
 pub mod register;
 pub mod release;
 mod retire;
-mod review;
 pub mod share;
 pub mod shell;
 

@@ -84,8 +84,17 @@ pub async fn finish(
             bar.set_message(format!("{image_id} snapshots"));
             bar
         });
+        let report = bar
+            .clone()
+            .map(|bar| move |percent: u64| bar.set_position(percent));
         let image = ec2
-            .wait_available(image_id, args.wait.timeout, bar.as_ref())
+            .wait_available(
+                image_id,
+                args.wait.timeout,
+                report
+                    .as_ref()
+                    .map(|report| report as &(dyn Fn(u64) + Sync)),
+            )
             .await;
         if let Some(bar) = bar {
             bar.finish_and_clear();

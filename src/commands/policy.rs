@@ -7,31 +7,13 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::cli::{CleanupArgs, RetireAction, parse_duration, parse_tag};
+use crate::cli::{CleanupArgs, parse_duration, parse_tag};
 use crate::config::validate_region;
 use crate::error::usage;
+use crate::plan::retention::RetireAction;
 use crate::plan::retention::{GroupBy, Retention};
 
-/// One rule, resolved: which images it looks at and how it decides.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub label: Option<String>,
-    pub name_filter: Option<Regex>,
-    pub tags: Vec<(String, String)>,
-    pub retention: Retention,
-    pub action: RetireAction,
-    pub orphans: bool,
-    /// (bucket, prefix) to sweep for unused bundles.
-    pub orphan_bundles: Vec<(String, String)>,
-}
-
-impl Rule {
-    pub fn selects_images(&self) -> bool {
-        self.retention.keep.is_some()
-            || self.retention.older_than.is_some()
-            || self.retention.unused_for.is_some()
-    }
-}
+pub use crate::plan::rules::Rule;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,7 +138,7 @@ pub fn from_args(args: &CleanupArgs) -> Result<Rule> {
         },
         args.keep_tag.clone(),
         args.include_public,
-        args.action,
+        args.action.into(),
         args.orphans,
         &args.orphan_bundles,
     )

@@ -135,7 +135,16 @@ async fn check_bundle(
     key: &str,
     prefix: &str,
 ) -> Result<()> {
-    let facts = aws.s3(region).bundle_facts(bucket, key, prefix).await;
+    let facts = crate::plan::BundleFacts::read(
+        aws.s3(region)
+            .bundle_objects(
+                bucket,
+                key,
+                prefix,
+                crate::plan::manifest::MAX_MANIFEST_BYTES,
+            )
+            .await,
+    );
     let url = format!("s3://{bucket}/{key}");
     let manifest = match facts.manifest {
         ManifestRead::Parsed(manifest) => manifest,

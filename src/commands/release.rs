@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::copy::copy_one;
 use super::launch::{check_placement, launch_request, refuse_unlaunchable, terminate};
+use super::share::{ShareAction, share_image};
 use crate::aws::instances::InstanceInfo;
 use crate::aws::lifecycle::CopyRequest;
 use crate::aws::sharing::Grantees;
@@ -42,7 +43,7 @@ pub enum StageState {
 
 #[derive(Debug, Serialize)]
 pub struct Stage {
-    pub stage: &'static str,
+    pub stage: StageName,
     pub state: StageState,
     pub duration_seconds: f64,
     /// What happened (or, with --dry-run, what would).
@@ -69,7 +70,36 @@ pub struct ReleaseOutput {
     pub test_instance: Option<InstanceInfo>,
 }
 
-const STAGES: [&str; 5] = ["create", "test", "copy", "share", "finish"];
+/// The stages, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageName {
+    Create,
+    Test,
+    Copy,
+    Share,
+    Finish,
+}
+
+impl StageName {
+    fn as_str(self) -> &'static str {
+        match self {
+            StageName::Create => "create",
+            StageName::Test => "test",
+            StageName::Copy => "copy",
+            StageName::Share => "share",
+            StageName::Finish => "finish",
+        }
+    }
+}
+
+const STAGES: [StageName; 5] = [
+    StageName::Create,
+    StageName::Test,
+    StageName::Copy,
+    StageName::Share,
+    StageName::Finish,
+];
 
 struct Run<'a> {
     settings: &'a Settings,
@@ -119,7 +149,7 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
                     ProgressStyle::with_template("{prefix:8} {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
-                bar.set_prefix(stage.to_string());
+                bar.set_prefix(stage.as_str());
                 bar.set_message("pending");
                 bar
             })
@@ -139,7 +169,7 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
             dry_run: settings.dry_run,
             stages: STAGES
                 .iter()
-                .map(|stage| Stage {
+                .map(|&stage| Stage {
                     stage,
                     state: StageState::Pending,
                     duration_seconds: 0.0,
@@ -177,16 +207,16 @@ impl Run<'_> {
         // Ctrl-C stops the stage under way (what AWS accepted carries on there; a re-run finds
         // it), reports, and exits 130; a second Ctrl-C exits at once.
         interrupt::watch();
-        for (index, name) in STAGES.iter().enumerate() {
+        for (index, &name) in STAGES.iter().enumerate() {
             self.mark(index, StageState::Running, "running".into());
             let started = Instant::now();
             let stage = async {
-                match *name {
-                    "create" => self.create().await,
-                    "test" => self.test().await,
-                    "copy" => self.copy().await,
-                    "share" => self.share().await,
-                    _ => self.finish().await,
+                match name {
+                    StageName::Create => self.create().await,
+                    StageName::Test => self.test().await,
+                    StageName::Copy => self.copy().await,
+                    StageName::Share => self.share().await,
+                    StageName::Finish => self.finish().await,
                 }
             };
             let mut result = tokio::select! {
@@ -197,7 +227,7 @@ impl Run<'_> {
                 )),
                 result = stage => result,
             };
-            if interrupt::requested() && *name == "test" {
+            if interrupt::requested() && name == StageName::Test {
                 result = Err(self.stop_test_instance().await);
             }
             let stage = &mut self.output.stages[index];
@@ -539,7 +569,7 @@ impl Run<'_> {
             match result {
                 Ok(entry) => {
                     let image_id = entry.image_id.unwrap_or_default();
-                    if entry.status == "created" {
+                    if entry.status == super::copy::CopyStatus::Created {
                         made.push(format!("{target} {image_id}"));
                     } else {
                         found.push(format!("{target} {image_id}"));
@@ -609,7 +639,15 @@ impl Run<'_> {
         let results: Vec<(String, Result<bool>)> = stream::iter(places)
             .map(|(region, id)| async move {
                 let result = match id {
-                    Some(id) => share_one(&aws.ec2(&region), &id, grantees, with_snapshots).await,
+                    Some(id) => share_image(
+                        &aws.ec2(&region),
+                        &id,
+                        grantees,
+                        ShareAction::Grant,
+                        with_snapshots,
+                    )
+                    .await
+                    .map(|shared| shared.changed),
                     None => Err(anyhow!("no image of this release in {region}")),
                 };
                 (region, result)
@@ -680,7 +718,7 @@ impl Run<'_> {
                 if let Some(after) = args.deprecate_after {
                     calls.push(format!(
                         "ec2:EnableImageDeprecation {id} in {region}, {} from now",
-                        in_days(after)
+                        crate::duration::format(after)
                     ));
                 }
                 if args.protect {
@@ -725,70 +763,6 @@ impl Run<'_> {
     }
 }
 
-/// Grants what is missing; whether anything changed.
-async fn share_one(
-    ec2: &Ec2,
-    image_id: &str,
-    grantees: &Grantees,
-    with_snapshots: bool,
-) -> Result<bool> {
-    let current = ec2.launch_permissions(image_id).await?;
-    let lacking_launch = Grantees {
-        accounts: missing(&grantees.accounts, &current.accounts),
-        organizations: missing(&grantees.organizations, &current.organizations),
-        organizational_units: missing(
-            &grantees.organizational_units,
-            &current.organizational_units,
-        ),
-        public: false,
-    };
-    let mut changed = false;
-    if with_snapshots && !grantees.accounts.is_empty() {
-        let image = ec2
-            .describe_image(image_id)
-            .await?
-            .ok_or_else(|| anyhow!("{image_id} not found in {}", ec2.region()))?;
-        // Snapshots first, so the image is never launchable without its volumes.
-        for snapshot in image
-            .block_devices
-            .iter()
-            .filter_map(|d| d.snapshot_id.as_deref())
-        {
-            let (accounts, _) = ec2.create_volume_permissions(snapshot).await?;
-            let lacking = missing(&grantees.accounts, &accounts);
-            if !lacking.is_empty() {
-                ec2.modify_create_volume_permission(snapshot, &lacking, false, false)
-                    .await?;
-                changed = true;
-            }
-        }
-    }
-    if !lacking_launch.is_empty() {
-        ec2.modify_launch_permissions(image_id, &lacking_launch, false)
-            .await?;
-        changed = true;
-    }
-    Ok(changed)
-}
-
-fn missing(wanted: &[String], present: &[String]) -> Vec<String> {
-    wanted
-        .iter()
-        .filter(|w| !present.contains(w))
-        .cloned()
-        .collect()
-}
-
-/// `90d` rather than humantime's months and hours.
-fn in_days(duration: std::time::Duration) -> String {
-    let secs = duration.as_secs();
-    if secs.is_multiple_of(86_400) {
-        format!("{}d", secs / 86_400)
-    } else {
-        humantime::format_duration(duration).to_string()
-    }
-}
-
 fn state_word(state: StageState) -> &'static str {
     match state {
         StageState::Pending => "pending",
@@ -817,7 +791,7 @@ impl Render for ReleaseOutput {
                 detail.push_str(&format!("\n  {call}"));
             }
             stages.add_row(vec![
-                style.cell(stage.stage, None),
+                style.cell(stage.stage.as_str(), None),
                 style.cell(
                     if self.dry_run && stage.state == StageState::Pending {
                         "would run"

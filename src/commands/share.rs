@@ -18,11 +18,20 @@ use super::dry_run::{DryRunReport, OrDryRun, PlannedCall};
 
 const REGION_CONCURRENCY: usize = 8;
 
+/// What `share` was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareAction {
+    /// Only show who may launch the image.
+    Show,
+    Grant,
+    Revoke,
+}
+
 #[derive(Debug, Serialize)]
 pub struct ShareOutput {
     pub image_id: String,
-    /// `show`, `grant` or `revoke`.
-    pub action: String,
+    pub action: ShareAction,
     pub regions: Vec<RegionShare>,
     pub notes: Vec<String>,
 }
@@ -60,9 +69,9 @@ pub async fn run(settings: &Settings, args: &ShareArgs) -> Result<Outcome> {
                 "--revoke needs --account, --org-arn, --ou-arn or --public",
             ));
         }
-        (true, false) => "show",
-        (false, false) => "grant",
-        (false, true) => "revoke",
+        (true, false) => ShareAction::Show,
+        (false, false) => ShareAction::Grant,
+        (false, true) => ShareAction::Revoke,
     };
 
     super::fleet::run(settings, &args.accounts, |aws| {
@@ -77,7 +86,7 @@ async fn share_in(
     args: &ShareArgs,
     region: &String,
     grantees: Grantees,
-    action: &str,
+    action: ShareAction,
 ) -> Result<(OrDryRun<ShareOutput>, Outcome)> {
     let ec2 = aws.ec2(region);
     let image = ec2
@@ -85,7 +94,7 @@ async fn share_in(
         .await?
         .ok_or_else(|| usage(format!("{} not found in {region}", args.image_id)))?;
     // Only the owner's images are ever changed: never attempt it on one shared with us.
-    if action != "show" {
+    if action != ShareAction::Show {
         let caller = aws.account_id(region).await?;
         if image.owner_id.as_deref() != Some(caller.as_str()) {
             return Err(usage(format!(
@@ -134,11 +143,10 @@ async fn share_in(
                 .into(),
         );
     }
-    let changing = action != "show";
-    if changing && settings.dry_run {
+    if action != ShareAction::Show && settings.dry_run {
         return dry_run(&aws, args, &grantees, places, notes).await;
     }
-    if action == "grant" && args.public {
+    if action == ShareAction::Grant && args.public {
         confirm_public(settings, args, &places, &ec2).await?;
     }
 
@@ -147,8 +155,8 @@ async fn share_in(
             let ec2 = aws.ec2(&region);
             let grantees = &grantees;
             async move {
-                match share_one(&ec2, &image_id, grantees, changing, args).await {
-                    Ok(share) => share,
+                match share_image(&ec2, &image_id, grantees, action, args.with_snapshots).await {
+                    Ok(shared) => shared.share,
                     Err(err) => RegionShare {
                         region,
                         image_id,
@@ -173,7 +181,7 @@ async fn share_in(
     Ok((
         OrDryRun::Real(ShareOutput {
             image_id: args.image_id.clone(),
-            action: action.into(),
+            action,
             regions,
             notes,
         }),
@@ -343,13 +351,23 @@ async fn confirm_public(
     }
 }
 
-async fn share_one(
+/// What a share did in one region, and whether it changed anything.
+pub struct Shared {
+    pub share: RegionShare,
+    pub changed: bool,
+}
+
+/// Shares (or unshares) one image, the one way `share` and `release` both do it: only what is
+/// missing is granted and only what is there is revoked, so a re-run changes nothing. Granting
+/// gives the snapshots first, revoking takes the image first: the image is never launchable
+/// without its volumes. Then reads back what the image and its snapshots are shared with.
+pub async fn share_image(
     ec2: &Ec2,
     image_id: &str,
     grantees: &Grantees,
-    changing: bool,
-    args: &ShareArgs,
-) -> Result<RegionShare> {
+    action: ShareAction,
+    with_snapshots: bool,
+) -> Result<Shared> {
     let image = ec2
         .describe_image(image_id)
         .await?
@@ -359,38 +377,52 @@ async fn share_one(
         .iter()
         .filter_map(|device| device.snapshot_id.clone())
         .collect();
-    let snapshot_grant = !grantees.accounts.is_empty() || grantees.public;
-    if changing {
-        // Granting: snapshots first, so the image is never usable without its volumes.
-        // Revoking: the image first, for the same reason.
-        if args.with_snapshots && snapshot_grant && !args.revoke {
-            for snapshot in &snapshot_ids {
-                ec2.modify_create_volume_permission(
-                    snapshot,
-                    &grantees.accounts,
-                    grantees.public,
-                    false,
-                )
+    // Organizations and OUs cannot be given create-volume permission.
+    let snapshot_share = with_snapshots && (!grantees.accounts.is_empty() || grantees.public);
+    let mut changed = false;
+    let revoke = match action {
+        ShareAction::Show => None,
+        ShareAction::Grant => Some(false),
+        ShareAction::Revoke => Some(true),
+    };
+    if let Some(revoke) = revoke {
+        let current = ec2.launch_permissions(image_id).await?;
+        let launch = to_change(grantees, &current, revoke);
+        if revoke && !launch.is_empty() {
+            ec2.modify_launch_permissions(image_id, &launch, true)
                 .await?;
+            changed = true;
+        }
+        if snapshot_share {
+            for snapshot in &snapshot_ids {
+                let (accounts, public) = ec2.create_volume_permissions(snapshot).await?;
+                let present = LaunchPermissions {
+                    public,
+                    accounts,
+                    ..Default::default()
+                };
+                let volume = to_change(grantees, &present, revoke);
+                if !volume.accounts.is_empty() || volume.public {
+                    ec2.modify_create_volume_permission(
+                        snapshot,
+                        &volume.accounts,
+                        volume.public,
+                        revoke,
+                    )
+                    .await?;
+                    changed = true;
+                }
             }
         }
-        ec2.modify_launch_permissions(image_id, grantees, args.revoke)
-            .await?;
-        if args.with_snapshots && snapshot_grant && args.revoke {
-            for snapshot in &snapshot_ids {
-                ec2.modify_create_volume_permission(
-                    snapshot,
-                    &grantees.accounts,
-                    grantees.public,
-                    true,
-                )
+        if !revoke && !launch.is_empty() {
+            ec2.modify_launch_permissions(image_id, &launch, false)
                 .await?;
-            }
+            changed = true;
         }
     }
     let launch_permissions = ec2.launch_permissions(image_id).await?;
     let mut snapshots = Vec::new();
-    if args.with_snapshots {
+    if with_snapshots {
         for snapshot in snapshot_ids {
             let (accounts, public) = ec2.create_volume_permissions(&snapshot).await?;
             snapshots.push(SnapshotShare {
@@ -400,13 +432,36 @@ async fn share_one(
             });
         }
     }
-    Ok(RegionShare {
-        region: ec2.region().to_string(),
-        image_id: image_id.to_string(),
-        launch_permissions: Some(launch_permissions),
-        snapshots,
-        error: None,
+    Ok(Shared {
+        share: RegionShare {
+            region: ec2.region().to_string(),
+            image_id: image_id.to_string(),
+            launch_permissions: Some(launch_permissions),
+            snapshots,
+            error: None,
+        },
+        changed,
     })
+}
+
+/// Granting: the grantees not yet present. Revoking: the grantees present.
+fn to_change(grantees: &Grantees, present: &LaunchPermissions, revoke: bool) -> Grantees {
+    let pick = |wanted: &[String], there: &[String]| -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|w| there.contains(w) == revoke)
+            .cloned()
+            .collect()
+    };
+    Grantees {
+        accounts: pick(&grantees.accounts, &present.accounts),
+        organizations: pick(&grantees.organizations, &present.organizations),
+        organizational_units: pick(
+            &grantees.organizational_units,
+            &present.organizational_units,
+        ),
+        public: grantees.public && present.public == revoke,
+    }
 }
 
 impl Render for ShareOutput {

@@ -8,12 +8,18 @@
 pub mod manifest;
 pub mod orphans;
 pub mod retention;
+pub mod rules;
+pub mod users;
+
+#[cfg(test)]
+pub(crate) mod fixture;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::Image;
+use crate::model::{BundleObjects, Image, ManifestFetch};
+pub use crate::model::{ImageUser, SnapshotInfo};
 use manifest::{Manifest, ManifestError};
 
 /// Everything the planner may know about one region.
@@ -37,11 +43,6 @@ pub struct Inventory {
     pub pending: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    pub size_gib: i32,
-}
-
 #[derive(Debug, Clone)]
 pub struct BundleFacts {
     pub bucket: String,
@@ -62,23 +63,49 @@ pub enum ManifestRead {
     Invalid(ManifestError),
 }
 
-/// Something that would break if the image went away.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ImageUser {
-    /// `instance`, `launch_template`, `launch_configuration`, or an image-reference type.
-    pub kind: String,
-    pub id: String,
-    /// `running`, `version 3`, ...
-    pub detail: Option<String>,
-    /// The account the user is in, when it is not the caller's (a consumer account).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-}
-
-impl ImageUser {
-    /// An instance of the caller's own account: the only kind `--terminate-instances` may end.
-    pub fn terminable(&self) -> bool {
-        self.kind == "instance" && self.account.is_none()
+impl BundleFacts {
+    /// Parses the manifest S3 gave and keeps, of the objects under the prefix, the manifest and
+    /// the parts it lists. A listing that failed makes the bundle unreadable: without it nobody
+    /// can tell what exists.
+    pub fn read(objects: BundleObjects) -> BundleFacts {
+        let manifest = match objects.manifest {
+            ManifestFetch::Fetched(bytes) => match manifest::parse_manifest(&bytes) {
+                Ok(parsed) => ManifestRead::Parsed(parsed),
+                Err(err) => ManifestRead::Invalid(err),
+            },
+            ManifestFetch::Missing => ManifestRead::Missing,
+            ManifestFetch::TooLarge(size) => ManifestRead::Invalid(ManifestError::TooLarge(size)),
+            ManifestFetch::Unreadable(why) => ManifestRead::Unreadable(why),
+        };
+        let prefix = objects.prefix;
+        let (manifest, existing) = match objects.listing {
+            Ok(listing) => {
+                let mut wanted: BTreeSet<String> = BTreeSet::new();
+                wanted.insert(objects.manifest_key.clone());
+                if let ManifestRead::Parsed(parsed) = &manifest {
+                    wanted.extend(parsed.parts.iter().map(|part| format!("{prefix}{part}")));
+                }
+                let existing = listing
+                    .into_iter()
+                    .filter(|(key, _)| wanted.contains(key))
+                    .collect();
+                (manifest, existing)
+            }
+            Err(why) => (
+                ManifestRead::Unreadable(format!(
+                    "cannot list s3://{}/{prefix}: {why}",
+                    objects.bucket
+                )),
+                BTreeMap::new(),
+            ),
+        };
+        BundleFacts {
+            bucket: objects.bucket,
+            manifest_key: objects.manifest_key,
+            prefix,
+            manifest,
+            existing,
+        }
     }
 }
 
@@ -154,6 +181,9 @@ pub struct SnapshotPlan {
     /// How a deleted snapshot goes: with its image (DeleteAssociatedSnapshots), or by its own
     /// DeleteSnapshot after the image is gone (then it is tagged first, for recovery).
     pub deleted_by: DeletedBy,
+    /// Kept because an image that stays uses it: it costs nothing this retirement left behind.
+    #[serde(skip)]
+    pub used_by_staying: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -265,6 +295,7 @@ pub fn within(mut fresh: Plan, shown: &Plan) -> Plan {
         {
             snapshot.action = ItemAction::Keep;
             snapshot.reason = format!("also used by {user}, which stays");
+            snapshot.used_by_staying = true;
         }
     }
     for image in fresh.images.iter_mut() {
@@ -521,7 +552,7 @@ pub fn describe_users<'a>(users: impl IntoIterator<Item = &'a ImageUser>) -> Str
 }
 
 fn describe_user(user: &ImageUser) -> String {
-    let kind = user.kind.replace('_', " ");
+    let kind = user.kind.as_str().replace('_', " ");
     match &user.detail {
         Some(detail) => format!("{kind} {} ({detail})", user.id),
         None => format!("{kind} {}", user.id),
@@ -630,6 +661,10 @@ fn snapshot_plans(
                 action,
                 reason,
                 deleted_by: DeletedBy::DeleteSnapshot,
+                used_by_staying: request.cleanup
+                    && used_by_staying
+                        .get(snapshot_id)
+                        .is_some_and(|users| !users.is_empty()),
             });
         }
     }
@@ -705,6 +740,10 @@ fn pending_snapshot_plans(
                 action,
                 reason,
                 deleted_by: DeletedBy::DeleteSnapshot,
+                used_by_staying: request.cleanup
+                    && used_by_staying
+                        .get(snapshot_id.as_str())
+                        .is_some_and(|users| !users.is_empty()),
             });
         }
     }

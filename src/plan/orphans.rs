@@ -9,15 +9,7 @@ use std::sync::OnceLock;
 
 use super::{BundleFacts, ItemAction, ManifestRead};
 use crate::model::Image;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SnapshotFact {
-    pub snapshot_id: String,
-    pub description: Option<String>,
-    /// `completed`, `pending`, `error`, ...
-    pub state: String,
-    pub size_gib: i32,
-}
+pub use crate::model::SnapshotFact;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrphanPlan {
@@ -192,7 +184,6 @@ pub fn orphan_bundles(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::BlockDevice;
 
     fn snapshot(id: &str, description: &str) -> SnapshotFact {
         SnapshotFact {
@@ -204,31 +195,11 @@ mod tests {
     }
 
     fn image(id: &str, snapshot: &str) -> Image {
-        Image {
-            region: "us-east-1".into(),
-            image_id: id.into(),
-            name: None,
-            description: None,
-            owner_id: None,
-            state: "disabled".into(),
-            root_device_type: "ebs".into(),
-            root_device_name: None,
-            architecture: None,
-            creation_date: None,
-            block_devices: vec![BlockDevice {
-                device_name: "/dev/xvda".into(),
-                snapshot_id: Some(snapshot.into()),
-                volume_size_gib: Some(8),
-                volume_type: None,
-                virtual_name: None,
-            }],
-            image_location: None,
-            public: false,
-            tags: Default::default(),
-            deprecation_time: None,
-            deregistration_protection: None,
-            last_launched_time: None,
-        }
+        crate::plan::fixture::image(id)
+            .owner(None)
+            .state("disabled")
+            .snapshots(&[snapshot])
+            .build()
     }
 
     #[test]

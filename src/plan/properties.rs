@@ -11,9 +11,10 @@
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::fixture;
 use super::retention::{GroupBy, Retention, Verdict, select};
 use super::*;
-use crate::model::{BlockDevice, Image};
+use crate::model::{Image, UserKind};
 use chrono::TimeZone;
 
 const ACCOUNT: &str = "111122223333";
@@ -95,61 +96,31 @@ fn build(estate: &Estate) -> Inventory {
     };
     for (n, spec) in estate.images.iter().enumerate() {
         let id = format!("ami-{n:04}");
-        let mut tags = BTreeMap::new();
+        let snapshots: Vec<String> = spec.snapshots.iter().map(|s| snapshot_id(*s)).collect();
+        let snapshots: Vec<&str> = snapshots.iter().map(String::as_str).collect();
+        let mut image = fixture::image(&id)
+            .name(&format!("fam{}-{n:04}", spec.family))
+            .owner(Some(ACCOUNT))
+            .created(now() - chrono::Duration::days(spec.age_days))
+            .snapshots(&snapshots);
         if spec.keep_tag {
-            tags.insert("keep".to_string(), "true".to_string());
+            image = image.tag("keep", "true");
         }
-        inventory.images.push(Image {
-            region: "us-east-1".into(),
-            image_id: id.clone(),
-            name: Some(format!("fam{}-{n:04}", spec.family)),
-            description: None,
-            owner_id: Some(ACCOUNT.into()),
-            state: if spec.disabled {
-                "disabled"
-            } else {
-                "available"
-            }
-            .into(),
-            root_device_type: "ebs".into(),
-            root_device_name: Some("/dev/xvda".into()),
-            architecture: None,
-            creation_date: Some(now() - chrono::Duration::days(spec.age_days)),
-            block_devices: spec
-                .snapshots
-                .iter()
-                .enumerate()
-                .map(|(i, s)| BlockDevice {
-                    device_name: format!("/dev/xvd{}", (b'a' + i as u8) as char),
-                    snapshot_id: Some(snapshot_id(*s)),
-                    volume_size_gib: Some(8),
-                    volume_type: None,
-                    virtual_name: None,
-                })
-                .collect(),
-            image_location: None,
-            public: false,
-            tags,
-            deprecation_time: None,
-            deregistration_protection: Some(
-                if spec.protected {
-                    "enabled-without-cooldown"
-                } else {
-                    "disabled"
-                }
-                .into(),
-            ),
-            last_launched_time: None,
-        });
+        if spec.disabled {
+            image = image.state("disabled");
+        }
+        if spec.protected {
+            image = image.protection("enabled-without-cooldown");
+        }
+        inventory.images.push(image.build());
         if spec.in_use {
             inventory.users.insert(
                 id.clone(),
-                vec![ImageUser {
-                    kind: "instance".into(),
-                    id: format!("i-{n:04}"),
-                    detail: Some("running".into()),
-                    account: None,
-                }],
+                vec![ImageUser::new(
+                    UserKind::Instance,
+                    format!("i-{n:04}"),
+                    Some("running".into()),
+                )],
             );
         }
         for s in &spec.snapshots {

@@ -11,6 +11,28 @@ use std::collections::BTreeMap;
 use super::{ImageUser, describe_users, protection_block};
 use crate::model::Image;
 
+/// What retiring an image means: deregister it (with the snapshots and bundles only it uses), or
+/// a gentler first stage. Part of the plan file's contract (`action`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RetireAction {
+    Deregister,
+    Deprecate,
+    Disable,
+}
+
+impl RetireAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetireAction::Deregister => "deregister",
+            RetireAction::Deprecate => "deprecate",
+            RetireAction::Disable => "disable",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum GroupBy {
     /// The name without its trailing date/version, or the first capture group of a pattern.
@@ -249,7 +271,7 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Image;
+    use crate::model::{Image, ImageUser, UserKind};
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -257,25 +279,10 @@ mod tests {
     }
 
     fn image(id: &str, name: &str, days_old: i64) -> Image {
-        Image {
-            region: "us-east-1".into(),
-            image_id: id.into(),
-            name: Some(name.into()),
-            description: None,
-            owner_id: Some("111122223333".into()),
-            state: "available".into(),
-            root_device_type: "ebs".into(),
-            root_device_name: None,
-            architecture: None,
-            creation_date: Some(now() - Duration::days(days_old)),
-            block_devices: Vec::new(),
-            image_location: None,
-            public: false,
-            tags: Default::default(),
-            deprecation_time: None,
-            deregistration_protection: Some("disabled".into()),
-            last_launched_time: None,
-        }
+        crate::plan::fixture::image(id)
+            .name(name)
+            .created(now() - Duration::days(days_old))
+            .build()
     }
 
     fn keep(n: usize) -> Retention {
@@ -356,12 +363,11 @@ mod tests {
         let mut users = BTreeMap::new();
         users.insert(
             "ami-used".to_string(),
-            vec![ImageUser {
-                kind: "launch_template".into(),
-                id: "lt-1".into(),
-                detail: Some("version 1".into()),
-                account: None,
-            }],
+            vec![ImageUser::new(
+                UserKind::LaunchTemplate,
+                "lt-1",
+                Some("version 1".into()),
+            )],
         );
         let decisions = select(&images, &users, "111122223333", &keep(1), now());
         let v = verdicts(&decisions);
@@ -397,12 +403,7 @@ mod tests {
                 "in use" => {
                     users.insert(
                         "ami-pin".to_string(),
-                        vec![ImageUser {
-                            kind: "instance".into(),
-                            id: "i-1".into(),
-                            detail: None,
-                            account: None,
-                        }],
+                        vec![ImageUser::new(UserKind::Instance, "i-1", None)],
                     );
                 }
                 "tag" => {

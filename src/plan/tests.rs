@@ -1,57 +1,27 @@
 //! Table tests: one per planner rule.
 
+use super::fixture;
 use super::manifest::{Manifest, ManifestError};
 use super::*;
-use crate::model::{BlockDevice, Image};
+use crate::model::{Image, UserAccount, UserKind};
 use chrono::TimeZone;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
 }
 
-fn image(id: &str, name: &str) -> Image {
-    Image {
-        region: "us-east-1".into(),
-        image_id: id.into(),
-        name: Some(name.into()),
-        description: None,
-        owner_id: Some("111122223333".into()),
-        state: "available".into(),
-        root_device_type: "ebs".into(),
-        root_device_name: Some("/dev/xvda".into()),
-        architecture: None,
-        creation_date: None,
-        block_devices: Vec::new(),
-        image_location: None,
-        public: false,
-        tags: Default::default(),
-        deprecation_time: None,
-        deregistration_protection: Some("disabled".into()),
-        last_launched_time: None,
-    }
-}
-
 fn ebs(id: &str, snapshots: &[&str]) -> Image {
-    let mut image = image(id, &format!("{id}-name"));
-    image.block_devices = snapshots
-        .iter()
-        .enumerate()
-        .map(|(i, snapshot)| BlockDevice {
-            device_name: format!("/dev/xvd{}", (b'a' + i as u8) as char),
-            snapshot_id: Some(snapshot.to_string()),
-            volume_size_gib: Some(8),
-            volume_type: Some("gp3".into()),
-            virtual_name: None,
-        })
-        .collect();
-    image
+    fixture::image(id)
+        .name(&format!("{id}-name"))
+        .snapshots(snapshots)
+        .build()
 }
 
 fn store(id: &str, location: &str) -> Image {
-    let mut image = image(id, &format!("{id}-name"));
-    image.root_device_type = "instance-store".into();
-    image.image_location = Some(location.into());
-    image
+    fixture::image(id)
+        .name(&format!("{id}-name"))
+        .bundle(location)
+        .build()
 }
 
 fn inventory(images: Vec<Image>) -> Inventory {
@@ -271,18 +241,8 @@ fn images_in_use_are_blocked_unless_forced() {
     inv.users.insert(
         "ami-a".into(),
         vec![
-            ImageUser {
-                kind: "instance".into(),
-                id: "i-1".into(),
-                detail: Some("running".into()),
-                account: None,
-            },
-            ImageUser {
-                kind: "launch_template".into(),
-                id: "lt-1".into(),
-                detail: Some("version 1".into()),
-                account: None,
-            },
+            ImageUser::new(UserKind::Instance, "i-1", Some("running".into())),
+            ImageUser::new(UserKind::LaunchTemplate, "lt-1", Some("version 1".into())),
         ],
     );
     let blocked = run(&inv, &request(&["ami-a"], true, false));
@@ -504,12 +464,7 @@ fn an_interrupted_run_is_finished_from_the_pending_marks() {
 #[test]
 fn instances_to_be_terminated_do_not_block_but_templates_do() {
     let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
-    let instance = ImageUser {
-        kind: "instance".into(),
-        id: "i-1".into(),
-        detail: Some("running".into()),
-        account: None,
-    };
+    let instance = ImageUser::new(UserKind::Instance, "i-1", Some("running".into()));
     inv.users.insert("ami-a".into(), vec![instance.clone()]);
     let mut req = request(&["ami-a"], true, false);
     req.terminate_instances = true;
@@ -522,12 +477,11 @@ fn instances_to_be_terminated_do_not_block_but_templates_do() {
     );
     assert_eq!(plan.images[0].users, std::slice::from_ref(&instance));
 
-    inv.users.get_mut("ami-a").unwrap().push(ImageUser {
-        kind: "launch_configuration".into(),
-        id: "web-lc".into(),
-        detail: None,
-        account: None,
-    });
+    inv.users.get_mut("ami-a").unwrap().push(ImageUser::new(
+        UserKind::LaunchConfiguration,
+        "web-lc",
+        None,
+    ));
     let plan = run(&inv, &req);
     assert_eq!(plan.images[0].action, ImageAction::Blocked);
     assert!(
@@ -544,10 +498,10 @@ fn instances_in_another_account_are_never_terminated() {
     inv.users.insert(
         "ami-a".into(),
         vec![ImageUser {
-            kind: "instance".into(),
+            kind: UserKind::Instance,
             id: "i-c".into(),
             detail: Some("in account 222233334444, running".into()),
-            account: Some("222233334444".into()),
+            account: UserAccount::Consumer("222233334444".into()),
         }],
     );
     let mut req = request(&["ami-a"], true, false);
@@ -562,12 +516,7 @@ fn instances_in_another_account_are_never_terminated() {
 #[test]
 fn a_plan_made_again_after_the_prompt_does_no_more_than_the_confirmed_one() {
     let mut inv = inventory(vec![ebs("ami-a", &["snap-1"]), ebs("ami-b", &["snap-2"])]);
-    let template = ImageUser {
-        kind: "launch_template".into(),
-        id: "lt-1".into(),
-        detail: None,
-        account: None,
-    };
+    let template = ImageUser::new(UserKind::LaunchTemplate, "lt-1", None);
     // Shown: ami-a blocked by a template, ami-b goes.
     inv.users.insert("ami-a".into(), vec![template.clone()]);
     let req = request(&["ami-a", "ami-b"], true, false);
@@ -590,12 +539,7 @@ fn a_plan_made_again_after_the_prompt_does_no_more_than_the_confirmed_one() {
 #[test]
 fn an_instance_launched_while_the_prompt_waited_is_not_terminated() {
     let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
-    let instance = |id: &str| ImageUser {
-        kind: "instance".into(),
-        id: id.into(),
-        detail: Some("running".into()),
-        account: None,
-    };
+    let instance = |id: &str| ImageUser::new(UserKind::Instance, id, Some("running".into()));
     inv.users.insert("ami-a".into(), vec![instance("i-shown")]);
     let mut req = request(&["ami-a"], true, false);
     req.terminate_instances = true;

@@ -4,8 +4,6 @@
 //! The emulator maps an access key id ending in 12 digits to that account id (see
 //! tests/emulator/README.md), so every test gets a fresh, empty account on the shared server.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -22,6 +20,8 @@ pub const REGION: &str = "us-east-1";
 
 pub struct Emulator {
     pub endpoint: String,
+    /// Where the server writes its log (moto's tracebacks, the fidelity layer's errors).
+    pub log: PathBuf,
     // Held so the server lives as long as the test binary; it also exits when we do.
     _child: Option<Child>,
 }
@@ -30,13 +30,24 @@ static EMULATOR: OnceLock<Emulator> = OnceLock::new();
 
 pub fn emulator() -> &'static Emulator {
     EMULATOR.get_or_init(|| {
-        if let Ok(endpoint) = std::env::var("AMI_EMULATOR_ENDPOINT") {
-            return Emulator {
+        let emulator = match std::env::var("AMI_EMULATOR_ENDPOINT") {
+            Ok(endpoint) => Emulator {
                 endpoint,
+                log: std::env::var("AMI_EMULATOR_LOG")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|_| PathBuf::from("(the log of whoever started it)")),
                 _child: None,
-            };
-        }
-        start_emulator()
+            },
+            Err(_) => start_emulator(),
+        };
+        // A failing test names the emulator's log, where the server side of the story is.
+        let log = emulator.log.display().to_string();
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            eprintln!("emulator log: {log}");
+        }));
+        emulator
     })
 }
 
@@ -56,12 +67,15 @@ fn start_emulator() -> Emulator {
         "emulator venv missing at {}: run `scripts/emulator.sh setup` (scripts/test.sh does)",
         python.display()
     );
+    let log = root.join(format!("target/emulator-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log)
+        .unwrap_or_else(|err| panic!("cannot create {}: {err}", log.display()));
     let mut child = StdCommand::new(&python)
         .arg(root.join("tests/emulator/server.py"))
         .args(["--port", "0", "--parent-pid"])
         .arg(std::process::id().to_string())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log_file)
         .spawn()
         .expect("start the emulator");
     let stdout = child.stdout.take().expect("emulator stdout");
@@ -76,8 +90,17 @@ fn start_emulator() -> Emulator {
         .to_string();
     Emulator {
         endpoint,
+        log,
         _child: Some(child),
     }
+}
+
+/// The SDK clients' HTTP client, as the binary builds it (the SDK crates' default client is off).
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 /// A fresh AWS account on the emulator.
@@ -138,6 +161,7 @@ impl Account {
 
     fn sdk_config(&self, region: &str) -> aws_sdk_ec2::Config {
         aws_sdk_ec2::Config::builder()
+            .http_client(http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_string()))
             .endpoint_url(&emulator().endpoint)
@@ -155,6 +179,7 @@ impl Account {
 
     pub fn autoscaling(&self) -> aws_sdk_autoscaling::Client {
         let config = aws_sdk_autoscaling::Config::builder()
+            .http_client(http_client())
             .behavior_version(aws_sdk_autoscaling::config::BehaviorVersion::latest())
             .region(aws_sdk_autoscaling::config::Region::new(REGION))
             .endpoint_url(&emulator().endpoint)
@@ -163,8 +188,21 @@ impl Account {
         aws_sdk_autoscaling::Client::from_conf(config)
     }
 
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::from_conf(
+            aws_sdk_organizations::Config::builder()
+                .http_client(http_client())
+                .behavior_version(aws_sdk_organizations::config::BehaviorVersion::latest())
+                .region(aws_sdk_organizations::config::Region::new(REGION))
+                .endpoint_url(&emulator().endpoint)
+                .credentials_provider(self.credentials())
+                .build(),
+        )
+    }
+
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
+            .http_client(http_client())
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new(REGION))
             .endpoint_url(&emulator().endpoint)
@@ -569,11 +607,113 @@ fn admin(method: &str, path: &str, body: &str) -> String {
 
 /// Parses the binary's stdout as exactly one JSON document.
 pub fn json(output: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
-        panic!(
-            "stdout is not one JSON document ({err}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+    let document: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+            panic!(
+                "stdout is not one JSON document ({err}):\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    schema::matches_one(&document);
+    document
+}
+
+/// The JSON Schemas of docs/schema/: every document a test parses must match one of them, and
+/// `schema::check` holds a document to the schema of the verb that printed it.
+pub mod schema {
+    use std::sync::OnceLock;
+
+    const BASE: &str = "https://ami.invalid/schema/";
+    /// The documents a verb can print (common.json only holds shared definitions).
+    pub const DOCUMENTS: [&str; 12] = [
+        "list",
+        "create",
+        "register",
+        "copy",
+        "share",
+        "launch",
+        "release",
+        "deregister",
+        "cleanup",
+        "apply",
+        "dry-run",
+        "fleet",
+    ];
+
+    struct Compiled {
+        schemas: boon::Schemas,
+        index: Vec<(&'static str, boon::SchemaIndex)>,
+    }
+
+    fn compiled() -> &'static Compiled {
+        static COMPILED: OnceLock<Compiled> = OnceLock::new();
+        COMPILED.get_or_init(|| {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema");
+            let mut compiler = boon::Compiler::new();
+            compiler.enable_format_assertions();
+            for entry in std::fs::read_dir(dir).expect("docs/schema") {
+                let path = entry.expect("docs/schema entry").path();
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                let text = std::fs::read_to_string(&path).expect("schema file");
+                let value: serde_json::Value = serde_json::from_str(&text)
+                    .unwrap_or_else(|err| panic!("docs/schema/{name} is not JSON: {err}"));
+                compiler
+                    .add_resource(&format!("{BASE}{name}"), value)
+                    .unwrap_or_else(|err| panic!("docs/schema/{name}: {err}"));
+            }
+            let mut schemas = boon::Schemas::new();
+            let index = DOCUMENTS
+                .iter()
+                .map(|name| {
+                    let url = format!("{BASE}{name}.json");
+                    let index = compiler
+                        .compile(&url, &mut schemas)
+                        .unwrap_or_else(|err| panic!("docs/schema/{name}.json: {err:#}"));
+                    (*name, index)
+                })
+                .collect();
+            Compiled { schemas, index }
+        })
+    }
+
+    /// Why `document` does not match the schema of `name`, if it does not.
+    pub fn violation(name: &str, document: &serde_json::Value) -> Option<String> {
+        let compiled = compiled();
+        let (_, index) = compiled
+            .index
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no schema docs/schema/{name}.json"));
+        compiled
+            .schemas
+            .validate(document, *index)
+            .err()
+            .map(|err| format!("{err:#}"))
+    }
+
+    /// Panics unless `document` matches docs/schema/`name`.json.
+    pub fn check(name: &str, document: &serde_json::Value) {
+        if let Some(why) = violation(name, document) {
+            panic!(
+                "output does not match docs/schema/{name}.json:\n{why}\ndocument:\n{}",
+                serde_json::to_string_pretty(document).unwrap_or_default()
+            );
+        }
+    }
+
+    /// Panics unless `document` matches at least one verb's schema.
+    pub fn matches_one(document: &serde_json::Value) {
+        let misses: Vec<String> = DOCUMENTS
+            .iter()
+            .filter_map(|name| violation(name, document).map(|why| format!("{name}: {why}")))
+            .collect();
+        if misses.len() == DOCUMENTS.len() {
+            panic!(
+                "output matches no schema in docs/schema:\n{}\ndocument:\n{}",
+                misses.join("\n"),
+                serde_json::to_string_pretty(document).unwrap_or_default()
+            );
+        }
+    }
 }

@@ -17,6 +17,10 @@ Admin routes (test tooling only; the `ami` binary never calls them):
                              cap DescribeImages/Snapshots pages; add network latency per request;
                              inject faults; throttle mutating calls with a token bucket (see faults.py)
   GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
+
+Credential sources (see credentials.py): /_emulator/container-credentials/ACCOUNT (ECS), /latest/...
+(IMDSv2, the instance role of the account configured with {"instance_role": true}), and
+/federation/credentials (the IAM Identity Center portal's GetRoleCredentials).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import credentials  # noqa: E402
 import faults  # noqa: E402
 import fidelity  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
@@ -109,6 +114,8 @@ class EmulatorApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
+        if credentials.handles(path):
+            return credentials.serve(environ, start_response, path)
         if path.startswith("/_emulator/"):
             return self.admin(environ, start_response, path)
         account, action = self.count(environ)
@@ -191,6 +198,8 @@ class EmulatorApp:
                     self.faults.configure_faults(body["account"], body["faults"])
                 if "throttle" in body:
                     self.faults.configure_throttle(body["account"], body["throttle"])
+                if body.get("instance_role"):
+                    credentials.instance_account = body["account"]
                 if "refuse_roles" in body:
                     prefix = f"arn:aws:iam::{body['account']}:role/"
                     self.refused_roles = {r for r in self.refused_roles if not r.startswith(prefix)}
@@ -209,6 +218,18 @@ class EmulatorApp:
         data = json.dumps(payload).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
+
+
+class RequestHandler(MotoRequestHandler):
+    """Werkzeug drops headers with underscores from the WSGI environ (to stop spoofing through
+    proxies); the SSO portal's `x-amz-sso_bearer_token` has one, and must reach credentials.py."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        token = self.headers.get("x-amz-sso_bearer_token")
+        if token is not None:
+            environ["HTTP_X_AMZ_SSO_BEARER_TOKEN"] = token
+        return environ
 
 
 def watch_parent(pid: int) -> None:
@@ -230,7 +251,7 @@ def main() -> None:
 
     fidelity.apply()
     app = EmulatorApp(DomainDispatcherApplication(create_backend_app))
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=RequestHandler)
     endpoint = f"http://{args.host}:{server.server_port}"
     os.environ["MOTO_PORT"] = str(server.server_port)
     if args.endpoint_file:

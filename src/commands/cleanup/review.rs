@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use crate::cli::RetireAction;
 use crate::error::usage;
 use crate::model::Image;
+use crate::plan::retention::RetireAction;
 use crate::plan::retention::{Decision, Verdict};
 use crate::plan::{ItemAction, Reviewed};
 
-use super::cleanup::CleanupOutput;
-use super::policy::Rule;
+use super::CleanupOutput;
+use crate::commands::policy::Rule;
 
 const FORMAT: u32 = 1;
 

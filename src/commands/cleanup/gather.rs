@@ -1,0 +1,262 @@
+//! Reading a region for a cleanup and planning it: the rules' decisions, the retirement plan,
+//! unfinished retirements, orphaned snapshots and bundles.
+
+use anyhow::Result;
+use chrono::Utc;
+use futures::{StreamExt, stream};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::review::RegionReview;
+use super::{OrphanReport, RegionCleanup, Source, StagedReport};
+use crate::aws::Aws;
+use crate::commands::policy::Rule;
+use crate::commands::retire::{
+    RetireReport, Status, complete_inventory, consumer_usage_of, load_region, usage_of,
+};
+use crate::model::Image;
+use crate::plan::manifest::split_location;
+use crate::plan::orphans::orphans;
+use crate::plan::retention::RetireAction;
+use crate::plan::{self, Request};
+
+/// Manifests read at once while sweeping bundles.
+const BUNDLE_READS: usize = 4;
+
+/// Every rule decides on its own candidates; an image any rule keeps stays (when in doubt,
+/// keep); the gentler action wins when rules disagree; then one plan for the region.
+pub(super) async fn plan_region(
+    aws: &Aws,
+    region: &str,
+    source: &Source<'_>,
+    dry_run: bool,
+) -> Result<RegionCleanup> {
+    let facts = load_region(aws, region).await?;
+    let (rules, review): (&[Rule], Option<&RegionReview>) = match source {
+        Source::Rules(rules) => (rules, None),
+        Source::Reviewed(file) => (&[], file.regions.iter().find(|r| r.region == region)),
+    };
+    let mut candidate_ids: BTreeSet<String> = BTreeSet::new();
+    for rule in rules.iter().filter(|rule| rule.selects_images()) {
+        candidate_ids.extend(
+            facts
+                .images
+                .iter()
+                .filter(|image| rule.looks_at(image))
+                .map(|image| image.image_id.clone()),
+        );
+    }
+    if let Some(review) = review {
+        candidate_ids.extend(review.images.iter().map(|image| image.image_id.clone()));
+    }
+    let usage = if candidate_ids.is_empty() {
+        Default::default()
+    } else {
+        usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await?
+    };
+    let now = Utc::now();
+    let decide_with = |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
+        let rechecked = review
+            .map(|review| review.recheck(&facts.images))
+            .unwrap_or_default();
+        plan::rules::decide(
+            rules,
+            rechecked,
+            &facts.images,
+            &facts.account_id,
+            users,
+            now,
+        )
+    };
+    let (mut decisions, mut actions) = decide_with(&usage.users);
+    // Images about to go (or become unlaunchable) may be in use in the accounts they are shared
+    // with: look there (one launch-permission read per image), and decide again with what is found.
+    let leaving: Vec<String> = actions
+        .iter()
+        .filter(|(_, action)| **action != RetireAction::Deprecate)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut usage = usage;
+    let consumers = consumer_usage_of(aws, region, &facts.account_id, &leaving).await?;
+    if !consumers.users.is_empty() || !consumers.notes.is_empty() {
+        usage.merge(consumers);
+        (decisions, actions) = decide_with(&usage.users);
+    }
+    let mut targets: Vec<String> = actions
+        .iter()
+        .filter(|(_, action)| **action == RetireAction::Deregister)
+        .map(|(id, _)| id.clone())
+        .collect();
+    // Retirements an interrupted run left unfinished: the image is gone, its snapshots are still
+    // marked for deletion. The planner checks them as for any target (not used by any image).
+    let (unfinished, stale_marks) = if review.is_some() {
+        Default::default()
+    } else {
+        unfinished_retirements(aws, region, &facts.images).await?
+    };
+    targets.extend(unfinished.keys().cloned());
+    let retire = if targets.is_empty() {
+        None
+    } else {
+        let (inventory, notes) = complete_inventory(
+            aws,
+            region,
+            crate::commands::retire::RegionFacts {
+                account_id: facts.account_id.clone(),
+                images: facts.images.clone(),
+            },
+            &targets,
+            Some(usage),
+            unfinished,
+        )
+        .await?;
+        let plan = plan::plan(
+            &inventory,
+            &Request {
+                targets,
+                cleanup: true,
+                force: false,
+                terminate_instances: false,
+                now,
+                reviewed: review.map(RegionReview::limits),
+            },
+        );
+        Some(RetireReport::new(region, dry_run, true, plan, notes))
+    };
+    let staged = staged_reports(&facts.images, &actions);
+    let sweep =
+        rules.iter().any(|rule| rule.orphans) || review.is_some_and(|r| !r.orphans.is_empty());
+    let orphan_reports = if sweep {
+        let snapshots = aws.ec2(region).all_owned_snapshots().await?;
+        let mut found = orphans(&snapshots, &facts.images);
+        if let Some(review) = review {
+            found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
+        }
+        found
+            .into_iter()
+            .map(|plan| OrphanReport {
+                status: plan.action.into(),
+                plan,
+                error: None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(RegionCleanup {
+        region: region.to_string(),
+        account_id: Some(facts.account_id.clone()),
+        decisions,
+        retire,
+        staged,
+        orphans: orphan_reports,
+        orphan_bundles: Vec::new(),
+        error: None,
+        problems: Vec::new(),
+        images: Some(facts.images),
+        stale_marks: stale_marks
+            .into_iter()
+            .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
+            .collect(),
+    })
+}
+
+/// Snapshots marked for deletion on behalf of images that are gone, by image.
+/// Also the marks whose image still exists: left by a run killed before it deregistered the
+/// image. They are removed when this run executes, so that no later run deletes those snapshots
+/// once the image goes for another reason.
+async fn unfinished_retirements(
+    aws: &Aws,
+    region: &str,
+    images: &[Image],
+) -> Result<(PendingByImage, PendingByImage)> {
+    let (stale, gone) = aws
+        .ec2(region)
+        .all_pending_cleanup()
+        .await?
+        .into_iter()
+        .partition(|(image_id, _)| images.iter().any(|image| &image.image_id == image_id));
+    Ok((gone, stale))
+}
+
+type PendingByImage = BTreeMap<String, BTreeMap<String, crate::plan::SnapshotInfo>>;
+
+/// Manifests under `prefix` that none of `images` uses, and their parts; `region` is the bucket's.
+pub(super) async fn sweep_bundles(
+    aws: &Aws,
+    region: &str,
+    images: &[Image],
+    bucket: &str,
+    prefix: &str,
+    unreadable: &[String],
+) -> Result<Vec<crate::plan::orphans::OrphanBundlePlan>> {
+    let s3 = aws.s3(region);
+    let used_locations: BTreeSet<(String, String)> = images
+        .iter()
+        .filter(|image| image.is_instance_store())
+        .filter_map(|image| image.image_location.as_deref().and_then(split_location))
+        .map(|(bucket, key, _)| (bucket, key))
+        .collect();
+    let keys: Vec<String> = s3
+        .list_objects(bucket, prefix)
+        .await?
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect();
+    let unused: Vec<String> = keys
+        .iter()
+        .filter(|key| key.ends_with(".manifest.xml"))
+        .filter(|key| !used_locations.contains(&(bucket.to_string(), (*key).clone())))
+        .cloned()
+        .collect();
+    let used: Vec<(String, String)> = used_locations
+        .iter()
+        .filter(|(b, _)| b == bucket)
+        .cloned()
+        .collect();
+    let read = |key: String| {
+        let s3 = s3.clone();
+        let prefix = match key.rfind('/') {
+            Some(index) => key[..=index].to_string(),
+            None => String::new(),
+        };
+        async move {
+            plan::BundleFacts::read(
+                s3.bundle_objects(bucket, &key, &prefix, plan::manifest::MAX_MANIFEST_BYTES)
+                    .await,
+            )
+        }
+    };
+    let unused_facts: Vec<_> = stream::iter(unused)
+        .map(read)
+        .buffered(BUNDLE_READS)
+        .collect()
+        .await;
+    let used_facts: Vec<_> = stream::iter(used.into_iter().map(|(_, key)| key))
+        .map(read)
+        .buffered(BUNDLE_READS)
+        .collect()
+        .await;
+    Ok(crate::plan::orphans::orphan_bundles(
+        region,
+        &unused_facts,
+        &used_facts,
+        unreadable,
+    ))
+}
+
+/// Deprecating or disabling instead of deregistering; an image already in that state is done.
+fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) -> Vec<StagedReport> {
+    plan::rules::staged(images, actions, Utc::now())
+        .into_iter()
+        .map(|staged| StagedReport {
+            image_id: staged.image_id,
+            action: staged.action,
+            status: if staged.already {
+                Status::Done
+            } else {
+                Status::Planned
+            },
+            error: staged.already.then(|| "already in that state".to_string()),
+        })
+        .collect()
+}

@@ -1,0 +1,355 @@
+//! `ami cleanup`: retention for cron. Per region (concurrently): read the estate once
+//! (`gather`), decide each image by the retention rules (`plan::rules`), plan the retired images'
+//! snapshots and bundles with the same planner as `ami deregister --cleanup`, sweep orphaned
+//! snapshots, then act (`execute`) through the same retirement path, and report (`report`).
+//! `review` is the plan file of `--plan-out` and `ami apply`.
+
+mod execute;
+mod gather;
+mod report;
+pub mod review;
+
+use anyhow::Result;
+use futures::{StreamExt, stream};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+use crate::aws::Aws;
+use crate::cli::CleanupArgs;
+use crate::config::Settings;
+use crate::error::{Outcome, one_line, usage};
+use crate::model::Image;
+use crate::output::{Printer, spinner};
+use crate::plan::orphans::{OrphanBundlePlan, OrphanPlan};
+use crate::plan::retention::{Decision, RetireAction};
+
+use super::policy::Rule;
+use crate::commands::retire::{RetireReport, Status, load_region};
+use execute::{execute_region, remove_stale_marks};
+use gather::{plan_region, sweep_bundles};
+
+/// Regions are independent endpoints with their own rate limits.
+const REGION_CONCURRENCY: usize = 4;
+
+#[derive(Debug, Serialize)]
+pub struct CleanupOutput {
+    pub dry_run: bool,
+    pub regions: Vec<RegionCleanup>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RegionCleanup {
+    pub region: String,
+    /// The account the region was read as (null when it could not be read).
+    pub account_id: Option<String>,
+    /// Every candidate image: retire or keep, and why.
+    pub decisions: Vec<Decision>,
+    /// The retired images with their snapshots and bundles (as `ami deregister` reports them),
+    /// with --action deregister.
+    pub retire: Option<RetireReport>,
+    /// With --action deprecate or disable: each selected image and what was done to it.
+    pub staged: Vec<StagedReport>,
+    pub orphans: Vec<OrphanReport>,
+    pub orphan_bundles: Vec<OrphanBundleReport>,
+    /// Set when the region could not be read or planned at all: nothing is done in it.
+    pub error: Option<String>,
+    /// What could not be done although the region was planned (an orphan-bundle sweep that
+    /// could not run, a stale mark that could not be removed); each counts as a failure.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+    /// The region's images, for judging bundles against every region of the run (not reported).
+    #[serde(skip)]
+    pub images: Option<Vec<Image>>,
+    /// Pending-cleanup marks on snapshots whose image still exists, by image (removed on
+    /// execution; not reported).
+    #[serde(skip)]
+    pub stale_marks: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StagedReport {
+    pub image_id: String,
+    pub action: RetireAction,
+    pub status: Status,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrphanBundleReport {
+    #[serde(flatten)]
+    pub plan: OrphanBundlePlan,
+    pub status: Status,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OrphanReport {
+    #[serde(flatten)]
+    pub plan: OrphanPlan,
+    pub status: Status,
+    pub error: Option<String>,
+}
+
+pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
+    let (policy_regions, rules) = match &args.policy {
+        Some(path) => super::policy::load(path)?,
+        None => (None, vec![super::policy::from_args(args)?]),
+    };
+    // Writing a plan for review changes nothing.
+    let planning_only = settings.dry_run || args.plan_out.is_some();
+    if args.plan_out.is_some() && rules.iter().any(|rule| !rule.orphan_bundles.is_empty()) {
+        return Err(usage(
+            "--plan-out does not cover orphan bundles yet: sweep them with a separate run",
+        ));
+    }
+    require_confirmation_path(settings, planning_only)?;
+    if args.accounts.is_fleet() {
+        if args.plan_out.is_some() {
+            return Err(usage(
+                "--plan-out writes one account's plan: run it per account (or with --role-arn)",
+            ));
+        }
+        if !planning_only && !settings.yes {
+            return Err(usage(
+                "a cleanup across accounts does not ask per account: pass --yes (or --dry-run to see the plans)",
+            ));
+        }
+    }
+    let role_name = args.accounts.role_name.clone();
+    super::fleet::run(settings, &args.accounts, |aws| {
+        let aws = aws.with_consumers(role_name.clone(), args.ignore_consumers);
+        cleanup_in(
+            aws,
+            settings,
+            args,
+            &rules,
+            policy_regions.clone(),
+            planning_only,
+        )
+    })
+    .await
+}
+
+async fn cleanup_in(
+    aws: Aws,
+    settings: &Settings,
+    args: &CleanupArgs,
+    rules: &[Rule],
+    policy_regions: Option<Vec<String>>,
+    planning_only: bool,
+) -> Result<(CleanupOutput, Outcome)> {
+    let regions = if args.all_regions {
+        aws.ec2(&settings.regions[0]).enabled_regions().await?
+    } else {
+        policy_regions.unwrap_or_else(|| settings.regions.clone())
+    };
+    let source = Source::Rules(rules);
+    let output = plan_regions(settings, &aws, &regions, &source, planning_only).await;
+    if let Some(path) = &args.plan_out {
+        let file = review::PlanFile::from_output(&output, rules)?;
+        file.write(path)?;
+        if !settings.quiet {
+            eprintln!(
+                "ami cleanup: plan written to {} ({}); review it, then `ami apply {}`",
+                path.display(),
+                output.summary().trim_end_matches('.'),
+                path.display()
+            );
+        }
+    }
+    finish(settings, &aws, output, planning_only).await
+}
+
+/// `ami apply FILE`: the reviewed plan, re-checked against the account as it is now.
+pub async fn apply(settings: &Settings, args: &crate::cli::ApplyArgs) -> Result<Outcome> {
+    let file = review::PlanFile::read(&args.plan)?;
+    require_confirmation_path(settings, settings.dry_run)?;
+    if let Some(name) = &args.role_name {
+        crate::ids::role_name(name)?;
+    }
+    let aws = Aws::connect(settings)
+        .await?
+        .with_consumers(args.role_name.clone(), args.ignore_consumers);
+    let regions: Vec<String> = file.regions.iter().map(|r| r.region.clone()).collect();
+    let source = Source::Reviewed(&file);
+    let output = plan_regions(settings, &aws, &regions, &source, settings.dry_run).await;
+    for region in &output.regions {
+        if let Some(account) = &region.account_id
+            && account != &file.account_id
+        {
+            return Err(usage(format!(
+                "the plan was made for account {}, but these credentials are account {account}; nothing was changed",
+                file.account_id
+            )));
+        }
+    }
+    let (output, outcome) = finish(settings, &aws, output, settings.dry_run).await?;
+    Printer::new(settings).emit(&output)?;
+    Ok(outcome)
+}
+
+/// Where the images to retire come from: rules, or a reviewed plan.
+enum Source<'a> {
+    Rules(&'a [Rule]),
+    Reviewed(&'a review::PlanFile),
+}
+
+fn require_confirmation_path(settings: &Settings, planning_only: bool) -> Result<()> {
+    let interactive = settings.can_prompt();
+    if !planning_only && !settings.yes && !interactive {
+        return Err(usage(
+            "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
+        ));
+    }
+    Ok(())
+}
+
+async fn plan_regions(
+    settings: &Settings,
+    aws: &Aws,
+    regions: &[String],
+    source: &Source<'_>,
+    dry_run: bool,
+) -> CleanupOutput {
+    let progress = spinner(settings, format!("planning in {} region(s)", regions.len()));
+    let mut planned: Vec<RegionCleanup> = stream::iter(regions.to_vec())
+        .map(|region| async move {
+            match plan_region(aws, &region, source, dry_run).await {
+                Ok(planned) => planned,
+                Err(err) => RegionCleanup {
+                    region,
+                    account_id: None,
+                    decisions: Vec::new(),
+                    retire: None,
+                    staged: Vec::new(),
+                    orphans: Vec::new(),
+                    orphan_bundles: Vec::new(),
+                    error: Some(one_line(&err)),
+                    problems: Vec::new(),
+                    images: None,
+                    stale_marks: BTreeMap::new(),
+                },
+            }
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    planned.sort_by(|a, b| a.region.cmp(&b.region));
+    if let Source::Rules(rules) = source {
+        let mut sweeps: Vec<(String, String)> = rules
+            .iter()
+            .flat_map(|rule| rule.orphan_bundles.iter().cloned())
+            .collect();
+        sweeps.sort();
+        sweeps.dedup();
+        for (bucket, prefix) in sweeps {
+            plan_orphan_bundles(aws, &mut planned, &bucket, &prefix).await;
+        }
+    }
+    CleanupOutput {
+        dry_run,
+        regions: planned,
+    }
+}
+
+/// Bundles under one prefix, judged once for the whole run: against the images of every region
+/// in it and of the bucket's own region (an image registers a bundle from its region's bucket,
+/// whatever region the run started in). A region whose images could not be read keeps every
+/// bundle. The reports go to the bucket's region when it is in the run, else to the first one.
+async fn plan_orphan_bundles(aws: &Aws, planned: &mut [RegionCleanup], bucket: &str, prefix: &str) {
+    let Some(first) = planned.first().map(|r| r.region.clone()) else {
+        return;
+    };
+    let bucket_region = match aws.s3(&first).bucket_region(bucket).await {
+        Ok(region) => region,
+        Err(err) => {
+            planned[0].problems.push(format!(
+                "orphan bundles under s3://{bucket}/{prefix} not swept: {err}"
+            ));
+            return;
+        }
+    };
+    let mut images: Vec<Image> = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
+    for region in planned.iter() {
+        match &region.images {
+            Some(found) => images.extend(found.iter().cloned()),
+            None => unreadable.push(region.region.clone()),
+        }
+    }
+    if !planned.iter().any(|r| r.region == bucket_region) {
+        match load_region(aws, &bucket_region).await {
+            Ok(facts) => images.extend(facts.images),
+            Err(_) => unreadable.push(bucket_region.clone()),
+        }
+    }
+    let index = planned
+        .iter()
+        .position(|r| r.region == bucket_region && r.images.is_some())
+        .unwrap_or(0);
+    match sweep_bundles(aws, &bucket_region, &images, bucket, prefix, &unreadable).await {
+        Ok(plans) => planned[index]
+            .orphan_bundles
+            .extend(plans.into_iter().map(|plan| OrphanBundleReport {
+                status: plan.action.into(),
+                plan,
+                error: None,
+            })),
+        Err(err) => planned[index].problems.push(format!(
+            "orphan bundles under s3://{bucket}/{prefix} not swept: {}",
+            one_line(&err)
+        )),
+    }
+}
+
+/// Confirm (or take --yes), execute every region concurrently; the result to report.
+async fn finish(
+    settings: &Settings,
+    aws: &Aws,
+    mut output: CleanupOutput,
+    planning_only: bool,
+) -> Result<(CleanupOutput, Outcome)> {
+    let printer = Printer::new(settings);
+    let has_work = output
+        .regions
+        .iter()
+        .filter(|r| r.error.is_none())
+        .any(|r| {
+            r.retire.as_ref().is_some_and(RetireReport::has_work)
+                || r.staged.iter().any(|s| s.status == Status::Planned)
+                || r.orphans.iter().any(|o| o.status == Status::Planned)
+                || r.orphan_bundles.iter().any(|o| o.status == Status::Planned)
+        });
+    if !planning_only && has_work {
+        if !settings.yes {
+            printer.emit_for_review(&output)?;
+            crate::commands::retire::ask(&format!("{} Proceed?", output.summary()))?;
+        }
+        for region in output.regions.iter_mut() {
+            remove_stale_marks(aws, region).await;
+        }
+        let progress = spinner(settings, "cleaning up");
+        stream::iter(output.regions.iter_mut())
+            .for_each_concurrent(REGION_CONCURRENCY, |region| async move {
+                execute_region(aws, region).await
+            })
+            .await;
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+    }
+    // Nothing to confirm but stale marks: only an unattended run (--yes) removes them.
+    if !planning_only && !has_work && settings.yes {
+        for region in output.regions.iter_mut() {
+            remove_stale_marks(aws, region).await;
+        }
+    }
+    if !planning_only && !settings.quiet {
+        eprintln!("ami cleanup: {}", output.result_line());
+    }
+    let outcome = output.outcome();
+    Ok((output, outcome))
+}

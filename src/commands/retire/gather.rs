@@ -1,0 +1,169 @@
+//! What a retirement needs to know before it plans: the caller, the region's images, who uses
+//! them (here and in the accounts they are shared with), their snapshots and bundles.
+
+use anyhow::Result;
+use futures::{StreamExt, stream};
+use std::collections::BTreeSet;
+
+use crate::aws::Aws;
+use crate::model::Image;
+use crate::plan::manifest::{MAX_MANIFEST_BYTES, split_location};
+use crate::plan::users::Usage;
+use crate::plan::{self, Inventory};
+
+/// Manifests are small; a few concurrent reads are plenty.
+const BUNDLE_CONCURRENCY: usize = 4;
+
+/// What every retirement starts from: the caller and every image it owns in the region.
+pub struct RegionFacts {
+    pub account_id: String,
+    pub images: Vec<Image>,
+}
+
+pub async fn load_region(aws: &Aws, region: &str) -> Result<RegionFacts> {
+    let account_id = aws.account_id(region).await?;
+    let images = aws
+        .ec2(region)
+        .describe_images(&crate::aws::images::ImageQuery {
+            owners: vec!["self".into()],
+            ..Default::default()
+        })
+        .await?;
+    Ok(RegionFacts { account_id, images })
+}
+
+/// Who uses these images here, with notes on what could not be checked.
+pub async fn usage_of(aws: &Aws, region: &str, image_ids: &[String]) -> Result<Usage> {
+    let facts = aws
+        .ec2(region)
+        .image_usage(&aws.autoscaling(region), image_ids)
+        .await?;
+    Ok(plan::users::in_account(&facts, image_ids))
+}
+
+/// Who uses these images in the accounts they are shared with (nobody with --ignore-consumers:
+/// then nothing is read).
+pub async fn consumer_usage_of(
+    aws: &Aws,
+    region: &str,
+    own_account: &str,
+    image_ids: &[String],
+) -> Result<Usage> {
+    if aws.consumers.ignore || image_ids.is_empty() {
+        return Ok(Usage::default());
+    }
+    let facts = aws.consumer_facts(region, own_account, image_ids).await?;
+    Ok(plan::users::in_consumers(own_account, &facts))
+}
+
+/// Everything else the planner needs for `targets`: the requested images that are not owned (or
+/// gone), who uses them (unless already known), their snapshots and bundles (and every other
+/// bundle in the same buckets, to see sharing).
+pub async fn complete_inventory(
+    aws: &Aws,
+    region: &str,
+    facts: RegionFacts,
+    targets: &[String],
+    known_usage: Option<Usage>,
+    mut known_pending: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<String, plan::SnapshotInfo>,
+    >,
+) -> Result<(Inventory, Vec<String>)> {
+    let ec2 = aws.ec2(region);
+    let account_id = facts.account_id;
+    let mut images = facts.images;
+    let mut inventory = Inventory {
+        account_id: account_id.clone(),
+        ..Default::default()
+    };
+    let owned_ids: BTreeSet<String> = images.iter().map(|i| i.image_id.clone()).collect();
+    for target in targets.iter().filter(|t| !owned_ids.contains(*t)) {
+        if let Some(pending) = known_pending.remove(target) {
+            inventory
+                .pending
+                .insert(target.clone(), pending.keys().cloned().collect());
+            inventory.snapshots.extend(pending);
+            continue;
+        }
+        match ec2.describe_image(target).await? {
+            Some(image) if image.owner_id.as_deref() == Some(account_id.as_str()) => {
+                images.push(image)
+            }
+            Some(image) => inventory.foreign.push(image),
+            None => {
+                let pending = ec2.pending_cleanup(target).await?;
+                if !pending.is_empty() {
+                    inventory
+                        .pending
+                        .insert(target.clone(), pending.keys().cloned().collect());
+                    inventory.snapshots.extend(pending);
+                }
+            }
+        }
+    }
+    inventory.images = images;
+
+    let requested: Vec<&Image> = inventory
+        .images
+        .iter()
+        .filter(|image| targets.contains(&image.image_id))
+        .collect();
+    let requested_ids: Vec<String> = requested.iter().map(|i| i.image_id.clone()).collect();
+    let usage = match known_usage {
+        Some(known) => known,
+        None => {
+            let mut usage = usage_of(aws, region, &requested_ids).await?;
+            usage.merge(consumer_usage_of(aws, region, &account_id, &requested_ids).await?);
+            usage
+        }
+    };
+    let (users, notes) = (usage.users, usage.notes);
+
+    let snapshot_ids: Vec<String> = requested
+        .iter()
+        .flat_map(|image| image.block_devices.iter())
+        .filter_map(|device| device.snapshot_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let owned_snapshots = ec2.owned_snapshots(&snapshot_ids).await?;
+
+    // Bundles of the requested instance-store images, and of every other image in those buckets.
+    let buckets: BTreeSet<String> = requested
+        .iter()
+        .filter(|image| image.is_instance_store())
+        .filter_map(|image| image.image_location.as_deref().and_then(split_location))
+        .map(|(bucket, _, _)| bucket)
+        .collect();
+    let bundle_locations: Vec<(String, (String, String, String))> = inventory
+        .images
+        .iter()
+        .filter(|image| image.is_instance_store())
+        .filter_map(|image| {
+            let location = split_location(image.image_location.as_deref()?)?;
+            buckets
+                .contains(&location.0)
+                .then(|| (image.image_id.clone(), location))
+        })
+        .collect();
+    let s3 = aws.s3(region);
+    let bundles: Vec<(String, plan::BundleFacts)> = stream::iter(bundle_locations)
+        .map(|(image_id, (bucket, key, prefix))| {
+            let s3 = s3.clone();
+            async move {
+                let objects = s3
+                    .bundle_objects(&bucket, &key, &prefix, MAX_MANIFEST_BYTES)
+                    .await;
+                (image_id, plan::BundleFacts::read(objects))
+            }
+        })
+        .buffer_unordered(BUNDLE_CONCURRENCY)
+        .collect()
+        .await;
+
+    inventory.users = users;
+    inventory.snapshots.extend(owned_snapshots);
+    inventory.bundles = bundles.into_iter().collect();
+    Ok((inventory, notes))
+}

@@ -1,0 +1,49 @@
+//! Retiring images, shared by `ami deregister` and `ami cleanup` (one deletion path): gather the
+//! region's facts (`gather`), report the plan (`report`), ask, and act (`execute`) in the order
+//! that never strands anything: terminate instances (if asked) → mark snapshots → deregister →
+//! delete bundles → delete snapshots.
+//!
+//! Nothing an image needs goes before the image: a refused or failed deregistration leaves a
+//! whole image. Snapshots are tagged first, so a run killed after the deregistration is finished
+//! by the next one; the tag is removed again from an image that stays.
+
+mod execute;
+mod gather;
+mod report;
+
+use anyhow::{Result, anyhow};
+use std::io::{BufRead, Write};
+
+use crate::config::Settings;
+use crate::error::usage;
+use crate::output::Printer;
+
+pub use execute::{ExecuteOptions, deletion_status, execute};
+pub use gather::{RegionFacts, complete_inventory, consumer_usage_of, load_region, usage_of};
+pub(crate) use report::status_cell;
+pub use report::{RetireReport, Status};
+
+pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) -> Result<()> {
+    let interactive = settings.can_prompt();
+    if !interactive {
+        return Err(usage(
+            "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
+        ));
+    }
+    printer.emit_for_review(report)?;
+    ask(&format!("{} Proceed?", report.summary()))
+}
+
+/// Asks once on the terminal; anything but yes cancels with nothing changed.
+pub fn ask(question: &str) -> Result<()> {
+    let mut stderr = std::io::stderr();
+    write!(stderr, "\n{question} [y/N] ")?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(anyhow!("cancelled at the prompt; nothing was changed"))
+    }
+}

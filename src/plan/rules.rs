@@ -1,0 +1,356 @@
+//! Cleanup rules: which images each rule looks at, how the verdicts of several rules (and of a
+//! reviewed plan) combine, and which staged retirements (deprecate, disable) are already done.
+//! Keep wins over retire; the gentler action wins over deregistration.
+
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use std::collections::BTreeMap;
+
+use super::retention::{Decision, Retention, RetireAction, Verdict, select};
+use super::{ImageUser, describe_users};
+use crate::model::Image;
+
+/// One rule, resolved: which images it looks at and how it decides.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub label: Option<String>,
+    pub name_filter: Option<Regex>,
+    pub tags: Vec<(String, String)>,
+    pub retention: Retention,
+    pub action: RetireAction,
+    pub orphans: bool,
+    /// (bucket, prefix) to sweep for unused bundles.
+    pub orphan_bundles: Vec<(String, String)>,
+}
+
+impl Rule {
+    pub fn selects_images(&self) -> bool {
+        self.retention.keep.is_some()
+            || self.retention.older_than.is_some()
+            || self.retention.unused_for.is_some()
+    }
+
+    /// Whether the image is one of this rule's candidates (its name glob and tags match).
+    pub fn looks_at(&self, image: &Image) -> bool {
+        self.name_filter
+            .as_ref()
+            .is_none_or(|regex| image.name.as_deref().is_some_and(|n| regex.is_match(n)))
+            && self
+                .tags
+                .iter()
+                .all(|(key, value)| image.tags.get(key) == Some(value))
+    }
+}
+
+/// Every rule's verdicts, a reviewed plan's re-checked images (`rechecked`), and keep-wins: the
+/// decisions and the action for each image to retire.
+pub fn decide(
+    rules: &[Rule],
+    rechecked: Vec<(Decision, RetireAction)>,
+    images: &[Image],
+    account_id: &str,
+    users: &BTreeMap<String, Vec<ImageUser>>,
+    now: DateTime<Utc>,
+) -> (Vec<Decision>, BTreeMap<String, RetireAction>) {
+    let mut decisions: Vec<Decision> = Vec::new();
+    let mut actions: BTreeMap<String, RetireAction> = BTreeMap::new();
+    for rule in rules.iter().filter(|rule| rule.selects_images()) {
+        let candidates: Vec<Image> = images
+            .iter()
+            .filter(|image| rule.looks_at(image))
+            .cloned()
+            .collect();
+        for mut decision in select(&candidates, users, account_id, &rule.retention, now) {
+            decision.rule = rule.label.clone();
+            if decision.verdict == Verdict::Retire {
+                let gentlest = match actions.get(&decision.image_id) {
+                    Some(RetireAction::Deregister) | None => rule.action,
+                    Some(existing) => *existing,
+                };
+                actions.insert(decision.image_id.clone(), gentlest);
+            }
+            decisions.push(decision);
+        }
+    }
+    for (mut decision, action) in rechecked {
+        // Deregistration is re-checked by the planner; a staged action is checked here.
+        if decision.verdict == Verdict::Retire
+            && action != RetireAction::Deregister
+            && let Some(users) = users.get(&decision.image_id).filter(|u| !u.is_empty())
+        {
+            decision.verdict = Verdict::Keep;
+            decision.reason = format!("now in use by {}", describe_users(users));
+        }
+        if decision.verdict == Verdict::Retire {
+            actions.insert(decision.image_id.clone(), action);
+        }
+        decisions.push(decision);
+    }
+    let kept: BTreeMap<String, String> = decisions
+        .iter()
+        .filter(|d| d.verdict == Verdict::Keep)
+        .map(|d| {
+            (
+                d.image_id.clone(),
+                d.rule.clone().unwrap_or_else(|| "the rule".into()),
+            )
+        })
+        .collect();
+    for decision in decisions
+        .iter_mut()
+        .filter(|d| d.verdict == Verdict::Retire)
+    {
+        if let Some(rule) = kept.get(&decision.image_id) {
+            decision.verdict = Verdict::Keep;
+            decision.reason = format!("{}; but kept by {rule}", decision.reason);
+            actions.remove(&decision.image_id);
+        }
+    }
+    (decisions, actions)
+}
+
+/// A deprecation or disabling to do instead of a deregistration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub image_id: String,
+    pub action: RetireAction,
+    /// The image is in that state already: nothing to do.
+    pub already: bool,
+}
+
+/// The staged actions among `actions`; an image already deprecated (by `now`) or disabled is
+/// already done.
+pub fn staged(
+    images: &[Image],
+    actions: &BTreeMap<String, RetireAction>,
+    now: DateTime<Utc>,
+) -> Vec<Staged> {
+    actions
+        .iter()
+        .filter(|(_, action)| **action != RetireAction::Deregister)
+        .map(|(image_id, action)| {
+            let image = images.iter().find(|i| &i.image_id == image_id);
+            let already = image.is_some_and(|image| match action {
+                RetireAction::Disable => image.state == "disabled",
+                RetireAction::Deprecate => image.deprecation_time.is_some_and(|t| t <= now),
+                RetireAction::Deregister => false,
+            });
+            Staged {
+                image_id: image_id.clone(),
+                action: *action,
+                already,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ImageUser, UserKind};
+    use crate::plan::retention::GroupBy;
+    use chrono::{Duration, TimeZone};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+    }
+
+    fn image(id: &str, name: &str, days_old: i64) -> Image {
+        crate::plan::fixture::image(id)
+            .name(name)
+            .owner(Some("111111111111"))
+            .created(now() - Duration::days(days_old))
+            .build()
+    }
+
+    fn rule(label: &str, name: &str, keep: usize, action: RetireAction) -> Rule {
+        Rule {
+            label: Some(label.into()),
+            name_filter: Some(Regex::new(name).unwrap()),
+            tags: Vec::new(),
+            retention: Retention {
+                group_by: GroupBy::Name(None),
+                keep: Some(keep),
+                older_than: None,
+                unused_for: None,
+                keep_tag: ("retain".into(), "true".into()),
+                include_public: false,
+            },
+            action,
+            orphans: false,
+            orphan_bundles: Vec::new(),
+        }
+    }
+
+    fn verdicts(decisions: &[Decision]) -> Vec<(String, Option<String>, Verdict)> {
+        decisions
+            .iter()
+            .map(|d| (d.image_id.clone(), d.rule.clone(), d.verdict))
+            .collect()
+    }
+
+    #[test]
+    fn keep_wins_and_the_gentler_action_wins() {
+        let images = vec![
+            image("ami-old", "web-1", 30),
+            image("ami-mid", "web-2", 20),
+            image("ami-new", "web-3", 10),
+        ];
+        // Table: rules → the action each image ends with (None: kept).
+        type Expected = [(&'static str, Option<RetireAction>); 3];
+        let cases: Vec<(&str, Vec<Rule>, Expected)> = vec![
+            (
+                "one rule, keep 1",
+                vec![rule("a", "^web", 1, RetireAction::Deregister)],
+                [
+                    ("ami-old", Some(RetireAction::Deregister)),
+                    ("ami-mid", Some(RetireAction::Deregister)),
+                    ("ami-new", None),
+                ],
+            ),
+            (
+                "a rule keeping 2 wins over one keeping 1",
+                vec![
+                    rule("a", "^web", 1, RetireAction::Deregister),
+                    rule("b", "^web", 2, RetireAction::Deregister),
+                ],
+                [
+                    ("ami-old", Some(RetireAction::Deregister)),
+                    ("ami-mid", None),
+                    ("ami-new", None),
+                ],
+            ),
+            (
+                "disable is gentler than deregister, whichever rule comes first",
+                vec![
+                    rule("a", "^web", 1, RetireAction::Disable),
+                    rule("b", "^web", 1, RetireAction::Deregister),
+                ],
+                [
+                    ("ami-old", Some(RetireAction::Disable)),
+                    ("ami-mid", Some(RetireAction::Disable)),
+                    ("ami-new", None),
+                ],
+            ),
+            (
+                "a rule that looks at other names decides nothing here",
+                vec![rule("a", "^db", 0, RetireAction::Deregister)],
+                [("ami-old", None), ("ami-mid", None), ("ami-new", None)],
+            ),
+        ];
+        for (case, rules, expected) in cases {
+            let (decisions, actions) = decide(
+                &rules,
+                Vec::new(),
+                &images,
+                "111111111111",
+                &BTreeMap::new(),
+                now(),
+            );
+            for (image_id, action) in expected {
+                assert_eq!(actions.get(image_id).copied(), action, "{case}: {image_id}");
+            }
+            let kept_by_b = verdicts(&decisions)
+                .into_iter()
+                .filter(|(_, rule, verdict)| {
+                    rule.as_deref() == Some("a") && *verdict == Verdict::Keep
+                })
+                .count();
+            if case.starts_with("a rule keeping 2") {
+                // ami-mid: rule a would retire it, rule b keeps it; a's decision says so.
+                let mid = decisions
+                    .iter()
+                    .find(|d| d.image_id == "ami-mid" && d.rule.as_deref() == Some("a"))
+                    .unwrap();
+                assert_eq!(mid.verdict, Verdict::Keep, "{case}");
+                assert!(
+                    mid.reason.ends_with("but kept by b"),
+                    "{case}: {}",
+                    mid.reason
+                );
+                assert!(kept_by_b >= 1);
+            }
+        }
+    }
+
+    #[test]
+    fn a_reviewed_staged_retirement_of_an_image_now_in_use_is_kept() {
+        let images = vec![image("ami-1", "web-1", 30), image("ami-2", "web-2", 30)];
+        let reviewed = |id: &str, action| {
+            (
+                Decision {
+                    rule: Some("reviewed plan".into()),
+                    image_id: id.into(),
+                    name: None,
+                    family: None,
+                    creation_date: None,
+                    verdict: Verdict::Retire,
+                    reason: "in the reviewed plan".into(),
+                },
+                action,
+            )
+        };
+        let users = BTreeMap::from([(
+            "ami-1".to_string(),
+            vec![ImageUser::new(UserKind::Instance, "i-1", None)],
+        )]);
+        for (action, expected) in [
+            // The planner re-checks deregistrations itself; decide leaves them to it.
+            (RetireAction::Deregister, Some(RetireAction::Deregister)),
+            (RetireAction::Disable, None),
+            (RetireAction::Deprecate, None),
+        ] {
+            let (decisions, actions) = decide(
+                &[],
+                vec![reviewed("ami-1", action), reviewed("ami-2", action)],
+                &images,
+                "111111111111",
+                &users,
+                now(),
+            );
+            assert_eq!(actions.get("ami-1").copied(), expected, "{action:?}");
+            assert_eq!(actions.get("ami-2").copied(), Some(action), "{action:?}");
+            if expected.is_none() {
+                assert!(
+                    decisions[0]
+                        .reason
+                        .starts_with("now in use by instance i-1")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn staged_actions_already_done_are_recognised() {
+        let mut disabled = image("ami-d", "web-1", 30);
+        disabled.state = "disabled".into();
+        let mut deprecated = image("ami-p", "web-2", 30);
+        deprecated.deprecation_time = Some(now() - Duration::days(1));
+        let mut deprecating = image("ami-f", "web-3", 30);
+        deprecating.deprecation_time = Some(now() + Duration::days(1));
+        let images = vec![
+            disabled,
+            deprecated,
+            deprecating,
+            image("ami-x", "web-4", 30),
+        ];
+        let actions = BTreeMap::from([
+            ("ami-d".to_string(), RetireAction::Disable),
+            ("ami-p".to_string(), RetireAction::Deprecate),
+            ("ami-f".to_string(), RetireAction::Deprecate),
+            ("ami-x".to_string(), RetireAction::Deregister),
+        ]);
+        let found: Vec<(String, bool)> = staged(&images, &actions, now())
+            .into_iter()
+            .map(|s| (s.image_id, s.already))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("ami-d".to_string(), true),
+                ("ami-f".to_string(), false),
+                ("ami-p".to_string(), true),
+            ]
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! The integration tests: the real `ami` binary against the emulator, one test binary for all of
+//! them (one build and one link instead of one per file; `cargo test deregister::` runs a file).
+
+mod common;
+
+mod cleanup;
+mod cli;
+mod credentials;
+mod deregister;
+mod dry_run;
+mod fleet;
+mod iam;
+mod lifecycle;
+mod list;
+mod resilience;
+mod schema;
