@@ -12,8 +12,7 @@ pub struct Image {
     pub name: Option<String>,
     pub description: Option<String>,
     pub owner_id: Option<String>,
-    /// `available`, `pending`, `failed`, `disabled`, ... as AWS reports it.
-    pub state: String,
+    pub state: ImageState,
     /// `ebs` or `instance-store`.
     pub root_device_type: String,
     pub root_device_name: Option<String>,
@@ -29,6 +28,65 @@ pub struct Image {
     /// `disabled-until-<time>` (cooldown running).
     pub deregistration_protection: Option<String>,
     pub last_launched_time: Option<DateTime<Utc>>,
+}
+
+/// An image's state, as AWS names it (`available`, `pending`, ...). A state this build does not
+/// know is kept by its name and treated as not available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageState {
+    Available,
+    Pending,
+    Failed,
+    Error,
+    Invalid,
+    Transient,
+    Disabled,
+    Deregistered,
+    Other(String),
+}
+
+impl ImageState {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ImageState::Available => "available",
+            ImageState::Pending => "pending",
+            ImageState::Failed => "failed",
+            ImageState::Error => "error",
+            ImageState::Invalid => "invalid",
+            ImageState::Transient => "transient",
+            ImageState::Disabled => "disabled",
+            ImageState::Deregistered => "deregistered",
+            ImageState::Other(name) => name,
+        }
+    }
+}
+
+impl From<&str> for ImageState {
+    fn from(name: &str) -> ImageState {
+        match name {
+            "available" => ImageState::Available,
+            "pending" => ImageState::Pending,
+            "failed" => ImageState::Failed,
+            "error" => ImageState::Error,
+            "invalid" => ImageState::Invalid,
+            "transient" => ImageState::Transient,
+            "disabled" => ImageState::Disabled,
+            "deregistered" => ImageState::Deregistered,
+            other => ImageState::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ImageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ImageState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 impl Image {

@@ -111,27 +111,6 @@ fn terminal_width() -> Option<u16> {
     }))
 }
 
-impl Printer {
-    /// The plan shown before a prompt. With `--output json` it goes to stderr as a table, so
-    /// that stdout still holds exactly one JSON document: the result.
-    pub fn emit_for_review<T: Render>(&self, document: &T) -> Result<()> {
-        match self.format {
-            OutputFormat::Table => self.emit(document),
-            OutputFormat::Json => {
-                let style = TableStyle {
-                    color: false,
-                    width: terminal_size::terminal_size_of(std::io::stderr())
-                        .map(|(terminal_size::Width(width), _)| width)
-                        .filter(|width| *width > 0),
-                };
-                let mut stderr = std::io::stderr().lock();
-                writeln!(stderr, "{}", document.render(&style))?;
-                Ok(())
-            }
-        }
-    }
-}
-
 /// A spinner on stderr, only when progress is wanted (a terminal, table output, not --no-progress).
 pub fn spinner(settings: &Settings, message: impl Into<String>) -> Option<ProgressBar> {
     if !settings.progress {

@@ -1,7 +1,6 @@
 //! `ami cleanup` through the real binary against the emulator.
 
-use crate::common::{Account, REGION, json};
-use aws_sdk_ec2::types::RequestLaunchTemplateData;
+use crate::common::{Account, REGION, bundle_manifest, json};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -64,51 +63,12 @@ async fn estate(account: &Account) -> Estate {
         web_snapshots[6].clone(),
     ]);
     // web[0]: a running instance.
-    ec2.run_instances()
-        .image_id(&web[0])
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap();
+    account.launch_instance(REGION, &web[0]).await;
     // web[1]: a standalone launch template.
-    ec2.create_launch_template()
-        .launch_template_name(format!("solo-{}", account.id))
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id(&web[1])
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    account.launch_template("solo", &web[1]).await;
     // web[2]: version 1 (the default) of a template whose latest version moved on.
-    let template = ec2
-        .create_launch_template()
-        .launch_template_name(format!("moved-{}", account.id))
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id(&web[2])
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .launch_template()
-        .unwrap()
-        .launch_template_id()
-        .unwrap()
-        .to_string();
-    ec2.create_launch_template_version()
-        .launch_template_id(&template)
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id(&web[8])
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let template = account.launch_template("moved", &web[2]).await;
+    account.launch_template_version(&template, &web[8]).await;
     // web[3]: a launch configuration.
     account
         .autoscaling()
@@ -149,18 +109,7 @@ async fn estate(account: &Account) -> Estate {
     kept_snapshots.extend([base, db[1].1.clone(), db[2].1.clone()]);
 
     // An orphan: made by CreateImage for an image that is gone. A manual snapshot stays.
-    let instance = ec2
-        .run_instances()
-        .image_id(&web[8])
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance = account.launch_instance(REGION, &web[8]).await;
     let gone = ec2
         .create_image()
         .instance_id(&instance)
@@ -280,24 +229,16 @@ async fn cron_without_yes_changes_nothing() {
             )
             .await;
     }
-    let output = account
-        .ami()
-        .args(["cleanup", "--keep", "1"])
-        .output()
-        .unwrap();
+    let output = account.run(["cleanup", "--keep", "1"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--yes"));
     assert_eq!(account.image_ids().await.len(), 3);
 
-    let output = account.ami().args(["cleanup"]).output().unwrap();
+    let output = account.run(["cleanup"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("nothing selects anything"));
 
-    let output = account
-        .ami()
-        .args(["cleanup", "--keep", "1", "--yes"])
-        .output()
-        .unwrap();
+    let output = account.run(["cleanup", "--keep", "1", "--yes"]);
     assert!(output.status.success());
     // One summary line on stderr for the cron log; the shared snapshot stays with the newest.
     let summary = String::from_utf8_lossy(&output.stderr);
@@ -461,11 +402,7 @@ older_than = "1d"
 
     // A typo in a key is refused, naming it, and nothing runs.
     std::fs::write(&policy, "[[rule]]\nkep = 2\n").unwrap();
-    let output = account
-        .ami()
-        .args(["cleanup", "--policy", policy_arg, "--yes"])
-        .output()
-        .unwrap();
+    let output = account.run(["cleanup", "--policy", policy_arg, "--yes"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unknown field `kep`"));
 }
@@ -487,11 +424,7 @@ async fn a_reviewed_plan_is_rechecked_when_applied() {
 
     // The plan: keep 1, so svc-01..03 go. Writing it changes nothing (no --yes needed).
     account.reset_requests();
-    let output = account
-        .ami()
-        .args(["cleanup", "--keep", "1", "--plan-out", plan_arg])
-        .output()
-        .unwrap();
+    let output = account.run(["cleanup", "--keep", "1", "--plan-out", plan_arg]);
     assert!(
         output.status.success(),
         "{}",
@@ -512,11 +445,7 @@ async fn a_reviewed_plan_is_rechecked_when_applied() {
         .await;
 
     let (code, result) = {
-        let output = account
-            .ami()
-            .args(["apply", plan_arg, "--yes", "--output", "json"])
-            .output()
-            .unwrap();
+        let output = account.run(["apply", plan_arg, "--yes", "--output", "json"]);
         (output.status.code().unwrap(), json(&output))
     };
     // Skipping what changed is what apply is for: not a failure.
@@ -559,26 +488,9 @@ async fn a_reviewed_plan_is_rechecked_when_applied() {
 
     // A plan from elsewhere is refused before any change.
     let other = Account::new();
-    let output = other
-        .ami()
-        .args(["apply", plan_arg, "--yes"])
-        .output()
-        .unwrap();
+    let output = other.run(["apply", plan_arg, "--yes"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("was made for account"));
-}
-
-/// A bundle manifest listing these parts.
-fn manifest(parts: &[&str]) -> String {
-    let parts: String = parts
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("<part index=\"{i}\"><filename>{p}</filename></part>"))
-        .collect();
-    format!(
-        "<manifest><image><parts count=\"{}\">{parts}</parts></image></manifest>",
-        parts.len()
-    )
 }
 
 async fn object_keys(account: &Account, bucket: &str) -> BTreeSet<String> {
@@ -602,34 +514,21 @@ async fn orphan_bundles_go_with_exactly_their_parts() {
     // An old bundle nothing uses; a live one an image uses; an unused one sharing a part with
     // the live one; a hostile one; and an unrelated object.
     account
-        .put_object(
-            &bucket,
-            "b/old.manifest.xml",
-            manifest(&["old.0", "old.1"]).as_bytes(),
-        )
+        .put_bundle(&bucket, "b/", "old", &["old.0", "old.1"])
         .await;
-    account.put_object(&bucket, "b/old.0", b"0").await;
-    account.put_object(&bucket, "b/old.1", b"1").await;
-    account
-        .put_object(
-            &bucket,
-            "b/live.manifest.xml",
-            manifest(&["live.0"]).as_bytes(),
-        )
-        .await;
-    account.put_object(&bucket, "b/live.0", b"0").await;
+    account.put_bundle(&bucket, "b/", "live", &["live.0"]).await;
     account
         .put_object(
             &bucket,
             "b/copy.manifest.xml",
-            manifest(&["live.0"]).as_bytes(),
+            &bundle_manifest(&["live.0"]),
         )
         .await;
     account
         .put_object(
             &bucket,
             "b/evil.manifest.xml",
-            manifest(&["../victim"]).as_bytes(),
+            &bundle_manifest(&["../victim"]),
         )
         .await;
     account.put_object(&bucket, "victim", b"stays").await;
@@ -674,14 +573,8 @@ async fn orphan_bundles_go_with_exactly_their_parts() {
 async fn orphan_bundles_across_regions_keep_what_any_region_uses() {
     let account = Account::new();
     let bucket = crate::common::bucket_name(&account, "regions");
-    for (key, body) in [
-        ("p/live.manifest.xml", manifest(&["live.0"])),
-        ("p/live.0", "0".to_string()),
-        ("p/old.manifest.xml", manifest(&["old.0"])),
-        ("p/old.0", "0".to_string()),
-    ] {
-        account.put_object(&bucket, key, body.as_bytes()).await;
-    }
+    account.put_bundle(&bucket, "p/", "live", &["live.0"]).await;
+    account.put_bundle(&bucket, "p/", "old", &["old.0"]).await;
     account
         .register_manifest(REGION, "live", &format!("{bucket}/p/live.manifest.xml"))
         .await;
@@ -738,14 +631,7 @@ async fn orphan_bundles_across_regions_keep_what_any_region_uses() {
 async fn an_unreadable_region_keeps_every_bundle() {
     let account = Account::new();
     let bucket = crate::common::bucket_name(&account, "unreadable");
-    account
-        .put_object(
-            &bucket,
-            "p/old.manifest.xml",
-            manifest(&["old.0"]).as_bytes(),
-        )
-        .await;
-    account.put_object(&bucket, "p/old.0", b"0").await;
+    account.put_bundle(&bucket, "p/", "old", &["old.0"]).await;
     let url = format!("s3://{bucket}/p/");
     account.configure(serde_json::json!({
         "faults": {"denied": 1.0, "actions": ["ec2:DescribeImages"]}
@@ -791,11 +677,7 @@ async fn a_keep_tag_added_after_the_review_keeps_the_image() {
         String::from_utf8_lossy(&output.stderr)
     );
     account.tag(REGION, &images[0], "retain", "true").await;
-    let output = account
-        .ami()
-        .args(["apply", plan.to_str().unwrap(), "--yes", "--output", "json"])
-        .output()
-        .unwrap();
+    let output = account.run(["apply", plan.to_str().unwrap(), "--yes", "--output", "json"]);
     let result = json(&output);
     assert_eq!(output.status.code(), Some(0), "{result:#}");
     let decision = result["regions"][0]["decisions"]
@@ -836,7 +718,7 @@ async fn quiet_means_only_errors_on_stderr() {
             plan.to_str().unwrap(),
         ],
     ] {
-        let output = account.ami().args(&args).output().unwrap();
+        let output = account.run(&args);
         assert!(output.status.success(), "{args:?}");
         assert_eq!(
             String::from_utf8_lossy(&output.stderr),
@@ -852,18 +734,7 @@ async fn an_interrupted_sweep_says_not_started() {
     let account = Account::new();
     let (base, _) = account.image(REGION, "sweep-base").await;
     let ec2 = account.ec2();
-    let instance = ec2
-        .run_instances()
-        .image_id(&base)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance = account.launch_instance(REGION, &base).await;
     for n in 0..12 {
         let gone = ec2
             .create_image()
@@ -973,14 +844,7 @@ async fn a_stale_cleanup_mark_is_removed_not_acted_on() {
 async fn an_unlocatable_bucket_sweeps_nothing_and_says_so() {
     let account = Account::new();
     let bucket = crate::common::bucket_name(&account, "unlocatable");
-    account
-        .put_object(
-            &bucket,
-            "p/old.manifest.xml",
-            manifest(&["old.0"]).as_bytes(),
-        )
-        .await;
-    account.put_object(&bucket, "p/old.0", b"0").await;
+    account.put_bundle(&bucket, "p/", "old", &["old.0"]).await;
     let (old, _) = account.image(REGION, "loc-2026-01-01").await;
     account.backdate(REGION, &old, "2026-01-01T00:00:00Z");
     let (new, _) = account.image(REGION, "loc-2026-02-01").await;

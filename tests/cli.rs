@@ -39,11 +39,7 @@ fn missing_region_is_an_actionable_usage_error() {
 #[test]
 fn a_region_of_a_new_partition_is_not_refused() {
     let account = Account::new();
-    let output = account
-        .ami()
-        .args(["list", "--region", "eusc-de-east-1"])
-        .output()
-        .unwrap();
+    let output = account.run(["list", "--region", "eusc-de-east-1"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_ne!(output.status.code(), Some(2), "{stderr}");
     assert!(!stderr.contains("region '"), "{stderr}");
@@ -92,11 +88,7 @@ fn region_from_the_profile_config() {
 
 #[test]
 fn malformed_region_is_refused_by_name() {
-    let output = Account::new()
-        .ami()
-        .args(["list", "--region", "us-east"])
-        .output()
-        .unwrap();
+    let output = Account::new().run(["list", "--region", "us-east"]);
     assert_one_line_error(&output, 2, &["invalid region 'us-east'"]);
 }
 
@@ -131,11 +123,7 @@ fn unknown_profile_is_reported_as_missing_credentials() {
 #[test]
 fn unreachable_endpoint_fails_on_one_line() {
     // Port 1 on loopback: nothing listens there.
-    let output = Account::new()
-        .ami()
-        .args(["list", "--endpoint-url", "http://127.0.0.1:1"])
-        .output()
-        .unwrap();
+    let output = Account::new().run(["list", "--endpoint-url", "http://127.0.0.1:1"]);
     assert_one_line_error(
         &output,
         1,
@@ -145,11 +133,7 @@ fn unreachable_endpoint_fails_on_one_line() {
 
 #[test]
 fn a_region_the_endpoint_does_not_serve_fails_on_one_line_naming_it() {
-    let output = Account::new()
-        .ami()
-        .args(["list", "--region", "us-nowhere-9"])
-        .output()
-        .unwrap();
+    let output = Account::new().run(["list", "--region", "us-nowhere-9"]);
     assert_one_line_error(&output, 1, &["DescribeImages in us-nowhere-9 failed"]);
 }
 
@@ -180,30 +164,18 @@ fn empty_environment_variables_count_as_unset() {
 
 #[test]
 fn malformed_endpoint_is_a_usage_error() {
-    let output = Account::new()
-        .ami()
-        .args(["list", "--endpoint-url", "127.0.0.1:5000"])
-        .output()
-        .unwrap();
+    let output = Account::new().run(["list", "--endpoint-url", "127.0.0.1:5000"]);
     assert_one_line_error(&output, 2, &["invalid --endpoint-url '127.0.0.1:5000'"]);
 }
 
 #[test]
 fn bad_filters_are_usage_errors() {
     let account = Account::new();
-    let output = account
-        .ami()
-        .args(["list", "--tag", "novalue"])
-        .output()
-        .unwrap();
+    let output = account.run(["list", "--tag", "novalue"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("expected KEY=VALUE, got 'novalue'"));
 
-    let output = account
-        .ami()
-        .args(["list", "--owner", "12345"])
-        .output()
-        .unwrap();
+    let output = account.run(["list", "--owner", "12345"]);
     assert_one_line_error(&output, 2, &["invalid --owner '12345'"]);
 }
 
@@ -267,11 +239,7 @@ fn unknown_verb_is_a_usage_error() {
 #[test]
 fn json_output_is_one_document_on_stdout() {
     let account = Account::new();
-    let output = account
-        .ami()
-        .args(["list", "--output", "json", "-vv"])
-        .output()
-        .unwrap();
+    let output = account.run(["list", "--output", "json", "-vv"]);
     assert!(output.status.success());
     // Logs went to stderr; stdout still parses as exactly one document.
     let document = crate::common::json(&output);
@@ -505,7 +473,7 @@ fn completions_and_man_pages_cover_every_verb() {
     );
     for verb in VERBS {
         assert!(page.contains(verb), "the man page lacks {verb}");
-        let output = account.ami().args(["man", verb]).output().unwrap();
+        let output = account.run(["man", verb]);
         assert!(output.status.success(), "{verb}");
         let page = String::from_utf8(output.stdout).unwrap();
         assert!(
@@ -513,7 +481,7 @@ fn completions_and_man_pages_cover_every_verb() {
             "{verb}: {page}"
         );
     }
-    let output = account.ami().args(["man", "frobnicate"]).output().unwrap();
+    let output = account.run(["man", "frobnicate"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("'frobnicate' is not a verb"));
 }
@@ -570,4 +538,62 @@ fn the_profile_max_attempts_is_honoured_even_when_it_is_three() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// On a terminal a long reason wraps within its width; piped, every row stays on one line.
+#[tokio::test]
+async fn tables_fit_the_terminal_and_stay_one_row_a_line_when_piped() {
+    let account = Account::new();
+    let (image, _) = account.image(crate::common::REGION, "wrapped").await;
+    for n in 0..3 {
+        account.launch_instance(crate::common::REGION, &image).await;
+        account.launch_template(&format!("wrap{n}"), &image).await;
+    }
+    let args = [
+        "deregister",
+        &image,
+        "--cleanup",
+        "--dry-run",
+        "--color",
+        "never",
+    ];
+
+    let piped = account.run(args);
+    let stdout = String::from_utf8_lossy(&piped.stdout);
+    let row = stdout
+        .lines()
+        .find(|line| line.contains(&image) && line.contains("keep"))
+        .unwrap_or_else(|| panic!("no row for {image}:\n{stdout}"));
+    assert!(
+        row.matches("launch template").count() == 3 && row.len() > 200,
+        "piped, the whole reason stays on the image's row: {row}"
+    );
+
+    // The same command in a pseudo-terminal 70 columns wide (script(1) gives it one).
+    let binary = account.ami_process();
+    let mut command = std::process::Command::new("script");
+    command.env_clear();
+    for (key, value) in binary.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    let shell_line = format!(
+        "stty cols 70 rows 50; '{}' {}",
+        binary.get_program().to_string_lossy(),
+        args.join(" ")
+    );
+    let output = command
+        .args(["-q", "-e", "-c", &shell_line, "/dev/null"])
+        .output()
+        .expect("script(1) from util-linux");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains(&image) && text.contains("keep"), "{text}");
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        assert!(
+            line.chars().count() <= 70,
+            "wider than the 70-column terminal: {line:?}\n{text}"
+        );
+    }
 }

@@ -196,7 +196,7 @@ async fn an_sso_profile_uses_the_cached_login() {
     write(
         &cache.join(format!("{digest}.json")),
         &format!(
-            "{{\"accessToken\": \"cached-token\", \"expiresAt\": \"2099-01-01T00:00:00Z\", \
+            "{{\"accessToken\": \"emulator-sso-cached\", \"expiresAt\": \"2099-01-01T00:00:00Z\", \
              \"region\": \"{REGION}\", \"startUrl\": \"https://example.awsapps.com/start\"}}"
         ),
     );

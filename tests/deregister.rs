@@ -1,6 +1,6 @@
 //! `ami deregister [--cleanup]` through the real binary against the emulator.
 
-use crate::common::{Account, REGION, bucket_name, json};
+use crate::common::{Account, REGION, bucket_name, bundle_manifest, json};
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -132,22 +132,6 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
     ids.iter().map(|id| id.to_string()).collect()
 }
 
-fn manifest(parts: &[&str]) -> Vec<u8> {
-    let parts: String = parts
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            format!("<part index=\"{i}\"><filename>{name}</filename><digest algorithm=\"SHA1\">00</digest></part>")
-        })
-        .collect();
-    format!(
-        "<?xml version=\"1.0\"?><manifest><version>2007-10-10</version><image><name>img</name>\
-         <parts count=\"{}\">{parts}</parts></image></manifest>",
-        parts.len()
-    )
-    .into_bytes()
-}
-
 #[tokio::test]
 async fn a_shared_snapshot_stays_until_its_last_image_goes() {
     let account = Account::new();
@@ -225,7 +209,7 @@ async fn an_instance_store_bundle_goes_and_nothing_else_in_its_bucket() {
         .put_object(
             &bucket,
             "web/img.manifest.xml",
-            &manifest(&["img.part.00", "img.part.01"]),
+            &bundle_manifest(&["img.part.00", "img.part.01"]),
         )
         .await;
     account
@@ -240,7 +224,11 @@ async fn an_instance_store_bundle_goes_and_nothing_else_in_its_bucket() {
     account.put_object(&bucket, "victim", b"must survive").await;
     // Another bundle in the same bucket, with a part of the same name in its own prefix.
     account
-        .put_object(&bucket, "db/img.manifest.xml", &manifest(&["img.part.00"]))
+        .put_object(
+            &bucket,
+            "db/img.manifest.xml",
+            &bundle_manifest(&["img.part.00"]),
+        )
         .await;
     account
         .put_object(&bucket, "db/img.part.00", &[0; 10])
@@ -284,7 +272,7 @@ async fn a_hostile_manifest_deletes_nothing_and_says_why() {
         .put_object(
             &bucket,
             "img/img.manifest.xml",
-            &manifest(&["img.part.00", "../victim"]),
+            &bundle_manifest(&["img.part.00", "../victim"]),
         )
         .await;
     account
@@ -333,8 +321,8 @@ async fn no_hostile_manifest_gets_anything_deleted() {
         .collect();
     let many: Vec<String> = (0..100_000).map(|i| format!("img.part.{i}")).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    manifests.push(("hundred-thousand-parts".into(), manifest(&many)));
-    let mut huge = manifest(&["img.part.00"]);
+    manifests.push(("hundred-thousand-parts".into(), bundle_manifest(&many)));
+    let mut huge = bundle_manifest(&["img.part.00"]);
     huge.resize(50 * 1024 * 1024, b' ');
     manifests.push(("fifty-megabytes".into(), huge));
 
@@ -411,7 +399,6 @@ async fn object_keys_all(account: &Account, bucket: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared_snapshots() {
-    use aws_sdk_ec2::types::RequestLaunchTemplateData;
     let account = Account::new();
     let (running, snapshot) = account.image(REGION, "running").await;
     let templated = account
@@ -420,46 +407,10 @@ async fn images_in_use_are_blocked_with_their_users_and_force_still_keeps_shared
     let newer = account
         .register_ebs(REGION, "newer", &[("/dev/xvda", &snapshot)])
         .await;
-    let ec2 = account.ec2();
-    let instance = ec2
-        .run_instances()
-        .image_id(&running)
-        .min_count(1)
-        .max_count(1)
-        .send()
-        .await
-        .unwrap()
-        .instances()[0]
-        .instance_id()
-        .unwrap()
-        .to_string();
+    let instance = account.launch_instance(REGION, &running).await;
     // Version 1 launches `templated`; the latest version launches another image.
-    let template = ec2
-        .create_launch_template()
-        .launch_template_name(format!("web-{}", account.id))
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id(&templated)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .launch_template()
-        .unwrap()
-        .launch_template_id()
-        .unwrap()
-        .to_string();
-    ec2.create_launch_template_version()
-        .launch_template_id(&template)
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id(&newer)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let template = account.launch_template("web", &templated).await;
+    account.launch_template_version(&template, &newer).await;
 
     let (code, report) = deregister(&account, &[&running, &templated, "--cleanup", "--yes"]);
     assert_eq!(code, 1, "nothing was done: exit 1");
@@ -541,11 +492,7 @@ async fn a_malformed_id_stops_everything_before_any_change() {
     let account = Account::new();
     let (image, snapshot) = account.image(REGION, "img").await;
     account.reset_requests();
-    let output = account
-        .ami()
-        .args(["deregister", &image, &snapshot, "--cleanup", "--yes"])
-        .output()
-        .unwrap();
+    let output = account.run(["deregister", &image, &snapshot, "--cleanup", "--yes"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -565,11 +512,7 @@ async fn without_a_terminal_or_yes_nothing_changes() {
     let account = Account::new();
     let (image, _) = account.image(REGION, "img").await;
     account.reset_requests();
-    let output = account
-        .ami()
-        .args(["deregister", &image, "--cleanup"])
-        .output()
-        .unwrap();
+    let output = account.run(["deregister", &image, "--cleanup"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("pass --yes"));
     assert_eq!(account.mutating_calls(), Vec::<String>::new());
@@ -590,11 +533,7 @@ async fn without_cleanup_says_what_is_left_behind() {
     assert_eq!(report.left_behind.snapshot_gib, 38);
     assert_eq!(account.snapshot_ids().await, set(&[&root, &data]));
 
-    let table = account
-        .ami()
-        .args(["deregister", "ami-12345678", "--yes"])
-        .output()
-        .unwrap();
+    let table = account.run(["deregister", "ami-12345678", "--yes"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("not found"), "{text}");
     assert_eq!(table.status.code(), Some(1));
@@ -722,7 +661,11 @@ async fn an_emptied_bucket_is_deleted_when_asked() {
     let account = Account::new();
     let bucket = bucket_name(&account, "only-bundle");
     account
-        .put_object(&bucket, "img.manifest.xml", &manifest(&["img.part.00"]))
+        .put_object(
+            &bucket,
+            "img.manifest.xml",
+            &bundle_manifest(&["img.part.00"]),
+        )
         .await;
     account.put_object(&bucket, "img.part.00", b"part").await;
     let image = account
@@ -895,21 +838,9 @@ async fn launch_templates_naming_an_ssm_parameter_keep_its_image() {
     let (golden, golden_snapshot) = account.image(REGION, "golden-via-ssm").await;
     let (other, _) = account.image(REGION, "not-named-by-it").await;
     account.put_parameter(REGION, "/golden/current", &golden);
-    let template = |name: String, image: &str| {
-        let ec2 = account.ec2();
-        let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-            .image_id(image)
-            .build();
-        async move {
-            ec2.create_launch_template()
-                .launch_template_name(name)
-                .launch_template_data(data)
-                .send()
-                .await
-                .unwrap();
-        }
-    };
-    template(format!("ssm-{}", account.id), "resolve:ssm:/golden/current").await;
+    account
+        .launch_template("ssm", "resolve:ssm:/golden/current")
+        .await;
     account.configure(serde_json::json!({
         "faults": {"not_offered": 1.0, "actions": ["ec2:DescribeImageReferences"]}
     }));
@@ -922,7 +853,9 @@ async fn launch_templates_naming_an_ssm_parameter_keep_its_image() {
     assert!(account.snapshot_ids().await.contains(&golden_snapshot));
 
     // An alias that does not resolve: every candidate stays, saying why.
-    template(format!("dangling-{}", account.id), "resolve:ssm:/nowhere").await;
+    account
+        .launch_template("dangling", "resolve:ssm:/nowhere")
+        .await;
     let (code, report) = deregister(&account, &[&golden, "--cleanup", "--yes"]);
     account.configure(serde_json::json!({"faults": null}));
     assert_eq!(code, 1, "{report:?}");
@@ -1011,11 +944,7 @@ async fn a_failed_deregistration_leaves_no_cleanup_mark() {
         .send()
         .await
         .unwrap();
-    let output = account
-        .ami()
-        .args(["cleanup", "--keep", "5", "--yes", "--output", "json"])
-        .output()
-        .unwrap();
+    let output = account.run(["cleanup", "--keep", "5", "--yes", "--output", "json"]);
     assert!(
         output.status.success(),
         "{}",
@@ -1031,7 +960,11 @@ async fn a_refused_deregistration_keeps_the_bundle() {
     let account = Account::new();
     let bucket = bucket_name(&account, "order");
     account
-        .put_object(&bucket, "img/img.manifest.xml", &manifest(&["img.part.00"]))
+        .put_object(
+            &bucket,
+            "img/img.manifest.xml",
+            &bundle_manifest(&["img.part.00"]),
+        )
         .await;
     account
         .put_object(&bucket, "img/img.part.00", &[0; 10])

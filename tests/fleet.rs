@@ -92,7 +92,7 @@ async fn list_across_accounts_and_regions_reports_each_and_survives_a_refused_ro
     );
 
     // The table groups by account.
-    let output = tooling.ami().args(args).output().unwrap();
+    let output = tooling.run(args);
     let table = String::from_utf8(output.stdout).unwrap();
     assert!(table.contains(&format!("=== account {}", a.id)), "{table}");
     assert!(table.contains("FAILED: cannot assume"), "{table}");
@@ -119,11 +119,7 @@ async fn one_role_or_the_whole_organization() {
         out["regions"][0]["launch_permissions"]["accounts"][0],
         other.id.as_str()
     );
-    let output = tooling
-        .ami()
-        .args(["list", "--role-arn", "arn:aws:iam::12:role/x"])
-        .output()
-        .unwrap();
+    let output = tooling.run(["list", "--role-arn", "arn:aws:iam::12:role/x"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("'arn:aws:iam::12:role/x'"));
 
@@ -288,17 +284,7 @@ async fn deregister_checks_consumers_too() {
     let consumer = Account::new();
     let (image, _) = owner.image(REGION, "shared-and-used").await;
     owner.share_with(&image, &consumer.id).await;
-    let template = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
-        .image_id(&image)
-        .build();
-    consumer
-        .ec2()
-        .create_launch_template()
-        .launch_template_name("uses-shared")
-        .launch_template_data(template)
-        .send()
-        .await
-        .unwrap();
+    consumer.launch_template("uses-shared", &image).await;
     let (code, out) = run(
         &owner,
         &[

@@ -43,7 +43,7 @@ fn iam_action(counted: &str) -> String {
 /// Runs `ami ARGS` in the account and returns the IAM actions it used.
 fn actions_of(account: &Account, args: &[&str]) -> BTreeSet<String> {
     account.reset_requests();
-    let output = account.ami().args(args).output().unwrap();
+    let output = account.run(args);
     assert!(
         output.status.success(),
         "{args:?}: {}",
@@ -105,12 +105,9 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
         ),
     );
     let bucket = bucket_name(&account, "iam");
-    let manifest = "<manifest><image><parts count=\"1\"><part index=\"0\"><filename>img.part.00\
-                    </filename></part></parts></image></manifest>";
     account
-        .put_object(&bucket, "b/img.manifest.xml", manifest.as_bytes())
+        .put_bundle(&bucket, "b/", "img", &["img.part.00"])
         .await;
-    account.put_object(&bucket, "b/img.part.00", b"0").await;
     let location = format!("s3://{bucket}/b/img.manifest.xml");
     record(
         "register",
@@ -279,9 +276,8 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
     );
     let orphans = bucket_name(&account, "iam-orphans");
     account
-        .put_object(&orphans, "old/img.manifest.xml", manifest.as_bytes())
+        .put_bundle(&orphans, "old/", "img", &["img.part.00"])
         .await;
-    account.put_object(&orphans, "old/img.part.00", b"0").await;
     record(
         "cleanup",
         actions_of(

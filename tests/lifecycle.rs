@@ -24,7 +24,7 @@ fn run(account: &Account, args: &[&str]) -> (i32, Value) {
 }
 
 fn stderr_of(account: &Account, args: &[&str]) -> (i32, String) {
-    let output = account.ami().args(args).output().unwrap();
+    let output = account.run(args);
     (
         output.status.code().unwrap(),
         String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -430,11 +430,7 @@ async fn several_regions_in_one_run() {
         [("eu-west-1", west.as_str()), ("us-east-1", east.as_str())]
     );
 
-    let table = account
-        .ami()
-        .args(["list", "--region", "us-east-1", "--region", "eu-west-1"])
-        .output()
-        .unwrap();
+    let table = account.run(["list", "--region", "us-east-1", "--region", "eu-west-1"]);
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(
         text.contains("REGION") && text.contains("eu-west-1"),

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use super::Ec2;
 use super::error::{AwsError, service_code};
-use crate::model::{BlockDevice, Image, LaunchPermissions, SnapshotReturnCode, parse_time};
+use crate::model::{
+    BlockDevice, Image, ImageState, LaunchPermissions, SnapshotReturnCode, parse_time,
+};
 
 /// Largest page DescribeImages serves.
 const IMAGES_PAGE_SIZE: i32 = 1000;
@@ -199,10 +201,7 @@ fn map_image(region: &str, image: &aws_sdk_ec2::types::Image) -> Result<Image> {
         name: image.name().map(str::to_string),
         description: image.description().map(str::to_string),
         owner_id: image.owner_id().map(str::to_string),
-        state: image
-            .state()
-            .map(|state| state.as_str().to_string())
-            .unwrap_or_else(|| "unknown".to_string()),
+        state: ImageState::from(image.state().map_or("unknown", |state| state.as_str())),
         root_device_type: image
             .root_device_type()
             .map(|kind| kind.as_str().to_string())

@@ -13,6 +13,7 @@ use crate::aws::lifecycle::CopyRequest;
 use crate::cli::CopyArgs;
 use crate::config::{Settings, validate_region};
 use crate::error::{Outcome, one_line, usage};
+use crate::model::ImageState;
 use crate::output::{Render, TableStyle};
 
 use super::dry_run::{DryRunReport, OrDryRun};
@@ -54,7 +55,7 @@ impl CopyStatus {
 pub struct CopyEntry {
     pub image_id: Option<String>,
     pub status: CopyStatus,
-    pub state: Option<String>,
+    pub state: Option<ImageState>,
     pub error: Option<String>,
 }
 
@@ -330,7 +331,7 @@ impl Render for CopyOutput {
                 style.cell(region, None),
                 style.cell(copy.image_id.as_deref().unwrap_or("-"), None),
                 style.cell(copy.status.as_str(), color),
-                style.cell(copy.state.as_deref().unwrap_or("-"), None),
+                style.cell(copy.state.as_ref().map_or("-", ImageState::as_str), None),
                 style.cell(copy.error.as_deref().unwrap_or(""), None),
             ]);
         }

@@ -10,7 +10,7 @@ use crate::aws::{Aws, Ec2};
 use crate::cli::{LaunchArgs, PlacementArgs};
 use crate::config::Settings;
 use crate::error::{Outcome, usage};
-use crate::model::Image;
+use crate::model::{Image, ImageState};
 use crate::output::{Printer, Render, TableStyle, spinner};
 
 /// AWS's limit on user data, before base64.
@@ -74,12 +74,12 @@ pub fn launch_request(
 
 /// Only an available image can be launched; anything else is refused with what it is.
 pub fn refuse_unlaunchable(image: &Image) -> Result<()> {
-    let why = match image.state.as_str() {
-        "available" => return Ok(()),
-        "disabled" => "it is disabled (re-enable it with EnableImage first)",
-        "deregistered" => "it is deregistered",
-        "pending" => "it is still pending (wait until it is available)",
-        "failed" | "error" => "its creation failed",
+    let why = match image.state {
+        ImageState::Available => return Ok(()),
+        ImageState::Disabled => "it is disabled (re-enable it with EnableImage first)",
+        ImageState::Deregistered => "it is deregistered",
+        ImageState::Pending => "it is still pending (wait until it is available)",
+        ImageState::Failed | ImageState::Error => "its creation failed",
         _ => "it is not available",
     };
     Err(usage(format!(

@@ -12,7 +12,7 @@ use crate::aws::{Aws, Ec2};
 use crate::cli::ListArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
-use crate::model::{Image, LaunchPermissions};
+use crate::model::{Image, ImageState, LaunchPermissions};
 use crate::output::{Render, TableStyle, spinner};
 
 /// Regions are independent endpoints with their own rate limits.
@@ -36,7 +36,7 @@ pub struct ImageEntry {
     pub name: Option<String>,
     pub description: Option<String>,
     pub owner_id: Option<String>,
-    pub state: String,
+    pub state: ImageState,
     pub root_device_type: String,
     pub root_device_name: Option<String>,
     pub architecture: Option<String>,

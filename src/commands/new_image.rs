@@ -12,6 +12,7 @@ use crate::aws::Ec2;
 use crate::cli::{NewImageArgs, WaitArgs};
 use crate::config::Settings;
 use crate::error::usage;
+use crate::model::ImageState;
 use crate::output::{Render, TableStyle};
 
 #[derive(Debug, Serialize)]
@@ -19,7 +20,7 @@ pub struct NewImageOutput {
     pub region: String,
     pub image_id: String,
     pub name: Option<String>,
-    pub state: String,
+    pub state: ImageState,
     pub root_device_type: String,
     pub snapshots: Vec<NewSnapshot>,
     /// `s3://bucket/key` for instance-store images.

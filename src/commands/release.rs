@@ -22,7 +22,7 @@ use crate::cli::ReleaseArgs;
 use crate::config::{Settings, validate_region};
 use crate::error::{Outcome, one_line, usage};
 use crate::interrupt;
-use crate::model::Image;
+use crate::model::{Image, ImageState};
 use crate::output::{Printer, Render, TableStyle};
 
 /// On the image once its test passed: a re-run does not test it again.
@@ -56,7 +56,7 @@ pub struct Stage {
 #[derive(Debug, Serialize)]
 pub struct ReleaseImage {
     pub image_id: String,
-    pub state: String,
+    pub state: ImageState,
 }
 
 #[derive(Debug, Serialize)]
@@ -326,14 +326,14 @@ impl Run<'_> {
         let ec2 = self.ec2();
         let args = self.args;
         match ec2.image_named(&args.name).await? {
-            Some(image) if image.state == "available" => {
+            Some(image) if image.state == ImageState::Available => {
                 self.record(&image);
                 Ok(Ended::Skipped(format!(
                     "{} exists (made by an earlier run)",
                     image.image_id
                 )))
             }
-            Some(image) if image.state == "pending" => {
+            Some(image) if image.state == ImageState::Pending => {
                 self.record(&image);
                 if self.settings.dry_run {
                     return Ok(Ended::Would(
@@ -384,7 +384,7 @@ impl Run<'_> {
                     self.region.clone(),
                     ReleaseImage {
                         image_id: image_id.clone(),
-                        state: "pending".into(),
+                        state: ImageState::Pending,
                     },
                 );
                 let image = ec2.wait_available(&image_id, args.timeout, None).await?;
@@ -578,7 +578,9 @@ impl Run<'_> {
                         target,
                         ReleaseImage {
                             image_id,
-                            state: entry.state.unwrap_or_default(),
+                            state: entry
+                                .state
+                                .unwrap_or_else(|| ImageState::Other(String::new())),
                         },
                     );
                 }

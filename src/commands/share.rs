@@ -432,6 +432,44 @@ pub async fn share_image(
             });
         }
     }
+    // What AWS reports now must be what was asked: a grantee written differently from how AWS
+    // reports it would otherwise be skipped as "already there" (or "not there") in silence.
+    if let Some(revoke) = revoke {
+        let mut wrong = Vec::new();
+        let left = to_change(grantees, &launch_permissions, revoke);
+        if !left.is_empty() {
+            wrong.push(format!("launch permission for {}", describe(&left)));
+        }
+        if snapshot_share {
+            for snapshot in &snapshots {
+                let present = LaunchPermissions {
+                    public: snapshot.public,
+                    accounts: snapshot.accounts.clone(),
+                    ..Default::default()
+                };
+                let volume = to_change(grantees, &present, revoke);
+                if !volume.accounts.is_empty() || volume.public {
+                    wrong.push(format!(
+                        "create-volume permission on {} for {}",
+                        snapshot.snapshot_id,
+                        describe(&volume)
+                    ));
+                }
+            }
+        }
+        if !wrong.is_empty() {
+            let state = if revoke {
+                "still granted"
+            } else {
+                "not granted"
+            };
+            return Err(anyhow!(
+                "{image_id} in {}: {state} after the change: {}",
+                ec2.region(),
+                wrong.join("; ")
+            ));
+        }
+    }
     Ok(Shared {
         share: RegionShare {
             region: ec2.region().to_string(),
@@ -442,6 +480,20 @@ pub async fn share_image(
         },
         changed,
     })
+}
+
+fn describe(grantees: &Grantees) -> String {
+    let mut who: Vec<&str> = grantees
+        .accounts
+        .iter()
+        .chain(&grantees.organizations)
+        .chain(&grantees.organizational_units)
+        .map(String::as_str)
+        .collect();
+    if grantees.public {
+        who.push("everyone (public)");
+    }
+    who.join(", ")
 }
 
 /// Granting: the grantees not yet present. Revoking: the grantees present.
@@ -526,5 +578,47 @@ impl Render for ShareOutput {
             out.push_str(&format!("\nnote: {note}"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grantees(accounts: &[&str], organizations: &[&str], public: bool) -> Grantees {
+        Grantees {
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            organizations: organizations.iter().map(|o| o.to_string()).collect(),
+            organizational_units: Vec::new(),
+            public,
+        }
+    }
+
+    #[test]
+    fn grant_adds_only_what_is_missing_and_revoke_removes_only_what_is_there() {
+        const ORG: &str = "arn:aws:organizations::111111111111:organization/o-abc";
+        let present = LaunchPermissions {
+            public: true,
+            accounts: vec!["111111111111".into()],
+            organizations: vec![ORG.into()],
+            organizational_units: Vec::new(),
+        };
+        let asked = grantees(&["111111111111", "222222222222"], &[ORG], true);
+        // Table: revoke? → what changes.
+        let cases = [
+            (false, grantees(&["222222222222"], &[], false)),
+            (true, grantees(&["111111111111"], &[ORG], true)),
+        ];
+        for (revoke, expected) in cases {
+            assert_eq!(
+                to_change(&asked, &present, revoke),
+                expected,
+                "revoke: {revoke}"
+            );
+        }
+        // Nothing shared yet: a grant is everything asked, a revoke nothing.
+        let nothing = LaunchPermissions::default();
+        assert_eq!(to_change(&asked, &nothing, false), asked);
+        assert!(to_change(&asked, &nothing, true).is_empty());
     }
 }

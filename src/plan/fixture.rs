@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{BlockDevice, Image};
+use crate::model::{BlockDevice, Image, ImageState};
 
 pub const ACCOUNT: &str = "111122223333";
 
@@ -16,7 +16,7 @@ pub fn image(id: &str) -> ImageBuilder {
         name: None,
         description: None,
         owner_id: Some(ACCOUNT.into()),
-        state: "available".into(),
+        state: ImageState::Available,
         root_device_type: "ebs".into(),
         root_device_name: Some("/dev/xvda".into()),
         architecture: None,
@@ -43,7 +43,7 @@ impl ImageBuilder {
     }
 
     pub fn state(mut self, state: &str) -> Self {
-        self.0.state = state.into();
+        self.0.state = ImageState::from(state);
         self
     }
 

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{BundleObjects, Image, ManifestFetch};
+use crate::model::{BundleObjects, Image, ImageState, ManifestFetch};
 pub use crate::model::{ImageUser, SnapshotInfo};
 use manifest::{Manifest, ManifestError};
 
@@ -159,7 +159,7 @@ pub struct Plan {
 pub struct ImagePlan {
     pub image_id: String,
     pub name: Option<String>,
-    pub state: Option<String>,
+    pub state: Option<ImageState>,
     pub action: ImageAction,
     pub reason: String,
     pub users: Vec<ImageUser>,

@@ -13,9 +13,7 @@ use crate::model::Image;
 
 /// What retiring an image means: deregister it (with the snapshots and bundles only it uses), or
 /// a gentler first stage. Part of the plan file's contract (`action`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RetireAction {
     Deregister,
@@ -24,6 +22,21 @@ pub enum RetireAction {
 }
 
 impl RetireAction {
+    /// The gentler of two: deprecating (the image still launches) before disabling (it can be
+    /// re-enabled) before deregistering.
+    pub fn gentler(self, other: RetireAction) -> RetireAction {
+        let rank = |action: RetireAction| match action {
+            RetireAction::Deprecate => 0,
+            RetireAction::Disable => 1,
+            RetireAction::Deregister => 2,
+        };
+        if rank(other) < rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RetireAction::Deregister => "deregister",

@@ -3,7 +3,7 @@
 use super::fixture;
 use super::manifest::{Manifest, ManifestError};
 use super::*;
-use crate::model::{Image, UserAccount, UserKind};
+use crate::model::{BundleObjects, Image, ImageState, ManifestFetch, UserAccount, UserKind};
 use chrono::TimeZone;
 
 fn now() -> DateTime<Utc> {
@@ -117,7 +117,7 @@ fn every_volume_of_a_multi_volume_image_goes() {
 #[test]
 fn a_disabled_image_still_holds_its_snapshots() {
     let mut disabled = ebs("ami-d", &["snap-2"]);
-    disabled.state = "disabled".into();
+    disabled.state = ImageState::Disabled;
     let inv = inventory(vec![ebs("ami-a", &["snap-1", "snap-2"]), disabled]);
     let plan = run(&inv, &request(&["ami-a"], true, false));
     assert_eq!(
@@ -619,4 +619,74 @@ fn applying_a_reviewed_plan_deletes_nothing_it_did_not_list() {
             .reason
             .contains("img/img.manifest.xml was not in the reviewed plan")
     );
+}
+
+fn objects(manifest: ManifestFetch, listing: Result<&[(&str, u64)], &str>) -> BundleObjects {
+    BundleObjects {
+        bucket: "bkt".into(),
+        manifest_key: "img/img.manifest.xml".into(),
+        prefix: "img/".into(),
+        manifest,
+        listing: listing
+            .map(|keys| {
+                keys.iter()
+                    .map(|(k, size)| (k.to_string(), *size))
+                    .collect()
+            })
+            .map_err(str::to_string),
+    }
+}
+
+#[test]
+fn bundle_facts_keep_only_the_manifest_and_its_parts_and_fail_closed() {
+    let xml = b"<manifest><image><parts count=\"1\"><part index=\"0\"><filename>img.part.00\
+                </filename></part></parts></image></manifest>"
+        .to_vec();
+    let listing: &[(&str, u64)] = &[
+        ("img/img.manifest.xml", 10),
+        ("img/img.part.00", 100),
+        ("img/unrelated.txt", 5),
+        ("img/other.manifest.xml", 7),
+    ];
+    // A parsed manifest: the existing objects are exactly the manifest and its part.
+    let facts = BundleFacts::read(objects(ManifestFetch::Fetched(xml.clone()), Ok(listing)));
+    assert!(matches!(facts.manifest, ManifestRead::Parsed(_)));
+    assert_eq!(
+        facts
+            .existing
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        vec!["img/img.manifest.xml", "img/img.part.00"]
+    );
+    // The bucket is gone: an empty listing, nothing exists.
+    let facts = BundleFacts::read(objects(ManifestFetch::Missing, Ok(&[])));
+    assert!(matches!(facts.manifest, ManifestRead::Missing));
+    assert!(facts.existing.is_empty());
+    // The listing failed: the bundle is unreadable, whatever the manifest said.
+    let facts = BundleFacts::read(objects(ManifestFetch::Fetched(xml), Err("AccessDenied")));
+    match &facts.manifest {
+        ManifestRead::Unreadable(why) => {
+            assert!(why.contains("cannot list s3://bkt/img/") && why.contains("AccessDenied"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(facts.existing.is_empty());
+    // Too large, or not a manifest: invalid, and only the manifest key counts as existing.
+    let facts = BundleFacts::read(objects(ManifestFetch::TooLarge(1 << 30), Ok(listing)));
+    assert!(matches!(
+        facts.manifest,
+        ManifestRead::Invalid(ManifestError::TooLarge(_))
+    ));
+    let facts = BundleFacts::read(objects(
+        ManifestFetch::Fetched(b"<nope".to_vec()),
+        Ok(listing),
+    ));
+    assert!(matches!(facts.manifest, ManifestRead::Invalid(_)));
+    assert_eq!(facts.existing.len(), 1);
+    let facts = BundleFacts::read(objects(
+        ManifestFetch::Unreadable("throttled".into()),
+        Ok(listing),
+    ));
+    assert!(matches!(facts.manifest, ManifestRead::Unreadable(_)));
 }

@@ -39,21 +39,27 @@ pub fn in_account(facts: &UsageFacts, candidates: &[String]) -> Usage {
             usage.add(image_id, user.clone());
         }
     }
-    // An alias AWS could not resolve may name any of them.
+    // An alias AWS could not resolve may name any of them. Listed with the other launch
+    // templates: after the instances and templates, before launch configurations and references.
     let candidates: BTreeSet<&String> = candidates.iter().collect();
     for alias in &facts.unresolved_aliases {
         for image_id in &candidates {
-            usage.add(
-                image_id,
-                ImageUser::new(
-                    UserKind::LaunchTemplate,
-                    alias.template_id.clone(),
-                    Some(format!(
-                        "version {}: {} could not be resolved, so it may name this image",
-                        alias.version, alias.alias
-                    )),
-                ),
+            let user = ImageUser::new(
+                UserKind::LaunchTemplate,
+                alias.template_id.clone(),
+                Some(format!(
+                    "version {}: {} could not be resolved, so it may name this image",
+                    alias.version, alias.alias
+                )),
             );
+            let users = usage.users.entry(image_id.to_string()).or_default();
+            if !users.contains(&user) {
+                let at = users
+                    .iter()
+                    .rposition(|u| matches!(u.kind, UserKind::Instance | UserKind::LaunchTemplate))
+                    .map_or(0, |last| last + 1);
+                users.insert(at, user);
+            }
         }
     }
     for (image_id, error) in &facts.unchecked_references {
@@ -76,13 +82,26 @@ pub fn in_account(facts: &UsageFacts, candidates: &[String]) -> Usage {
     usage
 }
 
-/// Users in the accounts the images are shared with. An organization, an OU or the public
+/// Users in the accounts the `candidates` are shared with. An organization, an OU or the public
 /// cannot be looked into; an account without a role to look with, or whose check failed, is
-/// not known to be clear: each of these keeps the image.
-pub fn in_consumers(own_account: &str, facts: &ConsumerFacts) -> Usage {
+/// not known to be clear; a candidate whose launch permissions were not read may be shared with
+/// anyone: each of these keeps the image.
+pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFacts) -> Usage {
     let mut usage = Usage::default();
     let unchecked =
         |id: &str, detail: String| ImageUser::new(UserKind::UncheckedConsumer, id, Some(detail));
+    for image_id in candidates
+        .iter()
+        .filter(|id| !facts.permissions.contains_key(*id))
+    {
+        usage.add(
+            image_id,
+            unchecked(
+                "launch permissions",
+                "not read, so it may be shared with anyone".into(),
+            ),
+        );
+    }
     let mut shared_with: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (image_id, permissions) in &facts.permissions {
         for account in permissions.accounts.iter().filter(|a| *a != own_account) {
@@ -187,6 +206,14 @@ mod tests {
             "ami-1",
             ImageUser::new(UserKind::Instance, "i-1", Some("stopped".into())),
         );
+        facts.add(
+            "ami-1",
+            ImageUser::new(UserKind::LaunchConfiguration, "web-lc", None),
+        );
+        facts.add(
+            "ami-1",
+            ImageUser::new(UserKind::Reference("ssm:Parameter".into()), "arn:ssm", None),
+        );
         facts
             .unchecked_references
             .push(("ami-2".into(), "AccessDenied".into()));
@@ -198,9 +225,15 @@ mod tests {
         let usage = in_account(&facts, &ids(&["ami-1", "ami-2", "ami-3"]));
         // Table: image → users (kind, id), in the order they were found.
         let cases: [(&str, Vec<(&str, &str)>); 3] = [
+            // The alias goes with the launch templates, before configurations and references.
             (
                 "ami-1",
-                vec![("instance", "i-1"), ("launch_template", "lt-1")],
+                vec![
+                    ("instance", "i-1"),
+                    ("launch_template", "lt-1"),
+                    ("launch_configuration", "web-lc"),
+                    ("ssm_parameter", "arn:ssm"),
+                ],
             ),
             (
                 "ami-2",
@@ -313,7 +346,7 @@ mod tests {
                         .map(|check| BTreeMap::from([(THEIRS.to_string(), check)]))
                         .unwrap_or_default(),
                 };
-                let usage = in_consumers(OURS, &facts);
+                let usage = in_consumers(OURS, &[image.to_string()], &facts);
                 let found: Vec<(String, String, Option<String>)> = usage
                     .users
                     .get(image)
@@ -362,7 +395,7 @@ mod tests {
             permissions: BTreeMap::from([("ami-1".to_string(), shared(&[THEIRS], &[], false))]),
             accounts: BTreeMap::from([(THEIRS.to_string(), ConsumerCheck::Checked(in_theirs))]),
         };
-        let usage = in_consumers(OURS, &facts);
+        let usage = in_consumers(OURS, &ids(&["ami-1"]), &facts);
         let user = &usage.users["ami-1"][0];
         assert_eq!(
             user.detail.as_deref(),
@@ -372,6 +405,38 @@ mod tests {
             usage.notes,
             vec![format!(
                 "account {THEIRS}: InvalidAction; checked instances, launch templates and launch configurations directly"
+            )]
+        );
+    }
+
+    #[test]
+    fn why_a_consumer_could_not_be_checked_is_said() {
+        let facts = |check: ConsumerCheck| ConsumerFacts {
+            permissions: BTreeMap::from([("ami-1".to_string(), shared(&[THEIRS], &[], false))]),
+            accounts: BTreeMap::from([(THEIRS.to_string(), check)]),
+        };
+        for (check, says) in [
+            (ConsumerCheck::NoRole, "no --role-name to look into it with"),
+            (
+                ConsumerCheck::Failed("AccessDenied: not authorized".into()),
+                "AccessDenied: not authorized",
+            ),
+        ] {
+            let usage = in_consumers(OURS, &ids(&["ami-1"]), &facts(check));
+            let detail = usage.users["ami-1"][0].detail.clone().unwrap_or_default();
+            assert!(detail.contains(says), "{detail}");
+        }
+    }
+
+    #[test]
+    fn an_image_whose_permissions_were_not_read_is_kept() {
+        let facts = ConsumerFacts::default();
+        let usage = in_consumers(OURS, &ids(&["ami-1"]), &facts);
+        assert_eq!(
+            kinds(&usage, "ami-1"),
+            vec![(
+                "unchecked_consumer".to_string(),
+                "launch permissions".to_string()
             )]
         );
     }

@@ -136,6 +136,15 @@ impl Account {
         assert_cmd::Command::from_std(self.ami_process())
     }
 
+    /// Runs `ami ARGS` to the end.
+    pub fn run<I, S>(&self, args: I) -> std::process::Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.ami().args(args).output().unwrap()
+    }
+
     /// The same, as a plain process (to spawn and kill it).
     pub fn ami_process(&self) -> StdCommand {
         let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("ami"));
@@ -465,6 +474,35 @@ impl Account {
         );
     }
 
+    /// A launch template (named after the account, so names never collide) whose first
+    /// version launches `image`; its id.
+    pub async fn launch_template(&self, name: &str, image: &str) -> String {
+        use aws_sdk_ec2::types::RequestLaunchTemplateData;
+        self.ec2()
+            .create_launch_template()
+            .launch_template_name(format!("{name}-{}", self.id))
+            .launch_template_data(RequestLaunchTemplateData::builder().image_id(image).build())
+            .send()
+            .await
+            .unwrap()
+            .launch_template()
+            .and_then(|template| template.launch_template_id())
+            .expect("launch template id")
+            .to_string()
+    }
+
+    /// A new (latest, not default) version of `template` that launches `image`.
+    pub async fn launch_template_version(&self, template: &str, image: &str) {
+        use aws_sdk_ec2::types::RequestLaunchTemplateData;
+        self.ec2()
+            .create_launch_template_version()
+            .launch_template_id(template)
+            .launch_template_data(RequestLaunchTemplateData::builder().image_id(image).build())
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// One instance launched from `image` in `region`: its id.
     pub async fn launch_instance(&self, region: &str, image: &str) -> String {
         self.ec2_in(region)
@@ -529,6 +567,25 @@ impl Account {
             .send()
             .await
             .expect("tag");
+    }
+
+    /// An instance-store bundle: `{prefix}{name}.manifest.xml` listing `parts`, and each part
+    /// (one byte) under the prefix. The manifest's key.
+    pub async fn put_bundle(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        name: &str,
+        parts: &[&str],
+    ) -> String {
+        let manifest_key = format!("{prefix}{name}.manifest.xml");
+        self.put_object(bucket, &manifest_key, &bundle_manifest(parts))
+            .await;
+        for part in parts {
+            self.put_object(bucket, &format!("{prefix}{part}"), b"0")
+                .await;
+        }
+        manifest_key
     }
 
     pub async fn put_object(&self, bucket: &str, key: &str, body: &[u8]) {
@@ -605,7 +662,25 @@ fn admin(method: &str, path: &str, body: &str) -> String {
     payload.to_string()
 }
 
-/// Parses the binary's stdout as exactly one JSON document.
+/// A bundle manifest (as ec2-bundle-image writes them) listing these part file names.
+pub fn bundle_manifest(parts: &[&str]) -> Vec<u8> {
+    let parts: String = parts
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            format!("<part index=\"{i}\"><filename>{name}</filename><digest algorithm=\"SHA1\">00</digest></part>")
+        })
+        .collect();
+    format!(
+        "<?xml version=\"1.0\"?><manifest><version>2007-10-10</version><image><name>img</name>\
+         <parts count=\"{}\">{parts}</parts></image></manifest>",
+        parts.len()
+    )
+    .into_bytes()
+}
+
+/// Parses the binary's stdout as exactly one JSON document, which must match one of the
+/// schemas in docs/schema (`schema::check` ties it to its verb's).
 pub fn json(output: &std::process::Output) -> serde_json::Value {
     let document: serde_json::Value =
         serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {

@@ -4,8 +4,7 @@ GetRoleCredentials. Each hands out the emulator's test credentials (`AKIATEST` +
 account id) for the account the test names, in the wire format of the real service:
 
 - container: `AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:PORT/_emulator/container-credentials/ACCOUNT`
-  answers `{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}` (the ECS agent's format);
-  with `AWS_CONTAINER_AUTHORIZATION_TOKEN` set, the request must carry it in `Authorization`.
+  answers `{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}` (the ECS agent's format).
 - IMDSv2: `AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:PORT/`; `PUT /latest/api/token`
   (with `X-aws-ec2-metadata-token-ttl-seconds`) gives a token that every GET must carry in
   `X-aws-ec2-metadata-token` (401 otherwise, as IMDSv2 does). The instance's role is named
@@ -13,8 +12,9 @@ account id) for the account the test names, in the wire format of the real servi
   true}`): `GET /latest/meta-data/iam/security-credentials/` lists it, and
   `.../ami-test-ACCOUNT` answers `{"Code": "Success", "AccessKeyId", ...}`.
 - SSO: `GET /federation/credentials?account_id=ACCOUNT&role_name=R` with the
-  `x-amz-sso_bearer_token` header (401 without) answers `{"roleCredentials": {...}}`, expiration
-  in epoch milliseconds, as the portal API does.
+  `x-amz-sso_bearer_token` header (401 without, or with a token not starting `emulator-sso-`,
+  the prefix of the tokens tests cache) answers `{"roleCredentials": {...}}`, expiration in epoch
+  milliseconds, as the portal API does.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def _imds(environ: dict[str, Any], start_response: Any, path: str) -> list[bytes
 
 
 def _sso(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-    if not environ.get("HTTP_X_AMZ_SSO_BEARER_TOKEN"):
+    # Only a token a test cached as `aws sso login` would (see tests/credentials.rs) is valid.
+    if not environ.get("HTTP_X_AMZ_SSO_BEARER_TOKEN", "").startswith("emulator-sso-"):
         return _reply(
             start_response,
             "401 Unauthorized",

@@ -325,7 +325,7 @@ async fn finish(
         });
     if !planning_only && has_work {
         if !settings.yes {
-            printer.emit_for_review(&output)?;
+            printer.emit(&output)?;
             crate::commands::retire::ask(&format!("{} Proceed?", output.summary()))?;
         }
         for region in output.regions.iter_mut() {

@@ -53,7 +53,7 @@ pub async fn consumer_usage_of(
         return Ok(Usage::default());
     }
     let facts = aws.consumer_facts(region, own_account, image_ids).await?;
-    Ok(plan::users::in_consumers(own_account, &facts))
+    Ok(plan::users::in_consumers(own_account, image_ids, &facts))
 }
 
 /// Everything else the planner needs for `targets`: the requested images that are not owned (or

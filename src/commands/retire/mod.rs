@@ -30,7 +30,7 @@ pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) ->
             "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
         ));
     }
-    printer.emit_for_review(report)?;
+    printer.emit(report)?;
     ask(&format!("{} Proceed?", report.summary()))
 }
 
