@@ -15,7 +15,9 @@ fn cleanup(account: &Account, args: &[&str]) -> (i32, Value) {
     if !output.status.success() {
         eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     }
-    (output.status.code().unwrap(), json(&output))
+    let document = json(&output);
+    crate::common::schema::check("cleanup", &document);
+    (output.status.code().unwrap(), document)
 }
 
 struct Estate {

@@ -108,7 +108,9 @@ fn deregister(account: &Account, args: &[&str]) -> (i32, Report) {
         .output()
         .unwrap();
     let code = output.status.code().unwrap();
-    let report = serde_json::from_value(json(&output)).unwrap_or_else(|err| {
+    let document = json(&output);
+    crate::common::schema::check("deregister", &document);
+    let report = serde_json::from_value(document).unwrap_or_else(|err| {
         panic!("deregister output does not match the documented schema: {err}")
     });
     (code, report)

@@ -17,7 +17,9 @@ fn cleanup(account: &Account, extra: &[&str]) -> (i32, Value) {
         .output()
         .unwrap();
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    (output.status.code().unwrap(), json(&output))
+    let document = json(&output);
+    crate::common::schema::check("cleanup", &document);
+    (output.status.code().unwrap(), document)
 }
 
 /// Estate names carry their creation time (`fam03-20250101120000-0012`); two estates built a

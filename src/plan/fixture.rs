@@ -9,6 +9,14 @@ pub const ACCOUNT: &str = "111122223333";
 
 pub struct ImageBuilder(Image);
 
+/// The retention tests' image: named, `days_old` days before `now`.
+pub fn aged(id: &str, name: &str, days_old: i64, now: DateTime<Utc>) -> Image {
+    image(id)
+        .name(name)
+        .created(now - chrono::Duration::days(days_old))
+        .build()
+}
+
 pub fn image(id: &str) -> ImageBuilder {
     ImageBuilder(Image {
         region: "us-east-1".into(),

@@ -292,10 +292,7 @@ mod tests {
     }
 
     fn image(id: &str, name: &str, days_old: i64) -> Image {
-        crate::plan::fixture::image(id)
-            .name(name)
-            .created(now() - Duration::days(days_old))
-            .build()
+        crate::plan::fixture::aged(id, name, days_old, now())
     }
 
     fn keep(n: usize) -> Retention {

@@ -148,6 +148,7 @@ pub fn staged(
 mod tests {
     use super::*;
     use crate::model::{ImageUser, UserKind};
+    use crate::plan::fixture::ACCOUNT;
     use crate::plan::retention::GroupBy;
     use chrono::{Duration, TimeZone};
 
@@ -156,11 +157,7 @@ mod tests {
     }
 
     fn image(id: &str, name: &str, days_old: i64) -> Image {
-        crate::plan::fixture::image(id)
-            .name(name)
-            .owner(Some("111111111111"))
-            .created(now() - Duration::days(days_old))
-            .build()
+        crate::plan::fixture::aged(id, name, days_old, now())
     }
 
     fn rule(label: &str, name: &str, keep: usize, action: RetireAction) -> Rule {
@@ -243,7 +240,7 @@ mod tests {
                 &rules,
                 Vec::new(),
                 &images,
-                "111111111111",
+                ACCOUNT,
                 &BTreeMap::new(),
                 now(),
             );
@@ -289,7 +286,7 @@ mod tests {
                 &rules,
                 Vec::new(),
                 &images,
-                "111111111111",
+                ACCOUNT,
                 &BTreeMap::new(),
                 now(),
             );
@@ -332,7 +329,7 @@ mod tests {
                 &[],
                 vec![reviewed("ami-1", action), reviewed("ami-2", action)],
                 &images,
-                "111111111111",
+                ACCOUNT,
                 &users,
                 now(),
             );
