@@ -261,3 +261,45 @@ async fn a_denied_dry_run_check_fails_the_dry_run() {
     );
     assert!(account.mutating_calls().is_empty());
 }
+
+/// A share's dry run plans what the real run would do: nothing, once it is all in place.
+#[tokio::test]
+async fn a_share_already_in_place_plans_no_change() {
+    let account = Account::new();
+    let estate = estate(&account).await;
+    let grant = case("share", &estate);
+    let output = account.run(grant.iter().chain(&["--yes".to_string()]));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    account.reset_requests();
+    let output =
+        account.run(
+            grant
+                .iter()
+                .map(String::as_str)
+                .chain(["--dry-run", "--output", "json"]),
+        );
+    assert_eq!(output.status.code(), Some(0));
+    let report = crate::common::json(&output);
+    assert_eq!(report["calls"], serde_json::json!([]), "{report}");
+    assert!(
+        report["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|note| note.as_str().unwrap().contains("already shared with")),
+        "{report}"
+    );
+    assert!(account.mutating_calls().is_empty());
+    assert!(
+        !account
+            .requests()
+            .keys()
+            .any(|action| action.starts_with("ec2:Modify")),
+        "{:?}",
+        account.requests()
+    );
+}

@@ -198,26 +198,26 @@ async fn dry_run(
     notes: Vec<String>,
 ) -> Result<(OrDryRun<ShareOutput>, Outcome)> {
     let verb = if args.revoke { "remove" } else { "add" };
-    let mut who: Vec<String> = grantees.accounts.clone();
-    who.extend(grantees.organizations.iter().cloned());
-    who.extend(grantees.organizational_units.iter().cloned());
-    if grantees.public {
-        who.push("all".into());
-    }
     let snapshot_grant = args.with_snapshots && (!grantees.accounts.is_empty() || grantees.public);
-    let checks: Vec<Result<Vec<PlannedCall>>> = stream::iter(places)
+    // As the real run does: only what is missing is granted, only what is there revoked.
+    type Checked = (Vec<PlannedCall>, Option<String>);
+    let checks: Vec<Result<Checked>> = stream::iter(places)
         .map(|(region, image_id)| {
             let ec2 = aws.ec2(&region);
-            let who = who.join(", ");
             async move {
-                let mut calls = vec![PlannedCall {
-                    region: region.clone(),
-                    call: "ec2:ModifyImageAttribute".to_string(),
-                    target: format!("{image_id} launchPermission {verb} {who}"),
-                    aws: ec2
-                        .check_launch_permissions(&image_id, grantees, args.revoke)
-                        .await?,
-                }];
+                let mut calls = Vec::new();
+                let present = ec2.launch_permissions(&image_id).await?;
+                let launch = to_change(grantees, &present, args.revoke);
+                if !launch.is_empty() {
+                    calls.push(PlannedCall {
+                        region: region.clone(),
+                        call: "ec2:ModifyImageAttribute".to_string(),
+                        target: format!("{image_id} launchPermission {verb} {}", describe(&launch)),
+                        aws: ec2
+                            .check_launch_permissions(&image_id, &launch, args.revoke)
+                            .await?,
+                    });
+                }
                 if snapshot_grant {
                     let image = ec2
                         .describe_image(&image_id)
@@ -228,23 +228,47 @@ async fn dry_run(
                         .iter()
                         .filter_map(|d| d.snapshot_id.as_ref())
                     {
+                        let (accounts, public) = ec2.create_volume_permissions(snapshot).await?;
+                        let present = LaunchPermissions {
+                            public,
+                            accounts,
+                            ..Default::default()
+                        };
+                        let volume = to_change(grantees, &present, args.revoke);
+                        if volume.accounts.is_empty() && !volume.public {
+                            continue;
+                        }
                         let check = ec2
                             .check_create_volume_permission(
                                 snapshot,
-                                &grantees.accounts,
-                                grantees.public,
+                                &volume.accounts,
+                                volume.public,
                                 args.revoke,
                             )
                             .await?;
                         calls.push(PlannedCall {
                             region: region.clone(),
                             call: "ec2:ModifySnapshotAttribute".to_string(),
-                            target: format!("{snapshot} createVolumePermission {verb}"),
+                            target: format!(
+                                "{snapshot} createVolumePermission {verb} {}",
+                                describe(&volume)
+                            ),
                             aws: check,
                         });
                     }
                 }
-                Ok(calls)
+                let unchanged = calls.is_empty().then(|| {
+                    let state = if args.revoke {
+                        "not shared with"
+                    } else {
+                        "already shared with"
+                    };
+                    format!(
+                        "{image_id} in {region} is {state} {}: nothing to change",
+                        describe(grantees)
+                    )
+                });
+                Ok((calls, unchanged))
             }
         })
         .buffer_unordered(REGION_CONCURRENCY)
@@ -255,7 +279,10 @@ async fn dry_run(
     let mut failed = false;
     for result in checks {
         match result {
-            Ok(calls) => report.calls.extend(calls),
+            Ok((calls, unchanged)) => {
+                report.calls.extend(calls);
+                report.notes.extend(unchanged);
+            }
             Err(err) => {
                 failed = true;
                 report.notes.push(one_line(&err));
