@@ -229,13 +229,8 @@ async fn dry_run(
                         .filter_map(|d| d.snapshot_id.as_ref())
                     {
                         let (accounts, public) = ec2.create_volume_permissions(snapshot).await?;
-                        let present = LaunchPermissions {
-                            public,
-                            accounts,
-                            ..Default::default()
-                        };
-                        let volume = to_change(grantees, &present, args.revoke);
-                        if volume.accounts.is_empty() && !volume.public {
+                        let volume = volume_change(grantees, accounts, public, args.revoke);
+                        if volume.is_empty() {
                             continue;
                         }
                         let check = ec2
@@ -423,13 +418,8 @@ pub async fn share_image(
         if snapshot_share {
             for snapshot in &snapshot_ids {
                 let (accounts, public) = ec2.create_volume_permissions(snapshot).await?;
-                let present = LaunchPermissions {
-                    public,
-                    accounts,
-                    ..Default::default()
-                };
-                let volume = to_change(grantees, &present, revoke);
-                if !volume.accounts.is_empty() || volume.public {
+                let volume = volume_change(grantees, accounts, public, revoke);
+                if !volume.is_empty() {
                     ec2.modify_create_volume_permission(
                         snapshot,
                         &volume.accounts,
@@ -469,13 +459,9 @@ pub async fn share_image(
         }
         if snapshot_share {
             for snapshot in &snapshots {
-                let present = LaunchPermissions {
-                    public: snapshot.public,
-                    accounts: snapshot.accounts.clone(),
-                    ..Default::default()
-                };
-                let volume = to_change(grantees, &present, revoke);
-                if !volume.accounts.is_empty() || volume.public {
+                let volume =
+                    volume_change(grantees, snapshot.accounts.clone(), snapshot.public, revoke);
+                if !volume.is_empty() {
                     wrong.push(format!(
                         "create-volume permission on {} for {}",
                         snapshot.snapshot_id,
@@ -521,6 +507,26 @@ fn describe(grantees: &Grantees) -> String {
         who.push("everyone (public)");
     }
     who.join(", ")
+}
+
+/// The same for a snapshot's create-volume permission, which only accounts and the public can
+/// have (not organizations or OUs).
+fn volume_change(
+    grantees: &Grantees,
+    accounts: Vec<String>,
+    public: bool,
+    revoke: bool,
+) -> Grantees {
+    let present = LaunchPermissions {
+        public,
+        accounts,
+        ..Default::default()
+    };
+    Grantees {
+        organizations: Vec::new(),
+        organizational_units: Vec::new(),
+        ..to_change(grantees, &present, revoke)
+    }
 }
 
 /// Granting: the grantees not yet present. Revoking: the grantees present.
@@ -647,5 +653,11 @@ mod tests {
         let nothing = LaunchPermissions::default();
         assert_eq!(to_change(&asked, &nothing, false), asked);
         assert!(to_change(&asked, &nothing, true).is_empty());
+        // Snapshots: organizations and OUs are never asked of them.
+        assert_eq!(
+            volume_change(&asked, vec!["111111111111".into()], false, false),
+            grantees(&["222222222222"], &[], true)
+        );
+        assert!(volume_change(&asked, Vec::new(), false, true).is_empty());
     }
 }
