@@ -1,7 +1,7 @@
 //! The cleanup document: counts, the summary and cron lines, the exit code, the tables.
 
 use super::CleanupOutput;
-use crate::commands::retire::Status;
+use crate::commands::retire::{Status, with_error};
 use crate::error::Outcome;
 use crate::output::{Render, TableStyle};
 use crate::plan::retention::{Decision, Verdict};
@@ -191,13 +191,7 @@ impl Render for CleanupOutput {
                         style.cell(bundle.plan.objects.len(), None),
                         style.cell(bundle.plan.bytes, None),
                         crate::commands::retire::status_cell(style, bundle.status, self.dry_run),
-                        style.cell(
-                            match &bundle.error {
-                                Some(error) => format!("{}: {error}", bundle.plan.reason),
-                                None => bundle.plan.reason.clone(),
-                            },
-                            None,
-                        ),
+                        style.cell(with_error(&bundle.plan.reason, &bundle.error), None),
                     ]);
                 }
                 out.push(table.to_string());
@@ -211,13 +205,7 @@ impl Render for CleanupOutput {
                         style.cell(&orphan.plan.image_id, None),
                         style.cell(format!("{} GiB", orphan.plan.size_gib), None),
                         crate::commands::retire::status_cell(style, orphan.status, self.dry_run),
-                        style.cell(
-                            match &orphan.error {
-                                Some(error) => format!("{}: {error}", orphan.plan.reason),
-                                None => orphan.plan.reason.clone(),
-                            },
-                            None,
-                        ),
+                        style.cell(with_error(&orphan.plan.reason, &orphan.error), None),
                     ]);
                 }
                 out.push(table.to_string());

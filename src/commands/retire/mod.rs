@@ -20,8 +20,8 @@ use crate::output::Printer;
 
 pub use execute::{ExecuteOptions, deletion_status, execute};
 pub use gather::{RegionFacts, complete_inventory, consumer_usage_of, load_region, usage_of};
-pub(crate) use report::status_cell;
 pub use report::{RetireReport, Status};
+pub(crate) use report::{status_cell, with_error};
 
 pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) -> Result<()> {
     let interactive = settings.can_prompt();

@@ -255,7 +255,8 @@ pub(crate) fn status_cell(style: &TableStyle, status: Status, dry_run: bool) -> 
     style.cell(text, color)
 }
 
-fn with_error(reason: &str, error: &Option<String>) -> String {
+/// A reason, followed by what went wrong if anything did.
+pub(crate) fn with_error(reason: &str, error: &Option<String>) -> String {
     match error {
         Some(error) => format!("{reason}: {error}"),
         None => reason.to_string(),
