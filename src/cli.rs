@@ -594,6 +594,10 @@ pub struct CopyArgs {
     #[arg(long)]
     pub no_copy_tags: bool,
 
+    /// Tag the copies and their snapshots, on top of the source's tags; repeatable
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<(String, String)>,
+
     #[command(flatten)]
     pub wait: WaitArgs,
 }

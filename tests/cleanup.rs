@@ -872,3 +872,62 @@ async fn an_unlocatable_bucket_sweeps_nothing_and_says_so() {
     );
     assert_eq!(account.image_ids().await, BTreeSet::from([new]));
 }
+
+#[tokio::test]
+async fn unused_for_judges_by_the_launch_time_describe_images_reports() {
+    let account = Account::new();
+    let mut images = Vec::new();
+    for name in ["stale", "recent", "never"] {
+        let (image, _) = account.image(REGION, &format!("app-{name}")).await;
+        account.backdate(REGION, &image, "2025-01-01T00:00:00Z");
+        images.push(image);
+    }
+    // Launched (and the instance gone): long ago, and just now. `never` has no launch time.
+    for image in &images[..2] {
+        let instance = account.launch_instance(REGION, image).await;
+        account
+            .ec2()
+            .terminate_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+            .unwrap();
+    }
+    account.backdate_launch(REGION, &images[0], "2026-01-01T00:00:00Z");
+    account.reset_requests();
+
+    let (code, result) = cleanup(&account, &["--unused-for", "90d", "--yes"]);
+    assert_eq!(code, 0, "{result:#}");
+    let decision = |id: &str| {
+        result["regions"][0]["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["image_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(decision(&images[0])["verdict"], "retire", "{result:#}");
+    let recent = decision(&images[1]);
+    assert_eq!(recent["verdict"], "keep");
+    assert!(
+        recent["reason"].as_str().unwrap().contains("launched"),
+        "{recent}"
+    );
+    let never = decision(&images[2]);
+    assert_eq!(never["verdict"], "keep");
+    assert!(
+        never["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be judged"),
+        "{never}"
+    );
+    assert_eq!(
+        account.image_ids().await,
+        BTreeSet::from([images[1].clone(), images[2].clone()])
+    );
+    // Read from DescribeImages, never one attribute call per image.
+    let reads = account.attribute_reads();
+    assert!(!reads.contains_key("lastLaunchedTime"), "{reads:?}");
+}

@@ -319,6 +319,96 @@ async fn copy_to_two_regions_then_rerun_reuses_the_copies() {
 }
 
 #[tokio::test]
+async fn a_copy_is_tagged_by_copy_image_itself_with_its_snapshots() {
+    // Accounts whose tag policies require tags on create refuse a copy tagged afterwards.
+    let account = Account::new();
+    let (source, _) = account.image(REGION, "tag-on-create").await;
+    account.tag(REGION, &source, "app", "web").await;
+    account.reset_requests();
+
+    let (code, out) = run(
+        &account,
+        &[
+            "copy",
+            &source,
+            "--to-region",
+            "eu-west-1",
+            "--tag",
+            "owner=ops",
+        ],
+    );
+    assert_eq!(code, 0);
+    let copy = out["copies"]["eu-west-1"]["image_id"].as_str().unwrap();
+    let requests = account.requests();
+    assert!(
+        !requests.contains_key("ec2:CreateTags"),
+        "tagged afterwards: {requests:?}"
+    );
+    let want = [("app", "web"), ("owner", "ops")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .to_vec();
+    let tags: Vec<(String, String)> = account
+        .tags_of("eu-west-1", copy)
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(tags, want);
+    let image = account
+        .ec2_in("eu-west-1")
+        .describe_images()
+        .image_ids(copy)
+        .send()
+        .await
+        .unwrap();
+    let snapshot = image.images()[0].block_device_mappings()[0]
+        .ebs()
+        .and_then(|ebs| ebs.snapshot_id())
+        .unwrap()
+        .to_string();
+    let mut tags = snapshot_tags(&account, "eu-west-1", &snapshot).await;
+    tags.sort();
+    assert_eq!(tags, want);
+}
+
+#[tokio::test]
+async fn a_copy_whose_answer_is_lost_is_retried_without_making_a_second_image() {
+    let account = Account::new();
+    let (source, _) = account.image(REGION, "lost-answer").await;
+    // The first CopyImage runs and its answer is lost; the SDK sends it again (seed 1 draws
+    // 0.13 then 0.85). Without a client token the retry would be a second copy (here refused as a
+    // duplicate name).
+    account.configure(serde_json::json!({"faults": {
+        "drop_after": 0.5, "actions": ["ec2:CopyImage"], "seed": 1
+    }}));
+    let output = account
+        .ami()
+        .env_remove("AWS_MAX_ATTEMPTS")
+        .args([
+            "copy",
+            &source,
+            "--to-region",
+            "eu-west-1",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    account.configure(serde_json::json!({"faults": null}));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let out = json(&output);
+    assert_eq!(
+        account.requests()["ec2:CopyImage"],
+        2,
+        "the answer was lost once"
+    );
+    assert_eq!(
+        images_in(&account, "eu-west-1").await,
+        [out["copies"]["eu-west-1"]["image_id"].as_str().unwrap()]
+    );
+}
+
+#[tokio::test]
 async fn one_failing_region_does_not_hide_the_others() {
     let account = Account::new();
     let (source, _) = account.image(REGION, "dup-name").await;

@@ -28,7 +28,9 @@ pub struct CopyRequest<'a> {
     pub description: Option<&'a str>,
     pub encrypt: bool,
     pub kms_key_id: Option<&'a str>,
-    pub copy_tags: bool,
+    /// Tags for the copy and its snapshots, set by CopyImage itself: accounts whose tag policies
+    /// require tags on create refuse an untagged copy.
+    pub tags: &'a [(String, String)],
 }
 
 /// An EBS-backed image from existing snapshots.
@@ -271,6 +273,9 @@ impl Ec2 {
         Ok(dry_run_answer("RegisterImage", &self.region, result)?)
     }
 
+    /// No ClientToken here: the SDK fills one in per call (CopyImage's is an idempotency token in
+    /// the model) and resends it on each retry, so a retry after a lost answer returns the first
+    /// copy. A re-run finds that copy by name instead (`copy_one`).
     fn copy_image_request(&self, copy: &CopyRequest<'_>) -> CopyImageFluentBuilder {
         self.client
             .copy_image()
@@ -280,7 +285,12 @@ impl Ec2 {
             .set_description(copy.description.map(str::to_string))
             .set_encrypted((copy.encrypt || copy.kms_key_id.is_some()).then_some(true))
             .set_kms_key_id(copy.kms_key_id.map(str::to_string))
-            .copy_image_tags(copy.copy_tags)
+            .set_tag_specifications((!copy.tags.is_empty()).then(|| {
+                vec![
+                    tag_spec(ResourceType::Image, copy.tags),
+                    tag_spec(ResourceType::Snapshot, copy.tags),
+                ]
+            }))
     }
 
     /// AWS's DryRun check of the same CopyImage.

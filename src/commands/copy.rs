@@ -115,11 +115,7 @@ async fn copy_in(
     };
     targets.sort();
     targets.dedup();
-    let tags: Vec<(String, String)> = if args.no_copy_tags {
-        Vec::new()
-    } else {
-        source.tags.clone().into_iter().collect()
-    };
+    let tags = copy_tags(&source.tags, !args.no_copy_tags, &args.tags);
     let request_for = |region: &str| CopyRequest {
         source_region: &source_region,
         source_image_id: &args.image_id,
@@ -127,7 +123,7 @@ async fn copy_in(
         description: args.description.as_deref(),
         encrypt: args.encrypt,
         kms_key_id: kms.key_for(region),
-        copy_tags: !args.no_copy_tags,
+        tags: &tags,
     };
     if settings.dry_run {
         let checks: Vec<(String, Result<CopyCheck>)> = stream::iter(targets)
@@ -287,6 +283,26 @@ pub(super) async fn copy_one(
     })
 }
 
+/// The tags a copy is made with: the source's own (not AWS's reserved `aws:` ones, which no one
+/// may set) unless told not to, then the `--tag`s given, which win.
+pub(super) fn copy_tags(
+    source: &BTreeMap<String, String>,
+    include_source: bool,
+    extra: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut tags: BTreeMap<String, String> = if include_source {
+        source
+            .iter()
+            .filter(|(key, _)| !key.starts_with("aws:"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    tags.extend(extra.iter().cloned());
+    tags.into_iter().collect()
+}
+
 /// `--kms-key-id KEY` (every region) or `--kms-key-id REGION=KEY` (one region).
 #[derive(Debug, Default, PartialEq)]
 struct KmsKeys {
@@ -345,6 +361,28 @@ impl Render for CopyOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_carry_the_source_tags_but_not_aws_ones_and_given_tags_win() {
+        let source: BTreeMap<String, String> = [
+            ("team", "core"),
+            ("aws:cloudformation:stack-name", "s"),
+            ("env", "dev"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let extra = vec![("env".to_string(), "prod".to_string())];
+        let pairs = |tags: Vec<(String, String)>| -> Vec<String> {
+            tags.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+        };
+        assert_eq!(
+            pairs(copy_tags(&source, true, &extra)),
+            ["env=prod", "team=core"]
+        );
+        assert_eq!(pairs(copy_tags(&source, false, &extra)), ["env=prod"]);
+        assert!(copy_tags(&source, false, &[]).is_empty());
+    }
 
     #[test]
     fn kms_keys_per_region_or_for_all() {

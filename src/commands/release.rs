@@ -531,12 +531,9 @@ impl Run<'_> {
             .await?
             .ok_or_else(|| anyhow!("{source_id} vanished from {}", self.region))?;
         // The test mark belongs to the source's own test, not to the copies.
-        let tags: Vec<(String, String)> = source
-            .tags
-            .iter()
-            .filter(|(key, _)| key.as_str() != TESTED_TAG)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut source_tags = source.tags.clone();
+        source_tags.remove(TESTED_TAG);
+        let tags = super::copy::copy_tags(&source_tags, true, &[]);
         let aws = &self.aws;
         let (name, region, timeout) = (&self.args.name, &self.region, self.args.timeout);
         let results: Vec<(String, Result<super::copy::CopyEntry>)> =
@@ -553,7 +550,7 @@ impl Run<'_> {
                             description: None,
                             encrypt: false,
                             kms_key_id: None,
-                            copy_tags: false,
+                            tags,
                         };
                         let entry = copy_one(&ec2, &request, tags, Some(timeout), None).await;
                         (target, entry)

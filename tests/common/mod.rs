@@ -334,6 +334,29 @@ impl Account {
         );
     }
 
+    /// Sets an image's LastLaunchedTime, as if its last launch had been at `time`.
+    pub fn backdate_launch(&self, region: &str, image_id: &str, time: &str) {
+        admin(
+            "POST",
+            "/_emulator/backdate",
+            &serde_json::json!({
+                "account": self.id, "region": region, "resource_id": image_id,
+                "time": time, "field": "last_launched",
+            })
+            .to_string(),
+        );
+    }
+
+    /// DescribeImageAttribute calls since the last reset, per `Attribute` read.
+    pub fn attribute_reads(&self) -> BTreeMap<String, u64> {
+        let body = admin(
+            "GET",
+            &format!("/_emulator/requests/attributes?account={}", self.id),
+            "",
+        );
+        serde_json::from_str(&body).expect("attribute counters")
+    }
+
     /// The account's images in the region, every state.
     pub async fn image_ids(&self) -> std::collections::BTreeSet<String> {
         self.ec2()

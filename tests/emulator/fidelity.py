@@ -342,6 +342,110 @@ def _copy_image(self: AmiBackend, source_image_id: str, source_region: str, name
     return ami
 
 
+# Per (account, region) CopyImage client tokens: {token: (request fingerprint, image id)}.
+_copy_tokens: dict[tuple[str, str], dict[str, tuple[tuple[Any, ...], str]]] = {}
+
+
+def _tag_specs(specs: list[dict[str, Any]] | None, allowed: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """TagSpecifications as {resource type: tags}; a type the action cannot tag is refused, as AWS does."""
+    tags: dict[str, dict[str, str]] = {}
+    for spec in specs or []:
+        kind = spec.get("ResourceType")
+        if kind not in allowed:
+            raise _Error(
+                "InvalidParameterValue",
+                f"'{kind}' is not a valid taggable resource type for this operation.",
+            )
+        for tag in spec.get("Tags", []) or []:
+            tags.setdefault(kind, {})[tag["Key"]] = tag.get("Value", "")
+    return tags
+
+
+def _response_copy_image(self: AmisResponse) -> ActionResult:
+    """AWS: `TagSpecifications` tag the new image and its snapshots; `CopyImageTags` copies the source's
+    user tags (not `aws:` ones); a `ClientToken` (1-64 ASCII characters) makes the call idempotent: the
+    same token with the same parameters returns the first call's image and copies nothing, the same
+    token with other parameters is `IdempotentParameterMismatch`. moto ignores all three."""
+    source_image_id = self._get_param("SourceImageId")
+    source_region = self._get_param("SourceRegion")
+    name = self._get_param("Name")
+    description = self._get_param("Description")
+    copy_tags = str(self._get_param("CopyImageTags", False)).lower() == "true"
+    specs = self._get_param("TagSpecifications", [])
+    tags = _tag_specs(specs, ("image", "snapshot"))
+    token = self._get_param("ClientToken")
+    if token is not None and not (1 <= len(token) <= 64 and token.isascii()):
+        raise _Error("InvalidParameterValue", "ClientToken must be 1 to 64 ASCII characters")
+    self.error_on_dryrun()
+    fingerprint = (
+        source_image_id,
+        source_region,
+        name,
+        description,
+        copy_tags,
+        repr(sorted((k, sorted(v.items())) for k, v in tags.items())),
+        self._get_param("Encrypted"),
+        self._get_param("KmsKeyId"),
+    )
+    backend = self.ec2_backend
+    with _lock:
+        tokens = _copy_tokens.setdefault((backend.account_id, backend.region_name), {})
+        if token is not None and token in tokens:
+            earlier, image_id = tokens[token]
+            if earlier != fingerprint:
+                raise _Error(
+                    "IdempotentParameterMismatch",
+                    f"The client token {token} has been used with different parameters.",
+                )
+            return ActionResult({"ImageId": image_id})
+    ami = backend.copy_image(source_image_id, source_region, name, description)
+    image_tags = dict(tags.get("image", {}))
+    if copy_tags:
+        source = ec2_models.ec2_backends[backend.account_id][source_region].amis.get(source_image_id)
+        copied = {
+            t["key"]: t["value"]
+            for t in (source.get_tags() if source else [])
+            if not t["key"].startswith("aws:")
+        }
+        image_tags = {**copied, **image_tags}
+    if image_tags:
+        backend.create_tags([ami.id], image_tags)
+    snapshot_tags = tags.get("snapshot")
+    if snapshot_tags:
+        snapshot_ids = _ami_snapshot_ids(ami)
+        if snapshot_ids:
+            backend.create_tags(snapshot_ids, snapshot_tags)
+    if token is not None:
+        with _lock:
+            tokens[token] = (fingerprint, ami.id)
+    return ActionResult({"ImageId": ami.id})
+
+
+def _launched(backend: Any, image_id: str) -> None:
+    """AWS: RunInstances sets the image's LastLaunchedTime (reported to the owner by DescribeImages,
+    whoever launched it). AWS updates it up to 24 h late; here at once."""
+    for account_id, regions in list(ec2_models.ec2_backends.items()):
+        if backend.region_name not in regions.keys():
+            continue
+        ami = dict.__getitem__(regions, backend.region_name).amis.get(image_id)
+        if ami is not None:
+            ami.last_launched_time = _iso(utcnow())
+            return
+
+
+def _patch_run_instances() -> None:
+    from moto.ec2.models.instances import InstanceBackend
+
+    original = InstanceBackend.run_instances
+
+    def run_instances(self: Any, image_id: str, *args: Any, **kwargs: Any) -> Any:
+        reservation = original(self, image_id, *args, **kwargs)
+        _launched(self, image_id)
+        return reservation
+
+    InstanceBackend.run_instances = run_instances
+
+
 def _source_name(backend: Any, image_id: str, region: str) -> str | None:
     source = ec2_models.ec2_backends[backend.account_id][region].amis.get(image_id)
     return source.name if source else None
@@ -804,13 +908,17 @@ def _patch_resolve_alias() -> None:
 # ---------------------------------------------------------------------------------------------
 # Admin helpers (used by server.py routes)
 # ---------------------------------------------------------------------------------------------
-def backdate(account_id: str, region: str, resource_id: str, when: datetime) -> None:
+def backdate(account_id: str, region: str, resource_id: str, when: datetime, field: str | None = None) -> None:
+    """Sets a creation time (image, snapshot) or, with field `last_launched`, an image's LastLaunchedTime."""
     backend = ec2_models.ec2_backends[account_id][region]
     if resource_id.startswith("ami-"):
         ami = backend.amis.get(resource_id)
         if ami is None:
             raise KeyError(resource_id)
-        ami.creation_date = when
+        if field == "last_launched":
+            ami.last_launched_time = _iso(when)
+        else:
+            ami.creation_date = when
     elif resource_id.startswith("snap-"):
         snapshot = backend.snapshots.get(resource_id)
         if snapshot is None:
@@ -853,6 +961,7 @@ def apply() -> None:
     _patch_unimplemented_actions()
     _patch_resolve_alias()
     _patch_instance_pages()
+    _patch_run_instances()
     TaggedEC2Resource.get_tags = _get_tags
     Ami.__init__ = _ami_init
     Ami.block_device_mappings = property(_ami_block_device_mappings)
@@ -862,6 +971,7 @@ def apply() -> None:
     AmiBackend.copy_image = _copy_image
     AmiBackend.describe_images = _describe_images
     AmisResponse.register_image = _response_register_image
+    AmisResponse.copy_image = _response_copy_image
     AmisResponse.describe_images = _response_describe_images
     AmisResponse.deregister_image = _response_deregister_image
     AmisResponse.describe_image_references = _response_describe_image_references

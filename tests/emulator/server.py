@@ -8,8 +8,9 @@ With --parent-pid it exits when that process is gone, so a test binary never lea
 Admin routes (test tooling only; the `ami` binary never calls them):
   GET  /_emulator/health
   GET  /_emulator/requests?account=ID          per-action request counts {"ec2:DescribeImages": 3, ...}
+  GET  /_emulator/requests/attributes?account=ID   DescribeImageAttribute reads per Attribute
   POST /_emulator/requests/reset?account=ID
-  POST /_emulator/backdate   {"account", "region", "resource_id", "time": RFC 3339}
+  POST /_emulator/backdate   {"account", "region", "resource_id", "time": RFC 3339, "field": "last_launched"?}
   POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null,
                               "faults": {...}|null, "throttle": {...}|null,
                               "refuse_roles": ["NAME", ...]|null,
@@ -61,18 +62,27 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # DescribeImageAttribute per `Attribute`: one action reads very different things.
+        self._attributes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
-    def add(self, account: str, action: str) -> None:
+    def add(self, account: str, action: str, attribute: str | None = None) -> None:
         with self._lock:
             self._counts[account][action] += 1
+            if attribute:
+                self._attributes[account][attribute] += 1
 
     def get(self, account: str) -> dict[str, int]:
         with self._lock:
             return dict(self._counts.get(account, {}))
 
+    def attributes(self, account: str) -> dict[str, int]:
+        with self._lock:
+            return dict(self._attributes.get(account, {}))
+
     def reset(self, account: str) -> None:
         with self._lock:
             self._counts.pop(account, None)
+            self._attributes.pop(account, None)
 
 
 def s3_action(method: str, path: str, query: dict[str, list[str]]) -> str:
@@ -147,6 +157,7 @@ class EmulatorApp:
             )
         else:
             action = "Unknown"
+            attribute = None
             if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = environ["wsgi.input"].read(length) if length else b""
@@ -154,11 +165,13 @@ class EmulatorApp:
                 params = parse_qs(body.decode("utf-8", "replace"))
                 environ["emulator.params"] = params
                 action = params.get("Action", ["Unknown"])[0]
+                if action == "DescribeImageAttribute":
+                    attribute = params.get("Attribute", ["Unknown"])[0]
                 # A DryRun request only asks whether the call would be allowed; it changes
                 # nothing, and is counted apart so tests can tell it from the real call.
                 if params.get("DryRun", ["false"])[0].lower() == "true":
                     action += "(DryRun)"
-        self.counters.add(account, f"{service}:{action}")
+        self.counters.add(account, f"{service}:{action}", None if service == "s3" else attribute)
         return account, f"{service}:{action}"
 
     def admin(self, environ: dict[str, Any], start_response: Any, path: str) -> Any:
@@ -173,6 +186,8 @@ class EmulatorApp:
                 result: Any = {"ok": True}
             elif path == "/_emulator/requests":
                 result = self.counters.get(query["account"])
+            elif path == "/_emulator/requests/attributes":
+                result = self.counters.attributes(query["account"])
             elif path == "/_emulator/requests/reset":
                 self.counters.reset(query["account"])
                 result = {"ok": True}
@@ -180,7 +195,7 @@ class EmulatorApp:
                 from moto.core.parse import default_timestamp_parser
 
                 when = default_timestamp_parser(body["time"])
-                fidelity.backdate(body["account"], body["region"], body["resource_id"], when)
+                fidelity.backdate(body["account"], body["region"], body["resource_id"], when, body.get("field"))
                 result = {"ok": True}
             elif path == "/_emulator/faults":
                 result = self.faults.injected(query["account"])
