@@ -130,6 +130,65 @@ pub struct SnapshotFact {
     pub size_gib: i32,
 }
 
+/// An EBS snapshot lock's state (DescribeLockedSnapshots).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockState {
+    Governance,
+    /// Compliance mode, still within its cooling-off period.
+    ComplianceCooloff,
+    Compliance,
+    /// The lock's time is over: the snapshot is not locked.
+    Expired,
+    /// A state this build does not know: treated as locked.
+    Other(String),
+}
+
+impl LockState {
+    pub fn parse(raw: &str) -> LockState {
+        match raw {
+            "governance" => LockState::Governance,
+            "compliance-cooloff" => LockState::ComplianceCooloff,
+            "compliance" => LockState::Compliance,
+            "expired" => LockState::Expired,
+            other => LockState::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            LockState::Governance => "governance",
+            LockState::ComplianceCooloff => "compliance-cooloff",
+            LockState::Compliance => "compliance",
+            LockState::Expired => "expired",
+            LockState::Other(other) => other,
+        }
+    }
+}
+
+/// A lock on one of the account's snapshots: it cannot be deleted until the lock ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotLock {
+    pub state: LockState,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// The region's snapshot locks, as far as they could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotLocks {
+    /// Every locked snapshot of the account in the region (any other is not locked).
+    Known(BTreeMap<String, SnapshotLock>),
+    /// The endpoint does not offer DescribeLockedSnapshots (no snapshot can be locked there).
+    NotOffered(String),
+    /// The read failed: any snapshot may be locked.
+    Unreadable(String),
+}
+
+impl Default for SnapshotLocks {
+    fn default() -> Self {
+        SnapshotLocks::Known(BTreeMap::new())
+    }
+}
+
 /// What kind of thing uses an image. Serialised as before: `instance`, `launch_template`,
 /// `launch_configuration`, an image-reference type (`ssm:Parameter` → `ssm_parameter`), and the
 /// two stand-ins for checks that could not be made, which keep the image like any user.

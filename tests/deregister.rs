@@ -204,6 +204,70 @@ async fn both_volumes_of_a_two_volume_image_go_but_a_disabled_image_keeps_its_sh
 }
 
 #[tokio::test]
+async fn a_locked_snapshot_is_kept_not_failed_and_its_image_still_goes() {
+    let account = Account::new();
+    let root = account.snapshot(REGION, 8).await;
+    let data = account.snapshot(REGION, 20).await;
+    let image = account
+        .register_ebs(
+            REGION,
+            "locked-data",
+            &[("/dev/xvda", &root), ("/dev/xvdb", &data)],
+        )
+        .await;
+    account.lock_snapshot(REGION, &data, 14).await;
+    account.reset_requests();
+
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.images[0].status, "done");
+    // DeleteAssociatedSnapshots would try the locked one: each goes on its own.
+    assert!(!report.images[0].delete_associated_snapshots);
+    let locked = report
+        .snapshots
+        .iter()
+        .find(|s| s.snapshot_id == data)
+        .unwrap();
+    assert_eq!(locked.action, "keep");
+    assert!(
+        locked.reason.starts_with("locked (governance mode) until "),
+        "{}",
+        locked.reason
+    );
+    assert_ne!(locked.status, "failed");
+    assert_eq!(locked.error, None);
+    assert_eq!(account.image_ids().await, BTreeSet::new());
+    assert_eq!(account.snapshot_ids().await, set(&[&data]));
+    // Never attempted: one DeleteSnapshot, for the unlocked root; one lock read for the region.
+    let requests = account.requests();
+    assert_eq!(requests.get("ec2:DeleteSnapshot"), Some(&1), "{requests:?}");
+    assert_eq!(requests.get("ec2:DescribeLockedSnapshots"), Some(&1));
+}
+
+#[tokio::test]
+async fn unreadable_snapshot_locks_keep_the_snapshots() {
+    let account = Account::new();
+    let (image, snapshot) = account.image(REGION, "locks-denied").await;
+    account.configure(serde_json::json!({
+        "faults": {"denied": 1.0, "actions": ["ec2:DescribeLockedSnapshots"]}
+    }));
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 0, "{report:?}");
+    assert_eq!(report.images[0].status, "done");
+    assert_eq!(report.snapshots[0].action, "keep");
+    assert!(
+        report.snapshots[0]
+            .reason
+            .contains("lock state could not be read")
+            && report.snapshots[0].reason.contains("UnauthorizedOperation"),
+        "{}",
+        report.snapshots[0].reason
+    );
+    assert_eq!(account.snapshot_ids().await, set(&[&snapshot]));
+}
+
+#[tokio::test]
 async fn an_instance_store_bundle_goes_and_nothing_else_in_its_bucket() {
     let account = Account::new();
     let bucket = bucket_name(&account, "bundles");

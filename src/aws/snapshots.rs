@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::Ec2;
 use super::error::{AwsError, service_code};
-use crate::model::{SnapshotFact, SnapshotInfo};
+use crate::model::{LockState, SnapshotFact, SnapshotInfo, SnapshotLock, SnapshotLocks};
 
 /// Snapshots planned for deletion carry this tag (value: the image id) from just before the image
 /// is deregistered, so a run killed after deregistering can still find and finish them.
@@ -52,6 +52,50 @@ impl Ec2 {
             self.collect_snapshots(filter, &mut found).await?;
         }
         Ok(found)
+    }
+
+    /// Every locked snapshot of the account in the region: one call (locks are few), whatever the
+    /// number of snapshots. DescribeLockedSnapshots has no paginator in the SDK; pages by hand.
+    pub async fn snapshot_locks(&self) -> SnapshotLocks {
+        let mut locks = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = match self
+                .client
+                .describe_locked_snapshots()
+                .max_results(1000)
+                .set_next_token(token.take())
+                .send()
+                .await
+            {
+                Ok(page) => page,
+                Err(err) => {
+                    let err = AwsError::from_sdk("DescribeLockedSnapshots", &self.region, &err);
+                    return if err.not_offered() {
+                        SnapshotLocks::NotOffered(err.to_string())
+                    } else {
+                        SnapshotLocks::Unreadable(err.to_string())
+                    };
+                }
+            };
+            for info in page.snapshots() {
+                let Some(id) = info.snapshot_id() else {
+                    continue;
+                };
+                let lock = SnapshotLock {
+                    // No state reported: unknown, so treated as locked.
+                    state: LockState::parse(info.lock_state().map_or("", |s| s.as_str())),
+                    expires: info.lock_expires_on().and_then(|at| {
+                        chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+                    }),
+                };
+                locks.insert(id.to_string(), lock);
+            }
+            match page.next_token() {
+                Some(next) if !next.is_empty() => token = Some(next.to_string()),
+                _ => return SnapshotLocks::Known(locks),
+            }
+        }
     }
 
     /// Every snapshot the account owns in the region, all pages.

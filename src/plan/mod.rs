@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{BundleObjects, Image, ImageState, ManifestFetch};
+use crate::model::{BundleObjects, Image, ImageState, LockState, ManifestFetch, SnapshotLocks};
 pub use crate::model::{ImageUser, SnapshotInfo};
 use manifest::{Manifest, ManifestError};
 
@@ -41,6 +41,8 @@ pub struct Inventory {
     /// For requested images that no longer exist: snapshots an interrupted run marked for deletion
     /// on their behalf (and that are still this account's).
     pub pending: BTreeMap<String, Vec<String>>,
+    /// The region's snapshot locks: a locked snapshot is never attempted.
+    pub locks: SnapshotLocks,
 }
 
 #[derive(Debug, Clone)]
@@ -621,6 +623,29 @@ pub fn protection_block(value: Option<&str>, now: DateTime<Utc>) -> Option<Strin
     }
 }
 
+/// Why a lock keeps the snapshot now, if one does. A lock state that could not be read keeps it:
+/// when in doubt, keep.
+pub fn lock_keeps(locks: &SnapshotLocks, snapshot_id: &str, now: DateTime<Utc>) -> Option<String> {
+    match locks {
+        SnapshotLocks::Known(locks) => {
+            let lock = locks.get(snapshot_id)?;
+            if lock.state == LockState::Expired || lock.expires.is_some_and(|until| until <= now) {
+                return None;
+            }
+            Some(match lock.expires {
+                Some(until) => format!(
+                    "locked ({} mode) until {}",
+                    lock.state.as_str(),
+                    until.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => format!("locked ({} mode)", lock.state.as_str()),
+            })
+        }
+        SnapshotLocks::NotOffered(_) => None,
+        SnapshotLocks::Unreadable(why) => Some(format!("its lock state could not be read: {why}")),
+    }
+}
+
 fn snapshot_plans(
     inventory: &Inventory,
     leaving: &[&Image],
@@ -636,24 +661,27 @@ fn snapshot_plans(
                 continue;
             }
             let info = inventory.snapshots.get(snapshot_id);
-            let (action, reason) =
-                if let Some(kept) = kept_for_others(snapshot_id, used_by_staying, request) {
-                    (ItemAction::Keep, kept)
-                } else if request
-                    .reviewed
-                    .as_ref()
-                    .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
-                {
-                    (ItemAction::Keep, NOT_REVIEWED.to_string())
-                } else if info.is_none() {
-                    (
-                        ItemAction::Keep,
-                        "not among this account's snapshots (owned elsewhere, or already gone)"
-                            .to_string(),
-                    )
-                } else {
-                    (ItemAction::Delete, format!("used only by {target}"))
-                };
+            let (action, reason) = if let Some(kept) =
+                kept_for_others(snapshot_id, used_by_staying, request)
+            {
+                (ItemAction::Keep, kept)
+            } else if request
+                .reviewed
+                .as_ref()
+                .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
+            {
+                (ItemAction::Keep, NOT_REVIEWED.to_string())
+            } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
+                (ItemAction::Keep, locked)
+            } else if info.is_none() {
+                (
+                    ItemAction::Keep,
+                    "not among this account's snapshots (owned elsewhere, or already gone)"
+                        .to_string(),
+                )
+            } else {
+                (ItemAction::Delete, format!("used only by {target}"))
+            };
             plans.push(SnapshotPlan {
                 snapshot_id: snapshot_id.to_string(),
                 image_id: target.to_string(),
@@ -712,24 +740,27 @@ fn pending_snapshot_plans(
             if already {
                 continue;
             }
-            let (action, reason) =
-                if let Some(kept) = kept_for_others(snapshot_id, used_by_staying, request) {
-                    (ItemAction::Keep, kept)
-                } else if request
-                    .reviewed
-                    .as_ref()
-                    .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
-                {
-                    (ItemAction::Keep, NOT_REVIEWED.to_string())
-                } else {
-                    (
-                        ItemAction::Delete,
-                        format!(
-                            "marked for deletion with {} by an interrupted run",
-                            image.image_id
-                        ),
-                    )
-                };
+            let (action, reason) = if let Some(kept) =
+                kept_for_others(snapshot_id, used_by_staying, request)
+            {
+                (ItemAction::Keep, kept)
+            } else if request
+                .reviewed
+                .as_ref()
+                .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
+            {
+                (ItemAction::Keep, NOT_REVIEWED.to_string())
+            } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
+                (ItemAction::Keep, locked)
+            } else {
+                (
+                    ItemAction::Delete,
+                    format!(
+                        "marked for deletion with {} by an interrupted run",
+                        image.image_id
+                    ),
+                )
+            };
             plans.push(SnapshotPlan {
                 snapshot_id: snapshot_id.clone(),
                 image_id: image.image_id.clone(),

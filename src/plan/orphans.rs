@@ -7,9 +7,10 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use super::{BundleFacts, ItemAction, ManifestRead};
-use crate::model::Image;
+use super::{BundleFacts, ItemAction, ManifestRead, lock_keeps};
 pub use crate::model::SnapshotFact;
+use crate::model::{Image, SnapshotLocks};
+use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrphanPlan {
@@ -39,7 +40,12 @@ pub fn image_named_by(description: &str) -> Option<String> {
 }
 
 /// `images`: every image the account has in the region, in every state.
-pub fn orphans(snapshots: &[SnapshotFact], images: &[Image]) -> Vec<OrphanPlan> {
+pub fn orphans(
+    snapshots: &[SnapshotFact],
+    images: &[Image],
+    locks: &SnapshotLocks,
+    now: DateTime<Utc>,
+) -> Vec<OrphanPlan> {
     let existing: BTreeSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
     let referenced: BTreeSet<&str> = images
         .iter()
@@ -65,6 +71,8 @@ pub fn orphans(snapshots: &[SnapshotFact], images: &[Image]) -> Vec<OrphanPlan> 
                 ItemAction::Keep,
                 format!("state is {}, not completed", snapshot.state),
             )
+        } else if let Some(locked) = lock_keeps(locks, &snapshot.snapshot_id, now) {
+            (ItemAction::Keep, locked)
         } else {
             (
                 ItemAction::Delete,
@@ -255,7 +263,7 @@ mod tests {
             image("ami-live", "snap-live"),
             image("ami-other", "snap-reused"),
         ];
-        let plans = orphans(&snapshots, &images);
+        let plans = orphans(&snapshots, &images, &SnapshotLocks::default(), Utc::now());
         let actions: Vec<(&str, ItemAction)> = plans
             .iter()
             .map(|p| (p.snapshot_id.as_str(), p.action))
@@ -273,6 +281,29 @@ mod tests {
             plans[0].reason,
             "made for ami-gone1, which no longer exists"
         );
+
+        // A locked orphan is kept, saying until when; an unreadable lock state keeps them all.
+        let locks = SnapshotLocks::Known(
+            [(
+                "snap-copy".to_string(),
+                crate::model::SnapshotLock {
+                    state: crate::model::LockState::Compliance,
+                    expires: Some(Utc::now() + chrono::Duration::days(30)),
+                },
+            )]
+            .into(),
+        );
+        let plans = orphans(&snapshots, &images, &locks, Utc::now());
+        assert_eq!(plans[0].action, ItemAction::Delete);
+        assert_eq!(plans[1].action, ItemAction::Keep);
+        assert!(
+            plans[1]
+                .reason
+                .starts_with("locked (compliance mode) until")
+        );
+        let unreadable = SnapshotLocks::Unreadable("AccessDenied".into());
+        let plans = orphans(&snapshots, &images, &unreadable, Utc::now());
+        assert!(plans.iter().all(|p| p.action == ItemAction::Keep));
     }
 
     fn facts(prefix: &str, manifest: &str, parts: &[&str], existing: &[&str]) -> BundleFacts {

@@ -3,7 +3,10 @@
 use super::fixture;
 use super::manifest::{Manifest, ManifestError};
 use super::*;
-use crate::model::{BundleObjects, Image, ImageState, ManifestFetch, UserAccount, UserKind};
+use crate::model::{
+    BundleObjects, Image, ImageState, LockState, ManifestFetch, SnapshotLock, SnapshotLocks,
+    UserAccount, UserKind,
+};
 use chrono::TimeZone;
 
 fn now() -> DateTime<Utc> {
@@ -98,6 +101,93 @@ fn snapshot_shared_with_a_staying_image_is_kept_and_goes_with_the_last_user() {
     let plan = run(&inv, &request(&["ami-b"], true, false));
     assert_eq!(snapshot_actions(&plan), [("snap-1", ItemAction::Delete)]);
     assert!(plan.images[0].delete_associated_snapshots);
+}
+
+#[test]
+fn a_locked_snapshot_is_kept_and_its_image_still_goes() {
+    let lock = |state: LockState, days: i64| SnapshotLock {
+        state,
+        expires: Some(now() + chrono::Duration::days(days)),
+    };
+    let cases = [
+        (
+            "governance",
+            SnapshotLocks::Known(BTreeMap::from([(
+                "snap-2".to_string(),
+                lock(LockState::Governance, 14),
+            )])),
+            Some("locked (governance mode) until 2026-12-07 12:00 UTC"),
+        ),
+        (
+            "compliance cooling off",
+            SnapshotLocks::Known(BTreeMap::from([(
+                "snap-2".to_string(),
+                lock(LockState::ComplianceCooloff, 1),
+            )])),
+            Some("locked (compliance-cooloff mode)"),
+        ),
+        (
+            "a state this build does not know",
+            SnapshotLocks::Known(BTreeMap::from([(
+                "snap-2".to_string(),
+                lock(LockState::Other("legal-hold".into()), 1),
+            )])),
+            Some("locked (legal-hold mode)"),
+        ),
+        (
+            "unreadable",
+            SnapshotLocks::Unreadable("UnauthorizedOperation".into()),
+            Some("its lock state could not be read: UnauthorizedOperation"),
+        ),
+        (
+            "expired",
+            SnapshotLocks::Known(BTreeMap::from([(
+                "snap-2".to_string(),
+                lock(LockState::Expired, -1),
+            )])),
+            None,
+        ),
+        (
+            "lock time over, state not yet updated",
+            SnapshotLocks::Known(BTreeMap::from([(
+                "snap-2".to_string(),
+                lock(LockState::Governance, -1),
+            )])),
+            None,
+        ),
+        (
+            "not offered",
+            SnapshotLocks::NotOffered("InvalidAction".into()),
+            None,
+        ),
+    ];
+    for (case, locks, kept) in cases {
+        let mut inv = inventory(vec![ebs("ami-a", &["snap-1", "snap-2"])]);
+        inv.locks = locks;
+        let plan = run(&inv, &request(&["ami-a"], true, false));
+        assert_eq!(plan.images[0].action, ImageAction::Deregister, "{case}");
+        let snap2 = &plan.snapshots[1];
+        match kept {
+            Some(reason) => {
+                assert_eq!(snap2.action, ItemAction::Keep, "{case}");
+                assert!(snap2.reason.starts_with(reason), "{case}: {}", snap2.reason);
+                // Never handed to DeleteAssociatedSnapshots, which would try it.
+                assert!(!plan.images[0].delete_associated_snapshots, "{case}");
+                // An unknown lock state keeps every snapshot; a known lock, only its own.
+                let snap1 = if case == "unreadable" {
+                    ItemAction::Keep
+                } else {
+                    ItemAction::Delete
+                };
+                assert_eq!(plan.snapshots[0].action, snap1, "{case}");
+                assert_eq!(plan.snapshots[0].deleted_by, DeletedBy::DeleteSnapshot);
+            }
+            None => {
+                assert_eq!(snap2.action, ItemAction::Delete, "{case}");
+                assert!(plan.images[0].delete_associated_snapshots, "{case}");
+            }
+        }
+    }
 }
 
 #[test]

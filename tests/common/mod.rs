@@ -334,6 +334,18 @@ impl Account {
         );
     }
 
+    /// Locks one of the account's snapshots in governance mode for `days`.
+    pub async fn lock_snapshot(&self, region: &str, snapshot_id: &str, days: i32) {
+        self.ec2_in(region)
+            .lock_snapshot()
+            .snapshot_id(snapshot_id)
+            .lock_mode(aws_sdk_ec2::types::LockMode::Governance)
+            .lock_duration(days)
+            .send()
+            .await
+            .expect("lock snapshot");
+    }
+
     /// Sets an image's LastLaunchedTime, as if its last launch had been at `time`.
     pub fn backdate_launch(&self, region: &str, image_id: &str, time: &str) {
         admin(

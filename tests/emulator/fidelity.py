@@ -34,6 +34,8 @@ from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
+import snapshot_locks
+
 # Per-account emulator settings, written by the admin routes. Keyed by account id.
 _lock = threading.Lock()
 _page_size_cap: dict[str, int] = {}
@@ -594,6 +596,8 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": scripted[snapshot_id]})
             elif _image_using_snapshot(backend, snapshot_id) is not None:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
+            elif snapshot_locks.is_locked(backend.account_id, backend.region_name, snapshot_id):
+                outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "client-error"})
             elif backend.snapshots.pop(snapshot_id, None) is not None:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "success"})
             else:
@@ -713,6 +717,9 @@ def _delete_snapshot(self: EBSBackend, snapshot_id: str) -> Any:
     user = _image_using_snapshot(self, snapshot_id)
     if user is not None:
         raise InvalidSnapshotInUse(snapshot_id, user)
+    if snapshot_locks.is_locked(self.account_id, self.region_name, snapshot_id):
+        raise _Error("SnapshotLocked", f"The snapshot '{snapshot_id}' is locked and cannot be deleted.")
+    snapshot_locks.forget(self.account_id, self.region_name, snapshot_id)
     return self.snapshots.pop(snapshot_id)
 
 
@@ -959,6 +966,7 @@ def apply() -> None:
     """Install every patch. Call once, before the server handles a request."""
     _patch_accounts()
     _patch_unimplemented_actions()
+    snapshot_locks.apply()
     _patch_resolve_alias()
     _patch_instance_pages()
     _patch_run_instances()

@@ -126,8 +126,10 @@ pub(super) async fn plan_region(
     let sweep =
         rules.iter().any(|rule| rule.orphans) || review.is_some_and(|r| !r.orphans.is_empty());
     let orphan_reports = if sweep {
-        let snapshots = aws.ec2(region).all_owned_snapshots().await?;
-        let mut found = orphans(&snapshots, &facts.images);
+        let ec2 = aws.ec2(region);
+        let snapshots = ec2.all_owned_snapshots().await?;
+        let locks = ec2.snapshot_locks().await;
+        let mut found = orphans(&snapshots, &facts.images, &locks, now);
         if let Some(review) = review {
             found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
         }

@@ -6,7 +6,7 @@ use futures::{StreamExt, stream};
 use std::collections::BTreeSet;
 
 use crate::aws::Aws;
-use crate::model::Image;
+use crate::model::{Image, SnapshotLocks};
 use crate::plan::manifest::{MAX_MANIFEST_BYTES, split_location};
 use crate::plan::users::Usage;
 use crate::plan::{self, Inventory};
@@ -118,7 +118,7 @@ pub async fn complete_inventory(
             usage
         }
     };
-    let (users, notes) = (usage.users, usage.notes);
+    let (users, mut notes) = (usage.users, usage.notes);
 
     let snapshot_ids: Vec<String> = requested
         .iter()
@@ -128,6 +128,16 @@ pub async fn complete_inventory(
         .into_iter()
         .collect();
     let owned_snapshots = ec2.owned_snapshots(&snapshot_ids).await?;
+    // Locks matter only where something of ours could be deleted.
+    let has_pending = !inventory.pending.is_empty();
+    if !owned_snapshots.is_empty() || has_pending {
+        inventory.locks = ec2.snapshot_locks().await;
+        if let SnapshotLocks::NotOffered(why) = &inventory.locks {
+            notes.push(format!(
+                "snapshot locks not checked, the endpoint does not offer them: {why}"
+            ));
+        }
+    }
 
     // Bundles of the requested instance-store images, and of every other image in those buckets.
     let buckets: BTreeSet<String> = requested
