@@ -412,6 +412,15 @@ pub struct ReleaseArgs {
     #[arg(long)]
     pub protect: bool,
 
+    /// Last stage: write the image id to this SSM parameter (data type aws:ec2:image) in every
+    /// region of the release; repeatable
+    #[arg(long, value_name = "NAME")]
+    pub ssm_parameter: Vec<String>,
+
+    /// Replace a parameter that holds another value (without it, the publish stage fails on it)
+    #[arg(long, requires = "ssm_parameter")]
+    pub overwrite_ssm: bool,
+
     /// How long to wait for each image or instance, e.g. 45m, 2h
     #[arg(long, value_name = "DURATION", default_value = "60m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,

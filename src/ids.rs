@@ -162,6 +162,46 @@ pub fn organizational_unit_arn(raw: &str) -> Result<()> {
     }
 }
 
+/// An SSM parameter name as Parameter Store accepts it: letters, digits and `_ . -`, or a path
+/// of those (`/a/b`, leading slash, at most 15 levels), up to 2,048 characters, not beginning
+/// with `aws` or `ssm` (reserved).
+pub fn ssm_parameter_name(raw: &str) -> Result<()> {
+    let segment_ok = |segment: &str| {
+        !segment.is_empty()
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    };
+    let (path, segments): (bool, Vec<&str>) = match raw.strip_prefix('/') {
+        Some(rest) => (true, rest.split('/').collect()),
+        None => (false, vec![raw]),
+    };
+    let first = segments
+        .first()
+        .copied()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let why = if raw.is_empty() || raw.len() > 2048 {
+        Some("1 to 2048 characters")
+    } else if !path && raw.contains('/') {
+        Some("a path must begin with '/'")
+    } else if !segments.iter().all(|segment| segment_ok(segment)) {
+        Some("letters, digits and _ . - (a path: /a/b)")
+    } else if segments.len() > 15 {
+        Some("at most 15 levels")
+    } else if first.starts_with("aws") || first.starts_with("ssm") {
+        Some("names beginning with 'aws' or 'ssm' are reserved")
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(usage(format!(
+            "'{raw}' is not a valid SSM parameter name ({why})"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +267,37 @@ mod tests {
             organizational_unit_arn("arn:aws:organizations::111122223333:organization/o-x")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn ssm_parameter_names() {
+        for good in ["golden-ami", "/images/web/latest", "/a.b/c_d-e", "x"] {
+            assert!(ssm_parameter_name(good).is_ok(), "{good}");
+        }
+        let table = [
+            ("", "1 to 2048"),
+            ("images/web", "must begin with '/'"),
+            ("/images//web", "letters, digits"),
+            ("/images/web/", "letters, digits"),
+            ("web ami", "letters, digits"),
+            ("/aws/service/ami", "reserved"),
+            ("SSM-thing", "reserved"),
+            ("awsome", "reserved"),
+        ];
+        for (name, why) in table {
+            let text = ssm_parameter_name(name).unwrap_err().to_string();
+            assert!(
+                text.contains(why) && text.contains(&format!("'{name}'")),
+                "{name}: {text}"
+            );
+        }
+        let deep = "/a".repeat(16);
+        assert!(
+            ssm_parameter_name(&deep)
+                .unwrap_err()
+                .to_string()
+                .contains("15 levels")
+        );
+        assert!(ssm_parameter_name(&"x".repeat(2049)).is_err());
     }
 }

@@ -106,6 +106,8 @@ pub(crate) fn case(verb: &str, estate: &Estate) -> Vec<String> {
             "eu-west-1",
             "--account",
             &estate.consumer,
+            "--ssm-parameter",
+            "/web/latest",
         ]),
         "deregister" => owned(&[
             "deregister",
@@ -302,4 +304,46 @@ async fn a_share_already_in_place_plans_no_change() {
         "{:?}",
         account.requests()
     );
+}
+
+/// A release's dry run reads the SSM parameters and lists the writes it would make, per region.
+#[tokio::test]
+async fn a_release_dry_run_lists_the_parameters_it_would_publish() {
+    let account = Account::new();
+    let estate = estate(&account).await;
+    account.reset_requests();
+    let output = account
+        .ami()
+        .args(case("release", &estate))
+        .args(["--dry-run", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = crate::common::json(&output);
+    let publish = &report["stages"][5];
+    assert_eq!(publish["stage"], "publish");
+    let calls: Vec<&str> = publish["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "ssm:PutParameter Name=/web/latest Value=(the new image) DataType=aws:ec2:image in eu-west-1",
+            "ssm:PutParameter Name=/web/latest Value=(the new image) DataType=aws:ec2:image in us-east-1",
+        ]
+    );
+    assert_eq!(
+        report["parameters"]["us-east-1"]["/web/latest"]["status"],
+        "would_write"
+    );
+    let requests = account.requests();
+    assert_eq!(requests.get("ssm:GetParameter"), Some(&2), "{requests:?}");
+    assert!(account.mutating_calls().is_empty());
 }

@@ -184,6 +184,8 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
                 "--deprecate-after",
                 "30d",
                 "--protect",
+                "--ssm-parameter",
+                "/iam/release",
             ],
         ),
     );

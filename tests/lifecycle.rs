@@ -876,9 +876,19 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
         "180d",
         "--tag",
         "app=web",
+        "--ssm-parameter",
+        "/images/web/latest",
+        "--ssm-parameter",
+        "web-golden",
     ];
+    // One region's parameter already names an older image.
+    owner.put_parameter("eu-west-1", "web-golden", "ami-0123456789abcdef0");
     let (code, out) = run(&owner, &args);
-    assert_eq!(code, 0);
+    // Exit 3: the release has images (a partial success); its last stage failed.
+    assert_eq!(
+        code, 3,
+        "an existing parameter is not replaced without --overwrite-ssm"
+    );
     assert_eq!(
         stage_states(&out),
         states(&[
@@ -887,6 +897,47 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
             ("copy", "done"),
             ("share", "done"),
             ("finish", "done"),
+            ("publish", "failed"),
+        ])
+    );
+    let error = out["stages"][5]["error"].as_str().unwrap();
+    assert!(
+        error.contains("eu-west-1 web-golden: holds ami-0123456789abcdef0; --overwrite-ssm"),
+        "{error}"
+    );
+    let test_instance = out["test_instance"]["instance_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        out["parameters"]["eu-west-1"]["web-golden"]["status"],
+        "refused"
+    );
+    assert_eq!(
+        owner.parameter("eu-west-1", "web-golden").await.as_deref(),
+        Some("ami-0123456789abcdef0")
+    );
+    let mut args = args.to_vec();
+    args.push("--overwrite-ssm");
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out["parameters"]["eu-west-1"]["web-golden"]["status"],
+        "replaced"
+    );
+    assert_eq!(
+        out["parameters"]["eu-west-1"]["web-golden"]["previous"],
+        "ami-0123456789abcdef0"
+    );
+    assert_eq!(
+        stage_states(&out),
+        states(&[
+            ("create", "skipped"),
+            ("test", "skipped"),
+            ("copy", "skipped"),
+            ("share", "skipped"),
+            ("finish", "skipped"),
+            ("publish", "done"),
         ])
     );
     for stage in out["stages"].as_array().unwrap() {
@@ -905,8 +956,18 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
         );
         assert!(visible_to(&consumer, region, id).await, "{region} {id}");
     }
-    let test_instance = out["test_instance"]["instance_id"].as_str().unwrap();
-    assert_eq!(instance_state(&owner, test_instance).await.0, "terminated");
+    // Each region's parameters hold that region's image.
+    for (region, image) in images {
+        let id = image["image_id"].as_str().unwrap();
+        for name in ["/images/web/latest", "web-golden"] {
+            assert_eq!(
+                owner.parameter(region, name).await.as_deref(),
+                Some(id),
+                "{region} {name}"
+            );
+        }
+    }
+    assert_eq!(instance_state(&owner, &test_instance).await.0, "terminated");
 
     // The same command again: everything found, nothing made or changed.
     owner.reset_requests();
@@ -920,7 +981,17 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
             ("copy", "skipped"),
             ("share", "skipped"),
             ("finish", "skipped"),
+            ("publish", "skipped"),
         ])
+    );
+    assert!(
+        out["parameters"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|named| named.as_object().unwrap().values())
+            .all(|p| p["status"] == "unchanged"),
+        "{out:#}"
     );
     assert_eq!(owner.mutating_calls(), Vec::<String>::new());
 }
@@ -960,6 +1031,7 @@ async fn a_failed_or_killed_release_resumes_without_new_images() {
             ("copy", "done"),
             ("share", "failed"),
             ("finish", "pending"),
+            ("publish", "pending"),
         ])
     );
     let error = out["stages"][3]["error"].as_str().unwrap();
@@ -1031,6 +1103,7 @@ async fn a_failed_or_killed_release_resumes_without_new_images() {
             ("copy", "skipped"),
             ("share", "done"),
             ("finish", "skipped"),
+            ("publish", "skipped"),
         ])
     );
     let requests = owner.requests();
@@ -1163,6 +1236,7 @@ async fn ctrl_c_stops_a_release_says_where_and_a_rerun_finishes() {
             ("copy", "done"),
             ("share", "failed"),
             ("finish", "pending"),
+            ("publish", "pending"),
         ])
     );
     let error = out["stages"][3]["error"].as_str().unwrap();

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod retry;
 pub mod sharing;
 pub mod snapshots;
+pub mod ssm;
 pub mod usage;
 
 use anyhow::Result;

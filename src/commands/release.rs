@@ -1,5 +1,5 @@
-//! `ami release --instance-id I --name N`: create → test → copy → share → finish, each stage
-//! shown with its state and duration. Resumable: everything a stage makes carries the release's
+//! `ami release --instance-id I --name N`: create → test → copy → share → finish → publish, each
+//! stage shown with its state and duration. Resumable: everything a stage makes carries the release's
 //! name (images) or a tag (the test mark, test instances), so a re-run finds what is done and
 //! skips it instead of making it twice.
 
@@ -68,6 +68,35 @@ pub struct ReleaseOutput {
     /// Every image of this release, by region: what to clean up if it is abandoned.
     pub images: BTreeMap<String, ReleaseImage>,
     pub test_instance: Option<InstanceInfo>,
+    /// The SSM parameters of the publish stage, by region and name (with --dry-run: what would
+    /// be written).
+    pub parameters: BTreeMap<String, BTreeMap<String, Published>>,
+}
+
+/// One SSM parameter of the publish stage.
+#[derive(Debug, Serialize)]
+pub struct Published {
+    pub image_id: Option<String>,
+    pub status: PublishStatus,
+    /// The value it held before, when it held another.
+    pub previous: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishStatus {
+    /// Created (it did not exist).
+    Created,
+    /// Held another image id; replaced (--overwrite-ssm).
+    Replaced,
+    /// Already held this image id (an earlier run published it).
+    Unchanged,
+    /// Holds another value and --overwrite-ssm was not given: left as it is.
+    Refused,
+    /// The read or the write failed.
+    Failed,
+    /// --dry-run: would be written.
+    WouldWrite,
 }
 
 /// The stages, in the order they run.
@@ -79,6 +108,7 @@ pub enum StageName {
     Copy,
     Share,
     Finish,
+    Publish,
 }
 
 impl StageName {
@@ -89,16 +119,18 @@ impl StageName {
             StageName::Copy => "copy",
             StageName::Share => "share",
             StageName::Finish => "finish",
+            StageName::Publish => "publish",
         }
     }
 }
 
-const STAGES: [StageName; 5] = [
+const STAGES: [StageName; 6] = [
     StageName::Create,
     StageName::Test,
     StageName::Copy,
     StageName::Share,
     StageName::Finish,
+    StageName::Publish,
 ];
 
 struct Run<'a> {
@@ -115,6 +147,9 @@ struct Run<'a> {
 pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
     crate::ids::instance_id(&args.instance_id)?;
     crate::ids::image_name(&args.name)?;
+    for name in &args.ssm_parameter {
+        crate::ids::ssm_parameter_name(name)?;
+    }
     let grantees = super::share::grantees(&args.share)?;
     let [region] = settings.regions.as_slice() else {
         return Err(usage(
@@ -180,6 +215,7 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
                 .collect(),
             images: BTreeMap::new(),
             test_instance: None,
+            parameters: BTreeMap::new(),
         },
         bars,
     };
@@ -217,6 +253,7 @@ impl Run<'_> {
                     StageName::Copy => self.copy().await,
                     StageName::Share => self.share().await,
                     StageName::Finish => self.finish().await,
+                    StageName::Publish => self.publish().await,
                 }
             };
             let mut result = tokio::select! {
@@ -762,6 +799,154 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// Writes each region's image id to every `--ssm-parameter` there. A parameter that already
+    /// holds the id is left alone (a re-run changes nothing); one holding another value is
+    /// replaced only with `--overwrite-ssm`.
+    async fn publish(&mut self) -> Result<Ended> {
+        let names = &self.args.ssm_parameter;
+        if names.is_empty() {
+            return Ok(Ended::Skipped("no --ssm-parameter".into()));
+        }
+        let overwrite = self.args.overwrite_ssm;
+        let dry_run = self.settings.dry_run;
+        let places: Vec<(String, Option<String>)> = std::iter::once(self.region.clone())
+            .chain(self.targets.iter().cloned())
+            .map(|region| {
+                let id = self.output.images.get(&region).map(|i| i.image_id.clone());
+                (region, id)
+            })
+            .collect();
+        let aws = &self.aws;
+        let results: Vec<(String, ParameterOutcomes)> = stream::iter(places)
+            .map(|(region, image_id)| async move {
+                let ssm = aws.ssm(&region);
+                let mut outcomes = BTreeMap::new();
+                for name in names {
+                    let outcome =
+                        publish_one(&ssm, name, image_id.as_deref(), overwrite, dry_run).await;
+                    outcomes.insert(name.clone(), outcome);
+                }
+                (region, outcomes)
+            })
+            .buffer_unordered(REGION_CONCURRENCY)
+            .collect()
+            .await;
+        let mut calls = Vec::new();
+        let mut problems = Vec::new();
+        let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for (region, outcomes) in results {
+            for (name, (published, problem)) in outcomes {
+                let word = match published.status {
+                    PublishStatus::Created => "created",
+                    PublishStatus::Replaced => "replaced",
+                    PublishStatus::Unchanged => "already published",
+                    PublishStatus::Refused | PublishStatus::Failed => "not published",
+                    PublishStatus::WouldWrite => "to write",
+                };
+                *counts.entry(word).or_default() += 1;
+                if published.status == PublishStatus::WouldWrite {
+                    calls.push(format!(
+                        "ssm:PutParameter Name={name} Value={} DataType=aws:ec2:image{} in {region}",
+                        published.image_id.as_deref().unwrap_or("(the new image)"),
+                        if published.previous.is_some() {
+                            " Overwrite=true"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+                if let Some(problem) = problem {
+                    problems.push(format!("{region} {name}: {problem}"));
+                }
+                self.output
+                    .parameters
+                    .entry(region.clone())
+                    .or_default()
+                    .insert(name, published);
+            }
+        }
+        problems.sort();
+        calls.sort();
+        let summary = counts
+            .iter()
+            .map(|(word, n)| format!("{n} {word}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if !problems.is_empty() {
+            return Err(anyhow!("{}", problems.join("; ")));
+        }
+        Ok(if dry_run && !calls.is_empty() {
+            Ended::Would(format!("SSM parameters: {summary}"), calls)
+        } else if counts.keys().all(|word| *word == "already published") {
+            Ended::Skipped(format!("SSM parameters: {summary}"))
+        } else {
+            Ended::Done(format!("SSM parameters: {summary}"))
+        })
+    }
+}
+
+impl PublishStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            PublishStatus::Created => "created",
+            PublishStatus::Replaced => "replaced",
+            PublishStatus::Unchanged => "unchanged",
+            PublishStatus::Refused => "refused",
+            PublishStatus::Failed => "failed",
+            PublishStatus::WouldWrite => "would write",
+        }
+    }
+}
+
+/// Per parameter name: what was done, and why it was not published when it was not.
+type ParameterOutcomes = BTreeMap<String, (Published, Option<String>)>;
+
+/// One parameter in one region: what it holds decides what is done. Returns the outcome and,
+/// when the parameter was not published, why.
+async fn publish_one(
+    ssm: &crate::aws::ssm::Ssm,
+    name: &str,
+    image_id: Option<&str>,
+    overwrite: bool,
+    dry_run: bool,
+) -> (Published, Option<String>) {
+    let published = |status, previous: Option<String>| Published {
+        image_id: image_id.map(str::to_string),
+        status,
+        previous,
+    };
+    let current = match ssm.parameter_value(name).await {
+        Ok(current) => current,
+        Err(err) => return (published(PublishStatus::Failed, None), Some(one_line(&err))),
+    };
+    let status = match (&current, image_id) {
+        (Some(value), Some(id)) if value == id => {
+            return (published(PublishStatus::Unchanged, None), None);
+        }
+        (Some(value), _) if !overwrite => {
+            let why = format!("holds {value}; --overwrite-ssm to replace it");
+            return (published(PublishStatus::Refused, current), Some(why));
+        }
+        (Some(_), _) => PublishStatus::Replaced,
+        (None, _) => PublishStatus::Created,
+    };
+    if dry_run {
+        return (published(PublishStatus::WouldWrite, current), None);
+    }
+    let Some(id) = image_id else {
+        let why = "no image of this release in this region".to_string();
+        return (published(PublishStatus::Failed, current), Some(why));
+    };
+    match ssm.publish_image_id(name, id, current.is_some()).await {
+        Ok(()) => (published(status, current), None),
+        Err(err) => (
+            published(PublishStatus::Failed, current),
+            Some(one_line(&err)),
+        ),
+    }
+}
+
 fn state_word(state: StageState) -> &'static str {
     match state {
         StageState::Pending => "pending",
@@ -817,6 +1002,25 @@ impl Render for ReleaseOutput {
                 ]);
             }
             out.push_str(&format!("\n{images}"));
+        }
+        if !self.parameters.is_empty() {
+            let mut parameters = style.table(&["REGION", "SSM PARAMETER", "IMAGE ID", "STATUS"]);
+            for (region, named) in &self.parameters {
+                for (name, published) in named {
+                    let color = matches!(
+                        published.status,
+                        PublishStatus::Refused | PublishStatus::Failed
+                    )
+                    .then_some(comfy_table::Color::Red);
+                    parameters.add_row(vec![
+                        style.cell(region, None),
+                        style.cell(name, None),
+                        style.cell(published.image_id.as_deref().unwrap_or("-"), None),
+                        style.cell(published.status.as_str(), color),
+                    ]);
+                }
+            }
+            out.push_str(&format!("\n{parameters}"));
         }
         if self.stages.iter().any(|s| s.state == StageState::Failed) && !self.images.is_empty() {
             out.push_str(

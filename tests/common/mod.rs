@@ -509,6 +509,33 @@ impl Account {
         );
     }
 
+    /// An SSM parameter's value, or None when there is no such parameter.
+    pub async fn parameter(&self, region: &str, name: &str) -> Option<String> {
+        let config = aws_sdk_ssm::Config::builder()
+            .http_client(http_client())
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new(region.to_string()))
+            .endpoint_url(&emulator().endpoint)
+            .credentials_provider(self.credentials())
+            .build();
+        match aws_sdk_ssm::Client::from_conf(config)
+            .get_parameter()
+            .name(name)
+            .send()
+            .await
+        {
+            Ok(output) => output.parameter().and_then(|p| p.value()).map(String::from),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found()) =>
+            {
+                None
+            }
+            Err(err) => panic!("get parameter {name}: {err:?}"),
+        }
+    }
+
     /// A launch template (named after the account, so names never collide) whose first
     /// version launches `image`; its id.
     pub async fn launch_template(&self, name: &str, image: &str) -> String {

@@ -158,7 +158,11 @@ class EmulatorApp:
         else:
             action = "Unknown"
             attribute = None
-            if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if target:
+                # JSON protocols (SSM: `AmazonSSM.GetParameter`) name the action in a header.
+                action = target.rpartition(".")[2]
+            elif environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
                 length = int(environ.get("CONTENT_LENGTH") or 0)
                 body = environ["wsgi.input"].read(length) if length else b""
                 environ["wsgi.input"] = io.BytesIO(body)
