@@ -164,6 +164,17 @@ pub enum Command {
         nothing that was not in the reviewed plan is deleted."
     )]
     Apply(ApplyArgs),
+    /// Bring images and snapshots back from the Recycle Bin (an image with its snapshots)
+    #[command(
+        long_about = "Bring images (ami-...) and snapshots (snap-...) back from the Recycle Bin.\n\n\
+        An image comes back with the snapshots it needs: those the bin shows as made for it first, \
+        then the image, then any other snapshot its block-device mapping names that is still in \
+        the bin; one that is gone for good is reported missing (the image cannot launch without \
+        it). An id that is not in the bin stops the command before any change (exit 2). Only \
+        what a Recycle Bin retention rule kept can be restored: `ami list --recycle-bin` shows \
+        what is there and until when."
+    )]
+    Restore(RestoreArgs),
     /// Print a shell completion script: bash, zsh, fish or powershell
     #[command(
         long_about = "Print a completion script for the shell, generated from these definitions.\n\n\
@@ -645,6 +656,13 @@ pub struct ShareArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The images and snapshots to restore, in one region
+    #[arg(value_name = "ID", required = true)]
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct DeregisterArgs {
     /// The role to assume in the accounts an image is shared with, to check they do not use it
     #[arg(long, value_name = "NAME")]
@@ -695,6 +713,10 @@ pub struct ListArgs {
     /// Skip reading who each image is shared with (one call per image; slow in large accounts)
     #[arg(long)]
     pub no_shares: bool,
+
+    /// List what is in the Recycle Bin instead (images and snapshots, and when each leaves it)
+    #[arg(long, conflicts_with_all = ["name", "tags", "no_shares"])]
+    pub recycle_bin: bool,
 }
 
 /// `KEY=VALUE`; the value may be empty, the key may not.

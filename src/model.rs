@@ -115,9 +115,11 @@ pub struct LaunchPermissions {
 }
 
 /// One of the account's snapshots, as the planner needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SnapshotInfo {
     pub size_gib: i32,
+    /// Its tags: Recycle Bin rules select by tag.
+    pub tags: BTreeMap<String, String>,
 }
 
 /// A snapshot as the orphan sweep sees it: AWS's description names the image it was made for.
@@ -128,6 +130,53 @@ pub struct SnapshotFact {
     /// `completed`, `pending`, `error`, ...
     pub state: String,
     pub size_gib: i32,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// What a Recycle Bin retention rule keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinResource {
+    Image,
+    Snapshot,
+}
+
+/// A Recycle Bin retention rule (rbin GetRule): what it retains, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionRule {
+    pub id: String,
+    pub resource: BinResource,
+    pub days: u32,
+    /// A tag-level rule: resources with any of these tags (key, and value if given).
+    pub tags: Vec<(String, Option<String>)>,
+    /// A region-level rule: every resource but those with any of these tags.
+    pub exclude_tags: Vec<(String, Option<String>)>,
+    /// `available` (rules are `pending` for a while after they are made, and retain nothing yet).
+    pub available: bool,
+}
+
+/// The region's Recycle Bin rules, as far as they could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecycleRules {
+    Known(Vec<RetentionRule>),
+    /// The read failed: whether anything will be recoverable is unknown.
+    Unreadable(String),
+}
+
+impl Default for RecycleRules {
+    fn default() -> Self {
+        RecycleRules::Known(Vec::new())
+    }
+}
+
+/// An image or snapshot in the Recycle Bin (ListImagesInRecycleBin, ListSnapshotsInRecycleBin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BinEntry {
+    pub id: String,
+    /// The image's name, or the snapshot's description.
+    pub name: Option<String>,
+    pub entered: Option<DateTime<Utc>>,
+    /// When it leaves the bin for good, unless restored before.
+    pub leaves: Option<DateTime<Utc>>,
 }
 
 /// An EBS snapshot lock's state (DescribeLockedSnapshots).

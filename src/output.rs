@@ -42,6 +42,12 @@ impl TableStyle {
             }
         }
         table.set_header(header.iter().map(Cell::new));
+        if self.width.is_some()
+            && let Some(first) = table.column_mut(0)
+        {
+            // The first column holds ids: never split one across lines (people copy them).
+            first.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
         table
     }
 

@@ -222,6 +222,7 @@ fn help_lists_only_built_verbs() {
             "deregister",
             "cleanup",
             "apply",
+            "restore",
             "completions",
             "man",
             "help"

@@ -18,6 +18,7 @@ struct Report {
     instances_terminated: Vec<String>,
     left_behind: LeftBehind,
     notes: Vec<String>,
+    recycle_bin: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,6 +33,7 @@ struct ImageItem {
     users: Vec<User>,
     snapshot_ids: Vec<String>,
     delete_associated_snapshots: bool,
+    recycle_bin: Option<serde_json::Value>,
     status: String,
     error: Option<String>,
 }
@@ -58,6 +60,7 @@ struct SnapshotItem {
     action: String,
     reason: String,
     deleted_by: String,
+    recycle_bin: Option<serde_json::Value>,
     status: String,
     error: Option<String>,
 }

@@ -25,6 +25,8 @@ pub(crate) fn verbs() -> Vec<String> {
 }
 
 pub(crate) struct Estate {
+    /// An image in the Recycle Bin (a region-level rule keeps deregistered images 7 days).
+    binned: String,
     instance: String,
     image: String,
     snapshot: String,
@@ -54,7 +56,17 @@ pub(crate) async fn estate(account: &Account) -> Estate {
         "plan-out: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    account.recycle_rule(REGION, "EC2_IMAGE", 7, &[]).await;
+    let (binned, _) = account.image(REGION, "binned").await;
+    account
+        .ec2()
+        .deregister_image()
+        .image_id(&binned)
+        .send()
+        .await
+        .unwrap();
     Estate {
+        binned,
         instance,
         image,
         snapshot,
@@ -117,6 +129,7 @@ pub(crate) fn case(verb: &str, estate: &Estate) -> Vec<String> {
             "--force",
         ]),
         "cleanup" => owned(&["cleanup", "--keep", "0", "--orphans"]),
+        "restore" => owned(&["restore", &estate.binned]),
         "apply" => vec!["apply".into(), estate.plan_file.display().to_string()],
         "completions" => owned(&["completions", "bash"]),
         "man" => owned(&["man"]),

@@ -64,6 +64,10 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
     let other = Account::new();
     let (base, _) = account.image(REGION, "iam-base").await;
     let instance = account.launch_instance(REGION, &base).await;
+    // Deregistered images and deleted snapshots go to the Recycle Bin: plans read the rules,
+    // and `restore` has something to bring back.
+    account.recycle_rule(REGION, "EC2_IMAGE", 7, &[]).await;
+    account.recycle_rule(REGION, "EBS_SNAPSHOT", 7, &[]).await;
 
     record("list", actions_of(&account, &["list"]));
     record("list", actions_of(&account, &["list", "--no-shares"]));
@@ -305,6 +309,8 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
         actions_of(&account, &["cleanup", "--keep", "1", "--plan-out", plan]),
     );
     record("apply", actions_of(&account, &["apply", plan, "--yes"]));
+    record("list", actions_of(&account, &["list", "--recycle-bin"]));
+    record("restore", actions_of(&account, &["restore", &ebs]));
 
     let mut undocumented = Vec::new();
     for (verb, actions) in &used {

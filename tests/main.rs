@@ -12,5 +12,6 @@ mod fleet;
 mod iam;
 mod lifecycle;
 mod list;
+mod recycle_bin;
 mod resilience;
 mod schema;

@@ -48,9 +48,13 @@ async fn every_verb_prints_the_document_its_schema_describes() {
             schema::check(name, &document);
         }
     }
+    let bin = run(vec!["list".into(), "--recycle-bin".into()], &[]);
+    schema::check("recycle-bin", &bin);
+    assert_eq!(bin["recycle_bin"].as_array().unwrap().len(), 1, "{bin}");
     // Then for real, in an order where each verb still finds what it acts on.
     let order = [
         "list",
+        "restore",
         "share",
         "copy",
         "register",

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod images;
 pub mod instances;
 pub mod lifecycle;
+pub mod recycle_bin;
 pub mod retry;
 pub mod sharing;
 pub mod snapshots;

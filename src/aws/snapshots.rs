@@ -38,6 +38,7 @@ impl Ec2 {
                         s.snapshot_id,
                         SnapshotInfo {
                             size_gib: s.size_gib,
+                            tags: s.tags,
                         },
                     )
                 })
@@ -123,6 +124,7 @@ impl Ec2 {
                         .map(|state| state.as_str().to_string())
                         .unwrap_or_else(|| "unknown".into()),
                     size_gib: snapshot.volume_size().unwrap_or(0),
+                    tags: tags_of(snapshot.tags()),
                 });
             }
         }
@@ -172,6 +174,7 @@ impl Ec2 {
                         id.to_string(),
                         SnapshotInfo {
                             size_gib: snapshot.volume_size().unwrap_or(0),
+                            tags: tags_of(snapshot.tags()),
                         },
                     );
                 }
@@ -202,6 +205,7 @@ impl Ec2 {
                         id.to_string(),
                         SnapshotInfo {
                             size_gib: snapshot.volume_size().unwrap_or(0),
+                            tags: tags_of(snapshot.tags()),
                         },
                     );
                 }
@@ -271,4 +275,15 @@ impl Ec2 {
         }
         Ok(())
     }
+}
+
+fn tags_of(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|tag| {
+            Some((
+                tag.key()?.to_string(),
+                tag.value().unwrap_or("").to_string(),
+            ))
+        })
+        .collect()
 }

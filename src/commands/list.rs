@@ -77,6 +77,14 @@ pub struct ListError {
 }
 
 pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
+    if args.recycle_bin {
+        if args.owner != "self" {
+            return Err(usage(
+                "--recycle-bin lists the caller's own bin: drop --owner",
+            ));
+        }
+        return super::fleet::run(settings, &args.accounts, |aws| bin_in(aws, settings)).await;
+    }
     validate_owner(&args.owner)?;
     if args.name.as_deref().is_some_and(str::is_empty) {
         return Err(usage("--name needs a non-empty glob"));
@@ -459,5 +467,146 @@ mod tests {
             protection(Some("enabled-with-cooldown")),
             "enabled-with-cooldown"
         );
+    }
+}
+
+/// `ami list --recycle-bin`: what the Recycle Bin holds, per region.
+#[derive(Debug, Serialize)]
+pub struct BinListing {
+    pub regions: Vec<String>,
+    pub recycle_bin: Vec<BinItem>,
+    pub errors: Vec<ListError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BinItem {
+    pub region: String,
+    pub kind: BinKind,
+    #[serde(flatten)]
+    pub entry: crate::model::BinEntry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinKind {
+    Image,
+    Snapshot,
+}
+
+async fn bin_in(aws: Aws, settings: &Settings) -> Result<(BinListing, Outcome)> {
+    let progress = spinner(settings, "reading the Recycle Bin");
+    let mut results: Vec<(String, Result<Vec<BinItem>>)> = stream::iter(settings.regions.clone())
+        .map(|region| {
+            let ec2 = aws.ec2(&region);
+            async move {
+                let items = async {
+                    let mut items: Vec<BinItem> = Vec::new();
+                    for entry in ec2.images_in_bin(&[]).await? {
+                        items.push(BinItem {
+                            region: region.clone(),
+                            kind: BinKind::Image,
+                            entry,
+                        });
+                    }
+                    for entry in ec2.snapshots_in_bin(&[]).await? {
+                        items.push(BinItem {
+                            region: region.clone(),
+                            kind: BinKind::Snapshot,
+                            entry,
+                        });
+                    }
+                    Ok(items)
+                }
+                .await;
+                (region, items)
+            }
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let region_count = results.len();
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    let mut failures = Vec::new();
+    for (region, result) in results {
+        match result {
+            Ok(found) => items.extend(found),
+            Err(err) => {
+                errors.push(ListError {
+                    region,
+                    image_id: None,
+                    error: one_line(&err),
+                });
+                failures.push(err);
+            }
+        }
+    }
+    if failures.len() == region_count {
+        return Err(failures.remove(0));
+    }
+    // Soonest gone first: what to look at before it is too late.
+    items.sort_by(|a, b| {
+        (a.entry.leaves, &a.region, a.kind, &a.entry.id).cmp(&(
+            b.entry.leaves,
+            &b.region,
+            b.kind,
+            &b.entry.id,
+        ))
+    });
+    let outcome = if errors.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial
+    };
+    Ok((
+        BinListing {
+            regions: settings.regions.clone(),
+            recycle_bin: items,
+            errors,
+        },
+        outcome,
+    ))
+}
+
+impl Render for BinListing {
+    fn render(&self, style: &TableStyle) -> String {
+        if self.recycle_bin.is_empty() && self.errors.is_empty() {
+            return format!("The Recycle Bin is empty in {}.", self.regions.join(", "));
+        }
+        let mut table = style.table(&["REGION", "KIND", "ID", "NAME", "DELETED", "LEAVES THE BIN"]);
+        let day = |at: Option<DateTime<Utc>>| {
+            at.map_or_else(
+                || "-".to_string(),
+                |at| at.format("%Y-%m-%d %H:%M").to_string(),
+            )
+        };
+        for item in &self.recycle_bin {
+            table.add_row(vec![
+                style.cell(&item.region, None),
+                style.cell(
+                    match item.kind {
+                        BinKind::Image => "image",
+                        BinKind::Snapshot => "snapshot",
+                    },
+                    None,
+                ),
+                style.cell(&item.entry.id, None),
+                style.cell(item.entry.name.as_deref().unwrap_or("-"), None),
+                style.cell(day(item.entry.entered), None),
+                style.cell(day(item.entry.leaves), None),
+            ]);
+        }
+        let mut out = table.to_string();
+        for error in &self.errors {
+            out.push_str(&format!("\n{}: {}", error.region, error.error));
+        }
+        out.push_str(
+            "\n`ami restore ID...` brings an image (with its snapshots) or a snapshot back.",
+        );
+        out
     }
 }

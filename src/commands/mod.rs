@@ -12,6 +12,7 @@ mod new_image;
 mod policy;
 pub mod register;
 pub mod release;
+pub mod restore;
 mod retire;
 pub mod share;
 pub mod shell;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Apply(args) => cleanup::apply(&settings, &args).await,
         Command::Launch(args) => launch::run(&settings, &args).await,
         Command::Release(args) => release::run(&settings, &args).await,
+        Command::Restore(args) => restore::run(&settings, &args).await,
         Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod manifest;
 pub mod orphans;
+pub mod recovery;
 pub mod retention;
 pub mod rules;
 pub mod users;
@@ -18,9 +19,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{BundleObjects, Image, ImageState, LockState, ManifestFetch, SnapshotLocks};
+use crate::model::{
+    BinResource, BundleObjects, Image, ImageState, LockState, ManifestFetch, RecycleRules,
+    SnapshotLocks,
+};
 pub use crate::model::{ImageUser, SnapshotInfo};
 use manifest::{Manifest, ManifestError};
+use recovery::{Recovery, recovery};
 
 /// Everything the planner may know about one region.
 #[derive(Debug, Clone, Default)]
@@ -43,6 +48,8 @@ pub struct Inventory {
     pub pending: BTreeMap<String, Vec<String>>,
     /// The region's snapshot locks: a locked snapshot is never attempted.
     pub locks: SnapshotLocks,
+    /// The region's Recycle Bin rules: whether what is deleted can be restored.
+    pub recycle: RecycleRules,
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +177,8 @@ pub struct ImagePlan {
     /// Deregister with DeleteAssociatedSnapshots: the plan deletes exactly this image's snapshots
     /// and no other requested image uses them.
     pub delete_associated_snapshots: bool,
+    /// For an image the plan deregisters: whether the Recycle Bin will keep it.
+    pub recycle_bin: Option<Recovery>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -186,6 +195,8 @@ pub struct SnapshotPlan {
     /// Kept because an image that stays uses it: it costs nothing this retirement left behind.
     #[serde(skip)]
     pub used_by_staying: bool,
+    /// For a snapshot the plan deletes: whether the Recycle Bin will keep it.
+    pub recycle_bin: Option<Recovery>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -330,7 +341,22 @@ pub fn within(mut fresh: Plan, shown: &Plan) -> Plan {
             bundle.objects.clear();
         }
     }
+    clear_recovery_of_kept(&mut fresh);
     fresh
+}
+
+/// Only what is deleted has a Recycle Bin outcome.
+fn clear_recovery_of_kept(plan: &mut Plan) {
+    for image in plan.images.iter_mut() {
+        if image.action != ImageAction::Deregister {
+            image.recycle_bin = None;
+        }
+    }
+    for snapshot in plan.snapshots.iter_mut() {
+        if snapshot.action != ItemAction::Delete {
+            snapshot.recycle_bin = None;
+        }
+    }
 }
 
 pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
@@ -427,6 +453,38 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
         };
     }
 
+    for image in images
+        .iter_mut()
+        .filter(|image| image.action == ImageAction::Deregister)
+    {
+        let tags = owned
+            .get(image.image_id.as_str())
+            .map(|image| image.tags.clone())
+            .unwrap_or_default();
+        image.recycle_bin = Some(recovery(
+            &inventory.recycle,
+            BinResource::Image,
+            &tags,
+            request.now,
+        ));
+    }
+    for snapshot in snapshots
+        .iter_mut()
+        .filter(|snapshot| snapshot.action == ItemAction::Delete)
+    {
+        let tags = inventory
+            .snapshots
+            .get(&snapshot.snapshot_id)
+            .map(|info| info.tags.clone())
+            .unwrap_or_default();
+        snapshot.recycle_bin = Some(recovery(
+            &inventory.recycle,
+            BinResource::Snapshot,
+            &tags,
+            request.now,
+        ));
+    }
+
     Plan {
         images,
         snapshots,
@@ -470,6 +528,7 @@ fn image_plan(
             .map(|image| snapshot_ids(image).into_iter().map(String::from).collect())
             .unwrap_or_default(),
         delete_associated_snapshots: false,
+        recycle_bin: None,
     };
     let Some(image) = owned.get(target).copied() else {
         if let Some(foreign) = inventory.foreign.iter().find(|i| i.image_id == target) {
@@ -541,6 +600,7 @@ fn image_plan(
         users,
         snapshot_ids: snapshot_ids(image).into_iter().map(String::from).collect(),
         delete_associated_snapshots: false,
+        recycle_bin: None,
     }
 }
 
@@ -693,6 +753,7 @@ fn snapshot_plans(
                     && used_by_staying
                         .get(snapshot_id)
                         .is_some_and(|users| !users.is_empty()),
+                recycle_bin: None,
             });
         }
     }
@@ -775,6 +836,7 @@ fn pending_snapshot_plans(
                     && used_by_staying
                         .get(snapshot_id.as_str())
                         .is_some_and(|users| !users.is_empty()),
+                recycle_bin: None,
             });
         }
     }

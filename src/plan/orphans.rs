@@ -7,9 +7,10 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
+use super::recovery::{Recovery, recovery};
 use super::{BundleFacts, ItemAction, ManifestRead, lock_keeps};
 pub use crate::model::SnapshotFact;
-use crate::model::{Image, SnapshotLocks};
+use crate::model::{BinResource, Image, RecycleRules, SnapshotLocks};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -21,6 +22,8 @@ pub struct OrphanPlan {
     pub size_gib: i32,
     pub action: ItemAction,
     pub reason: String,
+    /// For an orphan the sweep deletes: whether the Recycle Bin will keep it.
+    pub recycle_bin: Option<Recovery>,
 }
 
 /// The image an AWS-made snapshot names in its description.
@@ -44,6 +47,7 @@ pub fn orphans(
     snapshots: &[SnapshotFact],
     images: &[Image],
     locks: &SnapshotLocks,
+    recycle: &RecycleRules,
     now: DateTime<Utc>,
 ) -> Vec<OrphanPlan> {
     let existing: BTreeSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
@@ -79,6 +83,8 @@ pub fn orphans(
                 format!("made for {image_id}, which no longer exists"),
             )
         };
+        let recycle_bin = (action == ItemAction::Delete)
+            .then(|| recovery(recycle, BinResource::Snapshot, &snapshot.tags, now));
         plans.push(OrphanPlan {
             snapshot_id: snapshot.snapshot_id.clone(),
             image_id,
@@ -86,6 +92,7 @@ pub fn orphans(
             size_gib: snapshot.size_gib,
             action,
             reason,
+            recycle_bin,
         });
     }
     plans
@@ -199,6 +206,7 @@ mod tests {
             description: Some(description.into()),
             state: "completed".into(),
             size_gib: 8,
+            tags: Default::default(),
         }
     }
 
@@ -263,7 +271,13 @@ mod tests {
             image("ami-live", "snap-live"),
             image("ami-other", "snap-reused"),
         ];
-        let plans = orphans(&snapshots, &images, &SnapshotLocks::default(), Utc::now());
+        let plans = orphans(
+            &snapshots,
+            &images,
+            &SnapshotLocks::default(),
+            &RecycleRules::default(),
+            Utc::now(),
+        );
         let actions: Vec<(&str, ItemAction)> = plans
             .iter()
             .map(|p| (p.snapshot_id.as_str(), p.action))
@@ -293,7 +307,13 @@ mod tests {
             )]
             .into(),
         );
-        let plans = orphans(&snapshots, &images, &locks, Utc::now());
+        let plans = orphans(
+            &snapshots,
+            &images,
+            &locks,
+            &RecycleRules::default(),
+            Utc::now(),
+        );
         assert_eq!(plans[0].action, ItemAction::Delete);
         assert_eq!(plans[1].action, ItemAction::Keep);
         assert!(
@@ -302,7 +322,13 @@ mod tests {
                 .starts_with("locked (compliance mode) until")
         );
         let unreadable = SnapshotLocks::Unreadable("AccessDenied".into());
-        let plans = orphans(&snapshots, &images, &unreadable, Utc::now());
+        let plans = orphans(
+            &snapshots,
+            &images,
+            &unreadable,
+            &RecycleRules::default(),
+            Utc::now(),
+        );
         assert!(plans.iter().all(|p| p.action == ItemAction::Keep));
     }
 

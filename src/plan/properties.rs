@@ -125,9 +125,13 @@ fn build(estate: &Estate) -> Inventory {
         }
         for s in &spec.snapshots {
             if !estate.foreign_snapshots.contains(s) {
-                inventory
-                    .snapshots
-                    .insert(snapshot_id(*s), SnapshotInfo { size_gib: 8 });
+                inventory.snapshots.insert(
+                    snapshot_id(*s),
+                    SnapshotInfo {
+                        size_gib: 8,
+                        ..Default::default()
+                    },
+                );
             }
         }
     }

@@ -35,7 +35,13 @@ fn inventory(images: Vec<Image>) -> Inventory {
             .iter()
             .filter_map(|d| d.snapshot_id.clone())
         {
-            snapshots.insert(id, SnapshotInfo { size_gib: 8 });
+            snapshots.insert(
+                id,
+                SnapshotInfo {
+                    size_gib: 8,
+                    ..Default::default()
+                },
+            );
         }
     }
     Inventory {
@@ -538,8 +544,13 @@ fn a_bundle_without_cleanup_is_left_behind_with_its_size() {
 fn an_interrupted_run_is_finished_from_the_pending_marks() {
     // ami-a was deregistered, its snapshots marked but not yet deleted; ami-b still uses snap-2.
     let mut inv = inventory(vec![ebs("ami-b", &["snap-2"])]);
-    inv.snapshots
-        .insert("snap-1".into(), SnapshotInfo { size_gib: 8 });
+    inv.snapshots.insert(
+        "snap-1".into(),
+        SnapshotInfo {
+            size_gib: 8,
+            ..Default::default()
+        },
+    );
     inv.pending
         .insert("ami-a".into(), vec!["snap-1".into(), "snap-2".into()]);
     let plan = run(&inv, &request(&["ami-a"], true, false));

@@ -509,6 +509,54 @@ impl Account {
         );
     }
 
+    /// A Recycle Bin retention rule in `region`: for `resource` (`EC2_IMAGE`, `EBS_SNAPSHOT`),
+    /// `days` long; with `tags`, a tag-level rule (key, optional value). Returns its id.
+    pub async fn recycle_rule(
+        &self,
+        region: &str,
+        resource: &str,
+        days: i32,
+        tags: &[(&str, Option<&str>)],
+    ) -> String {
+        use aws_sdk_rbin::types::{
+            ResourceTag, ResourceType, RetentionPeriod, RetentionPeriodUnit,
+        };
+        let config = aws_sdk_rbin::Config::builder()
+            .http_client(http_client())
+            .behavior_version(aws_sdk_rbin::config::BehaviorVersion::latest())
+            .region(aws_sdk_rbin::config::Region::new(region.to_string()))
+            .endpoint_url(&emulator().endpoint)
+            .credentials_provider(self.credentials())
+            .build();
+        let tags = tags
+            .iter()
+            .map(|(key, value)| {
+                ResourceTag::builder()
+                    .resource_tag_key(*key)
+                    .set_resource_tag_value(value.map(str::to_string))
+                    .build()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        aws_sdk_rbin::Client::from_conf(config)
+            .create_rule()
+            .resource_type(ResourceType::from(resource))
+            .retention_period(
+                RetentionPeriod::builder()
+                    .retention_period_value(days)
+                    .retention_period_unit(RetentionPeriodUnit::Days)
+                    .build()
+                    .unwrap(),
+            )
+            .set_resource_tags((!tags.is_empty()).then_some(tags))
+            .send()
+            .await
+            .expect("create rule")
+            .identifier()
+            .unwrap()
+            .to_string()
+    }
+
     /// An SSM parameter's value, or None when there is no such parameter.
     pub async fn parameter(&self, region: &str, name: &str) -> Option<String> {
         let config = aws_sdk_ssm::Config::builder()
@@ -763,8 +811,10 @@ pub mod schema {
 
     const BASE: &str = "https://ami.invalid/schema/";
     /// The documents a verb can print (common.json only holds shared definitions).
-    pub const DOCUMENTS: [&str; 12] = [
+    pub const DOCUMENTS: [&str; 14] = [
         "list",
+        "recycle-bin",
+        "restore",
         "create",
         "register",
         "copy",

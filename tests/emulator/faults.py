@@ -24,6 +24,7 @@ one, and with none left the call is refused with `RequestLimitExceeded` before i
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import threading
@@ -102,10 +103,36 @@ def error_body(service: str, code: str, message: str) -> bytes:
 
 
 THROTTLE_CODES = {"ec2": "RequestLimitExceeded", "s3": "SlowDown"}
+# Services that speak JSON (awsJson1.1, restJson1): errors are JSON with the code in `__type` and
+# the `X-Amzn-ErrorType` header, not XML.
+JSON_SERVICES = {"ssm", "rbin"}
+JSON_CODES = {
+    "denied": ("403 Forbidden", "AccessDeniedException"),
+    "not_offered": ("400 Bad Request", "UnknownOperationException"),
+    "throttle": ("400 Bad Request", "ThrottlingException"),
+    "error": ("500 Internal Server Error", "InternalServerException"),
+}
+
+
+def json_error_reply(start_response: Any, code: str, status: str, message: str) -> list[bytes]:
+    body = json.dumps({"__type": code, "message": message, "Message": message}).encode()
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("X-Amzn-ErrorType", code),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    return [body]
 
 
 def error_reply(start_response: Any, action: str, kind: str) -> list[bytes]:
     service, _, name = action.partition(":")
+    if service in JSON_SERVICES:
+        status, code = JSON_CODES.get(kind, JSON_CODES["error"])
+        return json_error_reply(start_response, code, status, f"{kind} ({name}), injected by the emulator")
     if kind == "denied":
         status = "403 Forbidden"
         code = "UnauthorizedOperation" if service == "ec2" else "AccessDenied"

@@ -34,6 +34,7 @@ from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
+import recycle_bin
 import snapshot_locks
 
 # Per-account emulator settings, written by the admin routes. Keyed by account id.
@@ -585,7 +586,9 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
             f"Image {ami_id} has deregistration protection enabled and cannot be deregistered.",
         )
     snapshot_ids = _ami_snapshot_ids(ami)
+    tags = dict(backend.tags.get(ami_id, {}))
     backend.deregister_image(ami_id)
+    recycle_bin.bin_image(backend, ami, tags)
     result: dict[str, Any] = {"Return": True}
     if delete_snapshots:
         # AWS: deletes the image's snapshots, skips those another image still uses.
@@ -598,7 +601,7 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
             elif snapshot_locks.is_locked(backend.account_id, backend.region_name, snapshot_id):
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "client-error"})
-            elif backend.snapshots.pop(snapshot_id, None) is not None:
+            elif _remove_snapshot(backend, snapshot_id) is not None:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "success"})
             else:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "client-error"})
@@ -719,8 +722,16 @@ def _delete_snapshot(self: EBSBackend, snapshot_id: str) -> Any:
         raise InvalidSnapshotInUse(snapshot_id, user)
     if snapshot_locks.is_locked(self.account_id, self.region_name, snapshot_id):
         raise _Error("SnapshotLocked", f"The snapshot '{snapshot_id}' is locked and cannot be deleted.")
-    snapshot_locks.forget(self.account_id, self.region_name, snapshot_id)
-    return self.snapshots.pop(snapshot_id)
+    return _remove_snapshot(self, snapshot_id)
+
+
+def _remove_snapshot(backend: Any, snapshot_id: str) -> Any:
+    """Deletes a snapshot; a Recycle Bin rule that retains it keeps it in the bin."""
+    snapshot = backend.snapshots.pop(snapshot_id, None)
+    if snapshot is not None:
+        snapshot_locks.forget(backend.account_id, backend.region_name, snapshot_id)
+        recycle_bin.bin_snapshot(backend, snapshot, dict(backend.tags.get(snapshot_id, {})))
+    return snapshot
 
 
 def _response_describe_snapshots(self: ElasticBlockStore) -> ActionResult:
@@ -967,6 +978,7 @@ def apply() -> None:
     _patch_accounts()
     _patch_unimplemented_actions()
     snapshot_locks.apply()
+    recycle_bin.apply()
     _patch_resolve_alias()
     _patch_instance_pages()
     _patch_run_instances()

@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import credentials  # noqa: E402
 import faults  # noqa: E402
 import fidelity  # noqa: E402
+import recycle_bin  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -138,7 +139,15 @@ class EmulatorApp:
             role = environ.get("emulator.params", {}).get("RoleArn", [""])[0]
             if role in self.refused_roles:
                 return faults.access_denied(start_response, account, role)
-        return self.faults.serve(account, action, environ, start_response, self.inner)
+        inner = self.inner
+        if action.startswith("rbin:"):
+            # moto has no Recycle Bin: recycle_bin.py serves it.
+            region = environ.get("emulator.region", "us-east-1")
+
+            def inner(env: dict[str, Any], respond: Any) -> Any:
+                return recycle_bin.serve(env, respond, account, region)
+
+        return self.faults.serve(account, action, environ, start_response, inner)
 
     def count(self, environ: dict[str, Any]) -> tuple[str | None, str]:
         auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -149,7 +158,11 @@ class EmulatorApp:
         import moto.iam.models as iam_models
 
         account = iam_models.get_account_id_from(access_key)
-        if service == "s3":
+        environ["emulator.region"] = _region
+        if service == "rbin":
+            action = recycle_bin.action_of(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
+            attribute = None
+        elif service == "s3":
             action = s3_action(
                 environ.get("REQUEST_METHOD", ""),
                 environ.get("PATH_INFO", ""),

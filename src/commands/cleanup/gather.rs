@@ -129,7 +129,8 @@ pub(super) async fn plan_region(
         let ec2 = aws.ec2(region);
         let snapshots = ec2.all_owned_snapshots().await?;
         let locks = ec2.snapshot_locks().await;
-        let mut found = orphans(&snapshots, &facts.images, &locks, now);
+        let recycle = aws.recycle_rules(region).await;
+        let mut found = orphans(&snapshots, &facts.images, &locks, &recycle, now);
         if let Some(review) = review {
             found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
         }

@@ -197,14 +197,28 @@ impl Render for CleanupOutput {
                 out.push(table.to_string());
             }
             if !region.orphans.is_empty() {
-                let mut table =
-                    style.table(&["ORPHAN SNAPSHOT", "MADE FOR", "SIZE", "STATUS", "WHY"]);
+                let mut table = style.table(&[
+                    "ORPHAN SNAPSHOT",
+                    "MADE FOR",
+                    "SIZE",
+                    "STATUS",
+                    "UNDO",
+                    "WHY",
+                ]);
                 for orphan in &region.orphans {
                     table.add_row(vec![
                         style.cell(&orphan.plan.snapshot_id, None),
                         style.cell(&orphan.plan.image_id, None),
                         style.cell(format!("{} GiB", orphan.plan.size_gib), None),
                         crate::commands::retire::status_cell(style, orphan.status, self.dry_run),
+                        style.cell(
+                            orphan
+                                .plan
+                                .recycle_bin
+                                .as_ref()
+                                .map_or_else(|| "-".to_string(), |r| r.cell()),
+                            None,
+                        ),
                         style.cell(with_error(&orphan.plan.reason, &orphan.error), None),
                     ]);
                 }

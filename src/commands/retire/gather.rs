@@ -128,6 +128,10 @@ pub async fn complete_inventory(
         .into_iter()
         .collect();
     let owned_snapshots = ec2.owned_snapshots(&snapshot_ids).await?;
+    // Whether what goes can come back: read once for the region, whatever the number of images.
+    if !requested.is_empty() || !inventory.pending.is_empty() {
+        inventory.recycle = aws.recycle_rules(region).await;
+    }
     // Locks matter only where something of ours could be deleted.
     let has_pending = !inventory.pending.is_empty();
     if !owned_snapshots.is_empty() || has_pending {

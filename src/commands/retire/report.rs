@@ -86,6 +86,8 @@ pub struct RetireReport {
     pub left_behind: LeftBehind,
     /// What could not be checked, and how the plan made up for it.
     pub notes: Vec<String>,
+    /// How much of what the plan deletes the Recycle Bin keeps (None: it deletes nothing).
+    pub recycle_bin: Option<String>,
 }
 
 impl RetireReport {
@@ -137,9 +139,23 @@ impl RetireReport {
             instances_terminated: Vec::new(),
             left_behind: LeftBehind::default(),
             notes,
+            recycle_bin: None,
         };
         report.tally_left_behind();
+        report.recycle_bin = report.recycle_summary();
         report
+    }
+
+    /// The Recycle Bin line for what this plan deletes.
+    pub fn recycle_summary(&self) -> Option<String> {
+        crate::plan::recovery::summary(
+            self.images
+                .iter()
+                .filter_map(|i| i.plan.recycle_bin.as_ref()),
+            self.snapshots
+                .iter()
+                .filter_map(|s| s.plan.recycle_bin.as_ref()),
+        )
     }
 
     pub fn has_work(&self) -> bool {
@@ -281,7 +297,12 @@ fn human_bytes(bytes: u64) -> String {
 impl Render for RetireReport {
     fn render(&self, style: &TableStyle) -> String {
         let mut out = Vec::new();
-        let mut images = style.table(&["IMAGE", "NAME", "ACTION", "STATUS", "WHY"]);
+        let undo = |recovery: &Option<crate::plan::recovery::Recovery>| {
+            recovery
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |r| r.cell())
+        };
+        let mut images = style.table(&["IMAGE", "NAME", "ACTION", "STATUS", "UNDO", "WHY"]);
         for image in &self.images {
             let action = match image.plan.action {
                 ImageAction::Deregister => "deregister",
@@ -294,13 +315,15 @@ impl Render for RetireReport {
                 style.cell(image.plan.name.as_deref().unwrap_or("-"), None),
                 style.cell(action, None),
                 status_cell(style, image.status, self.dry_run),
+                style.cell(undo(&image.plan.recycle_bin), None),
                 style.cell(with_error(&image.plan.reason, &image.error), None),
             ]);
         }
         out.push(images.to_string());
         if !self.snapshots.is_empty() {
-            let mut table =
-                style.table(&["SNAPSHOT", "OF IMAGE", "SIZE", "ACTION", "STATUS", "WHY"]);
+            let mut table = style.table(&[
+                "SNAPSHOT", "OF IMAGE", "SIZE", "ACTION", "STATUS", "UNDO", "WHY",
+            ]);
             for snapshot in &self.snapshots {
                 table.add_row(vec![
                     style.cell(&snapshot.plan.snapshot_id, None),
@@ -315,6 +338,7 @@ impl Render for RetireReport {
                     ),
                     style.cell(action_word(snapshot.plan.action), None),
                     status_cell(style, snapshot.status, self.dry_run),
+                    style.cell(undo(&snapshot.plan.recycle_bin), None),
                     style.cell(with_error(&snapshot.plan.reason, &snapshot.error), None),
                 ]);
             }
@@ -372,6 +396,9 @@ impl Render for RetireReport {
                     " --cleanup deletes what only these images use."
                 }
             ));
+        }
+        if let Some(recycle_bin) = &self.recycle_bin {
+            out.push(format!("{recycle_bin}."));
         }
         for note in &self.notes {
             out.push(format!("note: {note}"));

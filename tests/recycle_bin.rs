@@ -1,0 +1,184 @@
+//! The Recycle Bin: plans say what will be recoverable, `ami restore` brings it back, `ami list
+//! --recycle-bin` shows what is there.
+
+use crate::common::{Account, REGION, json};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+fn ami(account: &Account, args: &[&str]) -> (i32, Value, String) {
+    let output = account
+        .ami()
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let value = if output.stdout.is_empty() {
+        Value::Null
+    } else {
+        json(&output)
+    };
+    (output.status.code().unwrap(), value, stderr)
+}
+
+fn by_id<'a>(items: &'a Value, key: &str, id: &str) -> &'a Value {
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item[key] == id)
+        .unwrap_or_else(|| panic!("no {id} in {items:#}"))
+}
+
+/// A cleanup whose plan says recoverable; the image and its snapshot restored; the image
+/// launches again.
+#[tokio::test]
+async fn a_retired_image_comes_back_with_its_snapshot_and_launches() {
+    let account = Account::new();
+    // Images: every one, 14 days. Snapshots: only those tagged team=web, 7 days.
+    account.recycle_rule(REGION, "EC2_IMAGE", 14, &[]).await;
+    account
+        .recycle_rule(REGION, "EBS_SNAPSHOT", 7, &[("team", Some("web"))])
+        .await;
+    let (old, old_snapshot) = account.image(REGION, "app-2026.01.01").await;
+    account.backdate(REGION, &old, "2026-01-01T00:00:00Z");
+    account.tag(REGION, &old_snapshot, "team", "web").await;
+    let (other, other_snapshot) = account.image(REGION, "app-2026.02.01").await;
+    account.backdate(REGION, &other, "2026-02-01T00:00:00Z");
+    let (_newest, _) = account.image(REGION, "app-2026.03.01").await;
+
+    let (code, plan, stderr) = ami(&account, &["cleanup", "--keep", "1", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let retire = &plan["regions"][0]["retire"];
+    let image = by_id(&retire["images"], "image_id", &old);
+    assert_eq!(image["recycle_bin"]["status"], "recoverable", "{image:#}");
+    let until = image["recycle_bin"]["until"].as_str().unwrap();
+    let days = (chrono::DateTime::parse_from_rfc3339(until)
+        .unwrap()
+        .to_utc()
+        - chrono::Utc::now())
+    .num_hours();
+    assert!((14 * 24 - 2..=14 * 24).contains(&days), "{until}");
+    let tagged = by_id(&retire["snapshots"], "snapshot_id", &old_snapshot);
+    assert_eq!(tagged["recycle_bin"]["status"], "recoverable");
+    // Not tagged: the snapshot rule does not select it.
+    let untagged = by_id(&retire["snapshots"], "snapshot_id", &other_snapshot);
+    assert_eq!(untagged["recycle_bin"]["status"], "not_recoverable");
+    let summary = retire["recycle_bin"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Recycle Bin: 2 of 2 images recoverable, 1 of 2 snapshots recoverable"),
+        "{summary}"
+    );
+    // The table says it too.
+    let table = account.run(["cleanup", "--keep", "1", "--dry-run"]).stdout;
+    let table = String::from_utf8_lossy(&table);
+    assert!(
+        table.contains("UNDO") && table.contains("Recycle Bin: 2 of 2"),
+        "{table}"
+    );
+
+    let (code, _, stderr) = ami(&account, &["cleanup", "--keep", "1", "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!account.image_ids().await.contains(&old));
+
+    // What the bin holds, and until when.
+    let (code, bin, stderr) = ami(&account, &["list", "--recycle-bin"]);
+    assert_eq!(code, 0, "{stderr}");
+    let ids: BTreeSet<&str> = bin["recycle_bin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([old.as_str(), other.as_str(), old_snapshot.as_str()])
+    );
+    assert!(by_id(&bin["recycle_bin"], "id", &old)["leaves"].is_string());
+
+    // A dry run restores nothing.
+    account.reset_requests();
+    let (code, dry, _) = ami(&account, &["restore", &old, "--dry-run"]);
+    assert_eq!(code, 0);
+    assert_eq!(dry["images"][0]["status"], "would_restore");
+    assert!(account.mutating_calls().is_empty());
+
+    let (code, restored, stderr) = ami(&account, &["restore", &old]);
+    assert_eq!(code, 0, "{stderr}");
+    let image = &restored["images"][0];
+    assert_eq!(image["status"], "restored", "{restored:#}");
+    assert_eq!(image["snapshots"][0]["snapshot_id"], old_snapshot.as_str());
+    assert_eq!(image["snapshots"][0]["status"], "restored");
+    assert!(account.image_ids().await.contains(&old));
+    assert!(account.snapshot_ids().await.contains(&old_snapshot));
+    // It launches.
+    account.launch_instance(REGION, &old).await;
+
+    // The other image comes back, but its snapshot was not kept: reported missing, exit 3.
+    let (code, restored, _) = ami(&account, &["restore", &other]);
+    assert_eq!(code, 3, "{restored:#}");
+    let snapshot = &restored["images"][0]["snapshots"][0];
+    assert_eq!(snapshot["snapshot_id"], other_snapshot.as_str());
+    assert_eq!(snapshot["status"], "missing");
+}
+
+#[tokio::test]
+async fn an_id_not_in_the_bin_stops_before_any_change() {
+    let account = Account::new();
+    account.recycle_rule(REGION, "EC2_IMAGE", 7, &[]).await;
+    let (binned, _) = account.image(REGION, "binned").await;
+    account
+        .ec2()
+        .deregister_image()
+        .image_id(&binned)
+        .send()
+        .await
+        .unwrap();
+    let (live, _) = account.image(REGION, "live").await;
+    account.reset_requests();
+    let (code, _, stderr) = ami(&account, &["restore", &binned, &live]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("not in the Recycle Bin of {REGION}: {live}")),
+        "{stderr}"
+    );
+    assert!(account.mutating_calls().is_empty());
+    let (code, _, stderr) = ami(&account, &["restore", "vol-12345678"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("'vol-12345678'"), "{stderr}");
+    assert!(!account.image_ids().await.contains(&binned));
+}
+
+/// Rules that cannot be read make the outcome unknown, never recoverable; the plan still runs.
+#[tokio::test]
+async fn unreadable_rules_are_unknown_not_recoverable() {
+    let account = Account::new();
+    account.recycle_rule(REGION, "EC2_IMAGE", 7, &[]).await;
+    let (image, _) = account.image(REGION, "rules-denied").await;
+    for action in ["rbin:ListRules", "rbin:GetRule"] {
+        account.configure(serde_json::json!({
+            "faults": {"denied": 1.0, "actions": [action]}
+        }));
+        let (code, report, stderr) = ami(&account, &["deregister", &image, "--dry-run"]);
+        assert_eq!(code, 0, "{stderr}");
+        let recovery = &report["images"][0]["recycle_bin"];
+        assert_eq!(recovery["status"], "unknown", "{action}: {report:#}");
+        assert!(
+            recovery["reason"]
+                .as_str()
+                .unwrap()
+                .contains("AccessDenied"),
+            "{recovery}"
+        );
+        assert!(
+            report["recycle_bin"]
+                .as_str()
+                .unwrap()
+                .contains("0 of 1 image recoverable (1 unknown"),
+            "{report:#}"
+        );
+    }
+    account.configure(serde_json::json!({"faults": null}));
+    let (_, report, _) = ami(&account, &["deregister", &image, "--dry-run"]);
+    assert_eq!(report["images"][0]["recycle_bin"]["status"], "recoverable");
+}
