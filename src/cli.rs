@@ -197,6 +197,11 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub ignore_consumers: bool,
 
+    /// How long to wait for image usage reports on images shared with other accounts (an image
+    /// whose report is not ready by then is kept), e.g. 10m
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+
     /// Every region enabled for the account (instead of --region)
     #[arg(long)]
     pub all_regions: bool,
@@ -277,6 +282,11 @@ pub struct ApplyArgs {
     /// Retire images shared with other accounts without checking whether those use them
     #[arg(long)]
     pub ignore_consumers: bool,
+
+    /// How long to wait for image usage reports on images shared with other accounts (an image
+    /// whose report is not ready by then is kept), e.g. 10m
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 /// Waiting for an image to become available.
@@ -671,6 +681,11 @@ pub struct DeregisterArgs {
     /// Deregister images shared with other accounts without checking whether those use them
     #[arg(long)]
     pub ignore_consumers: bool,
+
+    /// How long to wait for image usage reports on images shared with other accounts (an image
+    /// whose report is not ready by then is kept), e.g. 10m
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 
     /// The images to deregister, in one region
     #[arg(value_name = "AMI_ID", required = true)]

@@ -372,6 +372,39 @@ pub enum ConsumerCheck {
 pub struct ConsumerFacts {
     pub permissions: BTreeMap<String, LaunchPermissions>,
     pub accounts: BTreeMap<String, ConsumerCheck>,
+    /// Image usage reports, by image: what the accounts it is shared with use it for.
+    pub reports: BTreeMap<String, UsageReport>,
+}
+
+/// What an image usage report (CreateImageUsageReport) found, or why it found nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsageReport {
+    /// The report finished: per account that uses the image, what uses it and how many.
+    Available {
+        report_id: String,
+        usage: BTreeMap<String, Vec<(UsageResource, i64)>>,
+    },
+    /// Not made, failed (`error`), timed out or not offered: the reason.
+    Unavailable(String),
+}
+
+/// A resource type an image usage report counts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum UsageResource {
+    Instance,
+    LaunchTemplate,
+    /// A type this build does not know: still a use.
+    Other(String),
+}
+
+impl UsageResource {
+    pub fn parse(raw: &str) -> UsageResource {
+        match raw {
+            "ec2:Instance" => UsageResource::Instance,
+            "ec2:LaunchTemplate" => UsageResource::LaunchTemplate,
+            other => UsageResource::Other(other.to_string()),
+        }
+    }
 }
 
 /// A bundle manifest as S3 gave it (read up to a limit), before anyone parsed it.

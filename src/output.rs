@@ -132,6 +132,36 @@ pub fn spinner(settings: &Settings, message: impl Into<String>) -> Option<Progre
     Some(bar)
 }
 
+/// A progress bar for image usage reports, shown once there are some to wait for.
+pub fn report_progress(settings: &Settings) -> Option<crate::aws::usage_reports::ReportProgress> {
+    if !settings.progress {
+        return None;
+    }
+    let bar: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
+    Some(std::sync::Arc::new(move |done: usize, total: usize| {
+        let Ok(mut bar) = bar.lock() else {
+            return;
+        };
+        if total == 0 {
+            return;
+        }
+        let shown = bar.get_or_insert_with(|| {
+            let shown = ProgressBar::new(total as u64);
+            shown.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} image usage reports ready {elapsed}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            shown
+        });
+        shown.set_position(done as u64);
+        if done >= total {
+            shown.finish_and_clear();
+        }
+    }))
+}
+
 /// Logs go to stderr: warnings by default, `-v` info, `-vv` debug (SDK included), `-q` errors.
 /// `AMI_LOG` (an env-filter directive) overrides.
 pub fn init_logging(global: &GlobalArgs) {

@@ -363,3 +363,107 @@ async fn terminate_instances_never_reaches_into_a_consumer_account() {
         .map(|n| n.as_str().to_string());
     assert_eq!(state.as_deref(), Some("running"));
 }
+
+/// Image usage reports look into the accounts an image is shared with, without a role there:
+/// the image B runs stays, naming B and what runs it; the one nobody uses goes.
+#[tokio::test]
+async fn usage_reports_find_a_consumer_without_a_role() {
+    let tooling = Account::new();
+    let consumer = Account::new();
+    let mut images = Vec::new();
+    for (name, day) in [
+        ("svc-2026.01.01", "2026-01-01"),
+        ("svc-2026.02.01", "2026-02-01"),
+        ("svc-2026.03.01", "2026-03-01"),
+    ] {
+        let (image, _) = tooling.image(REGION, name).await;
+        tooling.backdate(REGION, &image, &format!("{day}T00:00:00Z"));
+        images.push(image);
+    }
+    let (used, unused) = (&images[0], &images[1]);
+    for image in [used, unused] {
+        tooling.share_with(image, &consumer.id).await;
+    }
+    consumer.launch_instance(REGION, used).await;
+    consumer.launch_template("runs-it", used).await;
+    tooling.reset_requests();
+    consumer.reset_requests();
+
+    let (code, out) = run(&tooling, &["cleanup", "--keep", "1", "--yes"]);
+    assert_eq!(code, 0, "{out:#}");
+    let decision = |image: &str| {
+        out["regions"][0]["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["image_id"] == image)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(decision(used)["verdict"], "keep");
+    let reason = decision(used)["reason"].as_str().unwrap().to_string();
+    for says in [
+        format!("1 instance in account {}", consumer.id),
+        format!("1 launch template in account {}", consumer.id),
+        "image usage report".to_string(),
+    ] {
+        assert!(reason.contains(&says), "{says}: {reason}");
+    }
+    assert_eq!(decision(unused)["verdict"], "retire");
+    let left = tooling.image_ids().await;
+    assert!(left.contains(used) && !left.contains(unused));
+    // One report per shared candidate, nothing assumed, nothing read in B.
+    let requests = tooling.requests();
+    assert_eq!(
+        requests.get("ec2:CreateImageUsageReport"),
+        Some(&2),
+        "{requests:?}"
+    );
+    assert!(!requests.contains_key("sts:AssumeRole"), "{requests:?}");
+    assert!(consumer.requests().is_empty(), "{:?}", consumer.requests());
+}
+
+/// A report that is not ready in time, ends in error or is not offered keeps the image it covers.
+#[tokio::test]
+async fn a_usage_report_that_does_not_come_keeps_the_image() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let (image, _) = owner.image(REGION, "shared-unknown").await;
+    owner.share_with(&image, &consumer.id).await;
+    let cases = [
+        (
+            json!({"usage_report_delay": 3600}),
+            vec!["deregister", &image, "--yes", "--timeout", "2s"],
+            "still pending after 2s (--timeout)",
+        ),
+        (
+            json!({"usage_report_delay": 0.1, "usage_report_fail": true}),
+            vec!["deregister", &image, "--yes"],
+            "is error: The report could not be created",
+        ),
+        (
+            json!({"usage_report_fail": false,
+                   "faults": {"not_offered": 1.0, "actions": ["ec2:CreateImageUsageReport"]}}),
+            vec!["deregister", &image, "--yes"],
+            "InvalidAction",
+        ),
+    ];
+    for (settings, args, says) in cases {
+        owner.configure(settings);
+        let started = std::time::Instant::now();
+        let (code, out) = run(&owner, &args);
+        assert_eq!(code, 1, "{says}: {out:#}");
+        let reason = out["images"][0]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(says) && reason.contains(&consumer.id),
+            "{says}: {reason}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    }
+    owner.configure(json!({"faults": null, "usage_report_delay": 0.2}));
+    assert!(owner.image_ids().await.contains(&image));
+    // With the reports back, nobody uses it: it goes.
+    let (code, out) = run(&owner, &["deregister", &image, "--yes"]);
+    assert_eq!(code, 0, "{out:#}");
+    assert!(!owner.image_ids().await.contains(&image));
+}

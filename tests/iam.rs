@@ -196,6 +196,8 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
 
     // deregister: an EBS image, a bundle image, with everything they can use.
     let (ebs, _) = account.image(REGION, "iam-ebs").await;
+    // Shared with an account that does not use it: a usage report clears it.
+    account.share_with(&ebs, &other.id).await;
     let bundle_image = account
         .ec2()
         .describe_images()

@@ -15,6 +15,7 @@ pub mod sharing;
 pub mod snapshots;
 pub mod ssm;
 pub mod usage;
+pub mod usage_reports;
 
 use anyhow::Result;
 use aws_config::retry::RetryConfig;
@@ -37,15 +38,34 @@ pub struct Aws {
 }
 
 /// Checking the accounts an image is shared with (see `usage::consumer_usage`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct ConsumerPolicy {
     /// The role to assume in each consumer account; without one they cannot be checked.
     pub role_name: Option<String>,
     /// --ignore-consumers: retire shared images without looking in the accounts using them.
     pub ignore: bool,
+    /// How long to wait for image usage reports (--timeout).
+    pub report_timeout: Duration,
+    /// Told how the usage reports are coming along (a progress bar on a terminal).
+    pub report_progress: Option<usage_reports::ReportProgress>,
     /// Roles assumed so far in this run, by ARN: each is assumed once, its credentials cached
     /// and refreshed by the SDK.
     pub assumed: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, SdkConfig>>>,
+}
+
+/// How long image usage reports may take unless --timeout says otherwise.
+pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl Default for ConsumerPolicy {
+    fn default() -> Self {
+        ConsumerPolicy {
+            role_name: None,
+            ignore: false,
+            report_timeout: DEFAULT_REPORT_TIMEOUT,
+            report_progress: None,
+            assumed: Default::default(),
+        }
+    }
 }
 
 impl Aws {
@@ -75,6 +95,17 @@ impl Aws {
     pub fn with_consumers(mut self, role_name: Option<String>, ignore: bool) -> Aws {
         self.consumers.role_name = role_name;
         self.consumers.ignore = ignore;
+        self
+    }
+
+    /// How long usage reports may take, and who hears about their progress.
+    pub fn with_reports(
+        mut self,
+        timeout: Duration,
+        progress: Option<usage_reports::ReportProgress>,
+    ) -> Aws {
+        self.consumers.report_timeout = timeout;
+        self.consumers.report_progress = progress;
         self
     }
 

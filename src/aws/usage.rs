@@ -14,7 +14,7 @@ use super::error::AwsError;
 use super::{Aws, Ec2};
 use crate::model::{
     ConsumerCheck, ConsumerFacts, ImageUser, LaunchPermissions, UnresolvedAlias, UsageFacts,
-    UserKind,
+    UsageReport, UserKind,
 };
 
 /// Templates are read one at a time (each can have many versions); a few in flight hide latency.
@@ -348,6 +348,41 @@ impl Aws {
                     .push(image_id.clone());
             }
             facts.permissions.insert(image_id, permissions);
+        }
+        // One usage report per image shared with other accounts: who uses it there, without a
+        // role in each. CreateImageUsageReport is a write, so a dry run makes none.
+        let mut shares: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (account, images) in &by_account {
+            for image_id in images {
+                shares
+                    .entry(image_id.clone())
+                    .or_default()
+                    .push(account.clone());
+            }
+        }
+        if !shares.is_empty() {
+            facts.reports = if self.read_only {
+                shares
+                    .keys()
+                    .map(|image_id| {
+                        (
+                            image_id.clone(),
+                            UsageReport::Unavailable(
+                                "not made in a dry run (CreateImageUsageReport is a write); the \
+                                 real run makes one"
+                                    .into(),
+                            ),
+                        )
+                    })
+                    .collect()
+            } else {
+                ec2.usage_reports(
+                    &shares,
+                    self.consumers.report_timeout,
+                    self.consumers.report_progress.clone(),
+                )
+                .await
+            };
         }
         let role_name = self.consumers.role_name.clone();
         facts.accounts = stream::iter(by_account)

@@ -30,7 +30,8 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
     }
     let aws = Aws::connect(settings)
         .await?
-        .with_consumers(args.role_name.clone(), args.ignore_consumers);
+        .with_consumers(args.role_name.clone(), args.ignore_consumers)
+        .with_reports(args.timeout, crate::output::report_progress(settings));
     let (inventory, notes) = gather(settings, &aws, &region, &image_ids).await?;
     let request = Request {
         targets: image_ids,

@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{ConsumerCheck, ConsumerFacts, ImageUser, UsageFacts, UserAccount, UserKind};
+use crate::model::{
+    ConsumerCheck, ConsumerFacts, ImageUser, UsageFacts, UsageReport, UsageResource, UserAccount,
+    UserKind,
+};
 
 /// Users per image id, and notes on what could not be checked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -128,6 +131,24 @@ pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFa
         }
     }
     for (account, images) in shared_with {
+        // What the images' usage reports say this account uses (a role check adds to it).
+        let mut unreported = Vec::new();
+        for image_id in &images {
+            match facts.reports.get(image_id) {
+                Some(UsageReport::Available {
+                    report_id,
+                    usage: counts,
+                }) => {
+                    for (resource, count) in counts.get(account).into_iter().flatten() {
+                        usage_of_report(&mut usage, image_id, account, report_id, resource, *count);
+                    }
+                }
+                Some(UsageReport::Unavailable(why)) => {
+                    unreported.push((image_id.clone(), why.clone()))
+                }
+                None => unreported.push((image_id.clone(), "none was made".to_string())),
+            }
+        }
         let failure = match facts.accounts.get(account) {
             Some(ConsumerCheck::Checked(found)) => {
                 let found = in_account(found, &images);
@@ -155,9 +176,27 @@ pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFa
                 );
                 continue;
             }
-            Some(ConsumerCheck::NoRole) => "no --role-name to look into it with".to_string(),
+            // No role to look in with: the usage report is the check. Images whose report
+            // is missing stay.
+            Some(ConsumerCheck::NoRole) | None => {
+                for (image_id, why) in unreported {
+                    usage.add(
+                        &image_id,
+                        unchecked(
+                            account,
+                            format!(
+                                "shared with it, could not be checked: no --role-name to look into \
+                                 it with, and no image usage report ({why}); --ignore-consumers \
+                                 retires it anyway"
+                            ),
+                        ),
+                    );
+                }
+                continue;
+            }
+            // The role check was asked for and failed: it keeps the image whatever the report
+            // said, as every failed check does.
             Some(ConsumerCheck::Failed(error)) => error.clone(),
-            None => "it was not looked into".to_string(),
         };
         for image_id in images {
             usage.add(
@@ -172,6 +211,35 @@ pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFa
         }
     }
     usage
+}
+
+/// A use an image usage report found in a consumer account: a user of the image, named by
+/// account and resource type (a report counts resources, it does not name them).
+fn usage_of_report(
+    usage: &mut Usage,
+    image_id: &str,
+    account: &str,
+    report_id: &str,
+    resource: &UsageResource,
+    count: i64,
+) {
+    let (kind, what) = match resource {
+        UsageResource::Instance => (UserKind::Instance, "instance"),
+        UsageResource::LaunchTemplate => (UserKind::LaunchTemplate, "launch template"),
+        UsageResource::Other(aws_type) => (UserKind::Reference(aws_type.clone()), "resource"),
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    usage.add(
+        image_id,
+        ImageUser {
+            kind,
+            id: report_id.to_string(),
+            detail: Some(format!(
+                "{count} {what}{plural} in account {account}, by image usage report"
+            )),
+            account: UserAccount::Consumer(account.to_string()),
+        },
+    );
 }
 
 #[cfg(test)]
@@ -345,6 +413,7 @@ mod tests {
                         .clone()
                         .map(|check| BTreeMap::from([(THEIRS.to_string(), check)]))
                         .unwrap_or_default(),
+                    ..Default::default()
                 };
                 let usage = in_consumers(OURS, &[image.to_string()], &facts);
                 let found: Vec<(String, String, Option<String>)> = usage
@@ -394,6 +463,7 @@ mod tests {
         let facts = ConsumerFacts {
             permissions: BTreeMap::from([("ami-1".to_string(), shared(&[THEIRS], &[], false))]),
             accounts: BTreeMap::from([(THEIRS.to_string(), ConsumerCheck::Checked(in_theirs))]),
+            ..Default::default()
         };
         let usage = in_consumers(OURS, &ids(&["ami-1"]), &facts);
         let user = &usage.users["ami-1"][0];
@@ -414,6 +484,7 @@ mod tests {
         let facts = |check: ConsumerCheck| ConsumerFacts {
             permissions: BTreeMap::from([("ami-1".to_string(), shared(&[THEIRS], &[], false))]),
             accounts: BTreeMap::from([(THEIRS.to_string(), check)]),
+            ..Default::default()
         };
         for (check, says) in [
             (ConsumerCheck::NoRole, "no --role-name to look into it with"),
@@ -425,6 +496,106 @@ mod tests {
             let usage = in_consumers(OURS, &ids(&["ami-1"]), &facts(check));
             let detail = usage.users["ami-1"][0].detail.clone().unwrap_or_default();
             assert!(detail.contains(says), "{detail}");
+        }
+    }
+
+    #[test]
+    fn a_usage_report_stands_in_for_a_role_but_never_overrides_a_failed_one() {
+        const OTHER: &str = "333333333333";
+        let report = |usage: &[(&str, UsageResource, i64)]| {
+            let mut by_account: BTreeMap<String, Vec<(UsageResource, i64)>> = BTreeMap::new();
+            for (account, resource, count) in usage {
+                by_account
+                    .entry(account.to_string())
+                    .or_default()
+                    .push((resource.clone(), *count));
+            }
+            UsageReport::Available {
+                report_id: "amiur-1".into(),
+                usage: by_account,
+            }
+        };
+        let mut in_theirs = UsageFacts::default();
+        in_theirs.add("ami-1", ImageUser::new(UserKind::Instance, "i-9", None));
+        type Expected = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(&str, Option<ConsumerCheck>, Option<UsageReport>, Expected)> = vec![
+            (
+                "report: THEIRS runs two instances",
+                Some(ConsumerCheck::NoRole),
+                Some(report(&[(THEIRS, UsageResource::Instance, 2)])),
+                vec![(
+                    "instance",
+                    "2 instances in account 222222222222, by image usage report",
+                )],
+            ),
+            (
+                "report: a launch template there",
+                None,
+                Some(report(&[(THEIRS, UsageResource::LaunchTemplate, 1)])),
+                vec![(
+                    "launch_template",
+                    "1 launch template in account 222222222222, by image usage report",
+                )],
+            ),
+            (
+                "report: nothing uses it there (another account does, not shared with)",
+                Some(ConsumerCheck::NoRole),
+                Some(report(&[(OTHER, UsageResource::Instance, 1)])),
+                vec![],
+            ),
+            (
+                "report timed out",
+                Some(ConsumerCheck::NoRole),
+                Some(UsageReport::Unavailable("still pending after 10m".into())),
+                vec![("unchecked_consumer", "still pending after 10m")],
+            ),
+            (
+                "no report",
+                Some(ConsumerCheck::NoRole),
+                None,
+                vec![(
+                    "unchecked_consumer",
+                    "no image usage report (none was made)",
+                )],
+            ),
+            (
+                "role check failed, report clear: still kept",
+                Some(ConsumerCheck::Failed("AccessDenied".into())),
+                Some(report(&[])),
+                vec![("unchecked_consumer", "AccessDenied")],
+            ),
+            (
+                "role check and report both count",
+                Some(ConsumerCheck::Checked(in_theirs)),
+                Some(report(&[(THEIRS, UsageResource::LaunchTemplate, 3)])),
+                vec![
+                    (
+                        "launch_template",
+                        "3 launch templates in account 222222222222",
+                    ),
+                    ("instance", "in account 222222222222"),
+                ],
+            ),
+        ];
+        for (case, check, report, expected) in cases {
+            let facts = ConsumerFacts {
+                permissions: BTreeMap::from([("ami-1".to_string(), shared(&[THEIRS], &[], false))]),
+                accounts: check
+                    .map(|check| BTreeMap::from([(THEIRS.to_string(), check)]))
+                    .unwrap_or_default(),
+                reports: report
+                    .map(|report| BTreeMap::from([("ami-1".to_string(), report)]))
+                    .unwrap_or_default(),
+            };
+            let usage = in_consumers(OURS, &ids(&["ami-1"]), &facts);
+            let users = usage.users.get("ami-1").cloned().unwrap_or_default();
+            assert_eq!(users.len(), expected.len(), "{case}: {users:?}");
+            for (user, (kind, detail)) in users.iter().zip(&expected) {
+                assert_eq!(user.kind.as_str(), *kind, "{case}");
+                let text = user.detail.clone().unwrap_or_default();
+                assert!(text.contains(detail), "{case}: {text}");
+                assert!(!user.terminable(), "{case}");
+            }
         }
     }
 

@@ -36,6 +36,7 @@ from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 import recycle_bin
 import snapshot_locks
+import usage_reports
 
 # Per-account emulator settings, written by the admin routes. Keyed by account id.
 _lock = threading.Lock()
@@ -979,6 +980,7 @@ def apply() -> None:
     _patch_unimplemented_actions()
     snapshot_locks.apply()
     recycle_bin.apply()
+    usage_reports.apply()
     _patch_resolve_alias()
     _patch_instance_pages()
     _patch_run_instances()

@@ -14,7 +14,8 @@ Admin routes (test tooling only; the `ami` binary never calls them):
   POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null,
                               "faults": {...}|null, "throttle": {...}|null,
                               "refuse_roles": ["NAME", ...]|null,
-                              "snapshot_results": {"snap-...": "skipped"}|null}
+                              "snapshot_results": {"snap-...": "skipped"}|null,
+                              "usage_report_delay": seconds, "usage_report_fail": bool}
                              cap DescribeImages/Snapshots pages; add network latency per request;
                              inject faults; throttle mutating calls with a token bucket (see faults.py)
   GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
@@ -47,6 +48,7 @@ import credentials  # noqa: E402
 import faults  # noqa: E402
 import fidelity  # noqa: E402
 import recycle_bin  # noqa: E402
+import usage_reports  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -221,6 +223,10 @@ class EmulatorApp:
                     fidelity.set_page_size_cap(body["account"], body["page_size"])
                 if "snapshot_results" in body:
                     fidelity.set_snapshot_results(body["account"], body["snapshot_results"])
+                if "usage_report_delay" in body or "usage_report_fail" in body:
+                    usage_reports.configure(
+                        body["account"], body.get("usage_report_delay"), body.get("usage_report_fail")
+                    )
                 if "latency_ms" in body:
                     if body["latency_ms"]:
                         self.latency[body["account"]] = float(body["latency_ms"]) / 1000.0

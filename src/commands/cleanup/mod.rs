@@ -117,7 +117,9 @@ pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
     }
     let role_name = args.accounts.role_name.clone();
     super::fleet::run(settings, &args.accounts, |aws| {
-        let aws = aws.with_consumers(role_name.clone(), args.ignore_consumers);
+        let aws = aws
+            .with_consumers(role_name.clone(), args.ignore_consumers)
+            .with_reports(args.timeout, crate::output::report_progress(settings));
         cleanup_in(
             aws,
             settings,
@@ -169,7 +171,8 @@ pub async fn apply(settings: &Settings, args: &crate::cli::ApplyArgs) -> Result<
     }
     let aws = Aws::connect(settings)
         .await?
-        .with_consumers(args.role_name.clone(), args.ignore_consumers);
+        .with_consumers(args.role_name.clone(), args.ignore_consumers)
+        .with_reports(args.timeout, crate::output::report_progress(settings));
     let regions: Vec<String> = file.regions.iter().map(|r| r.region.clone()).collect();
     let source = Source::Reviewed(&file);
     let output = plan_regions(settings, &aws, &regions, &source, settings.dry_run).await;
