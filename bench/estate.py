@@ -1,11 +1,12 @@
 """Builds a benchmark estate in one emulator account, through the EC2 API like any client.
 
-  python estate.py ENDPOINT ACCOUNT IMAGES FAMILIES
+  python estate.py ENDPOINT ACCOUNT IMAGES FAMILIES [CONSUMER]
 
 Realistic shape: IMAGES images in FAMILIES name families, dated over the past two years (oldest
 first), about 15% with a data volume, about 5% sharing their root snapshot with the previous
-image of the family, and a few in use (one instance per family, on an old image). Prints a JSON
-summary on stdout.
+image of the family, and a few in use (one instance per family, on an old image). With CONSUMER
+(an account id), 10% of the images are shared with that account, which runs an instance of the
+first shared image of each family. Prints a JSON summary on stdout.
 """
 
 import json
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 
 endpoint, account, total, families = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+consumer = sys.argv[5] if len(sys.argv) > 5 else None
 ec2 = boto3.client(
     "ec2",
     endpoint_url=endpoint,
@@ -37,6 +39,18 @@ data_volume = ec2.create_volume(Size=50, AvailabilityZone="us-east-1a")["VolumeI
 now = datetime.now(timezone.utc)
 per_family = total // families
 images, in_use, shared, with_data = [], [], 0, 0
+shared_with, used_by_consumer = [], []
+consumer_ec2 = (
+    boto3.client(
+        "ec2",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=f"AKIATEST{consumer}",
+        aws_secret_access_key="bench",
+    )
+    if consumer
+    else None
+)
 for family in range(families):
     previous_root = None
     for n in range(per_family):
@@ -62,9 +76,16 @@ for family in range(families):
         )
         images.append(image)
         previous_root = root
+        if consumer and index % 10 == 5:
+            ec2.modify_image_attribute(ImageId=image, LaunchPermission={"Add": [{"UserId": consumer}]})
+            shared_with.append(image)
+            if n < 10:
+                consumer_ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)
+                used_by_consumer.append(image)
         if n == per_family // 3:
             ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)
             in_use.append(image)
 
 print(json.dumps({"images": len(images), "families": families, "in_use": len(in_use),
-                  "shared_root": shared, "with_data_volume": with_data}))
+                  "shared_root": shared, "with_data_volume": with_data,
+                  "shared_with_consumer": len(shared_with), "used_by_consumer": len(used_by_consumer)}))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: `ami cleanup --keep 2` (dry run, then for real) against the serial one-call-at-a-time
 # approach of established tools, on identical estates in the emulator. Reports requests by action
-# (the emulator's counters) and wall times.
+# (the emulator's counters) and wall times. 10% of `ami`'s images are shared with a consumer
+# account (which runs one per family): the real run makes an image usage report for each shared
+# candidate; the dry run makes none (a report is a write) and keeps those images.
 #
 #   bench/run.sh [SIZE...]        default: 300 3000 (10 and 30 families)
 #   BENCH_LATENCY_MS=25 bench/run.sh    add a network round trip to every request (default 0)
@@ -48,7 +50,8 @@ for size in "${sizes[@]}"; do
   families=$(( size >= 3000 ? 30 : 10 ))
   ours="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 )))"
   theirs="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 + 1 )))"
-  estate=$("$py" bench/estate.py "$ep" "$ours" "$size" "$families")
+  consumer="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 + 2 )))"
+  estate=$("$py" bench/estate.py "$ep" "$ours" "$size" "$families" "$consumer")
   "$py" bench/estate.py "$ep" "$theirs" "$size" "$families" >/dev/null
   echo "estate $size: $estate; latency ${BENCH_LATENCY_MS:-0} ms" >&2
   for account in "$ours" "$theirs"; do

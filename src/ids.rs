@@ -163,7 +163,7 @@ pub fn organizational_unit_arn(raw: &str) -> Result<()> {
 }
 
 /// An SSM parameter name as Parameter Store accepts it: letters, digits and `_ . -`, or a path
-/// of those (`/a/b`, leading slash, at most 15 levels), up to 2,048 characters, not beginning
+/// of those (`/a/b`, leading slash, at most 15 levels), up to 950 characters, not beginning
 /// with `aws` or `ssm` (reserved).
 pub fn ssm_parameter_name(raw: &str) -> Result<()> {
     let segment_ok = |segment: &str| {
@@ -181,8 +181,9 @@ pub fn ssm_parameter_name(raw: &str) -> Result<()> {
         .copied()
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let why = if raw.is_empty() || raw.len() > 2048 {
-        Some("1 to 2048 characters")
+    // AWS counts 1,011 characters with the parameter's ARN (about 60 for the longest region).
+    let why = if raw.is_empty() || raw.len() > 950 {
+        Some("1 to 950 characters, so that its ARN stays within AWS's 1,011")
     } else if !path && raw.contains('/') {
         Some("a path must begin with '/'")
     } else if !segments.iter().all(|segment| segment_ok(segment)) {
@@ -275,7 +276,7 @@ mod tests {
             assert!(ssm_parameter_name(good).is_ok(), "{good}");
         }
         let table = [
-            ("", "1 to 2048"),
+            ("", "1 to 950"),
             ("images/web", "must begin with '/'"),
             ("/images//web", "letters, digits"),
             ("/images/web/", "letters, digits"),
@@ -298,6 +299,7 @@ mod tests {
                 .to_string()
                 .contains("15 levels")
         );
-        assert!(ssm_parameter_name(&"x".repeat(2049)).is_err());
+        assert!(ssm_parameter_name(&"x".repeat(950)).is_ok());
+        assert!(ssm_parameter_name(&"x".repeat(951)).is_err());
     }
 }

@@ -10,7 +10,7 @@ use super::{Aws, guard};
 
 /// The data type that makes Parameter Store check the value is an AMI of the region, and lets
 /// launch templates and RunInstances use `resolve:ssm:NAME`.
-const IMAGE_DATA_TYPE: &str = "aws:ec2:image";
+pub const IMAGE_DATA_TYPE: &str = "aws:ec2:image";
 
 /// An SSM client bound to one region.
 #[derive(Clone)]
@@ -36,13 +36,15 @@ impl Aws {
 }
 
 impl Ssm {
-    /// The parameter's current value, or None when there is no such parameter.
-    pub async fn parameter_value(&self, name: &str) -> Result<Option<String>> {
+    /// The parameter's current value and data type, or None when there is no such parameter.
+    pub async fn parameter_value(&self, name: &str) -> Result<Option<(String, String)>> {
         match self.client.get_parameter().name(name).send().await {
-            Ok(output) => Ok(output
-                .parameter()
-                .and_then(|parameter| parameter.value())
-                .map(str::to_string)),
+            Ok(output) => Ok(output.parameter().map(|parameter| {
+                (
+                    parameter.value().unwrap_or_default().to_string(),
+                    parameter.data_type().unwrap_or("text").to_string(),
+                )
+            })),
             Err(err)
                 if err
                     .as_service_error()

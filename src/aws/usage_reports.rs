@@ -91,7 +91,8 @@ impl Ec2 {
         Ok(states)
     }
 
-    /// Report id → account → (resource type, count).
+    /// Report id → account → (resource type, count). An entry naming no report or no account
+    /// makes the read fail: a use nobody can place must not be lost.
     async fn report_entries(
         &self,
         ids: &[String],
@@ -112,7 +113,11 @@ impl Ec2 {
                 for entry in page.image_usage_report_entries() {
                     let (Some(report), Some(account)) = (entry.report_id(), entry.account_id())
                     else {
-                        continue;
+                        return Err(anyhow!(
+                            "DescribeImageUsageReportEntries in {} returned an entry without a \
+                             report or account id",
+                            self.region
+                        ));
                     };
                     // No count reported: a use all the same.
                     let count = entry.usage_count().unwrap_or(1);
@@ -199,6 +204,9 @@ impl Ec2 {
                         }
                     }
                 }
+                // A report just made may not be visible yet (EC2 is eventually consistent):
+                // ask again until the timeout.
+                Err(err) if not_found_yet(&err) => {}
                 Err(err) => {
                     let why = crate::error::one_line(&err);
                     for (_, image_id) in std::mem::take(&mut pending) {
@@ -247,4 +255,10 @@ impl Ec2 {
         }
         answers
     }
+}
+
+fn not_found_yet(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<AwsError>()
+        .and_then(|err| err.code.as_deref())
+        .is_some_and(|code| code == "InvalidImageUsageReportId.NotFound")
 }

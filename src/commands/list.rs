@@ -549,13 +549,22 @@ async fn bin_in(aws: Aws, settings: &Settings) -> Result<(BinListing, Outcome)> 
         return Err(failures.remove(0));
     }
     // Soonest gone first: what to look at before it is too late.
+    // A missing exit time sorts last: it says nothing about being soon.
     items.sort_by(|a, b| {
-        (a.entry.leaves, &a.region, a.kind, &a.entry.id).cmp(&(
-            b.entry.leaves,
-            &b.region,
-            b.kind,
-            &b.entry.id,
-        ))
+        (
+            a.entry.leaves.is_none(),
+            a.entry.leaves,
+            &a.region,
+            a.kind,
+            &a.entry.id,
+        )
+            .cmp(&(
+                b.entry.leaves.is_none(),
+                b.entry.leaves,
+                &b.region,
+                b.kind,
+                &b.entry.id,
+            ))
     });
     let outcome = if errors.is_empty() {
         Outcome::Success
@@ -577,7 +586,7 @@ impl Render for BinListing {
         if self.recycle_bin.is_empty() && self.errors.is_empty() {
             return format!("The Recycle Bin is empty in {}.", self.regions.join(", "));
         }
-        let mut table = style.table(&["REGION", "KIND", "ID", "NAME", "DELETED", "LEAVES THE BIN"]);
+        let mut table = style.table(&["ID", "KIND", "REGION", "NAME", "DELETED", "LEAVES THE BIN"]);
         let day = |at: Option<DateTime<Utc>>| {
             at.map_or_else(
                 || "-".to_string(),
@@ -586,7 +595,7 @@ impl Render for BinListing {
         };
         for item in &self.recycle_bin {
             table.add_row(vec![
-                style.cell(&item.region, None),
+                style.cell(&item.entry.id, None),
                 style.cell(
                     match item.kind {
                         BinKind::Image => "image",
@@ -594,7 +603,7 @@ impl Render for BinListing {
                     },
                     None,
                 ),
-                style.cell(&item.entry.id, None),
+                style.cell(&item.region, None),
                 style.cell(item.entry.name.as_deref().unwrap_or("-"), None),
                 style.cell(day(item.entry.entered), None),
                 style.cell(day(item.entry.leaves), None),

@@ -917,7 +917,15 @@ async fn publish_one(
         previous,
     };
     let current = match ssm.parameter_value(name).await {
-        Ok(current) => current,
+        Ok(Some((_, data_type))) if data_type != crate::aws::ssm::IMAGE_DATA_TYPE => {
+            // SSM never changes a parameter's data type: overwriting it would fail.
+            let why = format!(
+                "is a parameter of data type {data_type}, not {}: delete it or choose another name",
+                crate::aws::ssm::IMAGE_DATA_TYPE
+            );
+            return (published(PublishStatus::Refused, None), Some(why));
+        }
+        Ok(current) => current.map(|(value, _)| value),
         Err(err) => return (published(PublishStatus::Failed, None), Some(one_line(&err))),
     };
     let status = match (&current, image_id) {

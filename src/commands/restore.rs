@@ -167,10 +167,26 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
         .buffer_unordered(RESTORE_CONCURRENCY)
         .collect()
         .await;
+    restored.sort_by(|a, b| a.image_id.cmp(&b.image_id));
+    // Then, one image after another (two may need the same snapshot), whatever else the images
+    // that came back name in their mappings.
+    let mut handled: BTreeMap<String, RestoreStatus> = output
+        .snapshots
+        .iter()
+        .chain(restored.iter().flat_map(|image| image.snapshots.iter()))
+        .map(|s| (s.snapshot_id.clone(), s.status))
+        .collect();
+    for image in restored
+        .iter_mut()
+        .filter(|image| image.status == RestoreStatus::Restored)
+    {
+        if let Err(err) = complete_mapping(&ec2, image, &mut handled).await {
+            image.error = Some(one_line(&err));
+        }
+    }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    restored.sort_by(|a, b| a.image_id.cmp(&b.image_id));
     output.images = restored;
 
     let items: Vec<RestoreStatus> = output
@@ -181,7 +197,9 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
         })
         .chain(output.snapshots.iter().map(|s| s.status))
         .collect();
-    let failed = items.iter().filter(|status| status.failed()).count();
+    // An image whose mapping could not be completed may still lack a snapshot: not a success.
+    let unfinished = output.images.iter().filter(|i| i.error.is_some()).count();
+    let failed = items.iter().filter(|status| status.failed()).count() + unfinished;
     let outcome = match failed {
         0 => Outcome::Success,
         n if n == items.len() => Outcome::Failed,
@@ -219,9 +237,9 @@ async fn restore_snapshots(ec2: &Ec2, ids: &[String], dry_run: bool) -> Vec<Rest
     restored
 }
 
-/// The image's snapshots that the bin shows as made for it first, then the image, then whatever
-/// else its block-device mapping names that is still in the bin (snapshots registered by hand
-/// do not name their image until it is back and can be read).
+/// The image's snapshots that the bin shows as made for it first, then the image. What else its
+/// block-device mapping names (snapshots registered by hand do not name their image) is
+/// restored once it is back and can be read (`complete_mapping`).
 async fn restore_image(
     ec2: &Ec2,
     image_id: String,
@@ -239,46 +257,53 @@ async fn restore_image(
             snapshots,
         };
     }
-    if let Err(err) = ec2.restore_image(&image_id).await {
-        return RestoredImage {
-            image_id,
-            name,
-            status: RestoreStatus::Failed,
-            error: Some(one_line(&err)),
-            snapshots,
-        };
-    }
-    let error = match complete_mapping(ec2, &image_id, &mut snapshots).await {
-        Ok(()) => None,
-        Err(err) => Some(one_line(&err)),
+    let (status, error) = match ec2.restore_image(&image_id).await {
+        Ok(()) => (RestoreStatus::Restored, None),
+        Err(err) => (RestoreStatus::Failed, Some(one_line(&err))),
     };
+    snapshots.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
     RestoredImage {
         image_id,
         name,
-        status: RestoreStatus::Restored,
+        status,
         error,
         snapshots,
     }
 }
 
-/// After the image is back: every snapshot its mapping names is present, restored now, or
-/// reported missing.
+/// After the image is back: every snapshot its mapping names is present, restored now (or by
+/// another image of this run), or reported missing.
 async fn complete_mapping(
     ec2: &Ec2,
-    image_id: &str,
-    snapshots: &mut Vec<RestoredSnapshot>,
+    image: &mut RestoredImage,
+    handled: &mut BTreeMap<String, RestoreStatus>,
 ) -> Result<()> {
-    let image = ec2
-        .describe_image(image_id)
+    let image_id = image.image_id.clone();
+    let snapshots = &mut image.snapshots;
+    let described = ec2
+        .describe_image(&image_id)
         .await?
         .ok_or_else(|| anyhow!("{image_id} was restored but cannot be read"))?;
-    let needed: Vec<String> = image
+    let mut needed: Vec<String> = Vec::new();
+    for id in described
         .block_devices
         .iter()
         .filter_map(|device| device.snapshot_id.clone())
-        .filter(|id| !snapshots.iter().any(|s| &s.snapshot_id == id))
-        .collect();
+    {
+        if snapshots.iter().any(|s| s.snapshot_id == id) {
+            continue;
+        }
+        match handled.get(&id) {
+            Some(status) => snapshots.push(RestoredSnapshot {
+                snapshot_id: id,
+                status: *status,
+                error: None,
+            }),
+            None => needed.push(id),
+        }
+    }
     if needed.is_empty() {
+        snapshots.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
         return Ok(());
     }
     let in_bin: BTreeSet<String> = ec2
@@ -289,7 +314,10 @@ async fn complete_mapping(
         .collect();
     let (from_bin, others): (Vec<String>, Vec<String>) =
         needed.into_iter().partition(|id| in_bin.contains(id));
-    snapshots.extend(restore_snapshots(ec2, &from_bin, false).await);
+    for restored in restore_snapshots(ec2, &from_bin, false).await {
+        handled.insert(restored.snapshot_id.clone(), restored.status);
+        snapshots.push(restored);
+    }
     let present = ec2.owned_snapshots(&others).await?;
     for id in others {
         let (status, error) = if present.contains_key(&id) {
@@ -300,6 +328,7 @@ async fn complete_mapping(
                 Some("not in the account nor in the Recycle Bin: the image cannot launch".into()),
             )
         };
+        handled.insert(id.clone(), status);
         snapshots.push(RestoredSnapshot {
             snapshot_id: id,
             status,

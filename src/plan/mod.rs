@@ -283,6 +283,42 @@ pub fn within(mut fresh: Plan, shown: &Plan) -> Plan {
             image.delete_associated_snapshots = false;
         }
     }
+    // Confirmed as recoverable, not recoverable any more (a Recycle Bin rule went, or cannot be
+    // read now): not without asking again.
+    for image in fresh.images.iter_mut() {
+        if image.action != ImageAction::Deregister {
+            continue;
+        }
+        let confirmed = shown
+            .images
+            .iter()
+            .find(|other| other.image_id == image.image_id)
+            .and_then(|other| other.recycle_bin.as_ref());
+        if let Some(reason) = lost_recovery(confirmed, image.recycle_bin.as_ref()) {
+            image.action = ImageAction::Blocked;
+            image.reason = reason;
+            image.delete_associated_snapshots = false;
+        }
+    }
+    for snapshot in fresh.snapshots.iter_mut() {
+        if snapshot.action != ItemAction::Delete {
+            continue;
+        }
+        let confirmed = shown
+            .snapshots
+            .iter()
+            .find(|other| other.snapshot_id == snapshot.snapshot_id)
+            .and_then(|other| other.recycle_bin.as_ref());
+        if let Some(reason) = lost_recovery(confirmed, snapshot.recycle_bin.as_ref()) {
+            snapshot.action = ItemAction::Keep;
+            snapshot.reason = reason;
+            for image in fresh.images.iter_mut() {
+                if image.snapshot_ids.contains(&snapshot.snapshot_id) {
+                    image.delete_associated_snapshots = false;
+                }
+            }
+        }
+    }
     // What an image that now stays uses, stays with it (a snapshot is planned under the first
     // requested image using it, which may be another one).
     let staying: BTreeSet<String> = fresh
@@ -343,6 +379,44 @@ pub fn within(mut fresh: Plan, shown: &Plan) -> Plan {
     }
     clear_recovery_of_kept(&mut fresh);
     fresh
+}
+
+/// Whether `fresh` is less recoverable than what the user confirmed (recoverable then, not now).
+fn lost_recovery(shown: Option<&Recovery>, fresh: Option<&Recovery>) -> Option<String> {
+    match (shown, fresh) {
+        (Some(Recovery::Recoverable { .. }), Some(now))
+            if !matches!(now, Recovery::Recoverable { .. }) =>
+        {
+            let now = match now {
+                Recovery::Unknown { reason } => format!("unknown now ({reason})"),
+                _ => "not recoverable now".to_string(),
+            };
+            Some(format!(
+                "recoverable in the plan you confirmed, {now}; run again to see it"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The less recoverable of two outcomes: not recoverable, then unknown, then the earlier date.
+fn worse(a: Recovery, b: &Recovery) -> Recovery {
+    match (&a, b) {
+        (Recovery::NotRecoverable, _) => a,
+        (_, Recovery::NotRecoverable) => Recovery::NotRecoverable,
+        (Recovery::Unknown { .. }, _) => a,
+        (_, Recovery::Unknown { .. }) => b.clone(),
+        (
+            Recovery::Recoverable { until: mine, .. },
+            Recovery::Recoverable { until: theirs, .. },
+        ) => {
+            if theirs < mine {
+                b.clone()
+            } else {
+                a
+            }
+        }
+    }
 }
 
 /// Only what is deleted has a Recycle Bin outcome.
@@ -453,21 +527,6 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
         };
     }
 
-    for image in images
-        .iter_mut()
-        .filter(|image| image.action == ImageAction::Deregister)
-    {
-        let tags = owned
-            .get(image.image_id.as_str())
-            .map(|image| image.tags.clone())
-            .unwrap_or_default();
-        image.recycle_bin = Some(recovery(
-            &inventory.recycle,
-            BinResource::Image,
-            &tags,
-            request.now,
-        ));
-    }
     for snapshot in snapshots
         .iter_mut()
         .filter(|snapshot| snapshot.action == ItemAction::Delete)
@@ -483,6 +542,36 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
             &tags,
             request.now,
         ));
+    }
+    let snapshot_recovery: BTreeMap<&str, &Recovery> = snapshots
+        .iter()
+        .filter_map(|s| Some((s.snapshot_id.as_str(), s.recycle_bin.as_ref()?)))
+        .collect();
+    for image in images
+        .iter_mut()
+        .filter(|image| image.action == ImageAction::Deregister)
+    {
+        let Some(facts) = owned.get(image.image_id.as_str()) else {
+            continue;
+        };
+        let own = if facts.is_instance_store() {
+            // The Recycle Bin keeps EBS-backed images only.
+            Recovery::NotRecoverable
+        } else {
+            recovery(
+                &inventory.recycle,
+                BinResource::Image,
+                &facts.tags,
+                request.now,
+            )
+        };
+        // An image comes back usable only with its snapshots: one this plan deletes for good
+        // (or cannot tell) decides for the image.
+        let of_snapshots = image
+            .snapshot_ids
+            .iter()
+            .filter_map(|id| snapshot_recovery.get(id.as_str()).copied());
+        image.recycle_bin = Some(of_snapshots.fold(own, worse));
     }
 
     Plan {

@@ -4,10 +4,11 @@ use super::fixture;
 use super::manifest::{Manifest, ManifestError};
 use super::*;
 use crate::model::{
-    BundleObjects, Image, ImageState, LockState, ManifestFetch, SnapshotLock, SnapshotLocks,
-    UserAccount, UserKind,
+    BinResource, BundleObjects, Image, ImageState, LockState, ManifestFetch, RecycleRules,
+    RetentionRule, SnapshotLock, SnapshotLocks, UserAccount, UserKind,
 };
 use chrono::TimeZone;
+use recovery::Recovery;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap()
@@ -790,4 +791,120 @@ fn bundle_facts_keep_only_the_manifest_and_its_parts_and_fail_closed() {
         Ok(listing),
     ));
     assert!(matches!(facts.manifest, ManifestRead::Unreadable(_)));
+}
+
+fn bin_rule(resource: BinResource, days: u32) -> RetentionRule {
+    RetentionRule {
+        id: format!("{resource:?}"),
+        resource,
+        days,
+        tags: Vec::new(),
+        exclude_tags: Vec::new(),
+        available: true,
+    }
+}
+
+fn status(recovery: &Option<Recovery>) -> &'static str {
+    match recovery {
+        Some(Recovery::Recoverable { .. }) => "recoverable",
+        Some(Recovery::NotRecoverable) => "not",
+        Some(Recovery::Unknown { .. }) => "unknown",
+        None => "-",
+    }
+}
+
+#[test]
+fn an_image_is_only_as_recoverable_as_the_snapshots_it_loses() {
+    let images_only = RecycleRules::Known(vec![bin_rule(BinResource::Image, 14)]);
+    let both = RecycleRules::Known(vec![
+        bin_rule(BinResource::Image, 14),
+        bin_rule(BinResource::Snapshot, 7),
+    ]);
+    let cases = [
+        ("no rules", RecycleRules::default(), "not", "not"),
+        (
+            "images only: its snapshot goes for good",
+            images_only,
+            "not",
+            "not",
+        ),
+        ("both", both, "recoverable", "recoverable"),
+        (
+            "unreadable",
+            RecycleRules::Unreadable("denied".into()),
+            "unknown",
+            "unknown",
+        ),
+    ];
+    for (case, rules, image, snapshot) in cases {
+        let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+        inv.recycle = rules;
+        let plan = run(&inv, &request(&["ami-a"], true, false));
+        assert_eq!(status(&plan.images[0].recycle_bin), image, "{case}");
+        assert_eq!(status(&plan.snapshots[0].recycle_bin), snapshot, "{case}");
+    }
+    // Both recoverable: the image until the earlier of the two.
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    inv.recycle = RecycleRules::Known(vec![
+        bin_rule(BinResource::Image, 14),
+        bin_rule(BinResource::Snapshot, 7),
+    ]);
+    let plan = run(&inv, &request(&["ami-a"], true, false));
+    let Some(Recovery::Recoverable { until, .. }) = &plan.images[0].recycle_bin else {
+        panic!("{:?}", plan.images[0].recycle_bin);
+    };
+    assert_eq!(*until, now() + chrono::Duration::days(7));
+    // Without --cleanup the snapshots stay: the image alone decides.
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    inv.recycle = RecycleRules::Known(vec![bin_rule(BinResource::Image, 14)]);
+    let plan = run(&inv, &request(&["ami-a"], false, false));
+    assert_eq!(status(&plan.images[0].recycle_bin), "recoverable");
+    assert_eq!(status(&plan.snapshots[0].recycle_bin), "-");
+    // The Recycle Bin keeps EBS-backed images only.
+    let mut inv = inventory(vec![store("ami-s", "bkt/img.manifest.xml")]);
+    inv.recycle = RecycleRules::Known(vec![bin_rule(BinResource::Image, 14)]);
+    let plan = run(&inv, &request(&["ami-s"], false, false));
+    assert_eq!(status(&plan.images[0].recycle_bin), "not");
+}
+
+#[test]
+fn what_was_confirmed_recoverable_is_not_deleted_for_good_without_asking_again() {
+    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    inv.recycle = RecycleRules::Known(vec![
+        bin_rule(BinResource::Image, 14),
+        bin_rule(BinResource::Snapshot, 7),
+    ]);
+    let req = request(&["ami-a"], true, false);
+    let shown = run(&inv, &req);
+    assert_eq!(status(&shown.images[0].recycle_bin), "recoverable");
+    let mut again = req.clone();
+    again.reviewed = Some(Reviewed::of(&shown));
+    // Unchanged: goes as confirmed.
+    let same = within(run(&inv, &again), &shown);
+    assert_eq!(same.images[0].action, ImageAction::Deregister);
+    assert!(same.images[0].delete_associated_snapshots);
+    // The snapshot rule went meanwhile: the snapshot stays, and the image (no longer recoverable
+    // as confirmed) too.
+    inv.recycle = RecycleRules::Known(vec![bin_rule(BinResource::Image, 14)]);
+    let fresh = within(run(&inv, &again), &shown);
+    assert_eq!(fresh.snapshots[0].action, ItemAction::Keep);
+    assert!(
+        fresh.snapshots[0].reason.contains("plan you confirmed"),
+        "{}",
+        fresh.snapshots[0].reason
+    );
+    assert_eq!(fresh.images[0].action, ImageAction::Blocked);
+    assert!(!fresh.images[0].delete_associated_snapshots);
+    assert_eq!(fresh.images[0].recycle_bin, None);
+    // The rules cannot be read now: the same, saying why.
+    inv.recycle = RecycleRules::Unreadable("AccessDenied".into());
+    let fresh = within(run(&inv, &again), &shown);
+    assert_eq!(fresh.images[0].action, ImageAction::Blocked);
+    assert!(
+        fresh.images[0]
+            .reason
+            .contains("unknown now (AccessDenied)"),
+        "{}",
+        fresh.images[0].reason
+    );
 }

@@ -177,8 +177,16 @@ pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFa
                 continue;
             }
             // No role to look in with: the usage report is the check. Images whose report
-            // is missing stay.
-            Some(ConsumerCheck::NoRole) | None => {
+            // is missing stay. A report counts instances and launch templates only: say what
+            // it cannot see.
+            Some(ConsumerCheck::NoRole) => {
+                if unreported.len() < images.len() {
+                    usage.notes.push(format!(
+                        "account {account}: checked by image usage report (instances, launch \
+                         templates); its launch configurations and SSM parameters were not \
+                         checked (--role-name checks them)"
+                    ));
+                }
                 for (image_id, why) in unreported {
                     usage.add(
                         &image_id,
@@ -197,6 +205,7 @@ pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFa
             // The role check was asked for and failed: it keeps the image whatever the report
             // said, as every failed check does.
             Some(ConsumerCheck::Failed(error)) => error.clone(),
+            None => "it was not looked into".to_string(),
         };
         for image_id in images {
             usage.add(
@@ -530,7 +539,7 @@ mod tests {
             ),
             (
                 "report: a launch template there",
-                None,
+                Some(ConsumerCheck::NoRole),
                 Some(report(&[(THEIRS, UsageResource::LaunchTemplate, 1)])),
                 vec![(
                     "launch_template",

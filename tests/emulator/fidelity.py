@@ -361,8 +361,21 @@ def _tag_specs(specs: list[dict[str, Any]] | None, allowed: tuple[str, ...]) -> 
                 f"'{kind}' is not a valid taggable resource type for this operation.",
             )
         for tag in spec.get("Tags", []) or []:
+            if tag["Key"].lower().startswith("aws:"):
+                raise _Error(
+                    "InvalidParameterValue",
+                    "Tag keys starting with 'aws:' are reserved for internal use",
+                )
             tags.setdefault(kind, {})[tag["Key"]] = tag.get("Value", "")
+    if any(len(kind_tags) > 50 for kind_tags in tags.values()):
+        raise _Error("TagLimitExceeded", "The maximum number of tags per resource is 50")
     return tags
+
+
+def page_size(account: str, size: int) -> int:
+    """A page size under the admin page-size cap (the modules of newer actions use it too)."""
+    cap = _page_size_cap.get(account)
+    return min(size, cap) if cap else size
 
 
 def _response_copy_image(self: AmisResponse) -> ActionResult:

@@ -97,6 +97,9 @@ def _tags_of(backend: Any, resource_id: str) -> dict[str, str]:
 
 def bin_image(backend: Any, ami: Any, tags: dict[str, str]) -> bool:
     """Called with an image just deregistered: keeps it in the bin if a rule retains it."""
+    # The Recycle Bin keeps EBS-backed images only.
+    if getattr(ami, "root_device_type", "ebs") == "instance-store":
+        return False
     days = retention_days(backend.account_id, backend.region_name, "EC2_IMAGE", tags)
     if days is None:
         return False
@@ -222,6 +225,9 @@ def _list_rules(key: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
             start = int(body["NextToken"])
         except ValueError:
             raise _invalid("NextToken is not valid")
+    import fidelity
+
+    max_results = fidelity.page_size(key[0], max_results)
     page = rules[start : start + max_results]
     out: dict[str, Any] = {
         "Rules": [
@@ -326,6 +332,9 @@ def _max_results(self: Any, low: int, high: int) -> int:
 
 
 def _page(self: Any, items: list[dict[str, Any]], size: int, key: str) -> ActionResult:
+    import fidelity
+
+    size = fidelity.page_size(self.current_account, size)
     start = 0
     token = self._get_param("NextToken")
     if token:

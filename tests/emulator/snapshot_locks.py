@@ -193,7 +193,9 @@ def describe_locked_snapshots(self: Any) -> ActionResult:
             start = int(token)
         except ValueError:
             raise _Error("InvalidParameterValue", f"Invalid value '{token}' for NextToken")
-    size = max_results or 1000
+    import fidelity
+
+    size = fidelity.page_size(self.current_account, max_results or 1000)
     result: dict[str, Any] = {"Snapshots": items[start : start + size]}
     if start + size < len(items):
         result["NextToken"] = str(start + size)

@@ -134,7 +134,9 @@ def _max_results(self: Any) -> int:
 
 
 def _page(self: Any, items: list[dict[str, Any]], key: str) -> ActionResult:
-    size = _max_results(self)
+    import fidelity
+
+    size = fidelity.page_size(self.current_account, _max_results(self))
     start = 0
     token = self._get_param("NextToken")
     if token:
