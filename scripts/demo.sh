@@ -62,4 +62,4 @@ ids=$("$ami" list --output json | .emulator/venv/bin/python -c \
   'import json,sys; print(" ".join(i["image_id"] for i in json.load(sys.stdin)["images"] if i["state"] != "disabled"))')
 # shellcheck disable=SC2086
 run "$ami" deregister $ids --cleanup --yes
-run "$ami" list --region us-east-1 --region eu-west-1
+run "$ami" list --region us-east-1 --region eu-west-1 --shares

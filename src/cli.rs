@@ -725,12 +725,17 @@ pub struct ListArgs {
     #[arg(long, value_name = "OWNER", default_value = "self")]
     pub owner: String,
 
-    /// Skip reading who each image is shared with (one call per image; slow in large accounts)
+    /// Also show who each image is shared with: one DescribeImageAttribute per image (EC2 has no
+    /// bulk form), minutes for thousands of images. `ami share AMI` shows one image's
+    #[arg(long, conflicts_with = "no_shares")]
+    pub shares: bool,
+
+    /// Do not read who images are shared with (the default; kept for scripts written before)
     #[arg(long)]
     pub no_shares: bool,
 
     /// List what is in the Recycle Bin instead (images and snapshots, and when each leaves it)
-    #[arg(long, conflicts_with_all = ["name", "tags", "no_shares"])]
+    #[arg(long, conflicts_with_all = ["name", "tags", "shares", "no_shares"])]
     pub recycle_bin: bool,
 }
 

@@ -70,7 +70,7 @@ async fn every_verb_calls_only_what_its_documented_policy_grants() {
     account.recycle_rule(REGION, "EBS_SNAPSHOT", 7, &[]).await;
 
     record("list", actions_of(&account, &["list"]));
-    record("list", actions_of(&account, &["list", "--no-shares"]));
+    record("list", actions_of(&account, &["list", "--shares"]));
 
     record(
         "create",

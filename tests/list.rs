@@ -353,7 +353,7 @@ async fn shows_who_an_image_is_shared_with() {
         .await
         .unwrap();
 
-    let output = list(&account, &[]);
+    let output = list(&account, &["--shares"]);
     let by_id: BTreeMap<&str, &ImageEntry> = output
         .images
         .iter()
@@ -374,21 +374,37 @@ async fn shows_who_an_image_is_shared_with() {
             .is_empty()
     );
 
-    let table = account.ami().arg("list").output().unwrap();
+    let table = account.ami().args(["list", "--shares"]).output().unwrap();
     let text = String::from_utf8(table.stdout).unwrap();
     assert!(text.contains("2 accounts"), "{text}");
     assert!(text.contains("public"), "{text}");
 
-    // --no-shares: no per-image attribute calls, sharing unknown (null), `public` still known.
-    account.reset_requests();
-    let quick = list(&account, &["--no-shares"]);
-    assert!(quick.images.iter().all(|image| image.shared_with.is_none()));
-    assert!(quick.images.iter().any(|image| image.public));
+    // By default (and with --no-shares, kept for old scripts): what DescribeImages says, paged,
+    // and nothing per image; sharing unknown (null), `public` still known.
+    for args in [&[][..], &["--no-shares"][..]] {
+        account.reset_requests();
+        let quick = list(&account, args);
+        assert!(quick.images.iter().all(|image| image.shared_with.is_none()));
+        assert!(quick.images.iter().any(|image| image.public));
+        let requests = account.requests();
+        assert_eq!(
+            requests.keys().collect::<Vec<_>>(),
+            ["ec2:DescribeImages"],
+            "{args:?}: {requests:?}"
+        );
+    }
+    let table = account.ami().arg("list").output().unwrap();
+    let text = String::from_utf8(table.stdout).unwrap();
     assert!(
-        !account
-            .requests()
-            .contains_key("ec2:DescribeImageAttribute")
+        !text.contains("2 accounts") && text.contains("--shares"),
+        "{text}"
     );
+    let refused = account
+        .ami()
+        .args(["list", "--shares", "--owner", "amazon"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
 }
 
 #[tokio::test]

@@ -46,7 +46,7 @@ pub struct ImageEntry {
     /// `s3://bucket/prefix/name.manifest.xml`, for instance-store images.
     pub manifest_location: Option<String>,
     pub public: bool,
-    /// Launch permissions; null when they were not read (images of other owners, --no-shares).
+    /// Launch permissions; null when they were not read (without --shares).
     pub shared_with: Option<SharedWith>,
     pub tags: BTreeMap<String, String>,
     pub deprecation_time: Option<DateTime<Utc>>,
@@ -94,8 +94,13 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
         name_glob: args.name.clone(),
         tags: args.tags.clone(),
     };
-    // Launch permissions can only be read on one's own images, one call per image.
-    let read_permissions = args.owner == "self" && !args.no_shares;
+    // Launch permissions: one call per image, and only on one's own images. Asked for only.
+    if args.shares && args.owner != "self" {
+        return Err(usage(
+            "--shares reads launch permissions, which only an image's owner can: drop --owner or --shares",
+        ));
+    }
+    let read_permissions = args.shares;
     super::fleet::run(settings, &args.accounts, |aws| {
         list_in(aws, settings, query.clone(), read_permissions)
     })
@@ -374,6 +379,11 @@ impl Render for ListOutput {
                 if count == 1 { "" } else { "s" },
                 self.regions.join(", ")
             ));
+            if self.images.iter().any(|image| image.shared_with.is_none()) {
+                out.push_str(
+                    "; SHARING shows only `public` (--shares reads who else may launch each)",
+                );
+            }
         }
         for error in &self.errors {
             out.push_str(&format!("\nfailed: {}: {}", error.region, error.error));
@@ -415,10 +425,11 @@ fn sharing(image: &ImageEntry) -> String {
         count(shared.organizations.len(), "org");
         count(shared.organizational_units.len(), "OU");
     }
-    if parts.is_empty() {
-        "private".to_string()
-    } else {
-        parts.join(", ")
+    match (parts.is_empty(), image.shared_with.is_some()) {
+        (false, _) => parts.join(", "),
+        (true, true) => "private".to_string(),
+        // Not read (no --shares): only `public` is known.
+        (true, false) => "-".to_string(),
     }
 }
 

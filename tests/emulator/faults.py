@@ -17,9 +17,14 @@ What a client of real AWS meets and must survive without losing track of what it
            "latency_ms": 200, "actions": ["ec2:DeregisterImage", ...] | null (every call), "seed": n | null}
 One draw per request picks at most one kind (the probabilities add up to at most 1).
 
-`throttle`: {"burst": 50, "refill_per_second": 5} — EC2's documented model for mutating actions: a bucket
-of `burst` tokens, refilled at `refill_per_second`; each mutating EC2 call (not Describe*/Get*/List*) takes
-one, and with none left the call is refused with `RequestLimitExceeded` before it runs.
+`throttle`: {"burst": 50, "refill_per_second": 5} — one bucket for every mutating EC2 call (not
+Describe*/Get*/List*): `burst` tokens, refilled at `refill_per_second`; with none left the call is
+refused with `RequestLimitExceeded` before it runs.
+
+`throttle`: {"model": "ec2", "compression": 10} — AWS's published per-action token buckets for EC2
+(shared EMULATOR.md), each action drawing from its own bucket; `compression` multiplies every refill
+rate (the capacities stay), so a benchmark of minutes stands for a run of tens of minutes on AWS.
+Counters of refused calls per bucket are in /_emulator/faults as `ec2:Action:throttle`.
 """
 
 from __future__ import annotations
@@ -175,11 +180,68 @@ def drop_connection(environ: dict[str, Any], start_response: Any) -> list[bytes]
     return []
 
 
+# AWS's EC2 request token buckets (capacity, refill per second), per account and region.
+EC2_BUCKETS: dict[str, tuple[float, float]] = {
+    "describe": (100, 20),
+    "describe-unfiltered": (50, 10),
+    "mutating": (50, 5),
+    "DeregisterImage": (100, 5),
+    "DeleteSnapshot": (100, 5),
+    "ModifyImageAttribute": (100, 5),
+    "ModifySnapshotAttribute": (100, 5),
+    "CreateSnapshot": (100, 5),
+    "TerminateInstances": (100, 5),
+    "CopyImage": (100, 1),
+    "tags": (100, 10),
+    "RunInstances": (5, 2),
+}
+# DescribeInstances, DescribeSnapshots and DescribeVolumes without a filter or paging draw from a
+# smaller bucket.
+UNFILTERED = ("DescribeInstances", "DescribeSnapshots", "DescribeVolumes")
+
+
+def ec2_bucket(name: str, params: dict[str, list[str]]) -> str:
+    """Which of EC2's buckets an action draws from."""
+    if name in EC2_BUCKETS:
+        return name
+    if name in ("CreateTags", "DeleteTags"):
+        return "tags"
+    if name.startswith(READ_PREFIXES):
+        if name in UNFILTERED and not any(
+            key.startswith(("Filter.", "MaxResults", "NextToken", "InstanceId.", "SnapshotId.", "VolumeId."))
+            for key in params
+        ):
+            return "describe-unfiltered"
+        return "describe"
+    return "mutating"
+
+
+class Ec2Buckets:
+    """Every EC2 bucket of one account, refill rates multiplied by `compression`."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        compression = float(config.get("compression") or 1)
+        if compression <= 0:
+            raise ValueError("compression must be > 0")
+        self.buckets = {
+            name: TokenBucket({"burst": burst, "refill_per_second": refill * compression})
+            for name, (burst, refill) in EC2_BUCKETS.items()
+        }
+
+    def take(self, action: str, params: dict[str, list[str]]) -> bool:
+        service, _, name = action.partition(":")
+        if service != "ec2":
+            return True
+        name = name.removesuffix("(DryRun)")
+        return self.buckets[ec2_bucket(name, params)].take()
+
+
 class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._plans: dict[str, FaultPlan] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._models: dict[str, Ec2Buckets] = {}
         self._injected: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def configure_faults(self, account: str, config: dict[str, Any] | None) -> None:
@@ -191,20 +253,28 @@ class Faults:
 
     def configure_throttle(self, account: str, config: dict[str, Any] | None) -> None:
         with self._lock:
-            if config:
+            if config and config.get("model") == "ec2":
+                self._models[account] = Ec2Buckets(config)
+                self._buckets.pop(account, None)
+            elif config:
                 self._buckets[account] = TokenBucket(config)
+                self._models.pop(account, None)
             else:
                 self._buckets.pop(account, None)
+                self._models.pop(account, None)
 
     def injected(self, account: str) -> dict[str, int]:
         with self._lock:
             return dict(self._injected.get(account, {}))
 
-    def _decide(self, account: str, action: str) -> str | None:
+    def _decide(self, account: str, action: str, params: dict[str, list[str]]) -> str | None:
         with self._lock:
             bucket = self._buckets.get(account)
+            model = self._models.get(account)
             if bucket is not None and is_mutating(action) and not bucket.take():
                 kind: str | None = "throttle"
+            elif model is not None and not model.take(action, params):
+                kind = "throttle"
             else:
                 plan = self._plans.get(account)
                 kind = plan.draw(action) if plan else None
@@ -220,7 +290,7 @@ class Faults:
         start_response: Any,
         inner: Callable[[dict[str, Any], Any], Any],
     ) -> Any:
-        kind = self._decide(account, action)
+        kind = self._decide(account, action, environ.get("emulator.params", {}))
         if kind is None:
             return inner(environ, start_response)
         if kind in ("throttle", "error", "denied", "not_offered"):
