@@ -7,29 +7,16 @@
 #   bench/budget.sh [SIZE...]                      default: 300 3000
 #   BENCH_COMPRESSION=10 BENCH_LATENCY_MS=25 bench/budget.sh 3000
 #
-# Per size: `ami cleanup --keep 2 --yes` on the benchmark estate (10% of the images shared with a
-# consumer account that runs some), then `ami list` against a plain paginated DescribeImages.
+# Per size, on the benchmark estate (10% of the images shared with a consumer account that runs
+# some): `ami list` against a plain paginated DescribeImages, then `ami cleanup --keep 2 --yes`.
 # Reported: wall time; the floor each bucket sets, (calls - capacity) / refill, for the writes and
 # for the reads; wall / the larger floor; throttled answers; requests by action.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-
-if [[ -z "${AMI_EMULATOR_ENDPOINT:-}" ]]; then
-  scripts/emulator.sh setup
-  source scripts/cargo-env.sh
-  cargo build --quiet --locked --tests
-  exec scripts/emulator.sh run "$0" "$@"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(300 3000)
 compression="${BENCH_COMPRESSION:-10}"
 latency="${BENCH_LATENCY_MS:-25}"
-py="$root/.emulator/venv/bin/python"
-ami="$root/target/debug/ami"
-ep="$AMI_EMULATOR_ENDPOINT"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 
 admin() { "$py" - "$ep" "$@" <<'PY'
 import json, sys, urllib.request
@@ -51,7 +38,7 @@ for size in "${sizes[@]}"; do
     AWS_ENDPOINT_URL="$ep" AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null \
     AWS_SHARED_CREDENTIALS_FILE=/dev/null
 
-  for run in cleanup list describe; do
+  for run in list describe cleanup; do
     admin "/_emulator/requests/reset?account=$account" '{}'
     # A fresh budget for each run: the buckets start full.
     admin /_emulator/config "{\"account\": \"$account\", \"latency_ms\": $latency,

@@ -14,22 +14,9 @@
 # real AWS endpoint) the concurrent client overlaps it and the serial one cannot. `ami` runs as
 # the dev build the tests use.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-
-if [[ -z "${AMI_EMULATOR_ENDPOINT:-}" ]]; then
-  scripts/emulator.sh setup
-  source scripts/cargo-env.sh
-  cargo build --quiet --locked --tests
-  exec scripts/emulator.sh run "$0" "$@"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(300 3000)
-py="$root/.emulator/venv/bin/python"
-ami="$root/target/debug/ami"
-ep="$AMI_EMULATOR_ENDPOINT"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 
 counters() { # account → "total action=n ..." sorted by count
   "$py" - "$ep" "$1" <<'PY'

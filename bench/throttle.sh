@@ -10,24 +10,11 @@
 #
 # `ami cleanup --keep 2 --yes` on the benchmark estate, with `ami`'s default retry settings.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
-
-if [[ -z "${AMI_EMULATOR_ENDPOINT:-}" ]]; then
-  scripts/emulator.sh setup
-  source scripts/cargo-env.sh
-  cargo build --quiet --locked --tests
-  exec scripts/emulator.sh run "$0" "$@"
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 sizes=("$@")
 [[ ${#sizes[@]} -gt 0 ]] || sizes=(300)
 burst="${BENCH_BURST:-50}"
 refill="${BENCH_REFILL:-5}"
-py="$root/.emulator/venv/bin/python"
-ami="$root/target/debug/ami"
-ep="$AMI_EMULATOR_ENDPOINT"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 
 echo "| images | burst / refill | wall (s) | floor (s) | wall / floor | mutating calls accepted | throttled answers | failed items |"
 echo "|---|---|---|---|---|---|---|---|"

@@ -113,53 +113,16 @@ async fn list_in(
     query: ImageQuery,
     read_permissions: bool,
 ) -> Result<(ListOutput, Outcome)> {
-    let progress = spinner(settings, "listing images");
-
-    let mut results: Vec<(String, Result<RegionListing>)> = stream::iter(settings.regions.clone())
-        .map(|region| {
-            let ec2 = aws.ec2(&region);
-            let query = query.clone();
-            async move {
-                let listing = list_region(&ec2, &query, read_permissions).await;
-                (region, listing)
-            }
-        })
-        .buffer_unordered(REGION_CONCURRENCY)
-        .collect()
-        .await;
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    results.sort_by(|a, b| a.0.cmp(&b.0));
-
-    let region_count = results.len();
+    let (listings, mut errors) = each_region(settings, "listing images", |region| {
+        let ec2 = aws.ec2(&region);
+        let query = query.clone();
+        async move { list_region(&ec2, &query, read_permissions).await }
+    })
+    .await?;
     let mut images = Vec::new();
-    let mut errors = Vec::new();
-    let mut failed_regions = Vec::new();
-    for (region, listing) in results {
-        match listing {
-            Ok(listing) => {
-                images.extend(listing.images);
-                errors.extend(listing.errors);
-            }
-            Err(err) => {
-                errors.push(ListError {
-                    region: region.clone(),
-                    image_id: None,
-                    error: one_line(&err),
-                });
-                failed_regions.push(err);
-            }
-        }
-    }
-    if failed_regions.len() == region_count {
-        // Nothing could be read: fail on one line rather than print an empty inventory.
-        let first = failed_regions.remove(0);
-        return Err(if region_count == 1 {
-            first
-        } else {
-            first.context(format!("listing failed in all {region_count} regions"))
-        });
+    for listing in listings {
+        images.extend(listing.images);
+        errors.extend(listing.errors);
     }
     images.sort_by(|a, b| {
         (a.creation_date, &a.region, &a.image_id).cmp(&(b.creation_date, &b.region, &b.image_id))
@@ -177,6 +140,59 @@ async fn list_in(
         },
         outcome,
     ))
+}
+
+/// Runs `read` in every region of the run, a few at once. Returns what the regions that answered
+/// gave (in region order) and an error line for each that did not; fails when none answered,
+/// rather than print an empty listing.
+async fn each_region<T, F, Fut>(
+    settings: &Settings,
+    message: &str,
+    read: F,
+) -> Result<(Vec<T>, Vec<ListError>)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let progress = spinner(settings, message);
+    let mut results: Vec<(String, Result<T>)> = stream::iter(settings.regions.clone())
+        .map(|region| {
+            let read = read(region.clone());
+            async move { (region, read.await) }
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let region_count = results.len();
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    let mut failures = Vec::new();
+    for (region, result) in results {
+        match result {
+            Ok(value) => found.push(value),
+            Err(err) => {
+                errors.push(ListError {
+                    region,
+                    image_id: None,
+                    error: one_line(&err),
+                });
+                failures.push(err);
+            }
+        }
+    }
+    if failures.len() == region_count && region_count > 0 {
+        let first = failures.remove(0);
+        return Err(if region_count == 1 {
+            first
+        } else {
+            first.context(format!("failed in all {region_count} regions"))
+        });
+    }
+    Ok((found, errors))
 }
 
 struct RegionListing {
@@ -505,61 +521,29 @@ pub enum BinKind {
 }
 
 async fn bin_in(aws: Aws, settings: &Settings) -> Result<(BinListing, Outcome)> {
-    let progress = spinner(settings, "reading the Recycle Bin");
-    let mut results: Vec<(String, Result<Vec<BinItem>>)> = stream::iter(settings.regions.clone())
-        .map(|region| {
-            let ec2 = aws.ec2(&region);
-            async move {
-                let items = async {
-                    let mut items: Vec<BinItem> = Vec::new();
-                    for entry in ec2.images_in_bin(&[]).await? {
-                        items.push(BinItem {
-                            region: region.clone(),
-                            kind: BinKind::Image,
-                            entry,
-                        });
-                    }
-                    for entry in ec2.snapshots_in_bin(&[]).await? {
-                        items.push(BinItem {
-                            region: region.clone(),
-                            kind: BinKind::Snapshot,
-                            entry,
-                        });
-                    }
-                    Ok(items)
-                }
-                .await;
-                (region, items)
-            }
-        })
-        .buffer_unordered(REGION_CONCURRENCY)
-        .collect()
-        .await;
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
-    results.sort_by(|a, b| a.0.cmp(&b.0));
-    let region_count = results.len();
-    let mut items = Vec::new();
-    let mut errors = Vec::new();
-    let mut failures = Vec::new();
-    for (region, result) in results {
-        match result {
-            Ok(found) => items.extend(found),
-            Err(err) => {
-                errors.push(ListError {
-                    region,
-                    image_id: None,
-                    error: one_line(&err),
+    let (found, errors) = each_region(settings, "reading the Recycle Bin", |region| {
+        let ec2 = aws.ec2(&region);
+        async move {
+            let mut items: Vec<BinItem> = Vec::new();
+            for entry in ec2.images_in_bin(&[]).await? {
+                items.push(BinItem {
+                    region: region.clone(),
+                    kind: BinKind::Image,
+                    entry,
                 });
-                failures.push(err);
             }
+            for entry in ec2.snapshots_in_bin(&[]).await? {
+                items.push(BinItem {
+                    region: region.clone(),
+                    kind: BinKind::Snapshot,
+                    entry,
+                });
+            }
+            Ok(items)
         }
-    }
-    if failures.len() == region_count {
-        return Err(failures.remove(0));
-    }
-    // Soonest gone first: what to look at before it is too late.
+    })
+    .await?;
+    let mut items: Vec<BinItem> = found.into_iter().flatten().collect();
     // A missing exit time sorts last: it says nothing about being soon.
     items.sort_by(|a, b| {
         (

@@ -545,16 +545,31 @@ def _page(self: Any, items: list[Any], key: Any) -> tuple[list[Any], str | None]
     if cap is not None:
         size = min(size, cap)
     items = sorted(items, key=key)
-    start = 0
-    token = self._get_param("NextToken")
-    if token:
-        try:
-            start = int(token)
-        except ValueError:
-            raise _Error("InvalidParameterValue", f"Invalid value '{token}' for NextToken")
+    start = _page_start(self)
     page = items[start : start + size]
     next_token = str(start + size) if start + size < len(items) else None
     return page, next_token
+
+
+def _page_start(self: Any) -> int:
+    token = self._get_param("NextToken")
+    if not token:
+        return 0
+    try:
+        return int(token)
+    except ValueError:
+        raise _Error("InvalidParameterValue", f"Invalid value '{token}' for NextToken")
+
+
+def paged_result(self: Any, items: list[Any], size: int, key: str) -> ActionResult:
+    """One page of `items` (already in order) under `key`, with NextToken: the paging of the
+    actions the other modules add, under the admin page-size cap too."""
+    size = page_size(self.current_account, size)
+    start = _page_start(self)
+    result: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        result["NextToken"] = str(start + size)
+    return ActionResult(result)
 
 
 def _response_describe_images(self: AmisResponse) -> ActionResult:

@@ -34,6 +34,8 @@ from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.ec2.exceptions import EC2ClientError
 
+import fidelity
+
 RESOURCE_TYPES = ("EC2_IMAGE", "EBS_SNAPSHOT")
 
 _lock = threading.Lock()
@@ -95,39 +97,33 @@ def _tags_of(backend: Any, resource_id: str) -> dict[str, str]:
     return dict(backend.tags.get(resource_id, {}))
 
 
+def _bin(store: dict[tuple[str, str], dict[str, dict[str, Any]]], backend: Any, resource_type: str,
+         resource: Any, tags: dict[str, str]) -> bool:
+    days = retention_days(backend.account_id, backend.region_name, resource_type, tags)
+    if days is None:
+        return False
+    now = _now()
+    with _lock:
+        _purge(store, (backend.account_id, backend.region_name))[resource.id] = {
+            "resource": resource,
+            "tags": tags,
+            "enter": now,
+            "exit": now + timedelta(days=days),
+        }
+    return True
+
+
 def bin_image(backend: Any, ami: Any, tags: dict[str, str]) -> bool:
     """Called with an image just deregistered: keeps it in the bin if a rule retains it."""
     # The Recycle Bin keeps EBS-backed images only.
     if getattr(ami, "root_device_type", "ebs") == "instance-store":
         return False
-    days = retention_days(backend.account_id, backend.region_name, "EC2_IMAGE", tags)
-    if days is None:
-        return False
-    now = _now()
-    with _lock:
-        _purge(_bin_images, (backend.account_id, backend.region_name))[ami.id] = {
-            "resource": ami,
-            "tags": tags,
-            "enter": now,
-            "exit": now + timedelta(days=days),
-        }
-    return True
+    return _bin(_bin_images, backend, "EC2_IMAGE", ami, tags)
 
 
 def bin_snapshot(backend: Any, snapshot: Any, tags: dict[str, str]) -> bool:
     """Called with a snapshot just deleted: keeps it in the bin if a rule retains it."""
-    days = retention_days(backend.account_id, backend.region_name, "EBS_SNAPSHOT", tags)
-    if days is None:
-        return False
-    now = _now()
-    with _lock:
-        _purge(_bin_snapshots, (backend.account_id, backend.region_name))[snapshot.id] = {
-            "resource": snapshot,
-            "tags": tags,
-            "enter": now,
-            "exit": now + timedelta(days=days),
-        }
-    return True
+    return _bin(_bin_snapshots, backend, "EBS_SNAPSHOT", snapshot, tags)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,8 +221,6 @@ def _list_rules(key: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
             start = int(body["NextToken"])
         except ValueError:
             raise _invalid("NextToken is not valid")
-    import fidelity
-
     max_results = fidelity.page_size(key[0], max_results)
     page = rules[start : start + max_results]
     out: dict[str, Any] = {
@@ -331,23 +325,6 @@ def _max_results(self: Any, low: int, high: int) -> int:
     return value
 
 
-def _page(self: Any, items: list[dict[str, Any]], size: int, key: str) -> ActionResult:
-    import fidelity
-
-    size = fidelity.page_size(self.current_account, size)
-    start = 0
-    token = self._get_param("NextToken")
-    if token:
-        try:
-            start = int(token)
-        except ValueError:
-            raise _Error("InvalidParameterValue", f"Invalid value '{token}' for NextToken")
-    result: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        result["NextToken"] = str(start + size)
-    return ActionResult(result)
-
-
 def list_images_in_recycle_bin(self: Any) -> ActionResult:
     backend = self.ec2_backend
     wanted = self._get_param("ImageIds", [])
@@ -368,7 +345,7 @@ def list_images_in_recycle_bin(self: Any) -> ActionResult:
         for image_id, entry in sorted(entries.items())
         if not wanted or image_id in wanted
     ]
-    return _page(self, items, size, "Images")
+    return fidelity.paged_result(self, items, size, "Images")
 
 
 def list_snapshots_in_recycle_bin(self: Any) -> ActionResult:
@@ -389,7 +366,7 @@ def list_snapshots_in_recycle_bin(self: Any) -> ActionResult:
         for snapshot_id, entry in sorted(entries.items())
         if not wanted or snapshot_id in wanted
     ]
-    return _page(self, items, size, "Snapshots")
+    return fidelity.paged_result(self, items, size, "Snapshots")
 
 
 def restore_image_from_recycle_bin(self: Any) -> ActionResult:

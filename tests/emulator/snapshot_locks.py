@@ -186,20 +186,9 @@ def describe_locked_snapshots(self: Any) -> ActionResult:
         if states and info["LockState"] not in states:
             continue
         items.append(info)
-    start = 0
-    token = self._get_param("NextToken")
-    if token:
-        try:
-            start = int(token)
-        except ValueError:
-            raise _Error("InvalidParameterValue", f"Invalid value '{token}' for NextToken")
     import fidelity
 
-    size = fidelity.page_size(self.current_account, max_results or 1000)
-    result: dict[str, Any] = {"Snapshots": items[start : start + size]}
-    if start + size < len(items):
-        result["NextToken"] = str(start + size)
-    return ActionResult(result)
+    return fidelity.paged_result(self, items, max_results or 1000, "Snapshots")
 
 
 def apply() -> None:

@@ -32,6 +32,8 @@ from moto.core.utils import utcnow
 from moto.ec2 import models as ec2_models
 from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError
 
+import fidelity
+
 RESOURCE_TYPES = ("ec2:Instance", "ec2:LaunchTemplate")
 LIVE_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
 
@@ -133,23 +135,6 @@ def _max_results(self: Any) -> int:
     return value
 
 
-def _page(self: Any, items: list[dict[str, Any]], key: str) -> ActionResult:
-    import fidelity
-
-    size = fidelity.page_size(self.current_account, _max_results(self))
-    start = 0
-    token = self._get_param("NextToken")
-    if token:
-        try:
-            start = int(token)
-        except ValueError:
-            raise _Error("InvalidParameterValue", f"Invalid value '{token}' for NextToken")
-    result: dict[str, Any] = {key: items[start : start + size]}
-    if start + size < len(items):
-        result["NextToken"] = str(start + size)
-    return ActionResult(result)
-
-
 def create_image_usage_report(self: Any) -> ActionResult:
     backend = self.ec2_backend
     image_id = self._get_param("ImageId")
@@ -238,7 +223,7 @@ def describe_image_usage_reports(self: Any) -> ActionResult:
         if report.get("StateReason"):
             item["StateReason"] = report["StateReason"]
         items.append(item)
-    return _page(self, items, "ImageUsageReports")
+    return fidelity.paged_result(self, items, _max_results(self), "ImageUsageReports")
 
 
 def describe_image_usage_report_entries(self: Any) -> ActionResult:
@@ -259,7 +244,7 @@ def describe_image_usage_report_entries(self: Any) -> ActionResult:
             if filters.get("resource-type") and entry["ResourceType"] not in filters["resource-type"]:
                 continue
             entries.append(entry)
-    return _page(self, entries, "ImageUsageReportEntries")
+    return fidelity.paged_result(self, entries, _max_results(self), "ImageUsageReportEntries")
 
 
 def apply() -> None:

@@ -1,0 +1,15 @@
+# Sourced by the benchmarks: run from the repository root, with the emulator running (started,
+# and the test build made, if it is not) and these set: root, py, ami, ep, work.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+if [[ -z "${AMI_EMULATOR_ENDPOINT:-}" ]]; then
+  scripts/emulator.sh setup
+  source scripts/cargo-env.sh
+  cargo build --quiet --locked --tests
+  exec scripts/emulator.sh run "$0" "$@"
+fi
+py="$root/.emulator/venv/bin/python"
+ami="$root/target/debug/ami"
+ep="$AMI_EMULATOR_ENDPOINT"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
