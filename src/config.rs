@@ -25,6 +25,9 @@ pub struct Settings {
     pub quiet: bool,
     pub progress: bool,
     pub color: bool,
+    /// AMI_EC2_RATE_SCALE: how many times AWS's published EC2 request rates this account has
+    /// (AWS raises them on request); `ami` paces its bulk calls to them. Default 1.
+    pub rate_scale: f64,
 }
 
 impl Settings {
@@ -49,7 +52,19 @@ impl Settings {
                 std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
             }
         };
+        let rate_scale = match env_non_empty("AMI_EC2_RATE_SCALE") {
+            None => 1.0,
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(scale) if scale.is_finite() && scale > 0.0 => scale,
+                _ => {
+                    return Err(usage(format!(
+                        "AMI_EC2_RATE_SCALE '{raw}' is not a positive number"
+                    )));
+                }
+            },
+        };
         Ok(Settings {
+            rate_scale,
             regions,
             profile,
             endpoint_url,

@@ -598,3 +598,18 @@ async fn tables_fit_the_terminal_and_stay_one_row_a_line_when_piped() {
         );
     }
 }
+
+#[test]
+fn a_bad_rate_scale_is_refused_by_name() {
+    for bad in ["abc", "0", "-2"] {
+        let output = Account::new()
+            .ami()
+            .env("AMI_EC2_RATE_SCALE", bad)
+            .arg("list")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("AMI_EC2_RATE_SCALE"), "{stderr}");
+    }
+}

@@ -146,6 +146,48 @@ async fn a_fifth_of_calls_failing_changes_nothing_but_the_time_taken() {
     assert_eq!(images.len(), 30);
 }
 
+/// With AWS's per-action buckets (time compressed 10×) and `ami` told the rates are 10× AWS's,
+/// the bulk writes are paced below the buckets' refill: none of them is refused. (Run without
+/// pacing, the emulator takes DeregisterImage faster than its bucket refills.)
+#[tokio::test]
+async fn bulk_writes_are_paced_to_ec2s_buckets_instead_of_throttled() {
+    let account = Account::new();
+    account.seed_estate(300, 10);
+    account.configure(json!({"throttle": {"model": "ec2", "compression": 10}}));
+    account.reset_requests();
+    let output = account
+        .ami()
+        .env("AMI_EC2_RATE_SCALE", "10")
+        .env_remove("AWS_MAX_ATTEMPTS")
+        .args(["cleanup", "--keep", "2", "--yes", "--output", "json"])
+        .output()
+        .unwrap();
+    account.configure(json!({"throttle": null}));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let requests = account.requests();
+    assert!(requests["ec2:DeregisterImage"] > 200, "{requests:?}");
+    let refused: BTreeMap<String, u64> = account
+        .faults_injected()
+        .into_iter()
+        .filter(|(key, _)| {
+            [
+                "DeregisterImage",
+                "DeleteSnapshot",
+                "CreateTags",
+                "DeleteTags",
+            ]
+            .iter()
+            .any(|action| key.starts_with(&format!("ec2:{action}:")))
+        })
+        .collect();
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
 #[tokio::test]
 async fn under_ec2_style_throttling_the_client_slows_down_instead_of_failing() {
     let account = Account::new();

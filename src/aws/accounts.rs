@@ -59,6 +59,9 @@ impl Aws {
                 base,
                 read_only: self.read_only,
                 consumers: self.consumers.clone(),
+                // Another account: buckets of its own.
+                pacing: Default::default(),
+                rate_scale: self.rate_scale,
             });
         }
         let provider = AssumeRoleProvider::builder(role_arn)
@@ -90,6 +93,8 @@ impl Aws {
             base,
             read_only: self.read_only,
             consumers: self.consumers.clone(),
+            pacing: Default::default(),
+            rate_scale: self.rate_scale,
         })
     }
 

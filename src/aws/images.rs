@@ -88,6 +88,7 @@ impl Ec2 {
         image_id: &str,
         delete_snapshots: bool,
     ) -> Result<Option<Vec<(String, SnapshotReturnCode)>>, AwsError> {
+        self.pacing.deregister.take().await;
         let result = self
             .client
             .deregister_image()

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod images;
 pub mod instances;
 pub mod lifecycle;
+pub mod pacing;
 pub mod recycle_bin;
 pub mod retry;
 pub mod sharing;
@@ -33,6 +34,12 @@ pub struct Aws {
     base: SdkConfig,
     /// --dry-run: every client refuses calls that could change the account (see `guard`).
     read_only: bool,
+    /// EC2's buckets as this run paces itself to them, per region (shared by its clients).
+    pacing: std::sync::Arc<
+        std::sync::Mutex<std::collections::BTreeMap<String, std::sync::Arc<pacing::Pacing>>>,
+    >,
+    /// AMI_EC2_RATE_SCALE: accounts whose request limits AWS raised.
+    rate_scale: f64,
     /// How accounts an image is shared with are checked before it is retired.
     pub consumers: ConsumerPolicy,
 }
@@ -89,6 +96,8 @@ impl Aws {
             base,
             read_only: settings.dry_run,
             consumers: ConsumerPolicy::default(),
+            pacing: Default::default(),
+            rate_scale: settings.rate_scale,
         })
     }
 
@@ -118,9 +127,20 @@ impl Aws {
             config = config.interceptor(guard::ReadOnly);
         }
         let config = config.build();
+        let pacing = {
+            let mut regions = self
+                .pacing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            regions
+                .entry(region.to_string())
+                .or_insert_with(|| std::sync::Arc::new(pacing::Pacing::new(self.rate_scale)))
+                .clone()
+        };
         Ec2 {
             client: aws_sdk_ec2::Client::from_conf(config),
             region: region.to_string(),
+            pacing,
         }
     }
 }
@@ -184,6 +204,7 @@ pub struct S3 {
 pub struct Ec2 {
     client: aws_sdk_ec2::Client,
     region: String,
+    pacing: std::sync::Arc<pacing::Pacing>,
 }
 
 impl Ec2 {

@@ -220,6 +220,7 @@ impl Ec2 {
         snapshot_ids: &[String],
     ) -> Result<()> {
         for chunk in snapshot_ids.chunks(1000) {
+            self.pacing.tags.take().await;
             self.client
                 .create_tags()
                 .set_resources(Some(chunk.to_vec()))
@@ -237,6 +238,7 @@ impl Ec2 {
     }
 
     pub async fn delete_snapshot(&self, snapshot_id: &str) -> Result<Deleted, AwsError> {
+        self.pacing.delete_snapshot.take().await;
         match self
             .client
             .delete_snapshot()
@@ -260,6 +262,7 @@ impl Ec2 {
         snapshot_ids: &[String],
     ) -> Result<(), AwsError> {
         for chunk in snapshot_ids.chunks(1000) {
+            self.pacing.tags.take().await;
             self.client
                 .delete_tags()
                 .set_resources(Some(chunk.to_vec()))

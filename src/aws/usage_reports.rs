@@ -43,6 +43,7 @@ impl Ec2 {
                 .build(),
         ];
         let accounts = (accounts.len() <= ACCOUNTS_PER_REPORT).then(|| accounts.to_vec());
+        self.pacing.mutating.take().await;
         let output = self
             .client
             .create_image_usage_report()
