@@ -341,6 +341,18 @@ impl Run<'_> {
         }
     }
 
+    /// Every region of the release, the source's first, with this release's image there (if
+    /// made yet).
+    fn places(&self) -> Vec<(String, Option<String>)> {
+        std::iter::once(self.region.clone())
+            .chain(self.targets.iter().cloned())
+            .map(|region| {
+                let id = self.output.images.get(&region).map(|i| i.image_id.clone());
+                (region, id)
+            })
+            .collect()
+    }
+
     fn ec2(&self) -> Ec2 {
         self.aws.ec2(&self.region)
     }
@@ -643,13 +655,7 @@ impl Run<'_> {
             return Ok(Ended::Skipped("no --account, --org-arn or --ou-arn".into()));
         }
         let who = self.who();
-        let places: Vec<(String, Option<String>)> = std::iter::once(self.region.clone())
-            .chain(self.targets.iter().cloned())
-            .map(|region| {
-                let id = self.output.images.get(&region).map(|i| i.image_id.clone());
-                (region, id)
-            })
-            .collect();
+        let places = self.places();
         if self.settings.dry_run {
             let calls = places
                 .iter()
@@ -810,13 +816,7 @@ impl Run<'_> {
         }
         let overwrite = self.args.overwrite_ssm;
         let dry_run = self.settings.dry_run;
-        let places: Vec<(String, Option<String>)> = std::iter::once(self.region.clone())
-            .chain(self.targets.iter().cloned())
-            .map(|region| {
-                let id = self.output.images.get(&region).map(|i| i.image_id.clone());
-                (region, id)
-            })
-            .collect();
+        let places = self.places();
         let aws = &self.aws;
         let results: Vec<(String, ParameterOutcomes)> = stream::iter(places)
             .map(|(region, image_id)| async move {
