@@ -170,8 +170,10 @@ pub enum Command {
         An image comes back with the snapshots it needs: those the bin shows as made for it first, \
         then the image, then any other snapshot its block-device mapping names that is still in \
         the bin; one that is gone for good is reported missing (the image cannot launch without \
-        it). An id that is not in the bin stops the command before any change (exit 2). Only \
-        what a Recycle Bin retention rule kept can be restored: `ami list --recycle-bin` shows \
+        it). An id neither in the bin nor in the account stops the command before any change \
+        (exit 2); one already out of the bin is reported present, so running the same command \
+        again finishes an interrupted restore. Only what a Recycle Bin retention rule kept can be \
+        restored: `ami list --recycle-bin` shows \
         what is there and until when."
     )]
     Restore(RestoreArgs),

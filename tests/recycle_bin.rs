@@ -132,12 +132,14 @@ async fn an_id_not_in_the_bin_stops_before_any_change() {
         .send()
         .await
         .unwrap();
-    let (live, _) = account.image(REGION, "live").await;
+    let gone = "ami-0123456789abcdef0";
     account.reset_requests();
-    let (code, _, stderr) = ami(&account, &["restore", &binned, &live]);
+    let (code, _, stderr) = ami(&account, &["restore", &binned, gone]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains(&format!("not in the Recycle Bin of {REGION}: {live}")),
+        stderr.contains(&format!(
+            "neither in the Recycle Bin of {REGION} nor in the account: {gone}"
+        )),
         "{stderr}"
     );
     assert!(account.mutating_calls().is_empty());
@@ -260,4 +262,43 @@ async fn every_new_listing_is_read_to_its_last_page() {
         .map(|item| item["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, BTreeSet::from([locked.as_str(), shared[0].as_str()]));
+}
+
+/// Interrupted after the image came back but before its snapshot did: the same command again
+/// finishes the job (the image is `present`, its snapshot restored) instead of refusing.
+#[tokio::test]
+async fn a_rerun_finishes_an_interrupted_restore() {
+    let account = Account::new();
+    account.recycle_rule(REGION, "EC2_IMAGE", 7, &[]).await;
+    account.recycle_rule(REGION, "EBS_SNAPSHOT", 7, &[]).await;
+    // Registered from a snapshot made by hand: its description does not name the image, so only
+    // the restored image's mapping leads to it.
+    let (image, snapshot) = account.image(REGION, "half-restored").await;
+    let (code, _, stderr) = ami(&account, &["deregister", &image, "--cleanup", "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    // What a run stopped between its two steps leaves: the image back, the snapshot in the bin.
+    account
+        .ec2()
+        .restore_image_from_recycle_bin()
+        .image_id(&image)
+        .send()
+        .await
+        .unwrap();
+    assert!(!account.snapshot_ids().await.contains(&snapshot));
+
+    let (code, report, stderr) = ami(&account, &["restore", &image]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["images"][0]["status"], "present", "{report:#}");
+    assert_eq!(
+        report["images"][0]["snapshots"][0]["snapshot_id"],
+        snapshot.as_str()
+    );
+    assert_eq!(report["images"][0]["snapshots"][0]["status"], "restored");
+    assert!(account.snapshot_ids().await.contains(&snapshot));
+    // Once more: everything is there, nothing to do.
+    account.reset_requests();
+    let (code, report, _) = ami(&account, &["restore", &image]);
+    assert_eq!(code, 0);
+    assert_eq!(report["images"][0]["snapshots"][0]["status"], "present");
+    assert!(account.mutating_calls().is_empty());
 }

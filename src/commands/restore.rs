@@ -47,7 +47,7 @@ pub struct RestoredSnapshot {
 #[serde(rename_all = "snake_case")]
 pub enum RestoreStatus {
     Restored,
-    /// An image's snapshot that was never in the bin: it exists already.
+    /// Out of the bin already (never in it, or restored by an earlier run): it exists.
     Present,
     /// An image's snapshot that is gone for good: neither in the account nor in the bin.
     Missing,
@@ -121,20 +121,45 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
     let image_names: BTreeMap<&str, &BinEntry> =
         images_in_bin.iter().map(|e| (e.id.as_str(), e)).collect();
     let binned_snapshots: BTreeSet<&str> = snapshots_in_bin.iter().map(|e| e.id.as_str()).collect();
-    let absent: Vec<&str> = image_ids
+    // Out of the bin already (a re-run after Ctrl-C or a kill): an image that exists is finished
+    // (its mapping completed below), a snapshot that exists is reported present.
+    let mut back: Vec<String> = Vec::new();
+    let mut absent: Vec<String> = Vec::new();
+    let own_account = if image_ids
+        .iter()
+        .any(|id| !image_names.contains_key(id.as_str()))
+    {
+        Some(aws.account_id(&region).await?)
+    } else {
+        None
+    };
+    for id in image_ids
         .iter()
         .filter(|id| !image_names.contains_key(id.as_str()))
-        .chain(
-            snapshot_ids
-                .iter()
-                .filter(|id| !binned_snapshots.contains(id.as_str())),
-        )
-        .map(String::as_str)
+    {
+        match ec2.describe_image(id).await? {
+            Some(image) if image.owner_id.as_deref() == own_account.as_deref() => {
+                back.push(id.clone())
+            }
+            _ => absent.push(id.clone()),
+        }
+    }
+    let unbinned: Vec<String> = snapshot_ids
+        .iter()
+        .filter(|id| !binned_snapshots.contains(id.as_str()))
+        .cloned()
         .collect();
+    let present_snapshots = ec2.owned_snapshots(&unbinned).await?;
+    absent.extend(
+        unbinned
+            .iter()
+            .filter(|id| !present_snapshots.contains_key(*id))
+            .cloned(),
+    );
     if !absent.is_empty() {
         return Err(usage(format!(
-            "not in the Recycle Bin of {region}: {} (gone for good, never deleted, already \
-             restored, or another region?); nothing was restored",
+            "neither in the Recycle Bin of {region} nor in the account: {} (gone for good, \
+             never deleted, or another region?); nothing was restored",
             absent.join(", ")
         )));
     }
@@ -147,8 +172,28 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
     };
     let progress = spinner(settings, format!("restoring in {region}"));
     // Requested snapshots first: an image may need them.
-    output.snapshots = restore_snapshots(&ec2, &snapshot_ids, settings.dry_run).await;
-    let mut restored: Vec<RestoredImage> = stream::iter(image_ids)
+    let to_restore: Vec<String> = snapshot_ids
+        .iter()
+        .filter(|id| !present_snapshots.contains_key(*id))
+        .cloned()
+        .collect();
+    output.snapshots = restore_snapshots(&ec2, &to_restore, settings.dry_run).await;
+    output
+        .snapshots
+        .extend(present_snapshots.keys().map(|id| RestoredSnapshot {
+            snapshot_id: id.clone(),
+            status: RestoreStatus::Present,
+            error: None,
+        }));
+    output
+        .snapshots
+        .sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
+    let in_bin: Vec<String> = image_ids
+        .iter()
+        .filter(|id| !back.contains(id))
+        .cloned()
+        .collect();
+    let mut restored: Vec<RestoredImage> = stream::iter(in_bin)
         .map(|image_id| {
             let ec2 = ec2.clone();
             let name = image_names
@@ -167,6 +212,13 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
         .buffer_unordered(RESTORE_CONCURRENCY)
         .collect()
         .await;
+    restored.extend(back.into_iter().map(|image_id| RestoredImage {
+        image_id,
+        name: None,
+        status: RestoreStatus::Present,
+        error: None,
+        snapshots: Vec::new(),
+    }));
     restored.sort_by(|a, b| a.image_id.cmp(&b.image_id));
     // Then, one image after another (two may need the same snapshot), whatever else the images
     // that came back name in their mappings.
@@ -176,10 +228,10 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
         .chain(restored.iter().flat_map(|image| image.snapshots.iter()))
         .map(|s| (s.snapshot_id.clone(), s.status))
         .collect();
-    for image in restored
-        .iter_mut()
-        .filter(|image| image.status == RestoreStatus::Restored)
-    {
+    for image in restored.iter_mut().filter(|image| {
+        image.status == RestoreStatus::Restored
+            || (image.status == RestoreStatus::Present && !settings.dry_run)
+    }) {
         if let Err(err) = complete_mapping(&ec2, image, &mut handled).await {
             image.error = Some(one_line(&err));
         }
