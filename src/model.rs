@@ -114,6 +114,14 @@ pub struct LaunchPermissions {
     pub organizational_units: Vec<String>,
 }
 
+impl LaunchPermissions {
+    /// Shared with an account other than `own_account`: only that account can say whether it
+    /// uses the image (a usage report or a role check).
+    pub fn shared_with_accounts(&self, own_account: &str) -> bool {
+        self.accounts.iter().any(|account| account != own_account)
+    }
+}
+
 /// One of the account's snapshots, as the planner needs it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SnapshotInfo {
@@ -371,9 +379,39 @@ pub enum ConsumerCheck {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsumerFacts {
     pub permissions: BTreeMap<String, LaunchPermissions>,
+    /// Images whose launch permissions could not be read, with the error.
+    pub unreadable: BTreeMap<String, String>,
     pub accounts: BTreeMap<String, ConsumerCheck>,
     /// Image usage reports, by image: what the accounts it is shared with use it for.
     pub reports: BTreeMap<String, UsageReport>,
+}
+
+/// What was found in the accounts images are shared with: their usage reports and role checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerChecks {
+    pub accounts: BTreeMap<String, ConsumerCheck>,
+    pub reports: BTreeMap<String, UsageReport>,
+}
+
+impl ConsumerFacts {
+    /// One image's launch-permission read, as it went.
+    pub fn record(&mut self, image_id: String, read: anyhow::Result<LaunchPermissions>) {
+        match read {
+            Ok(permissions) => {
+                self.unreadable.remove(&image_id);
+                self.permissions.insert(image_id, permissions);
+            }
+            Err(err) => {
+                self.unreadable
+                    .insert(image_id, crate::error::one_line(&err));
+            }
+        }
+    }
+
+    pub fn add_checks(&mut self, checks: ConsumerChecks) {
+        self.accounts.extend(checks.accounts);
+        self.reports.extend(checks.reports);
+    }
 }
 
 /// What an image usage report (CreateImageUsageReport) found, or why it found nothing.

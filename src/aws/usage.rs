@@ -13,8 +13,8 @@ use super::accounts::role_arn;
 use super::error::AwsError;
 use super::{Aws, Ec2};
 use crate::model::{
-    ConsumerCheck, ConsumerFacts, ImageUser, LaunchPermissions, UnresolvedAlias, UsageFacts,
-    UsageReport, UserKind,
+    ConsumerCheck, ConsumerChecks, ConsumerFacts, ImageUser, LaunchPermissions, UnresolvedAlias,
+    UsageFacts, UsageReport, UserKind,
 };
 
 /// Templates are read one at a time (each can have many versions); a few in flight hide latency.
@@ -310,45 +310,55 @@ impl Ec2 {
 }
 
 /// Launch permissions are read one image at a time (EC2 has no bulk form).
-const PERMISSION_CONCURRENCY: usize = 8;
+pub const PERMISSION_CONCURRENCY: usize = 8;
 /// Consumer accounts checked at once.
 const CONSUMER_CONCURRENCY: usize = 4;
 
 impl Aws {
     /// Who may launch these images besides us, and in each account they are shared with the same
     /// reads as at home (instances, every launch template version, launch configurations,
-    /// references), with `--role-name` assumed there. Fails when a launch permission cannot be
-    /// read: without it nobody can tell who else uses the image.
+    /// references), with `--role-name` assumed there. A launch permission that cannot be read is
+    /// recorded with the reason (the planner keeps that image: nobody can tell who else uses it).
     pub async fn consumer_facts(
         &self,
         region: &str,
         own_account: &str,
         image_ids: &[String],
-    ) -> Result<ConsumerFacts> {
+    ) -> ConsumerFacts {
         let ec2 = self.ec2(region);
         let read: Vec<(String, Result<LaunchPermissions>)> = stream::iter(image_ids.to_vec())
-            .map(|image_id| {
-                let ec2 = ec2.clone();
-                async move {
-                    let permissions = ec2.launch_permissions(&image_id).await;
-                    (image_id, permissions)
-                }
-            })
+            .map(|image_id| ec2.permissions_of(image_id))
             .buffer_unordered(PERMISSION_CONCURRENCY)
             .collect()
             .await;
         let mut facts = ConsumerFacts::default();
-        let mut by_account: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (image_id, permissions) in read {
-            let permissions = permissions?;
+            facts.record(image_id, permissions);
+        }
+        let checks = self.check_consumers(region, own_account, &facts).await;
+        facts.add_checks(checks);
+        facts
+    }
+
+    /// The second half of `consumer_facts`: for the images in `facts` shared with other
+    /// accounts, their usage reports and (with `--role-name`) the reads in each account.
+    pub async fn check_consumers(
+        &self,
+        region: &str,
+        own_account: &str,
+        facts: &ConsumerFacts,
+    ) -> ConsumerChecks {
+        let ec2 = self.ec2(region);
+        let mut by_account: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (image_id, permissions) in &facts.permissions {
             for account in permissions.accounts.iter().filter(|a| *a != own_account) {
                 by_account
                     .entry(account.clone())
                     .or_default()
                     .push(image_id.clone());
             }
-            facts.permissions.insert(image_id, permissions);
         }
+        let mut checks = ConsumerChecks::default();
         // One usage report per image shared with other accounts: who uses it there, without a
         // role in each. CreateImageUsageReport is a write, so a dry run makes none.
         let mut shares: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -361,7 +371,7 @@ impl Aws {
             }
         }
         if !shares.is_empty() {
-            facts.reports = if self.read_only {
+            checks.reports = if self.read_only {
                 shares
                     .keys()
                     .map(|image_id| {
@@ -385,7 +395,7 @@ impl Aws {
             };
         }
         let role_name = self.consumers.role_name.clone();
-        facts.accounts = stream::iter(by_account)
+        checks.accounts = stream::iter(by_account)
             .map(|(account, images)| {
                 let role_name = role_name.clone();
                 async move {
@@ -414,6 +424,14 @@ impl Aws {
             .buffer_unordered(CONSUMER_CONCURRENCY)
             .collect()
             .await;
-        Ok(facts)
+        checks
+    }
+}
+
+impl Ec2 {
+    /// One image's launch permissions, with its id: what `consumer_facts` reads per image.
+    pub async fn permissions_of(&self, image_id: String) -> (String, Result<LaunchPermissions>) {
+        let permissions = self.launch_permissions(&image_id).await;
+        (image_id, permissions)
     }
 }

@@ -10,6 +10,7 @@ pub mod orphans;
 pub mod recovery;
 pub mod retention;
 pub mod rules;
+pub mod stream;
 pub mod users;
 
 #[cfg(test)]

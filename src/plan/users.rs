@@ -14,6 +14,9 @@ use crate::model::{
 pub struct Usage {
     pub users: BTreeMap<String, Vec<ImageUser>>,
     pub notes: Vec<String>,
+    /// Checks that failed (the images they protect stay): a run that met one did not finish
+    /// its job and says so in its exit code.
+    pub problems: Vec<String>,
 }
 
 impl Usage {
@@ -24,6 +27,7 @@ impl Usage {
             }
         }
         self.notes.extend(other.notes);
+        self.problems.extend(other.problems);
     }
 
     fn add(&mut self, image_id: &str, user: ImageUser) {
@@ -97,13 +101,16 @@ pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFa
         .iter()
         .filter(|id| !facts.permissions.contains_key(*id))
     {
-        usage.add(
-            image_id,
-            unchecked(
-                "launch permissions",
-                "not read, so it may be shared with anyone".into(),
-            ),
-        );
+        let detail = match facts.unreadable.get(image_id) {
+            Some(error) => {
+                usage.problems.push(format!(
+                    "the launch permissions of {image_id} could not be read ({error}): it stays"
+                ));
+                format!("could not be read ({error}), so it may be shared with anyone")
+            }
+            None => "not read, so it may be shared with anyone".into(),
+        };
+        usage.add(image_id, unchecked("launch permissions", detail));
     }
     let mut shared_with: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for (image_id, permissions) in &facts.permissions {
@@ -595,6 +602,7 @@ mod tests {
                 reports: report
                     .map(|report| BTreeMap::from([("ami-1".to_string(), report)]))
                     .unwrap_or_default(),
+                ..Default::default()
             };
             let usage = in_consumers(OURS, &ids(&["ami-1"]), &facts);
             let users = usage.users.get("ami-1").cloned().unwrap_or_default();

@@ -16,22 +16,35 @@ const ORPHAN_CONCURRENCY: usize = 8;
 /// Marks whose image still exists are removed before anything else is done: an image this run
 /// retires is marked again by its own retirement, for exactly the snapshots it deletes.
 pub(super) async fn remove_stale_marks(aws: &Aws, region: &mut RegionCleanup) {
-    for (image_id, snapshots) in std::mem::take(&mut region.stale_marks) {
+    let marks = std::mem::take(&mut region.stale_marks);
+    let problems = unmark(aws, &region.region, marks).await;
+    region.problems.extend(problems);
+}
+
+/// Removes these marks (by image), and says which could not be removed.
+pub(super) async fn unmark(
+    aws: &Aws,
+    region: &str,
+    marks: std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (image_id, snapshots) in marks {
         if interrupt::requested() {
-            return;
+            break;
         }
         if let Err(err) = aws
-            .ec2(&region.region)
+            .ec2(region)
             .unmark_pending_cleanup(&image_id, &snapshots)
             .await
         {
-            region.problems.push(format!(
+            problems.push(format!(
                 "the ami:cleanup-pending-for tag on {} (left for {image_id}, which still exists) \
                  could not be removed: {err}",
                 snapshots.join(", ")
             ));
         }
     }
+    problems
 }
 
 pub(super) async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {

@@ -6,12 +6,14 @@ use chrono::Utc;
 use futures::{StreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::execute::unmark;
 use super::review::RegionReview;
 use super::{OrphanReport, RegionCleanup, Source, StagedReport};
 use crate::aws::Aws;
 use crate::commands::policy::Rule;
 use crate::commands::retire::{
-    RetireReport, Status, complete_inventory, consumer_usage_of, load_region, usage_of,
+    RetireReport, Status, Streaming, absorb, complete_inventory, consumer_usage_of, load_region,
+    stream as stream_retirement, usage_of,
 };
 use crate::model::Image;
 use crate::plan::manifest::split_location;
@@ -24,11 +26,16 @@ const BUNDLE_READS: usize = 4;
 
 /// Every rule decides on its own candidates; an image any rule keeps stays (when in doubt,
 /// keep); the gentler action wins when rules disagree; then one plan for the region.
+///
+/// `stream` (unattended runs): the retirement is executed here, while the consumer checks are
+/// read (`retire::stream`), and the region comes back with its results; staged actions and
+/// orphans are still done afterwards.
 pub(super) async fn plan_region(
     aws: &Aws,
     region: &str,
     source: &Source<'_>,
     dry_run: bool,
+    stream: bool,
 ) -> Result<RegionCleanup> {
     let facts = load_region(aws, region).await?;
     let (rules, review): (&[Rule], Option<&RegionReview>) = match source {
@@ -48,7 +55,7 @@ pub(super) async fn plan_region(
     if let Some(review) = review {
         candidate_ids.extend(review.images.iter().map(|image| image.image_id.clone()));
     }
-    let usage = if candidate_ids.is_empty() {
+    let mut usage = if candidate_ids.is_empty() {
         Default::default()
     } else {
         usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await?
@@ -67,23 +74,19 @@ pub(super) async fn plan_region(
             now,
         )
     };
+    let deregistered = |actions: &BTreeMap<String, RetireAction>| -> Vec<String> {
+        actions
+            .iter()
+            .filter(|(_, action)| **action == RetireAction::Deregister)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
     let (mut decisions, mut actions) = decide_with(&usage.users);
     // Images about to go (or become unlaunchable) may be in use in the accounts they are shared
     // with: look there (one launch-permission read per image), and decide again with what is found.
     let leaving: Vec<String> = actions
         .iter()
         .filter(|(_, action)| **action != RetireAction::Deprecate)
-        .map(|(id, _)| id.clone())
-        .collect();
-    let mut usage = usage;
-    let consumers = consumer_usage_of(aws, region, &facts.account_id, &leaving).await?;
-    if !consumers.users.is_empty() || !consumers.notes.is_empty() {
-        usage.merge(consumers);
-        (decisions, actions) = decide_with(&usage.users);
-    }
-    let mut targets: Vec<String> = actions
-        .iter()
-        .filter(|(_, action)| **action == RetireAction::Deregister)
         .map(|(id, _)| id.clone())
         .collect();
     // Retirements an interrupted run left unfinished: the image is gone, its snapshots are still
@@ -93,58 +96,108 @@ pub(super) async fn plan_region(
     } else {
         unfinished_retirements(aws, region, &facts.images).await?
     };
-    targets.extend(unfinished.keys().cloned());
-    let retire = if targets.is_empty() {
-        None
-    } else {
-        let (inventory, notes) = complete_inventory(
+    let stale_marks: BTreeMap<String, Vec<String>> = stale_marks
+        .into_iter()
+        .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
+        .collect();
+    // Orphans are read before anything changes, as for a plan that is shown first.
+    let orphan_reports = plan_orphans(aws, region, rules, review, &facts.images, now).await?;
+    let reviewed = || review.map(RegionReview::limits);
+    let request = |targets: Vec<String>| Request {
+        targets,
+        cleanup: true,
+        force: false,
+        terminate_instances: false,
+        now,
+        reviewed: reviewed(),
+    };
+    let first_targets = deregistered(&actions);
+    let mut problems = Vec::new();
+    let region_facts = || crate::commands::retire::RegionFacts {
+        account_id: facts.account_id.clone(),
+        images: facts.images.clone(),
+    };
+    let (retire, stale_marks) = if stream && !(first_targets.is_empty() && unfinished.is_empty()) {
+        let pending: Vec<String> = unfinished.keys().cloned().collect();
+        let every_target: Vec<String> = first_targets.iter().chain(&pending).cloned().collect();
+        let (mut inventory, inventory_notes) = complete_inventory(
             aws,
             region,
-            crate::commands::retire::RegionFacts {
-                account_id: facts.account_id.clone(),
-                images: facts.images.clone(),
-            },
-            &targets,
-            Some(usage),
+            region_facts(),
+            &every_target,
+            Some(usage.clone()),
             unfinished,
         )
         .await?;
-        let plan = plan::plan(
-            &inventory,
-            &Request {
-                targets,
-                cleanup: true,
-                force: false,
-                terminate_instances: false,
-                now,
-                reviewed: review.map(RegionReview::limits),
+        // Reading is over for everything but the consumer checks: changes may start.
+        problems.extend(unmark(aws, region, stale_marks).await);
+        let streamed = stream_retirement(
+            aws,
+            region,
+            Streaming {
+                inventory: inventory.clone(),
+                at_home: usage.clone(),
+                targets: first_targets,
+                pending: pending.clone(),
+                checking: leaving.clone(),
+                request: request(Vec::new()),
+                retired_under: |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
+                    deregistered(&decide_with(users).1).into_iter().collect()
+                },
             },
-        );
-        Some(RetireReport::new(region, dry_run, true, plan, notes))
-    };
-    let staged = staged_reports(&facts.images, &actions);
-    let sweep =
-        rules.iter().any(|rule| rule.orphans) || review.is_some_and(|r| !r.orphans.is_empty());
-    let orphan_reports = if sweep {
-        let ec2 = aws.ec2(region);
-        let snapshots = ec2.all_owned_snapshots().await?;
-        let locks = ec2.snapshot_locks().await;
-        let recycle = aws.recycle_rules(region).await;
-        let mut found = orphans(&snapshots, &facts.images, &locks, &recycle, now);
-        if let Some(review) = review {
-            found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
+        )
+        .await;
+        // The whole plan from every fact, as a planned run makes it, with the batches' results.
+        let at_home_notes = usage.notes.len();
+        if !aws.consumers.ignore && !leaving.is_empty() {
+            usage.merge(plan::users::in_consumers(
+                &facts.account_id,
+                &leaving,
+                &streamed.facts,
+            ));
         }
-        found
-            .into_iter()
-            .map(|plan| OrphanReport {
-                status: plan.action.into(),
-                plan,
-                error: None,
-            })
-            .collect()
+        (decisions, actions) = decide_with(&usage.users);
+        let mut targets = deregistered(&actions);
+        targets.extend(pending);
+        inventory.users = usage.users.clone();
+        let mut notes = usage.notes.clone();
+        notes.extend(inventory_notes.into_iter().skip(at_home_notes));
+        let mut report = RetireReport::new(
+            region,
+            false,
+            true,
+            plan::plan(&inventory, &request(targets)),
+            notes,
+        );
+        absorb(&mut report, streamed.executed);
+        (Some(report), BTreeMap::new())
     } else {
-        Vec::new()
+        let consumers = consumer_usage_of(aws, region, &facts.account_id, &leaving).await?;
+        if !consumers.users.is_empty() || !consumers.notes.is_empty() {
+            usage.merge(consumers);
+            (decisions, actions) = decide_with(&usage.users);
+        }
+        let mut targets = deregistered(&actions);
+        targets.extend(unfinished.keys().cloned());
+        let retire = if targets.is_empty() {
+            None
+        } else {
+            let (inventory, notes) = complete_inventory(
+                aws,
+                region,
+                region_facts(),
+                &targets,
+                Some(usage.clone()),
+                unfinished,
+            )
+            .await?;
+            let plan = plan::plan(&inventory, &request(targets));
+            Some(RetireReport::new(region, dry_run, true, plan, notes))
+        };
+        (retire, stale_marks)
     };
+    problems.extend(usage.problems.iter().cloned());
+    let staged = staged_reports(&facts.images, &actions);
     Ok(RegionCleanup {
         region: region.to_string(),
         account_id: Some(facts.account_id.clone()),
@@ -154,13 +207,42 @@ pub(super) async fn plan_region(
         orphans: orphan_reports,
         orphan_bundles: Vec::new(),
         error: None,
-        problems: Vec::new(),
+        problems,
         images: Some(facts.images),
-        stale_marks: stale_marks
-            .into_iter()
-            .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
-            .collect(),
+        stale_marks,
     })
+}
+
+/// Snapshots no image uses, when a rule (or the reviewed plan) sweeps them.
+async fn plan_orphans(
+    aws: &Aws,
+    region: &str,
+    rules: &[Rule],
+    review: Option<&RegionReview>,
+    images: &[Image],
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<OrphanReport>> {
+    let sweep =
+        rules.iter().any(|rule| rule.orphans) || review.is_some_and(|r| !r.orphans.is_empty());
+    if !sweep {
+        return Ok(Vec::new());
+    }
+    let ec2 = aws.ec2(region);
+    let snapshots = ec2.all_owned_snapshots().await?;
+    let locks = ec2.snapshot_locks().await;
+    let recycle = aws.recycle_rules(region).await;
+    let mut found = orphans(&snapshots, images, &locks, &recycle, now);
+    if let Some(review) = review {
+        found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
+    }
+    Ok(found
+        .into_iter()
+        .map(|plan| OrphanReport {
+            status: plan.action.into(),
+            plan,
+            error: None,
+        })
+        .collect())
 }
 
 /// Snapshots marked for deletion on behalf of images that are gone, by image.

@@ -174,16 +174,28 @@ pub async fn apply(settings: &Settings, args: &crate::cli::ApplyArgs) -> Result<
         .with_consumers(args.role_name.clone(), args.ignore_consumers)
         .with_reports(args.timeout, crate::output::report_progress(settings));
     let regions: Vec<String> = file.regions.iter().map(|r| r.region.clone()).collect();
+    let wrong_account = |account: &str| {
+        usage(format!(
+            "the plan was made for account {}, but these credentials are account {account}; nothing was changed",
+            file.account_id
+        ))
+    };
+    // An unattended apply changes things while it plans: the account is checked first.
+    if settings.yes && !settings.dry_run {
+        for region in &regions {
+            let account = aws.account_id(region).await?;
+            if account != file.account_id {
+                return Err(wrong_account(&account));
+            }
+        }
+    }
     let source = Source::Reviewed(&file);
     let output = plan_regions(settings, &aws, &regions, &source, settings.dry_run).await;
     for region in &output.regions {
         if let Some(account) = &region.account_id
             && account != &file.account_id
         {
-            return Err(usage(format!(
-                "the plan was made for account {}, but these credentials are account {account}; nothing was changed",
-                file.account_id
-            )));
+            return Err(wrong_account(account));
         }
     }
     let (output, outcome) = finish(settings, &aws, output, settings.dry_run).await?;
@@ -207,6 +219,8 @@ fn require_confirmation_path(settings: &Settings, planning_only: bool) -> Result
     Ok(())
 }
 
+/// Plans every region. An unattended run (`--yes`, nothing only planned) also retires each
+/// region's images as their checks come in (`retire::stream`); the rest is done by `finish`.
 async fn plan_regions(
     settings: &Settings,
     aws: &Aws,
@@ -214,10 +228,12 @@ async fn plan_regions(
     source: &Source<'_>,
     dry_run: bool,
 ) -> CleanupOutput {
-    let progress = spinner(settings, format!("planning in {} region(s)", regions.len()));
+    let streaming = settings.yes && !dry_run;
+    let doing = if streaming { "cleaning up" } else { "planning" };
+    let progress = spinner(settings, format!("{doing} in {} region(s)", regions.len()));
     let mut planned: Vec<RegionCleanup> = stream::iter(regions.to_vec())
         .map(|region| async move {
-            match plan_region(aws, &region, source, dry_run).await {
+            match plan_region(aws, &region, source, dry_run, streaming).await {
                 Ok(planned) => planned,
                 Err(err) => RegionCleanup {
                     region,

@@ -415,7 +415,12 @@ pub fn deletion_status(
 impl RetireReport {
     /// After Ctrl-C: whatever is still planned was never attempted.
     fn not_started(&mut self) {
-        let reason = || Some("not started: interrupted".to_string());
+        self.not_started_because("not started: interrupted");
+    }
+
+    /// Whatever is still planned was never attempted, for this reason.
+    pub(super) fn not_started_because(&mut self, reason: &str) {
+        let reason = || Some(reason.to_string());
         for image in self
             .images
             .iter_mut()

@@ -10,6 +10,7 @@
 mod execute;
 mod gather;
 mod report;
+mod stream;
 
 use anyhow::{Result, anyhow};
 use std::io::{BufRead, Write};
@@ -22,6 +23,7 @@ pub use execute::{ExecuteOptions, deletion_status, execute};
 pub use gather::{RegionFacts, complete_inventory, consumer_usage_of, load_region, usage_of};
 pub use report::{RetireReport, Status};
 pub(crate) use report::{status_cell, with_error};
+pub use stream::{Streaming, absorb, stream};
 
 pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) -> Result<()> {
     let interactive = settings.can_prompt();

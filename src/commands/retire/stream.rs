@@ -1,0 +1,301 @@
+//! The unattended path (`--yes`, `apply --yes`): retire images while the consumer checks of
+//! others are still being read, so the reads and the writes share the run instead of following
+//! each other. EC2 gives them separate request budgets.
+//!
+//! One task reads (a launch-permission read per image, then the usage reports and role checks
+//! of the images shared with accounts) and hands each fact over as it arrives. The other plans
+//! and executes whatever the facts settle (`plan::stream`), a batch at a time, through the same
+//! `execute` as a planned run. What it does is what the whole plan, made at the end from every
+//! fact, says: `absorb` lays the batches' results over that plan, and anything the plan deletes
+//! that no batch did is reported not started.
+
+use futures::{StreamExt, stream};
+use std::collections::{BTreeMap, BTreeSet};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::execute::{ExecuteOptions, execute};
+use super::report::{BundleReport, RetireReport, Status};
+use crate::aws::Aws;
+use crate::aws::usage::PERMISSION_CONCURRENCY;
+use crate::interrupt;
+use crate::model::{ConsumerChecks, ConsumerFacts, ImageUser, LaunchPermissions};
+use crate::plan::stream::{Release, settle};
+use crate::plan::users::Usage;
+use crate::plan::{self, Inventory, Request};
+
+/// What a streamed retirement starts from: everything but the consumer checks.
+pub struct Streaming<F> {
+    /// Every image, the targets' snapshots and bundles, the locks and rules; `users` is
+    /// replaced by what is known as the checks come in.
+    pub inventory: Inventory,
+    /// Who uses the images in this account (read before anything else).
+    pub at_home: Usage,
+    /// What the rules deregister before any consumer check, in plan order: the final targets are
+    /// among them.
+    pub targets: Vec<String>,
+    /// Retirements an interrupted run left unfinished: nothing to check.
+    pub pending: Vec<String>,
+    /// The images whose consumer checks decide (the targets, and images to be disabled).
+    pub checking: Vec<String>,
+    /// The request each batch is planned with (its targets are the batch's).
+    pub request: Request,
+    /// The rules' decision for a set of users: the images they deregister.
+    pub retired_under: F,
+}
+
+/// What the checks found, and the batches as executed.
+pub struct Streamed {
+    pub facts: ConsumerFacts,
+    pub executed: Vec<RetireReport>,
+}
+
+enum Arrival {
+    Permissions(String, anyhow::Result<LaunchPermissions>),
+    Checks(ConsumerChecks),
+}
+
+pub async fn stream<F>(aws: &Aws, region: &str, input: Streaming<F>) -> Streamed
+where
+    F: Fn(&BTreeMap<String, Vec<ImageUser>>) -> BTreeSet<String>,
+{
+    // Writes start while reads are still going: Ctrl-C must let them finish, not kill them.
+    interrupt::watch();
+    let Streaming {
+        mut inventory,
+        at_home,
+        targets,
+        pending,
+        checking,
+        request,
+        retired_under,
+    } = input;
+    let own = inventory.account_id.clone();
+    let checking = if aws.consumers.ignore {
+        Vec::new()
+    } else {
+        checking
+    };
+    let order: Vec<String> = targets.iter().chain(&pending).cloned().collect();
+    let mut release = Release::new(plan::sharing_groups(&ties(&inventory, &order)));
+    let (sender, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let reader = read_consumers(aws, region, &own, checking.clone(), sender);
+
+    let executor = async {
+        let mut facts = ConsumerFacts::default();
+        let mut checked: BTreeSet<String> = BTreeSet::new();
+        let mut executed = Vec::new();
+        let mut reading = true;
+        while reading {
+            // Wait for the next fact, then take every one already there.
+            match arrivals.recv().await {
+                Some(arrival) => receive(arrival, &own, &mut facts, &mut checked),
+                None => reading = false,
+            }
+            while let Ok(arrival) = arrivals.try_recv() {
+                receive(arrival, &own, &mut facts, &mut checked);
+            }
+            // After Ctrl-C nothing new starts; the reads in flight finish.
+            if interrupt::requested() {
+                continue;
+            }
+            let settled = settle(
+                &targets,
+                &checking,
+                &own,
+                &at_home,
+                &facts,
+                &checked,
+                &retired_under,
+            );
+            let mut retire = settled.retire;
+            retire.extend(pending.iter().cloned());
+            let going: BTreeSet<String> =
+                release.next(&retire, &settled.keep).into_iter().collect();
+            if going.is_empty() {
+                continue;
+            }
+            inventory.users = settled.usage.users;
+            let batch = Request {
+                targets: order
+                    .iter()
+                    .filter(|id| going.contains(*id))
+                    .cloned()
+                    .collect(),
+                ..request.clone()
+            };
+            let mut report = RetireReport::new(
+                region,
+                false,
+                true,
+                plan::plan(&inventory, &batch),
+                Vec::new(),
+            );
+            execute(aws, region, ExecuteOptions::default(), &mut report).await;
+            executed.push(report);
+        }
+        Streamed { facts, executed }
+    };
+    let ((), streamed) = futures::join!(reader, executor);
+    streamed
+}
+
+/// Per target, what ties its fate to others': its snapshots (an unfinished retirement's marked
+/// ones), and the bucket of an instance-store image's bundle (bundles in one bucket are judged
+/// against each other).
+fn ties(inventory: &Inventory, order: &[String]) -> Vec<(String, Vec<String>)> {
+    let images: BTreeMap<&str, &crate::model::Image> = inventory
+        .images
+        .iter()
+        .map(|image| (image.image_id.as_str(), image))
+        .collect();
+    order
+        .iter()
+        .map(|id| {
+            let mut tied: Vec<String> = Vec::new();
+            if let Some(image) = images.get(id.as_str()) {
+                tied.extend(
+                    image
+                        .block_devices
+                        .iter()
+                        .filter_map(|device| device.snapshot_id.clone()),
+                );
+                if image.is_instance_store()
+                    && let Some((bucket, _, _)) = image
+                        .image_location
+                        .as_deref()
+                        .and_then(plan::manifest::split_location)
+                {
+                    tied.push(format!("s3://{bucket}"));
+                }
+            }
+            if let Some(marked) = inventory.pending.get(id) {
+                tied.extend(marked.iter().cloned());
+            }
+            (id.clone(), tied)
+        })
+        .collect()
+}
+
+/// A fact in: an image is checked once nothing more about it is coming (its permissions name
+/// no other account, could not be read, or the accounts' checks are in).
+fn receive(arrival: Arrival, own: &str, facts: &mut ConsumerFacts, checked: &mut BTreeSet<String>) {
+    match arrival {
+        Arrival::Permissions(image_id, read) => {
+            let complete = read
+                .as_ref()
+                .map_or(true, |permissions| !permissions.shared_with_accounts(own));
+            if complete {
+                checked.insert(image_id.clone());
+            }
+            facts.record(image_id, read);
+        }
+        Arrival::Checks(checks) => {
+            facts.add_checks(checks);
+            checked.extend(facts.permissions.keys().cloned());
+        }
+    }
+}
+
+/// The consumer checks, as `Aws::consumer_facts` makes them, handed over one fact at a time:
+/// each launch permission as it is read, then the accounts' checks. Starts nothing after Ctrl-C.
+async fn read_consumers(
+    aws: &Aws,
+    region: &str,
+    own: &str,
+    checking: Vec<String>,
+    sender: UnboundedSender<Arrival>,
+) {
+    let ec2 = aws.ec2(region);
+    let mut read = ConsumerFacts::default();
+    let reads = stream::iter(checking)
+        .filter(|_| futures::future::ready(!interrupt::requested()))
+        .map(|image_id| ec2.permissions_of(image_id))
+        .buffer_unordered(PERMISSION_CONCURRENCY);
+    let mut reads = std::pin::pin!(reads);
+    while let Some((image_id, permissions)) = reads.next().await {
+        if let Ok(found) = &permissions {
+            read.permissions.insert(image_id.clone(), found.clone());
+        }
+        // The executor only stops listening once this task is done.
+        let _ = sender.send(Arrival::Permissions(image_id, permissions));
+    }
+    if interrupt::requested()
+        || !read
+            .permissions
+            .values()
+            .any(|p| p.shared_with_accounts(own))
+    {
+        return;
+    }
+    tokio::select! {
+        checks = aws.check_consumers(region, own, &read) => {
+            let _ = sender.send(Arrival::Checks(checks));
+        }
+        // Reports can take minutes: Ctrl-C does not wait for them.
+        () = interrupt::wait() => {}
+    }
+}
+
+/// Lays the executed batches over the whole plan: each item a batch handled takes its status
+/// from there. An item the plan deletes that no batch handled was not started (after Ctrl-C, or
+/// if the facts changed under the run: a re-run does it).
+pub fn absorb(report: &mut RetireReport, executed: Vec<RetireReport>) {
+    let mut images = BTreeMap::new();
+    let mut snapshots = BTreeMap::new();
+    let mut bundles = BTreeMap::new();
+    for batch in executed {
+        for image in batch.images {
+            images.insert(image.plan.image_id.clone(), image);
+        }
+        for snapshot in batch.snapshots {
+            snapshots.insert(snapshot.plan.snapshot_id.clone(), snapshot);
+        }
+        for bundle in batch.bundles {
+            bundles.insert(bundle_key(&bundle), bundle);
+        }
+        report
+            .instances_terminated
+            .extend(batch.instances_terminated);
+        report.notes.extend(batch.notes);
+    }
+    for image in report.images.iter_mut() {
+        if let Some(done) = images.remove(&image.plan.image_id) {
+            (image.status, image.error) = (done.status, done.error);
+        }
+    }
+    for snapshot in report.snapshots.iter_mut() {
+        if let Some(done) = snapshots.remove(&snapshot.plan.snapshot_id) {
+            (snapshot.status, snapshot.error) = (done.status, done.error);
+        }
+    }
+    for bundle in report.bundles.iter_mut() {
+        if let Some(done) = bundles.remove(&bundle_key(bundle)) {
+            bundle.status = done.status;
+            bundle.error = done.error;
+            bundle.failed_keys = done.failed_keys;
+            bundle.bucket_deleted = done.bucket_deleted;
+        }
+    }
+    // A batch never does what the whole plan would not (the rules are monotone); should one
+    // have, what it did is still reported, never hidden.
+    report.images.extend(images.into_values());
+    report.snapshots.extend(snapshots.into_values());
+    report.bundles.extend(bundles.into_values());
+    if report.has_work() || report.bundles.iter().any(|b| b.status == Status::Planned) {
+        let reason = if interrupt::requested() {
+            "not started: interrupted"
+        } else {
+            "not started: its checks were not complete when the run ended; a re-run does it"
+        };
+        report.not_started_because(reason);
+    }
+    report.tally_left_behind();
+}
+
+fn bundle_key(bundle: &BundleReport) -> (String, String, String) {
+    (
+        bundle.plan.image_id.clone(),
+        bundle.plan.bucket.clone(),
+        bundle.plan.manifest_key.clone(),
+    )
+}
