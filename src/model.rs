@@ -363,6 +363,20 @@ impl UsageFacts {
             users.push(user);
         }
     }
+
+    /// Adds what another read found, after what is here (users keep the order they were read in).
+    pub fn append(&mut self, other: UsageFacts) {
+        for (image_id, users) in other.users {
+            for user in users {
+                self.add(&image_id, user);
+            }
+        }
+        self.unresolved_aliases.extend(other.unresolved_aliases);
+        self.unchecked_references.extend(other.unchecked_references);
+        if other.references_not_offered.is_some() {
+            self.references_not_offered = other.references_not_offered;
+        }
+    }
 }
 
 /// How looking into one consumer account went.

@@ -336,3 +336,128 @@ async fn ctrl_c_finishes_calls_in_flight_starts_nothing_new_and_says_so() {
     assert_eq!(account.images_by_name().await.len(), 4 * 2 + 4);
     final_state(&account).await;
 }
+
+/// Unattended, the retirements start while the consumer checks are still being read (EC2 gives
+/// reads and writes separate budgets): with slow launch-permission reads, the first
+/// DeregisterImage comes before the last read. The account ends as the plan said.
+#[tokio::test]
+async fn an_unattended_cleanup_retires_while_it_still_reads() {
+    let account = Account::new();
+    account.seed_estate(60, 3);
+    account.reset_requests();
+    let (code, plan) = cleanup(&account, &["--dry-run"]);
+    assert_eq!(code, 0);
+    let reads = account.requests()["ec2:DescribeImageAttribute"];
+    let retired: BTreeSet<String> = plan["regions"][0]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["verdict"] == "retire")
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(reads > 40 && retired.len() > 40, "{reads} reads, {retired:?}");
+    let before = account.images_by_name().await;
+
+    account.configure(json!({"faults": {
+        "latency": 1.0, "latency_ms": 300, "actions": ["ec2:DescribeImageAttribute"]
+    }}));
+    account.reset_requests();
+    let child = account
+        .ami_process()
+        .args(["cleanup", "--keep", "2", "--yes", "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Watch the counters while the run goes on (its output is read at the same time, so that a
+    // full pipe cannot hold it up).
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watcher = {
+        let account = Account {
+            id: account.id.clone(),
+        };
+        let running = running.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while running.load(std::sync::atomic::Ordering::SeqCst) {
+                assert!(started.elapsed() < Duration::from_secs(120), "never finished");
+                let requests = account.requests();
+                let count = |action: &str| requests.get(action).copied().unwrap_or(0);
+                if count("ec2:DeregisterImage") > 0 {
+                    return Some(count("ec2:DescribeImageAttribute"));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None
+        })
+    };
+    let output = child.wait_with_output().unwrap();
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
+    let overlapped = watcher.join().unwrap();
+    account.configure(json!({"faults": null}));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let first_write_after = overlapped.expect("no image was deregistered");
+    assert!(
+        first_write_after < reads,
+        "the first DeregisterImage came after all {reads} launch-permission reads"
+    );
+    // The same reads as the plan, and the plan's result.
+    assert_eq!(account.requests()["ec2:DescribeImageAttribute"], reads);
+    let report = json(&output);
+    crate::common::schema::check("cleanup", &report);
+    let expected: BTreeSet<String> = before
+        .keys()
+        .filter(|name| !retired.contains(*name))
+        .cloned()
+        .collect();
+    let left = account.images_by_name().await;
+    assert_eq!(left.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    final_state(&account).await;
+    let images: Vec<(String, String, String)> = items(&report)
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "image")
+        .collect();
+    assert_eq!(images.len(), retired.len());
+    assert!(images.iter().all(|(_, _, status)| status == "done"), "{images:?}");
+}
+
+/// A launch permission that cannot be read keeps its image (who else uses it is unknown), says
+/// why, and the run fails: a check that did not run is not a pass.
+#[tokio::test]
+async fn an_unreadable_launch_permission_keeps_the_image_and_fails_the_run() {
+    let account = Account::new();
+    account.seed_estate(20, 2);
+    account.configure(json!({"faults": {
+        "denied": 1.0, "actions": ["ec2:DescribeImageAttribute"]
+    }}));
+    account.reset_requests();
+    let before = account.image_ids().await;
+    let (code, report) = cleanup(&account, &["--yes"]);
+    account.configure(json!({"faults": null}));
+    assert_eq!(code, 1, "nothing was done, and checks failed: {report}");
+    let requests = account.requests();
+    assert!(requests["ec2:DescribeImageAttribute"] > 0, "{requests:?}");
+    assert!(!requests.contains_key("ec2:DeregisterImage"), "{requests:?}");
+    assert_eq!(account.image_ids().await, before);
+    let region = &report["regions"][0];
+    let kept_unread: Vec<&Value> = region["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["verdict"] == "keep"
+                && d["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("launch permissions (could not be read")
+        })
+        .collect();
+    assert!(kept_unread.len() > 10, "{region}");
+    let problems = region["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), kept_unread.len(), "{problems:?}");
+}

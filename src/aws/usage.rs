@@ -23,7 +23,7 @@ const FILTER_VALUES: usize = 200;
 /// DescribeImageReferences takes 1 to 10 image ids per call (AWS API reference).
 const IMAGE_REFERENCE_IDS: usize = 10;
 /// Reference chunks in flight at once: reads have their own, larger request budget.
-const REFERENCE_CONCURRENCY: usize = 4;
+const REFERENCE_CONCURRENCY: usize = 8;
 impl Ec2 {
     pub async fn image_usage(
         &self,
@@ -35,11 +35,25 @@ impl Ec2 {
         if wanted.is_empty() {
             return Ok(usage);
         }
-        self.instances_using(image_ids, &mut usage).await?;
-        self.launch_templates_using(&wanted, &mut usage).await?;
-        self.launch_configurations_using(autoscaling, &wanted, &mut usage)
-            .await?;
-        self.image_references(image_ids, &mut usage).await;
+        // Four independent reads, at once; their findings are put together in this order.
+        let (mut instances, mut templates, mut configurations, mut references) = (
+            UsageFacts::default(),
+            UsageFacts::default(),
+            UsageFacts::default(),
+            UsageFacts::default(),
+        );
+        let (found_instances, found_templates, found_configurations, ()) = tokio::join!(
+            self.instances_using(image_ids, &mut instances),
+            self.launch_templates_using(&wanted, &mut templates),
+            self.launch_configurations_using(autoscaling, &wanted, &mut configurations),
+            self.image_references(image_ids, &mut references),
+        );
+        found_instances?;
+        found_templates?;
+        found_configurations?;
+        for found in [instances, templates, configurations, references] {
+            usage.append(found);
+        }
         Ok(usage)
     }
 
@@ -348,54 +362,79 @@ impl Aws {
         own_account: &str,
         facts: &ConsumerFacts,
     ) -> ConsumerChecks {
-        let ec2 = self.ec2(region);
-        let mut by_account: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut shares: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (image_id, permissions) in &facts.permissions {
-            for account in permissions.accounts.iter().filter(|a| *a != own_account) {
+            let accounts: Vec<String> = permissions
+                .accounts
+                .iter()
+                .filter(|a| *a != own_account)
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !accounts.is_empty() {
+                shares.insert(image_id.clone(), accounts);
+            }
+        }
+        ConsumerChecks {
+            reports: self.usage_reports_of(region, &shares).await,
+            accounts: self.account_checks(region, &shares).await,
+        }
+    }
+
+    /// One usage report per image shared with other accounts (`shares`: image → accounts): who
+    /// uses it there, without a role in each. CreateImageUsageReport is a write, so a dry run
+    /// makes none.
+    pub async fn usage_reports_of(
+        &self,
+        region: &str,
+        shares: &BTreeMap<String, Vec<String>>,
+    ) -> BTreeMap<String, UsageReport> {
+        if shares.is_empty() {
+            return BTreeMap::new();
+        }
+        if self.read_only {
+            return shares
+                .keys()
+                .map(|image_id| {
+                    (
+                        image_id.clone(),
+                        UsageReport::Unavailable(
+                            "not made in a dry run (CreateImageUsageReport is a write); the \
+                             real run makes one"
+                                .into(),
+                        ),
+                    )
+                })
+                .collect();
+        }
+        self.ec2(region)
+            .usage_reports(
+                shares,
+                self.consumers.report_timeout,
+                self.consumers.report_progress.clone(),
+            )
+            .await
+    }
+
+    /// Each account the images are shared with (`shares`: image → accounts), looked into with
+    /// `--role-name` (or not, without one).
+    pub async fn account_checks(
+        &self,
+        region: &str,
+        shares: &BTreeMap<String, Vec<String>>,
+    ) -> BTreeMap<String, ConsumerCheck> {
+        let mut by_account: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (image_id, accounts) in shares {
+            for account in accounts {
                 by_account
                     .entry(account.clone())
                     .or_default()
                     .push(image_id.clone());
             }
         }
-        let mut checks = ConsumerChecks::default();
-        // One usage report per image shared with other accounts: who uses it there, without a
-        // role in each. CreateImageUsageReport is a write, so a dry run makes none.
-        let mut shares: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (account, images) in &by_account {
-            for image_id in images {
-                shares
-                    .entry(image_id.clone())
-                    .or_default()
-                    .push(account.clone());
-            }
-        }
-        if !shares.is_empty() {
-            checks.reports = if self.read_only {
-                shares
-                    .keys()
-                    .map(|image_id| {
-                        (
-                            image_id.clone(),
-                            UsageReport::Unavailable(
-                                "not made in a dry run (CreateImageUsageReport is a write); the \
-                                 real run makes one"
-                                    .into(),
-                            ),
-                        )
-                    })
-                    .collect()
-            } else {
-                ec2.usage_reports(
-                    &shares,
-                    self.consumers.report_timeout,
-                    self.consumers.report_progress.clone(),
-                )
-                .await
-            };
-        }
         let role_name = self.consumers.role_name.clone();
-        checks.accounts = stream::iter(by_account)
+        stream::iter(by_account)
             .map(|(account, images)| {
                 let role_name = role_name.clone();
                 async move {
@@ -423,8 +462,7 @@ impl Aws {
             })
             .buffer_unordered(CONSUMER_CONCURRENCY)
             .collect()
-            .await;
-        checks
+            .await
     }
 }
 

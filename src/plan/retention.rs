@@ -91,6 +91,25 @@ pub struct Decision {
 /// `app-v1.2.3` → `app`, `ubuntu-22.04-amd64-2026.01` → `ubuntu-22.04-amd64`). A family needs a
 /// letter: a name that is only a date is a family of its own.
 pub fn default_family(name: &str) -> String {
+    // A streamed cleanup decides again each time facts come in: thousands of names, each worked
+    // out once.
+    static KNOWN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    let known = KNOWN.get_or_init(Default::default);
+    let lock = || {
+        known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    if let Some(family) = lock().get(name) {
+        return family.clone();
+    }
+    let family = family_of_name(name);
+    lock().insert(name.to_string(), family.clone());
+    family
+}
+
+fn family_of_name(name: &str) -> String {
     static SUFFIX: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     let suffix = SUFFIX.get_or_init(|| {
         Regex::new(r"^(?P<family>[^A-Za-z]*[A-Za-z].*?)(?:[-_. ]+v?[0-9][0-9._:TZ-]*)?$")

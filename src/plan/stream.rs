@@ -41,6 +41,30 @@ pub fn settle(
     // into"), which is what `in_consumers` says of it.
     let mut usage = at_home.clone();
     usage.merge(in_consumers(own_account, checking, facts));
+    let retired_now = retired_under(&usage.users);
+    let awaited: BTreeSet<&String> = checking
+        .iter()
+        .filter(|id| !checked.contains(*id))
+        .collect();
+    // A target still awaiting its own check is never among them (the check stands as a user);
+    // the filter also covers a reviewed deregistration, which users do not change.
+    let retire: BTreeSet<String> = targets
+        .iter()
+        .filter(|id| retired_now.contains(*id) && !awaited.contains(id))
+        .cloned()
+        .collect();
+    // What is kept for good matters only to a group with a checked member that is not going;
+    // until there is one (the usual case while launch permissions come in), it is not worked out.
+    let undecided = targets
+        .iter()
+        .any(|id| !retire.contains(id) && !awaited.contains(id));
+    if !undecided {
+        return Settled {
+            retire,
+            keep: BTreeSet::new(),
+            usage,
+        };
+    }
     // Optimistic: only what the complete checks found.
     let done: Vec<String> = checking
         .iter()
@@ -65,21 +89,9 @@ pub fn settle(
     };
     let mut hopeful = at_home.clone();
     hopeful.merge(in_consumers(own_account, &done, &complete));
-
-    let retired_now = retired_under(&usage.users);
     let retired_at_best = retired_under(&hopeful.users);
-    let awaited: BTreeSet<&String> = checking
-        .iter()
-        .filter(|id| !checked.contains(*id))
-        .collect();
     Settled {
-        // A target still awaiting its own check is never among them (the check stands as a
-        // user); the filter also covers a reviewed deregistration, which users do not change.
-        retire: targets
-            .iter()
-            .filter(|id| retired_now.contains(*id) && !awaited.contains(id))
-            .cloned()
-            .collect(),
+        retire,
         keep: targets
             .iter()
             .filter(|id| !retired_at_best.contains(*id))

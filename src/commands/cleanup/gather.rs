@@ -12,8 +12,8 @@ use super::{OrphanReport, RegionCleanup, Source, StagedReport};
 use crate::aws::Aws;
 use crate::commands::policy::Rule;
 use crate::commands::retire::{
-    RetireReport, Status, Streaming, absorb, complete_inventory, consumer_usage_of, load_region,
-    stream as stream_retirement, usage_of,
+    Reader, RetireReport, Status, Streaming, absorb, complete_inventory, consumer_usage_of,
+    load_region, stream as stream_retirement, usage_of,
 };
 use crate::model::Image;
 use crate::plan::manifest::split_location;
@@ -118,6 +118,8 @@ pub(super) async fn plan_region(
         images: facts.images.clone(),
     };
     let (retire, stale_marks) = if stream && !(first_targets.is_empty() && unfinished.is_empty()) {
+        // The consumer checks start now and go on while the rest is read and retired.
+        let reader = Reader::start(aws, region, &facts.account_id, leaving.clone());
         let pending: Vec<String> = unfinished.keys().cloned().collect();
         let every_target: Vec<String> = first_targets.iter().chain(&pending).cloned().collect();
         let (mut inventory, inventory_notes) = complete_inventory(
@@ -139,7 +141,7 @@ pub(super) async fn plan_region(
                 at_home: usage.clone(),
                 targets: first_targets,
                 pending: pending.clone(),
-                checking: leaving.clone(),
+                reader,
                 request: request(Vec::new()),
                 retired_under: |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
                     deregistered(&decide_with(users).1).into_iter().collect()
@@ -170,7 +172,10 @@ pub(super) async fn plan_region(
             notes,
         );
         absorb(&mut report, streamed.executed);
-        (Some(report), BTreeMap::new())
+        // As a planned run reports it: no retirement at all when nothing was to go.
+        let retired_nothing =
+            report.images.is_empty() && report.snapshots.is_empty() && report.bundles.is_empty();
+        ((!retired_nothing).then_some(report), BTreeMap::new())
     } else {
         let consumers = consumer_usage_of(aws, region, &facts.account_id, &leaving).await?;
         if !consumers.users.is_empty() || !consumers.notes.is_empty() {

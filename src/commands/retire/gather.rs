@@ -127,10 +127,18 @@ pub async fn complete_inventory(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let owned_snapshots = ec2.owned_snapshots(&snapshot_ids).await?;
-    // Whether what goes can come back: read once for the region, whatever the number of images.
-    if !requested.is_empty() || !inventory.pending.is_empty() {
-        inventory.recycle = aws.recycle_rules(region).await;
+    // Whether what goes can come back: read once for the region, whatever the number of images
+    // (at the same time as the snapshots).
+    let recycle_needed = !requested.is_empty() || !inventory.pending.is_empty();
+    let (owned_snapshots, recycle) = tokio::join!(ec2.owned_snapshots(&snapshot_ids), async {
+        match recycle_needed {
+            true => Some(aws.recycle_rules(region).await),
+            false => None,
+        }
+    });
+    let owned_snapshots = owned_snapshots?;
+    if let Some(recycle) = recycle {
+        inventory.recycle = recycle;
     }
     // Locks matter only where something of ours could be deleted.
     let has_pending = !inventory.pending.is_empty();

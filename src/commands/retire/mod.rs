@@ -23,7 +23,7 @@ pub use execute::{ExecuteOptions, deletion_status, execute};
 pub use gather::{RegionFacts, complete_inventory, consumer_usage_of, load_region, usage_of};
 pub use report::{RetireReport, Status};
 pub(crate) use report::{status_cell, with_error};
-pub use stream::{Streaming, absorb, stream};
+pub use stream::{Reader, Streaming, absorb, stream};
 
 pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) -> Result<()> {
     let interactive = settings.can_prompt();

@@ -11,12 +11,12 @@
 
 use futures::{StreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::execute::{ExecuteOptions, execute};
 use super::report::{BundleReport, RetireReport, Status};
-use crate::aws::Aws;
 use crate::aws::usage::PERMISSION_CONCURRENCY;
+use crate::aws::{Aws, Ec2};
 use crate::interrupt;
 use crate::model::{ConsumerChecks, ConsumerFacts, ImageUser, LaunchPermissions};
 use crate::plan::stream::{Release, settle};
@@ -35,8 +35,8 @@ pub struct Streaming<F> {
     pub targets: Vec<String>,
     /// Retirements an interrupted run left unfinished: nothing to check.
     pub pending: Vec<String>,
-    /// The images whose consumer checks decide (the targets, and images to be disabled).
-    pub checking: Vec<String>,
+    /// The consumer checks, already under way.
+    pub reader: Reader,
     /// The request each batch is planned with (its targets are the batch's).
     pub request: Request,
     /// The rules' decision for a set of users: the images they deregister.
@@ -65,21 +65,16 @@ where
         at_home,
         targets,
         pending,
-        checking,
+        mut reader,
         request,
         retired_under,
     } = input;
     let own = inventory.account_id.clone();
-    let checking = if aws.consumers.ignore {
-        Vec::new()
-    } else {
-        checking
-    };
     let order: Vec<String> = targets.iter().chain(&pending).cloned().collect();
     let mut release = Release::new(plan::sharing_groups(&ties(&inventory, &order)));
-    let (sender, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
-    let reader = read_consumers(aws, region, &own, checking.clone(), sender);
-
+    let checking = std::mem::take(&mut reader.checking);
+    let accounts = check_accounts(aws, region, reader.follow_up.take());
+    let arrivals = &mut reader.arrivals;
     let executor = async {
         let mut facts = ConsumerFacts::default();
         let mut checked: BTreeSet<String> = BTreeSet::new();
@@ -135,7 +130,7 @@ where
         }
         Streamed { facts, executed }
     };
-    let ((), streamed) = futures::join!(reader, executor);
+    let ((), streamed) = futures::join!(accounts, executor);
     streamed
 }
 
@@ -177,61 +172,177 @@ fn ties(inventory: &Inventory, order: &[String]) -> Vec<(String, Vec<String>)> {
 }
 
 /// A fact in: an image is checked once nothing more about it is coming (its permissions name
-/// no other account, could not be read, or the accounts' checks are in).
+/// no other account or could not be read; or its report and each of its accounts are in).
 fn receive(arrival: Arrival, own: &str, facts: &mut ConsumerFacts, checked: &mut BTreeSet<String>) {
     match arrival {
-        Arrival::Permissions(image_id, read) => {
-            let complete = read
-                .as_ref()
-                .map_or(true, |permissions| !permissions.shared_with_accounts(own));
-            if complete {
-                checked.insert(image_id.clone());
-            }
-            facts.record(image_id, read);
-        }
-        Arrival::Checks(checks) => {
-            facts.add_checks(checks);
-            checked.extend(facts.permissions.keys().cloned());
+        Arrival::Permissions(image_id, read) => facts.record(image_id, read),
+        Arrival::Checks(checks) => facts.add_checks(checks),
+    }
+    let complete: Vec<String> = facts
+        .unreadable
+        .keys()
+        .filter(|id| !checked.contains(*id))
+        .cloned()
+        .chain(
+            facts
+                .permissions
+                .iter()
+                .filter(|(id, _)| !checked.contains(*id))
+                .filter(|(id, permissions)| {
+                    !permissions.shared_with_accounts(own)
+                        || facts.reports.contains_key(*id)
+                            && permissions
+                                .accounts
+                                .iter()
+                                .filter(|account| *account != own)
+                                .all(|account| facts.accounts.contains_key(account))
+                })
+                .map(|(id, _)| id.clone()),
+        )
+        .collect();
+    checked.extend(complete);
+}
+
+/// The consumer checks of a streamed retirement. The launch permissions are read by a task of
+/// their own (so that planning a batch never holds them up), from before the rest of the
+/// inventory is read. Each image found shared with accounts gets its usage report as soon as it
+/// is found (in batches, while the reads go on); role checks follow once every permission is in.
+pub struct Reader {
+    /// The images being checked (none with --ignore-consumers).
+    checking: Vec<String>,
+    arrivals: UnboundedReceiver<Arrival>,
+    /// For the accounts' checks: a way in, and the images found shared with accounts.
+    follow_up: Option<(UnboundedSender<Arrival>, UnboundedReceiver<Share>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// An image shared with other accounts, and those accounts.
+type Share = (String, Vec<String>);
+
+impl Reader {
+    /// Starts checking `checking` (the targets, and the images to be disabled).
+    pub fn start(aws: &Aws, region: &str, own_account: &str, checking: Vec<String>) -> Reader {
+        let checking = if aws.consumers.ignore {
+            Vec::new()
+        } else {
+            checking
+        };
+        let (sender, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        let (found_shared, shared) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(read_permissions(
+            aws.ec2(region),
+            own_account.to_string(),
+            checking.clone(),
+            sender.clone(),
+            found_shared,
+        ));
+        Reader {
+            checking,
+            arrivals,
+            follow_up: Some((sender, shared)),
+            task,
         }
     }
 }
 
-/// The consumer checks, as `Aws::consumer_facts` makes them, handed over one fact at a time:
-/// each launch permission as it is read, then the accounts' checks. Starts nothing after Ctrl-C.
-async fn read_consumers(
-    aws: &Aws,
-    region: &str,
-    own: &str,
+/// A region that fails before its retirement starts stops its reads too.
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Each launch permission, handed over as it is read (and an image shared with accounts, to
+/// the accounts' checks too). Starts nothing after Ctrl-C.
+async fn read_permissions(
+    ec2: Ec2,
+    own: String,
     checking: Vec<String>,
     sender: UnboundedSender<Arrival>,
+    found_shared: UnboundedSender<Share>,
 ) {
-    let ec2 = aws.ec2(region);
-    let mut read = ConsumerFacts::default();
-    let reads = stream::iter(checking)
-        .filter(|_| futures::future::ready(!interrupt::requested()))
-        .map(|image_id| ec2.permissions_of(image_id))
-        .buffer_unordered(PERMISSION_CONCURRENCY);
-    let mut reads = std::pin::pin!(reads);
-    while let Some((image_id, permissions)) = reads.next().await {
-        if let Ok(found) = &permissions {
-            read.permissions.insert(image_id.clone(), found.clone());
+    // Futures that own what they use: a task must be `Send` whatever the lifetimes.
+    let reads: Vec<_> = checking
+        .into_iter()
+        .map(|image_id| {
+            let ec2 = ec2.clone();
+            async move {
+                if interrupt::requested() {
+                    return None;
+                }
+                Some(ec2.permissions_of(image_id).await)
+            }
+        })
+        .collect();
+    let mut reads = stream::iter(reads).buffer_unordered(PERMISSION_CONCURRENCY);
+    while let Some(next) = reads.next().await {
+        let Some((image_id, permissions)) = next else {
+            continue;
+        };
+        if let Ok(found) = &permissions
+            && found.shared_with_accounts(&own)
+        {
+            let accounts: BTreeSet<String> = found
+                .accounts
+                .iter()
+                .filter(|account| **account != own)
+                .cloned()
+                .collect();
+            let _ = found_shared.send((image_id.clone(), accounts.into_iter().collect()));
         }
-        // The executor only stops listening once this task is done.
+        // The executor only stops listening once every sender is gone.
         let _ = sender.send(Arrival::Permissions(image_id, permissions));
     }
-    if interrupt::requested()
-        || !read
-            .permissions
-            .values()
-            .any(|p| p.shared_with_accounts(own))
-    {
+}
+
+/// The accounts' checks of the images shared with accounts, as `Aws::check_consumers` makes
+/// them: a usage report per image, made for each batch of images found while the previous
+/// batch's reports were being made; then, with `--role-name`, a look into each account.
+async fn check_accounts(
+    aws: &Aws,
+    region: &str,
+    follow_up: Option<(UnboundedSender<Arrival>, UnboundedReceiver<Share>)>,
+) {
+    let Some((sender, mut shared)) = follow_up else {
+        return;
+    };
+    let mut every_share: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut reading = true;
+    while reading {
+        // Wait for one, then take every one already found.
+        let mut batch: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        match shared.recv().await {
+            Some((image_id, accounts)) => {
+                batch.insert(image_id, accounts);
+            }
+            None => reading = false,
+        }
+        while let Ok((image_id, accounts)) = shared.try_recv() {
+            batch.insert(image_id, accounts);
+        }
+        if batch.is_empty() || interrupt::requested() {
+            continue;
+        }
+        // Reports can take minutes: Ctrl-C does not wait for them.
+        let reports = tokio::select! {
+            reports = aws.usage_reports_of(region, &batch) => reports,
+            () = interrupt::wait() => continue,
+        };
+        // Without a role, nothing more is learned about the accounts.
+        let accounts = match aws.consumers.role_name {
+            None => aws.account_checks(region, &batch).await,
+            Some(_) => BTreeMap::new(),
+        };
+        every_share.extend(batch);
+        let _ = sender.send(Arrival::Checks(ConsumerChecks { accounts, reports }));
+    }
+    if aws.consumers.role_name.is_none() || every_share.is_empty() || interrupt::requested() {
         return;
     }
     tokio::select! {
-        checks = aws.check_consumers(region, own, &read) => {
-            let _ = sender.send(Arrival::Checks(checks));
+        accounts = aws.account_checks(region, &every_share) => {
+            let _ = sender.send(Arrival::Checks(ConsumerChecks { accounts, reports: BTreeMap::new() }));
         }
-        // Reports can take minutes: Ctrl-C does not wait for them.
         () = interrupt::wait() => {}
     }
 }
