@@ -355,7 +355,10 @@ async fn an_unattended_cleanup_retires_while_it_still_reads() {
         .filter(|d| d["verdict"] == "retire")
         .map(|d| d["name"].as_str().unwrap().to_string())
         .collect();
-    assert!(reads > 40 && retired.len() > 40, "{reads} reads, {retired:?}");
+    assert!(
+        reads > 40 && retired.len() > 40,
+        "{reads} reads, {retired:?}"
+    );
     let before = account.images_by_name().await;
 
     account.configure(json!({"faults": {
@@ -380,7 +383,10 @@ async fn an_unattended_cleanup_retires_while_it_still_reads() {
         std::thread::spawn(move || {
             let started = Instant::now();
             while running.load(std::sync::atomic::Ordering::SeqCst) {
-                assert!(started.elapsed() < Duration::from_secs(120), "never finished");
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "never finished"
+                );
                 let requests = account.requests();
                 let count = |action: &str| requests.get(action).copied().unwrap_or(0);
                 if count("ec2:DeregisterImage") > 0 {
@@ -423,7 +429,10 @@ async fn an_unattended_cleanup_retires_while_it_still_reads() {
         .filter(|(kind, _, _)| kind == "image")
         .collect();
     assert_eq!(images.len(), retired.len());
-    assert!(images.iter().all(|(_, _, status)| status == "done"), "{images:?}");
+    assert!(
+        images.iter().all(|(_, _, status)| status == "done"),
+        "{images:?}"
+    );
 }
 
 /// A launch permission that cannot be read keeps its image (who else uses it is unknown), says
@@ -442,7 +451,10 @@ async fn an_unreadable_launch_permission_keeps_the_image_and_fails_the_run() {
     assert_eq!(code, 1, "nothing was done, and checks failed: {report}");
     let requests = account.requests();
     assert!(requests["ec2:DescribeImageAttribute"] > 0, "{requests:?}");
-    assert!(!requests.contains_key("ec2:DeregisterImage"), "{requests:?}");
+    assert!(
+        !requests.contains_key("ec2:DeregisterImage"),
+        "{requests:?}"
+    );
     assert_eq!(account.image_ids().await, before);
     let region = &report["regions"][0];
     let kept_unread: Vec<&Value> = region["decisions"]
