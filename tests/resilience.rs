@@ -66,6 +66,22 @@ async fn final_state(account: &Account) -> BTreeSet<String> {
     normalised(images.into_keys())
 }
 
+/// The images left are those `before` had minus the `retired` names, with exactly their snapshots.
+async fn left_as_planned(
+    account: &Account,
+    before: &BTreeMap<String, Vec<String>>,
+    retired: &BTreeSet<String>,
+) {
+    let expected: BTreeSet<String> = before
+        .keys()
+        .filter(|name| !retired.contains(*name))
+        .cloned()
+        .collect();
+    let left = account.images_by_name().await;
+    assert_eq!(left.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    final_state(account).await;
+}
+
 fn seed() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -261,15 +277,8 @@ async fn killed_at_random_points_a_rerun_converges_on_the_plan() {
 
     let (code, _) = cleanup(&account, &["--yes"]);
     assert_eq!(code, 0);
-    let expected: BTreeSet<String> = before
-        .keys()
-        .filter(|name| !retired.contains(*name))
-        .cloned()
-        .collect();
-    let left = account.images_by_name().await;
-    assert_eq!(left.keys().cloned().collect::<BTreeSet<_>>(), expected);
     // Every snapshot a kept image uses is there; none of the retired ones is.
-    final_state(&account).await;
+    left_as_planned(&account, &before, &retired).await;
 }
 
 #[tokio::test]
@@ -416,14 +425,7 @@ async fn an_unattended_cleanup_retires_while_it_still_reads() {
     assert_eq!(account.requests()["ec2:DescribeImageAttribute"], reads);
     let report = json(&output);
     crate::common::schema::check("cleanup", &report);
-    let expected: BTreeSet<String> = before
-        .keys()
-        .filter(|name| !retired.contains(*name))
-        .cloned()
-        .collect();
-    let left = account.images_by_name().await;
-    assert_eq!(left.keys().cloned().collect::<BTreeSet<_>>(), expected);
-    final_state(&account).await;
+    left_as_planned(&account, &before, &retired).await;
     let images: Vec<(String, String, String)> = items(&report)
         .into_iter()
         .filter(|(kind, _, _)| kind == "image")

@@ -71,19 +71,19 @@ pub fn settle(
         .filter(|id| checked.contains(*id))
         .cloned()
         .collect();
+    fn only_checked<V: Clone>(
+        by_image: &BTreeMap<String, V>,
+        checked: &BTreeSet<String>,
+    ) -> BTreeMap<String, V> {
+        by_image
+            .iter()
+            .filter(|(id, _)| checked.contains(*id))
+            .map(|(id, value)| (id.clone(), value.clone()))
+            .collect()
+    }
     let complete = ConsumerFacts {
-        permissions: facts
-            .permissions
-            .iter()
-            .filter(|(id, _)| checked.contains(*id))
-            .map(|(id, p)| (id.clone(), p.clone()))
-            .collect(),
-        unreadable: facts
-            .unreadable
-            .iter()
-            .filter(|(id, _)| checked.contains(*id))
-            .map(|(id, e)| (id.clone(), e.clone()))
-            .collect(),
+        permissions: only_checked(&facts.permissions, checked),
+        unreadable: only_checked(&facts.unreadable, checked),
         accounts: facts.accounts.clone(),
         reports: facts.reports.clone(),
     };

@@ -171,7 +171,26 @@ pub(super) async fn plan_region(
             plan::plan(&inventory, &request(targets)),
             notes,
         );
-        absorb(&mut report, streamed.executed);
+        let beyond = absorb(&mut report, streamed.executed);
+        if beyond > 0 {
+            problems.push(format!(
+                "{beyond} item(s) were retired that the final plan does not list (reported as \
+                 done): the rules changed their mind as facts came in; please report this"
+            ));
+        }
+        // Every check ends unless Ctrl-C came: an image never read is a check that did not run.
+        let unread = leaving
+            .iter()
+            .filter(|id| {
+                !streamed.facts.permissions.contains_key(*id)
+                    && !streamed.facts.unreadable.contains_key(*id)
+            })
+            .count();
+        if !aws.consumers.ignore && unread > 0 && !crate::interrupt::requested() {
+            problems.push(format!(
+                "the launch permissions of {unread} image(s) were not read: they stay"
+            ));
+        }
         // As a planned run reports it: no retirement at all when nothing was to go.
         let retired_nothing =
             report.images.is_empty() && report.snapshots.is_empty() && report.bundles.is_empty();

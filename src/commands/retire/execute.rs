@@ -418,6 +418,32 @@ impl RetireReport {
         self.not_started_because("not started: interrupted");
     }
 
+    /// Whatever is still planned was not done, and counts as failed.
+    pub(super) fn fail_planned(&mut self, reason: &str) {
+        self.not_started_because(reason);
+        for image in self
+            .images
+            .iter_mut()
+            .filter(|i| i.status == Status::NotStarted)
+        {
+            image.status = Status::Failed;
+        }
+        for snapshot in self
+            .snapshots
+            .iter_mut()
+            .filter(|s| s.status == Status::NotStarted)
+        {
+            snapshot.status = Status::Failed;
+        }
+        for bundle in self
+            .bundles
+            .iter_mut()
+            .filter(|b| b.status == Status::NotStarted)
+        {
+            bundle.status = Status::Failed;
+        }
+    }
+
     /// Whatever is still planned was never attempted, for this reason.
     pub(super) fn not_started_because(&mut self, reason: &str) {
         let reason = || Some(reason.to_string());

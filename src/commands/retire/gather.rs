@@ -115,6 +115,11 @@ pub async fn complete_inventory(
         None => {
             let mut usage = usage_of(aws, region, &requested_ids).await?;
             usage.merge(consumer_usage_of(aws, region, &account_id, &requested_ids).await?);
+            // A requested image whose sharing could not be read stops the command (--force
+            // must not retire an image that may be shared with anyone).
+            if !usage.problems.is_empty() {
+                anyhow::bail!("{}", usage.problems.join("; "));
+            }
             usage
         }
     };

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::execute::{ExecuteOptions, execute};
-use super::report::{BundleReport, RetireReport, Status};
+use super::report::{BundleReport, RetireReport};
 use crate::aws::usage::PERMISSION_CONCURRENCY;
 use crate::aws::{Aws, Ec2};
 use crate::interrupt;
@@ -350,7 +350,10 @@ async fn check_accounts(
 /// Lays the executed batches over the whole plan: each item a batch handled takes its status
 /// from there. An item the plan deletes that no batch handled was not started (after Ctrl-C, or
 /// if the facts changed under the run: a re-run does it).
-pub fn absorb(report: &mut RetireReport, executed: Vec<RetireReport>) {
+///
+/// Returns how many items a batch handled that the whole plan does not have (none, as long as
+/// the rules are monotone): they are reported as done, and the caller counts them as a problem.
+pub fn absorb(report: &mut RetireReport, executed: Vec<RetireReport>) -> usize {
     let mut images = BTreeMap::new();
     let mut snapshots = BTreeMap::new();
     let mut bundles = BTreeMap::new();
@@ -389,18 +392,20 @@ pub fn absorb(report: &mut RetireReport, executed: Vec<RetireReport>) {
     }
     // A batch never does what the whole plan would not (the rules are monotone); should one
     // have, what it did is still reported, never hidden.
+    let beyond = images.len() + snapshots.len() + bundles.len();
     report.images.extend(images.into_values());
     report.snapshots.extend(snapshots.into_values());
     report.bundles.extend(bundles.into_values());
-    if report.has_work() || report.bundles.iter().any(|b| b.status == Status::Planned) {
-        let reason = if interrupt::requested() {
-            "not started: interrupted"
-        } else {
-            "not started: its checks were not complete when the run ended; a re-run does it"
-        };
-        report.not_started_because(reason);
+    if interrupt::requested() {
+        report.not_started_because("not started: interrupted");
+    } else {
+        // Without Ctrl-C every check ends, so this is a failure, not a pause.
+        report.fail_planned(
+            "not done: its checks were not complete when the run ended; a re-run does it",
+        );
     }
     report.tally_left_behind();
+    beyond
 }
 
 fn bundle_key(bundle: &BundleReport) -> (String, String, String) {
