@@ -467,3 +467,99 @@ async fn a_usage_report_that_does_not_come_keeps_the_image() {
     assert_eq!(code, 0, "{out:#}");
     assert!(!owner.image_ids().await.contains(&image));
 }
+
+/// Streamed (`--yes`): images that share a snapshot go together, once each of them is settled.
+/// In each family the older image is clear at once and the newer one, shared with B, waits for
+/// its usage report (slow here). `web`: B does not use it, so both go, and their snapshot with the
+/// last of them (had the older gone alone, the snapshot would be left behind for good). `api`: B
+/// runs it, so it stays with its snapshot, and only its partner goes.
+#[tokio::test]
+async fn images_sharing_a_snapshot_wait_for_each_others_checks() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let mut images: std::collections::BTreeMap<String, String> = Default::default();
+    let mut roots: std::collections::BTreeMap<&str, String> = Default::default();
+    for family in ["web", "api"] {
+        let root = owner.snapshot(REGION, 8).await;
+        for (n, day) in [(1, "01"), (2, "02"), (3, "03"), (4, "04")] {
+            // 1 and 2 share the family's root snapshot; 3 and 4 (kept by --keep 2) have their own.
+            let snapshot = match n {
+                1 | 2 => root.clone(),
+                _ => owner.snapshot(REGION, 8).await,
+            };
+            let name = format!("{family}-2026.{day}.01");
+            let image = owner
+                .register_ebs(REGION, &name, &[("/dev/xvda", &snapshot)])
+                .await;
+            owner.backdate(REGION, &image, &format!("2026-{day}-01T00:00:00Z"));
+            images.insert(name, image);
+        }
+        roots.insert(family, root);
+    }
+    for name in ["web-2026.02.01", "api-2026.02.01"] {
+        owner.share_with(&images[name], &consumer.id).await;
+    }
+    consumer
+        .launch_instance(REGION, &images["api-2026.02.01"])
+        .await;
+    owner.configure(json!({"usage_report_delay": 2}));
+
+    let (code, out) = run(&owner, &["cleanup", "--keep", "2", "--yes"]);
+    owner.configure(json!({"usage_report_delay": 0.2}));
+    assert_eq!(code, 0, "{out:#}");
+    let left = owner.image_ids().await;
+    let gone = ["web-2026.01.01", "web-2026.02.01", "api-2026.01.01"];
+    for (name, image) in &images {
+        assert_eq!(
+            left.contains(image),
+            !gone.contains(&name.as_str()),
+            "{name}"
+        );
+    }
+    let kept = out["regions"][0]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["image_id"] == images["api-2026.02.01"].as_str())
+        .unwrap();
+    assert_eq!(kept["verdict"], "keep");
+    assert!(
+        kept["reason"].as_str().unwrap().contains(&consumer.id),
+        "{kept}"
+    );
+    let snapshots = owner.snapshot_ids().await;
+    assert!(
+        !snapshots.contains(&roots["web"]),
+        "web's shared snapshot was left behind"
+    );
+    assert!(
+        snapshots.contains(&roots["api"]),
+        "api's shared snapshot went"
+    );
+}
+
+/// `deregister` stops, naming the image, when its launch permissions cannot be read: even
+/// `--force` must not retire an image that may be shared with anyone.
+#[tokio::test]
+async fn deregister_stops_when_it_cannot_tell_who_else_may_launch_the_image() {
+    let owner = Account::new();
+    let (image, _) = owner.image(REGION, "unreadable-sharing").await;
+    owner.configure(json!({"faults": {
+        "denied": 1.0, "actions": ["ec2:DescribeImageAttribute"]
+    }}));
+    owner.reset_requests();
+    let output = owner.run(["deregister", &image, "--cleanup", "--force", "--yes"]);
+    owner.configure(json!({"faults": null}));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&image) && stderr.contains("could not be read"),
+        "{stderr}"
+    );
+    assert!(owner.image_ids().await.contains(&image));
+    assert!(
+        owner.mutating_calls().is_empty(),
+        "{:?}",
+        owner.mutating_calls()
+    );
+}
