@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::fixture;
-use super::retention::{GroupBy, Retention, Verdict, select};
+use super::retention::{GroupBy, Retention, RetireAction, Verdict, select};
 use super::*;
 use crate::model::{Image, UserKind};
 use chrono::TimeZone;
@@ -333,5 +333,57 @@ proptest! {
             prop_assert_eq!(image.action, ImageAction::Deregister, "{:?}", image);
         }
         check(&inventory, &plan)?;
+    }
+
+    /// What a streamed cleanup relies on: a user found (here, the `targeted` images turning out
+    /// to be used in a consumer account) can only keep more. Whatever the rules deregister with
+    /// more users, they deregister with fewer, under several rules at once (keep-wins, the
+    /// gentler action).
+    #[test]
+    fn finding_a_user_never_retires_anything_more(estate in estate()) {
+        let inventory = build(&estate);
+        let retention = |keep: Option<usize>, older_than: Option<i64>| Retention {
+            group_by: GroupBy::Name(None),
+            keep,
+            older_than: older_than.map(chrono::Duration::days),
+            unused_for: None,
+            keep_tag: ("keep".into(), "true".into()),
+            include_public: false,
+        };
+        let rule = |name: &str, retention: Retention, action: RetireAction| rules::Rule {
+            label: Some(name.into()),
+            name_filter: Some(regex::Regex::new(name).unwrap()),
+            tags: Vec::new(),
+            retention,
+            action,
+            orphans: false,
+            orphan_bundles: Vec::new(),
+        };
+        let rules = vec![
+            rule("^fam", retention(Some(estate.keep), None), RetireAction::Deregister),
+            rule("^fam1", retention(Some(estate.keep + 1), Some(300)), RetireAction::Deregister),
+            rule("^fam2", retention(None, Some(500)), RetireAction::Deprecate),
+        ];
+        let deregistered = |users: &BTreeMap<String, Vec<ImageUser>>| -> BTreeSet<String> {
+            rules::decide(&rules, Vec::new(), &inventory.images, ACCOUNT, users, now())
+                .1
+                .into_iter()
+                .filter(|(_, action)| *action == RetireAction::Deregister)
+                .map(|(id, _)| id)
+                .collect()
+        };
+        let mut more = inventory.users.clone();
+        for (n, spec) in estate.images.iter().enumerate() {
+            if spec.targeted {
+                more.entry(format!("ami-{n:04}")).or_default().push(ImageUser::new(
+                    UserKind::UncheckedConsumer,
+                    "222222222222",
+                    None,
+                ));
+            }
+        }
+        let with_more = deregistered(&more);
+        let with_fewer = deregistered(&inventory.users);
+        prop_assert!(with_more.is_subset(&with_fewer), "{:?} not in {:?}", with_more, with_fewer);
     }
 }

@@ -174,33 +174,40 @@ fn ties(inventory: &Inventory, order: &[String]) -> Vec<(String, Vec<String>)> {
 /// A fact in: an image is checked once nothing more about it is coming (its permissions name
 /// no other account or could not be read; or its report and each of its accounts are in).
 fn receive(arrival: Arrival, own: &str, facts: &mut ConsumerFacts, checked: &mut BTreeSet<String>) {
-    match arrival {
-        Arrival::Permissions(image_id, read) => facts.record(image_id, read),
-        Arrival::Checks(checks) => facts.add_checks(checks),
-    }
-    let complete: Vec<String> = facts
-        .unreadable
-        .keys()
-        .filter(|id| !checked.contains(*id))
-        .cloned()
-        .chain(
+    // Only what the fact is about can have become complete: one image, or (accounts' checks)
+    // the images still waiting.
+    let about: Vec<String> = match arrival {
+        Arrival::Permissions(image_id, read) => {
+            facts.record(image_id.clone(), read);
+            vec![image_id]
+        }
+        Arrival::Checks(checks) => {
+            facts.add_checks(checks);
             facts
                 .permissions
-                .iter()
-                .filter(|(id, _)| !checked.contains(*id))
-                .filter(|(id, permissions)| {
-                    !permissions.shared_with_accounts(own)
-                        || facts.reports.contains_key(*id)
-                            && permissions
-                                .accounts
-                                .iter()
-                                .filter(|account| *account != own)
-                                .all(|account| facts.accounts.contains_key(account))
-                })
-                .map(|(id, _)| id.clone()),
-        )
-        .collect();
-    checked.extend(complete);
+                .keys()
+                .filter(|id| !checked.contains(*id))
+                .cloned()
+                .collect()
+        }
+    };
+    for image_id in about {
+        let complete = match facts.permissions.get(&image_id) {
+            None => facts.unreadable.contains_key(&image_id),
+            Some(permissions) => {
+                !permissions.shared_with_accounts(own)
+                    || facts.reports.contains_key(&image_id)
+                        && permissions
+                            .accounts
+                            .iter()
+                            .filter(|account| *account != own)
+                            .all(|account| facts.accounts.contains_key(account))
+            }
+        };
+        if complete {
+            checked.insert(image_id);
+        }
+    }
 }
 
 /// The consumer checks of a streamed retirement. The launch permissions are read by a task of
@@ -414,4 +421,94 @@ fn bundle_key(bundle: &BundleReport) -> (String, String, String) {
         bundle.plan.bucket.clone(),
         bundle.plan.manifest_key.clone(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConsumerCheck, UsageReport};
+
+    const OURS: &str = "111111111111";
+    const THEIRS: &str = "222222222222";
+
+    fn permissions(accounts: &[&str]) -> anyhow::Result<LaunchPermissions> {
+        Ok(LaunchPermissions {
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            ..Default::default()
+        })
+    }
+
+    fn report_and_account(image: &str) -> Arrival {
+        Arrival::Checks(ConsumerChecks {
+            reports: BTreeMap::from([(image.to_string(), UsageReport::Unavailable("x".into()))]),
+            accounts: BTreeMap::from([(THEIRS.to_string(), ConsumerCheck::NoRole)]),
+        })
+    }
+
+    #[test]
+    fn an_image_is_checked_once_nothing_more_about_it_is_coming() {
+        // Table: arrivals in order → the images checked after them.
+        let cases: Vec<(&str, Vec<Arrival>, &[&str])> = vec![
+            (
+                "not shared, or shared with ourselves only",
+                vec![
+                    Arrival::Permissions("ami-a".into(), permissions(&[])),
+                    Arrival::Permissions("ami-b".into(), permissions(&[OURS])),
+                ],
+                &["ami-a", "ami-b"],
+            ),
+            (
+                "shared with an account: not before its report and account check",
+                vec![Arrival::Permissions("ami-a".into(), permissions(&[THEIRS]))],
+                &[],
+            ),
+            (
+                "shared, then the checks",
+                vec![
+                    Arrival::Permissions("ami-a".into(), permissions(&[THEIRS])),
+                    report_and_account("ami-a"),
+                ],
+                &["ami-a"],
+            ),
+            (
+                "the checks first, then the permissions (either order)",
+                vec![
+                    report_and_account("ami-a"),
+                    Arrival::Permissions("ami-a".into(), permissions(&[THEIRS])),
+                ],
+                &["ami-a"],
+            ),
+            (
+                "a report without the account's check is not enough (--role-name comes last)",
+                vec![
+                    Arrival::Permissions("ami-a".into(), permissions(&[THEIRS])),
+                    Arrival::Checks(ConsumerChecks {
+                        reports: BTreeMap::from([(
+                            "ami-a".to_string(),
+                            UsageReport::Unavailable("x".into()),
+                        )]),
+                        accounts: BTreeMap::new(),
+                    }),
+                ],
+                &[],
+            ),
+            (
+                "a read that failed: nothing more is coming (the image stays)",
+                vec![Arrival::Permissions(
+                    "ami-a".into(),
+                    Err(anyhow::anyhow!("AccessDenied")),
+                )],
+                &["ami-a"],
+            ),
+        ];
+        for (label, arrivals, expected) in cases {
+            let mut facts = ConsumerFacts::default();
+            let mut checked = BTreeSet::new();
+            for arrival in arrivals {
+                receive(arrival, OURS, &mut facts, &mut checked);
+            }
+            let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+            assert_eq!(checked, expected, "{label}");
+        }
+    }
 }
