@@ -22,27 +22,29 @@ pub enum Deleted {
     AlreadyGone,
 }
 
+/// Of every snapshot the account owns (`all_owned_snapshots`), those among `ids`.
+pub fn among(all: Vec<SnapshotFact>, ids: &[String]) -> BTreeMap<String, SnapshotInfo> {
+    let wanted: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    all.into_iter()
+        .filter(|s| wanted.contains(s.snapshot_id.as_str()))
+        .map(|s| {
+            (
+                s.snapshot_id,
+                SnapshotInfo {
+                    size_gib: s.size_gib,
+                    tags: s.tags,
+                },
+            )
+        })
+        .collect()
+}
+
 impl Ec2 {
     /// The account's own snapshots among `ids`; absent ones are someone else's, or gone.
     pub async fn owned_snapshots(&self, ids: &[String]) -> Result<BTreeMap<String, SnapshotInfo>> {
         // Many ids: one paged listing of everything costs fewer calls than filtered lookups.
         if ids.len() > 2 * FILTER_VALUES {
-            let wanted: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-            return Ok(self
-                .all_owned_snapshots()
-                .await?
-                .into_iter()
-                .filter(|s| wanted.contains(s.snapshot_id.as_str()))
-                .map(|s| {
-                    (
-                        s.snapshot_id,
-                        SnapshotInfo {
-                            size_gib: s.size_gib,
-                            tags: s.tags,
-                        },
-                    )
-                })
-                .collect());
+            return Ok(among(self.all_owned_snapshots().await?, ids));
         }
         let mut found = BTreeMap::new();
         for chunk in ids.chunks(FILTER_VALUES) {

@@ -12,8 +12,8 @@ use super::{OrphanReport, RegionCleanup, Source, StagedReport};
 use crate::aws::Aws;
 use crate::commands::policy::Rule;
 use crate::commands::retire::{
-    Reader, RetireReport, Status, Streaming, absorb, complete_inventory, consumer_usage_of,
-    load_region, stream as stream_retirement, usage_of,
+    ReadAhead, Reader, RetireReport, Status, Streaming, absorb, complete_inventory,
+    consumer_usage_of, load_region, stream as stream_retirement, usage_of,
 };
 use crate::model::Image;
 use crate::plan::manifest::split_location;
@@ -23,6 +23,10 @@ use crate::plan::{self, Request};
 
 /// Manifests read at once while sweeping bundles.
 const BUNDLE_READS: usize = 4;
+
+/// Candidates from which a streamed cleanup reads every snapshot ahead: below, the filtered
+/// lookups of the targets' snapshots cost less.
+const READ_AHEAD_FROM: usize = 400;
 
 /// Every rule decides on its own candidates; an image any rule keeps stays (when in doubt,
 /// keep); the gentler action wins when rules disagree; then one plan for the region.
@@ -55,11 +59,25 @@ pub(super) async fn plan_region(
     if let Some(review) = review {
         candidate_ids.extend(review.images.iter().map(|image| image.image_id.clone()));
     }
-    let mut usage = if candidate_ids.is_empty() {
-        Default::default()
-    } else {
-        usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await?
-    };
+    // A large unattended cleanup reads the region-wide facts it will need at the same time.
+    let read_ahead = stream && candidate_ids.len() > READ_AHEAD_FROM;
+    let (usage, mut ahead) = tokio::join!(
+        async {
+            match candidate_ids.is_empty() {
+                true => Ok(Default::default()),
+                false => {
+                    usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await
+                }
+            }
+        },
+        async {
+            match read_ahead {
+                true => ReadAhead::read(aws, region).await,
+                false => ReadAhead::default(),
+            }
+        }
+    );
+    let mut usage: plan::users::Usage = usage?;
     let now = Utc::now();
     let decide_with = |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
         let rechecked = review
@@ -113,9 +131,10 @@ pub(super) async fn plan_region(
     };
     let first_targets = deregistered(&actions);
     let mut problems = Vec::new();
-    let region_facts = || crate::commands::retire::RegionFacts {
+    let mut region_facts = || crate::commands::retire::RegionFacts {
         account_id: facts.account_id.clone(),
         images: facts.images.clone(),
+        ahead: std::mem::take(&mut ahead),
     };
     let (retire, stale_marks) = if stream && !(first_targets.is_empty() && unfinished.is_empty()) {
         // The consumer checks start now and go on while the rest is read and retired.

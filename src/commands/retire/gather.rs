@@ -18,6 +18,34 @@ const BUNDLE_CONCURRENCY: usize = 4;
 pub struct RegionFacts {
     pub account_id: String,
     pub images: Vec<Image>,
+    /// Region-wide facts already read, if any (a large unattended cleanup reads them ahead).
+    pub ahead: ReadAhead,
+}
+
+/// The region-wide facts a large retirement reads anyway (every snapshot of the account, the
+/// Recycle Bin rules, the snapshot locks), read while the images' users are being read, so
+/// that the first retirement does not wait for them.
+#[derive(Default)]
+pub struct ReadAhead {
+    snapshots: Option<Result<Vec<crate::model::SnapshotFact>>>,
+    recycle: Option<crate::model::RecycleRules>,
+    locks: Option<SnapshotLocks>,
+}
+
+impl ReadAhead {
+    pub async fn read(aws: &Aws, region: &str) -> ReadAhead {
+        let ec2 = aws.ec2(region);
+        let (snapshots, recycle, locks) = tokio::join!(
+            ec2.all_owned_snapshots(),
+            aws.recycle_rules(region),
+            ec2.snapshot_locks()
+        );
+        ReadAhead {
+            snapshots: Some(snapshots),
+            recycle: Some(recycle),
+            locks: Some(locks),
+        }
+    }
 }
 
 pub async fn load_region(aws: &Aws, region: &str) -> Result<RegionFacts> {
@@ -29,7 +57,11 @@ pub async fn load_region(aws: &Aws, region: &str) -> Result<RegionFacts> {
             ..Default::default()
         })
         .await?;
-    Ok(RegionFacts { account_id, images })
+    Ok(RegionFacts {
+        account_id,
+        images,
+        ahead: ReadAhead::default(),
+    })
 }
 
 /// Who uses these images here, with notes on what could not be checked.
@@ -71,8 +103,11 @@ pub async fn complete_inventory(
     >,
 ) -> Result<(Inventory, Vec<String>)> {
     let ec2 = aws.ec2(region);
-    let account_id = facts.account_id;
-    let mut images = facts.images;
+    let RegionFacts {
+        account_id,
+        mut images,
+        ahead,
+    } = facts;
     let mut inventory = Inventory {
         account_id: account_id.clone(),
         ..Default::default()
@@ -135,12 +170,21 @@ pub async fn complete_inventory(
     // Whether what goes can come back: read once for the region, whatever the number of images
     // (at the same time as the snapshots).
     let recycle_needed = !requested.is_empty() || !inventory.pending.is_empty();
-    let (owned_snapshots, recycle) = tokio::join!(ec2.owned_snapshots(&snapshot_ids), async {
-        match recycle_needed {
-            true => Some(aws.recycle_rules(region).await),
-            false => None,
+    let (owned_snapshots, recycle) = tokio::join!(
+        async {
+            match ahead.snapshots {
+                Some(all) => all.map(|all| crate::aws::snapshots::among(all, &snapshot_ids)),
+                None => ec2.owned_snapshots(&snapshot_ids).await,
+            }
+        },
+        async {
+            match (recycle_needed, ahead.recycle) {
+                (false, _) => None,
+                (true, Some(read)) => Some(read),
+                (true, None) => Some(aws.recycle_rules(region).await),
+            }
         }
-    });
+    );
     let owned_snapshots = owned_snapshots?;
     if let Some(recycle) = recycle {
         inventory.recycle = recycle;
@@ -148,7 +192,10 @@ pub async fn complete_inventory(
     // Locks matter only where something of ours could be deleted.
     let has_pending = !inventory.pending.is_empty();
     if !owned_snapshots.is_empty() || has_pending {
-        inventory.locks = ec2.snapshot_locks().await;
+        inventory.locks = match ahead.locks {
+            Some(read) => read,
+            None => ec2.snapshot_locks().await,
+        };
         if let SnapshotLocks::NotOffered(why) = &inventory.locks {
             notes.push(format!(
                 "snapshot locks not checked, the endpoint does not offer them: {why}"

@@ -20,7 +20,9 @@ use crate::error::usage;
 use crate::output::Printer;
 
 pub use execute::{ExecuteOptions, deletion_status, execute};
-pub use gather::{RegionFacts, complete_inventory, consumer_usage_of, load_region, usage_of};
+pub use gather::{
+    ReadAhead, RegionFacts, complete_inventory, consumer_usage_of, load_region, usage_of,
+};
 pub use report::{RetireReport, Status};
 pub(crate) use report::{status_cell, with_error};
 pub use stream::{Reader, Streaming, absorb, stream};
