@@ -24,9 +24,9 @@ use crate::plan::{self, Request};
 /// Manifests read at once while sweeping bundles.
 const BUNDLE_READS: usize = 4;
 
-/// Candidates from which a streamed cleanup reads every snapshot ahead: below, the filtered
-/// lookups of the targets' snapshots cost less.
-const READ_AHEAD_FROM: usize = 400;
+/// Candidates from which a streamed cleanup reads every snapshot ahead (a few pages of
+/// DescribeSnapshots); below, the filtered lookups of the targets' snapshots cost less.
+const READ_AHEAD_FROM: usize = 100;
 
 /// Every rule decides on its own candidates; an image any rule keeps stays (when in doubt,
 /// keep); the gentler action wins when rules disagree; then one plan for the region.
@@ -193,8 +193,8 @@ pub(super) async fn plan_region(
         let beyond = absorb(&mut report, streamed.executed);
         if beyond > 0 {
             problems.push(format!(
-                "{beyond} item(s) were retired that the final plan does not list (reported as \
-                 done): the rules changed their mind as facts came in; please report this"
+                "{beyond} item(s) handled by a batch are not in the final plan (reported as they \
+                 went): the rules changed their mind as facts came in; please report this"
             ));
         }
         // Every check ends unless Ctrl-C came: an image never read is a check that did not run.
