@@ -66,6 +66,17 @@ async fn final_state(account: &Account) -> BTreeSet<String> {
     normalised(images.into_keys())
 }
 
+/// The names of the images a cleanup document decides to retire (first region).
+fn retired_names(plan: &Value) -> BTreeSet<String> {
+    plan["regions"][0]["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["verdict"] == "retire")
+        .map(|d| d["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// The images left are those `before` had minus the `retired` names, with exactly their snapshots.
 async fn left_as_planned(
     account: &Account,
@@ -244,13 +255,7 @@ async fn killed_at_random_points_a_rerun_converges_on_the_plan() {
     let before = account.images_by_name().await;
     let (code, plan) = cleanup(&account, &["--dry-run"]);
     assert_eq!(code, 0);
-    let retired: BTreeSet<String> = plan["regions"][0]["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["verdict"] == "retire")
-        .map(|d| d["name"].as_str().unwrap().to_string())
-        .collect();
+    let retired = retired_names(&plan);
     assert_eq!(retired.len(), 270);
 
     let mut state = seed() | 1;
@@ -357,13 +362,7 @@ async fn an_unattended_cleanup_retires_while_it_still_reads() {
     let (code, plan) = cleanup(&account, &["--dry-run"]);
     assert_eq!(code, 0);
     let reads = account.requests()["ec2:DescribeImageAttribute"];
-    let retired: BTreeSet<String> = plan["regions"][0]["decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["verdict"] == "retire")
-        .map(|d| d["name"].as_str().unwrap().to_string())
-        .collect();
+    let retired = retired_names(&plan);
     assert!(
         reads > 40 && retired.len() > 40,
         "{reads} reads, {retired:?}"

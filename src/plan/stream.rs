@@ -179,6 +179,24 @@ mod tests {
         }
     }
 
+    /// `settle` for the family's older images, with no user at home.
+    fn settle_family(
+        family: &[&str],
+        targets: &[String],
+        facts: &ConsumerFacts,
+        checked: &[&str],
+    ) -> Settled {
+        settle(
+            targets,
+            targets,
+            OURS,
+            &Usage::default(),
+            facts,
+            &set(checked),
+            keep_newest_unused(family),
+        )
+    }
+
     #[test]
     fn an_image_goes_once_no_pending_check_can_keep_it() {
         // ami-0 newest (kept by rank), ami-1..3 retired before any consumer check.
@@ -225,15 +243,7 @@ mod tests {
             for (id, permissions) in read {
                 facts.permissions.insert(id.to_string(), permissions);
             }
-            let settled = settle(
-                &targets,
-                &targets,
-                OURS,
-                &Usage::default(),
-                &facts,
-                &set(checked),
-                keep_newest_unused(&family),
-            );
+            let settled = settle_family(&family, &targets, &facts, checked);
             assert_eq!(settled.retire, set(retire), "{label}");
             assert_eq!(settled.keep, set(keep), "{label}");
         }
@@ -253,15 +263,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let settled = settle(
-            &targets,
-            &targets,
-            OURS,
-            &Usage::default(),
-            &facts,
-            &set(&["ami-1"]),
-            keep_newest_unused(&family),
-        );
+        let settled = settle_family(&family, &targets, &facts, &["ami-1"]);
         assert_eq!(settled.keep, set(&["ami-1"]));
         // ami-2 and ami-3 are not read yet: nothing goes.
         assert!(settled.retire.is_empty());
@@ -279,15 +281,7 @@ mod tests {
         facts
             .permissions
             .insert("ami-3".into(), LaunchPermissions::default());
-        let settled = settle(
-            &targets,
-            &targets,
-            OURS,
-            &Usage::default(),
-            &facts,
-            &set(&["ami-1", "ami-2", "ami-3"]),
-            keep_newest_unused(&family),
-        );
+        let settled = settle_family(&family, &targets, &facts, &["ami-1", "ami-2", "ami-3"]);
         assert_eq!(settled.keep, set(&["ami-1", "ami-2"]));
         // ami-0 keeps its rank; ami-1 and ami-2 take none; ami-3 is second: it goes.
         assert_eq!(settled.retire, set(&["ami-3"]));
