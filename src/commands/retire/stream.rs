@@ -2,12 +2,13 @@
 //! others are still being read, so the reads and the writes share the run instead of following
 //! each other. EC2 gives them separate request budgets.
 //!
-//! One task reads (a launch-permission read per image, then the usage reports and role checks
-//! of the images shared with accounts) and hands each fact over as it arrives. The other plans
-//! and executes whatever the facts settle (`plan::stream`), a batch at a time, through the same
-//! `execute` as a planned run. What it does is what the whole plan, made at the end from every
-//! fact, says: `absorb` lays the batches' results over that plan, and anything the plan deletes
-//! that no batch did is reported not started.
+//! A task of its own reads the launch permissions (`Reader`); the images found shared with
+//! accounts get their usage reports in batches meanwhile, and role checks at the end
+//! (`check_accounts`). Each fact is handed over as it arrives. The executor plans and executes
+//! whatever the facts settle (`plan::stream`), a batch at a time, through the same `execute` as
+//! a planned run. What it does is what the whole plan, made at the end from every fact, says:
+//! `absorb` lays the batches' results over that plan; anything the plan deletes that no batch
+//! did is reported not started after Ctrl-C, and failed otherwise.
 
 use futures::{StreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
