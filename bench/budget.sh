@@ -24,14 +24,13 @@ ep, path, body = sys.argv[1], sys.argv[2], sys.argv[3]
 urllib.request.urlopen(urllib.request.Request(ep + path, data=body.encode(), method="POST")).read()
 PY
 }
-now() { date +%s.%N; }
 
 echo "| images | run | wall (s) | write floor (s) | read floor (s) | wall / floor | throttled | requests |"
 echo "|---|---|---|---|---|---|---|---|"
 for size in "${sizes[@]}"; do
   families=$(( size >= 3000 ? 30 : 10 ))
-  account="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 )))"
-  consumer="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 + 2 )))"
+  account="$(new_account)"
+  consumer="$(new_account 2)"
   estate=$("$py" bench/estate.py "$ep" "$account" "$size" "$families" "$consumer")
   echo "estate $size: $estate; compression ${compression}x, latency ${latency} ms" >&2
   # The compressed buckets are, to the client, an account with raised limits.

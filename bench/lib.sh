@@ -13,3 +13,7 @@ ami="$root/target/debug/ami"
 ep="$AMI_EMULATOR_ENDPOINT"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+now() { date +%s.%N; }
+# A fresh 12-digit account id for a run (the emulator keeps each account apart); $1 is added, so
+# the accounts of one run differ.
+new_account() { printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 + ${1:-0} )); }

@@ -29,15 +29,14 @@ PY
 }
 reset() { "$py" -c "import urllib.request,sys; urllib.request.urlopen(urllib.request.Request(sys.argv[1], data=b'{}', method='POST'))" "$ep/_emulator/requests/reset?account=$1"; }
 seconds() { "$py" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
-now() { date +%s.%N; }
 
 echo "| images | latency | run | wall (s) | requests |"
 echo "|---|---|---|---|---|"
 for size in "${sizes[@]}"; do
   families=$(( size >= 3000 ? 30 : 10 ))
-  ours="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 )))"
-  theirs="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 + 1 )))"
-  consumer="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 + 2 )))"
+  ours="$(new_account)"
+  theirs="$(new_account 1)"
+  consumer="$(new_account 2)"
   estate=$("$py" bench/estate.py "$ep" "$ours" "$size" "$families" "$consumer")
   "$py" bench/estate.py "$ep" "$theirs" "$size" "$families" >/dev/null
   echo "estate $size: $estate; latency ${BENCH_LATENCY_MS:-0} ms" >&2

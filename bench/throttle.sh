@@ -20,7 +20,7 @@ echo "| images | burst / refill | wall (s) | floor (s) | wall / floor | mutating
 echo "|---|---|---|---|---|---|---|---|"
 for size in "${sizes[@]}"; do
   families=$(( size >= 3000 ? 30 : 10 ))
-  account="$(printf '%012d' $(( (RANDOM << 15 | RANDOM) % 1000000000000 )))"
+  account="$(new_account)"
   "$py" bench/estate.py "$ep" "$account" "$size" "$families" >/dev/null
   "$py" - "$ep" "$account" "$burst" "$refill" <<'PY'
 import json, sys, urllib.request

@@ -21,6 +21,19 @@ fn ami(account: &Account, args: &[&str]) -> (i32, Value, String) {
     (output.status.code().unwrap(), value, stderr)
 }
 
+/// `ami list --recycle-bin`: the ids in the bin, and the document.
+fn in_the_bin(account: &Account) -> (BTreeSet<String>, Value) {
+    let (code, bin, stderr) = ami(account, &["list", "--recycle-bin"]);
+    assert_eq!(code, 0, "{stderr}");
+    let ids = bin["recycle_bin"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, bin)
+}
+
 fn by_id<'a>(items: &'a Value, key: &str, id: &str) -> &'a Value {
     items
         .as_array()
@@ -87,17 +100,10 @@ async fn a_retired_image_comes_back_with_its_snapshot_and_launches() {
     assert!(!account.image_ids().await.contains(&old));
 
     // What the bin holds, and until when.
-    let (code, bin, stderr) = ami(&account, &["list", "--recycle-bin"]);
-    assert_eq!(code, 0, "{stderr}");
-    let ids: BTreeSet<&str> = bin["recycle_bin"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["id"].as_str().unwrap())
-        .collect();
+    let (ids, bin) = in_the_bin(&account);
     assert_eq!(
         ids,
-        BTreeSet::from([old.as_str(), other.as_str(), old_snapshot.as_str()])
+        BTreeSet::from([old.clone(), other.clone(), old_snapshot.clone()])
     );
     assert!(by_id(&bin["recycle_bin"], "id", &old)["leaves"].is_string());
 
@@ -253,15 +259,8 @@ async fn every_new_listing_is_read_to_its_last_page() {
     assert_eq!(requests["rbin:GetRule"], 4, "{requests:?}");
     assert!(requests["ec2:DescribeLockedSnapshots"] >= 2, "{requests:?}");
 
-    let (code, bin, stderr) = ami(&account, &["list", "--recycle-bin"]);
-    assert_eq!(code, 0, "{stderr}");
-    let ids: BTreeSet<&str> = bin["recycle_bin"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, BTreeSet::from([locked.as_str(), shared[0].as_str()]));
+    let (ids, _) = in_the_bin(&account);
+    assert_eq!(ids, BTreeSet::from([locked.clone(), shared[0].clone()]));
 }
 
 /// Interrupted after the image came back but before its snapshot did: the same command again
