@@ -109,7 +109,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List AMIs (all states, disabled and deprecated included), oldest first
+    /// List AMIs in every state (disabled and deprecated too; not deregistered ones), oldest first
     List(ListArgs),
     /// Create an image from an instance
     Create(CreateArgs),

@@ -28,6 +28,9 @@ pub struct Settings {
     /// AMI_EC2_RATE_SCALE: how many times AWS's published EC2 request rates this account has
     /// (AWS raises them on request); `ami` paces its bulk calls to them. Default 1.
     pub rate_scale: f64,
+    /// AMI_CONSISTENCY_TIMEOUT: how long AWS gets to catch up with what this run did (a new id,
+    /// a snapshot freed by a deregistration, a changed permission). Default 5 minutes.
+    pub consistency_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -63,8 +66,14 @@ impl Settings {
                 }
             },
         };
+        let consistency_timeout = match env_non_empty("AMI_CONSISTENCY_TIMEOUT") {
+            None => crate::aws::settle::DEFAULT_CONSISTENCY_TIMEOUT,
+            Some(raw) => crate::duration::parse(&raw)
+                .map_err(|why| usage(format!("AMI_CONSISTENCY_TIMEOUT: {why}")))?,
+        };
         Ok(Settings {
             rate_scale,
+            consistency_timeout,
             regions,
             profile,
             endpoint_url,

@@ -13,6 +13,9 @@ pub struct Image {
     pub description: Option<String>,
     pub owner_id: Option<String>,
     pub state: ImageState,
+    /// Why it is in its state, when AWS says (a `failed` image's cause).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_reason: Option<String>,
     /// `ebs` or `instance-store`.
     pub root_device_type: String,
     pub root_device_name: Option<String>,
@@ -28,6 +31,9 @@ pub struct Image {
     /// `disabled-until-<time>` (cooldown running).
     pub deregistration_protection: Option<String>,
     pub last_launched_time: Option<DateTime<Utc>>,
+    /// The instance a CreateImage image was made from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_instance_id: Option<String>,
 }
 
 /// An image's state, as AWS names it (`available`, `pending`, ...). A state this build does not
@@ -185,6 +191,23 @@ pub struct BinEntry {
     pub entered: Option<DateTime<Utc>>,
     /// When it leaves the bin for good, unless restored before.
     pub leaves: Option<DateTime<Utc>>,
+}
+
+/// The images in a region's Recycle Bin (ListImagesInRecycleBin), as far as they could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinnedImages {
+    /// Every image in the bin, by id.
+    Known(BTreeMap<String, BinEntry>),
+    /// The endpoint does not offer the Recycle Bin: nothing can be in it.
+    NotOffered(String),
+    /// The read failed: any image may be in the bin.
+    Unreadable(String),
+}
+
+impl Default for BinnedImages {
+    fn default() -> Self {
+        BinnedImages::Known(BTreeMap::new())
+    }
 }
 
 /// An EBS snapshot lock's state (DescribeLockedSnapshots).

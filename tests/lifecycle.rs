@@ -881,8 +881,9 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
         "--ssm-parameter",
         "web-golden",
     ];
-    // One region's parameter already names an older image.
-    owner.put_parameter("eu-west-1", "web-golden", "ami-0123456789abcdef0");
+    // One region's parameter already names an older image (SSM takes only an image that exists).
+    let (older, _) = owner.image("eu-west-1", "web-2026.10.01").await;
+    owner.put_parameter("eu-west-1", "web-golden", &older);
     let (code, out) = run(&owner, &args);
     // Exit 3: the release has images (a partial success); its last stage failed.
     assert_eq!(
@@ -902,7 +903,9 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
     );
     let error = out["stages"][5]["error"].as_str().unwrap();
     assert!(
-        error.contains("eu-west-1 web-golden: holds ami-0123456789abcdef0; --overwrite-ssm"),
+        error.contains(&format!(
+            "eu-west-1 web-golden: holds {older}; --overwrite-ssm"
+        )),
         "{error}"
     );
     let test_instance = out["test_instance"]["instance_id"]
@@ -915,7 +918,7 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
     );
     assert_eq!(
         owner.parameter("eu-west-1", "web-golden").await.as_deref(),
-        Some("ami-0123456789abcdef0")
+        Some(older.as_str())
     );
     let mut args = args.to_vec();
     args.push("--overwrite-ssm");
@@ -927,7 +930,7 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
     );
     assert_eq!(
         out["parameters"]["eu-west-1"]["web-golden"]["previous"],
-        "ami-0123456789abcdef0"
+        older.as_str()
     );
     assert_eq!(
         stage_states(&out),

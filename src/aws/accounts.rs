@@ -9,21 +9,11 @@ use std::time::Duration;
 use super::Aws;
 use super::error::AwsError;
 
-/// The partition of a region, for role ARNs.
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
-
+/// The role ARN in the region's partition (`super::partition`).
 pub fn role_arn(region: &str, account_id: &str, role_name: &str) -> String {
     format!(
         "arn:{}:iam::{account_id}:role/{role_name}",
-        partition(region)
+        super::partition::partition(region)
     )
 }
 
@@ -62,6 +52,7 @@ impl Aws {
                 // Another account: buckets of its own.
                 pacing: Default::default(),
                 rate_scale: self.rate_scale,
+                consistency_timeout: self.consistency_timeout,
             });
         }
         let provider = AssumeRoleProvider::builder(role_arn)
@@ -95,6 +86,7 @@ impl Aws {
             consumers: self.consumers.clone(),
             pacing: Default::default(),
             rate_scale: self.rate_scale,
+            consistency_timeout: self.consistency_timeout,
         })
     }
 

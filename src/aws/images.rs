@@ -203,6 +203,12 @@ fn map_image(region: &str, image: &aws_sdk_ec2::types::Image) -> Result<Image> {
         description: image.description().map(str::to_string),
         owner_id: image.owner_id().map(str::to_string),
         state: ImageState::from(image.state().map_or("unknown", |state| state.as_str())),
+        state_reason: image.state_reason().and_then(|reason| {
+            match (reason.code(), reason.message()) {
+                (Some(code), Some(message)) => Some(format!("{code}: {message}")),
+                (code, message) => code.or(message).map(str::to_string),
+            }
+        }),
         root_device_type: image
             .root_device_type()
             .map(|kind| kind.as_str().to_string())
@@ -217,6 +223,7 @@ fn map_image(region: &str, image: &aws_sdk_ec2::types::Image) -> Result<Image> {
         deprecation_time: image.deprecation_time().and_then(parse_time),
         deregistration_protection: image.deregistration_protection().map(str::to_string),
         last_launched_time: image.last_launched_time().and_then(parse_time),
+        source_instance_id: image.source_instance_id().map(str::to_string),
         image_id,
     })
 }

@@ -2,7 +2,6 @@
 //! deprecation, deregistration protection, waiting until available).
 
 use anyhow::{Context, Result, anyhow, bail};
-use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::primitives::DateTime as AwsDateTime;
 use aws_sdk_ec2::types::{
     ArchitectureValues, BlockDeviceMapping, BootModeValues, EbsBlockDevice, Filter,
@@ -16,8 +15,82 @@ use aws_sdk_ec2::operation::create_image::builders::CreateImageFluentBuilder;
 use aws_sdk_ec2::operation::register_image::builders::RegisterImageFluentBuilder;
 
 use super::Ec2;
-use super::error::{AwsError, dry_run_answer};
+use super::error::{AwsError, dry_run_answer, service_code};
+
+/// The first pause between two looks at an image being made; each doubles, up to
+/// `LONGEST_POLL` (the SDK's own image waiter polls every 15 seconds).
+const FIRST_POLL: Duration = Duration::from_secs(1);
+const LONGEST_POLL: Duration = Duration::from_secs(15);
 use crate::model::{DryRunCheck, Image};
+
+/// AWS's answer when an image of the account in the region already has the name.
+const NAME_TAKEN: &str = "InvalidAMIName.Duplicate";
+
+/// What a CreateImage or RegisterImage came to. Neither takes an idempotency token: when the
+/// first attempt's answer is lost (AWS made the image, the client never heard), the SDK's retry
+/// meets the name taken, by that very image or by another. The caller finds out which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made {
+    /// AWS's answer: the new image's id.
+    Image(String),
+    /// A retry met `InvalidAMIName.Duplicate`: an earlier attempt may have made the image.
+    NameTakenOnRetry,
+}
+
+/// Counts a call's attempts: a conflict met on a retry may be the call's own work.
+#[derive(Debug, Clone, Default)]
+struct Attempts(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Attempts {
+    fn retried(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 1
+    }
+}
+
+impl aws_sdk_ec2::config::Intercept for Attempts {
+    fn name(&self) -> &'static str {
+        "Attempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_ec2::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+    ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A RegisterImage's answer as a `Made`.
+fn registered(
+    region: &str,
+    name: &str,
+    attempts: &Attempts,
+    result: std::result::Result<
+        aws_sdk_ec2::operation::register_image::RegisterImageOutput,
+        aws_sdk_ec2::error::SdkError<
+            aws_sdk_ec2::operation::register_image::RegisterImageError,
+            aws_sdk_ec2::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<Made> {
+    let output = match result {
+        Ok(output) => output,
+        Err(err) if attempts.retried() && service_code(&err) == Some(NAME_TAKEN) => {
+            return Ok(Made::NameTakenOnRetry);
+        }
+        Err(err) => {
+            return Err(AwsError::from_sdk("RegisterImage", region, &err))
+                .with_context(|| format!("registering {name}"));
+        }
+    };
+    output
+        .image_id()
+        .map(|id| Made::Image(id.to_string()))
+        .ok_or_else(|| anyhow!("RegisterImage in {region} returned no image id"))
+}
 
 /// A CopyImage into the client's region.
 #[derive(Debug, Clone)]
@@ -62,7 +135,8 @@ pub(super) fn tag_spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpec
 }
 
 impl Ec2 {
-    /// The account's images in this region with exactly this name (at most one on AWS).
+    /// The account's images in this region with exactly this name, as DescribeImages lists them
+    /// (at most one that exists on AWS, and recently deregistered ones).
     pub async fn owned_images_named(&self, name: &str) -> Result<Vec<Image>> {
         self.describe_images(&super::images::ImageQuery {
             owners: vec!["self".into()],
@@ -76,25 +150,6 @@ impl Ec2 {
                 .filter(|image| image.name.as_deref() == Some(name))
                 .collect()
         })
-    }
-
-    /// The one image of this name here, if any; two (made outside `ami`, or a race) is an error
-    /// rather than a guess.
-    pub async fn image_named(&self, name: &str) -> Result<Option<Image>> {
-        let mut found = self.owned_images_named(name).await?;
-        match found.len() {
-            0 => Ok(None),
-            1 => Ok(found.pop()),
-            n => Err(anyhow!(
-                "{n} images named '{name}' in {}: {}; refusing to guess",
-                self.region,
-                found
-                    .iter()
-                    .map(|i| i.image_id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
-        }
     }
 
     fn create_image_request(
@@ -120,6 +175,7 @@ impl Ec2 {
         request
     }
 
+    /// CreateImage has no idempotency token: see `Made`.
     pub async fn create_image(
         &self,
         instance_id: &str,
@@ -127,16 +183,27 @@ impl Ec2 {
         description: Option<&str>,
         no_reboot: bool,
         tags: &[(String, String)],
-    ) -> Result<String> {
-        let output = self
+    ) -> Result<Made> {
+        let attempts = Attempts::default();
+        let result = self
             .create_image_request(instance_id, name, description, no_reboot, tags)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("CreateImage", &self.region, &err))
-            .with_context(|| format!("creating image {name} from {instance_id}"))?;
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(err) if attempts.retried() && service_code(&err) == Some(NAME_TAKEN) => {
+                return Ok(Made::NameTakenOnRetry);
+            }
+            Err(err) => {
+                return Err(AwsError::from_sdk("CreateImage", &self.region, &err))
+                    .with_context(|| format!("creating image {name} from {instance_id}"));
+            }
+        };
         output
             .image_id()
-            .map(str::to_string)
+            .map(|id| Made::Image(id.to_string()))
             .ok_or_else(|| anyhow!("CreateImage in {} returned no image id", self.region))
     }
 
@@ -196,17 +263,16 @@ impl Ec2 {
         request
     }
 
-    pub async fn register_ebs(&self, spec: &EbsRegistration) -> Result<String> {
-        let output = self
+    /// RegisterImage has no idempotency token: see `Made`.
+    pub async fn register_ebs(&self, spec: &EbsRegistration) -> Result<Made> {
+        let attempts = Attempts::default();
+        let result = self
             .register_ebs_request(spec)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("RegisterImage", &self.region, &err))
-            .with_context(|| format!("registering {}", spec.name))?;
-        output
-            .image_id()
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("RegisterImage in {} returned no image id", self.region))
+            .await;
+        registered(&self.region, &spec.name, &attempts, result)
     }
 
     /// AWS's DryRun check of the same RegisterImage.
@@ -243,17 +309,16 @@ impl Ec2 {
         description: Option<&str>,
         architecture: &str,
         tags: &[(String, String)],
-    ) -> Result<String> {
-        let output = self
+    ) -> Result<Made> {
+        let attempts = Attempts::default();
+        let result = self
             .register_bundle_request(name, location, description, architecture, tags)
+            .customize()
+            .interceptor(attempts.clone())
             .send()
-            .await
-            .map_err(|err| AwsError::from_sdk("RegisterImage", &self.region, &err))
-            .with_context(|| format!("registering {name} from s3://{location}"))?;
-        output
-            .image_id()
-            .map(str::to_string)
-            .ok_or_else(|| anyhow!("RegisterImage in {} returned no image id", self.region))
+            .await;
+        registered(&self.region, name, &attempts, result)
+            .with_context(|| format!("from s3://{location}"))
     }
 
     /// AWS's DryRun check of the same RegisterImage.
@@ -363,53 +428,55 @@ impl Ec2 {
         Ok(())
     }
 
-    /// Waits (the SDK's waiter) until the image is available; meanwhile, when asked to, reports
-    /// the least-advanced snapshot's progress in percent every few seconds.
-    pub async fn wait_available(
+    /// Polls DescribeImages until the image's state no longer `still_waiting` (the caller says
+    /// which states are "not there yet"), within `timeout`; meanwhile, when asked to, reports the
+    /// least-advanced snapshot's progress in percent. The SDK's waiter gives up on the first
+    /// `InvalidAMIID.NotFound`, which AWS answers for a while about a new image: here an image
+    /// unknown to DescribeImages is asked for again within the consistency bound (`settle`).
+    pub async fn wait_image(
         &self,
         image_id: &str,
         timeout: Duration,
+        still_waiting: impl Fn(&crate::model::ImageState) -> bool,
         progress: Option<&(dyn Fn(u64) + Sync)>,
     ) -> Result<Image> {
-        let waiter = self
-            .client
-            .wait_until_image_available()
-            .image_ids(image_id)
-            .wait(timeout);
-        let outcome = match progress {
-            None => waiter.await,
-            Some(report) => {
-                tokio::pin!(waiter);
-                loop {
-                    tokio::select! {
-                        outcome = &mut waiter => break outcome,
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => {
-                            if let Ok(percent) = self.snapshot_progress(image_id).await {
-                                report(percent);
-                            }
-                        }
+        let started = tokio::time::Instant::now();
+        let mut pause = FIRST_POLL;
+        loop {
+            let image = self.describe_image(image_id).await?;
+            let waited = started.elapsed();
+            match image {
+                Some(image) if !still_waiting(&image.state) => return Ok(image),
+                Some(image) => {
+                    if waited >= timeout {
+                        bail!(
+                            "{image_id} in {} did not become available within {} (still {})",
+                            self.region,
+                            crate::duration::format(timeout),
+                            image.state
+                        );
+                    }
+                    if let Some(report) = progress
+                        && let Ok(percent) = self.snapshot_progress(&image).await
+                    {
+                        report(percent);
                     }
                 }
+                None if waited >= self.consistency_timeout.min(timeout) => bail!(
+                    "{image_id} in {} is still unknown to DescribeImages after {} (AWS has not \
+                     caught up)",
+                    self.region,
+                    crate::duration::format(waited)
+                ),
+                None => {}
             }
-        };
-        outcome.map_err(|err| {
-            anyhow!(
-                "{image_id} in {} did not become available within {}: {}",
-                self.region,
-                crate::duration::format(timeout),
-                crate::error::one_line(&anyhow::Error::new(err))
-            )
-        })?;
-        self.describe_image(image_id)
-            .await?
-            .ok_or_else(|| anyhow!("{image_id} vanished from {} while waiting", self.region))
+            tokio::time::sleep(pause.min(timeout.saturating_sub(waited))).await;
+            pause = (pause * 2).min(LONGEST_POLL);
+        }
     }
 
     /// The least-advanced snapshot of the image, in percent.
-    async fn snapshot_progress(&self, image_id: &str) -> Result<u64> {
-        let Some(image) = self.describe_image(image_id).await? else {
-            bail!("{image_id} not found");
-        };
+    async fn snapshot_progress(&self, image: &Image) -> Result<u64> {
         let ids: Vec<String> = image
             .block_devices
             .iter()

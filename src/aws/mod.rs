@@ -10,8 +10,10 @@ pub mod images;
 pub mod instances;
 pub mod lifecycle;
 pub mod pacing;
+pub mod partition;
 pub mod recycle_bin;
 pub mod retry;
+pub mod settle;
 pub mod sharing;
 pub mod snapshots;
 pub mod ssm;
@@ -40,6 +42,8 @@ pub struct Aws {
     >,
     /// AMI_EC2_RATE_SCALE: accounts whose request limits AWS raised.
     rate_scale: f64,
+    /// How long AWS gets to catch up with what this run did (`settle`).
+    consistency_timeout: Duration,
     /// How accounts an image is shared with are checked before it is retired.
     pub consumers: ConsumerPolicy,
 }
@@ -98,6 +102,7 @@ impl Aws {
             consumers: ConsumerPolicy::default(),
             pacing: Default::default(),
             rate_scale: settings.rate_scale,
+            consistency_timeout: settings.consistency_timeout,
         })
     }
 
@@ -141,6 +146,7 @@ impl Aws {
             client: aws_sdk_ec2::Client::from_conf(config),
             region: region.to_string(),
             pacing,
+            consistency_timeout: self.consistency_timeout,
         }
     }
 }
@@ -205,6 +211,7 @@ pub struct Ec2 {
     client: aws_sdk_ec2::Client,
     region: String,
     pacing: std::sync::Arc<pacing::Pacing>,
+    consistency_timeout: Duration,
 }
 
 impl Ec2 {

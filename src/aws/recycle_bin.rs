@@ -10,7 +10,7 @@ use futures::{StreamExt, stream};
 use super::error::AwsError;
 use super::retry::FailFastUntilAnswered;
 use super::{Aws, Ec2, guard};
-use crate::model::{BinEntry, BinResource, RecycleRules, RetentionRule};
+use crate::model::{BinEntry, BinResource, BinnedImages, RecycleRules, RetentionRule};
 
 /// Rules are few; reading them a few at a time is plenty.
 const RULE_CONCURRENCY: usize = 4;
@@ -114,6 +114,23 @@ fn time(at: Option<&aws_smithy_types::DateTime>) -> Option<DateTime<Utc>> {
 }
 
 impl Ec2 {
+    /// Every image in the region's Recycle Bin, as a fact for the planner: unreadable keeps
+    /// what an image there may need; not offered (no Recycle Bin here) holds nothing.
+    pub async fn binned_images(&self) -> BinnedImages {
+        match self.images_in_bin(&[]).await {
+            Ok(entries) => BinnedImages::Known(
+                entries
+                    .into_iter()
+                    .map(|entry| (entry.id.clone(), entry))
+                    .collect(),
+            ),
+            Err(err) => match err.downcast_ref::<AwsError>() {
+                Some(aws) if aws.not_offered() => BinnedImages::NotOffered(aws.to_string()),
+                _ => BinnedImages::Unreadable(crate::error::one_line(&err)),
+            },
+        }
+    }
+
     /// Images in the Recycle Bin: all of them, or those of `ids` that are there.
     pub async fn images_in_bin(&self, ids: &[String]) -> Result<Vec<BinEntry>> {
         let chunks: Vec<Option<Vec<String>>> = if ids.is_empty() {

@@ -17,6 +17,7 @@ pub const IMAGE_DATA_TYPE: &str = "aws:ec2:image";
 pub struct Ssm {
     client: aws_sdk_ssm::Client,
     region: String,
+    consistency_timeout: std::time::Duration,
 }
 
 impl Aws {
@@ -31,6 +32,7 @@ impl Aws {
         Ssm {
             client: aws_sdk_ssm::Client::from_conf(config.build()),
             region: region.to_string(),
+            consistency_timeout: self.consistency_timeout,
         }
     }
 }
@@ -78,5 +80,25 @@ impl Ssm {
             .map_err(|err| AwsError::from_sdk("PutParameter", &self.region, &err))
             .with_context(|| format!("writing SSM parameter {name}"))?;
         Ok(())
+    }
+
+    /// What the parameter holds once SSM has caught up with a write of `image_id`: Parameter
+    /// Store validates `aws:ec2:image` values asynchronously (PutParameter's answer does not
+    /// mean the value was taken), so it is read until it holds the id, within the bound; then
+    /// whatever it holds.
+    pub async fn read_back_image_id(&self, name: &str, image_id: &str) -> Result<Option<String>> {
+        let held = super::settle::read_back(
+            &self.region,
+            self.consistency_timeout,
+            || self.parameter_value(name),
+            |held| held.as_ref().is_some_and(|(value, _)| value == image_id),
+        )
+        .await?;
+        Ok(held.map(|(value, _)| value))
+    }
+
+    /// How long SSM gets to catch up.
+    pub fn consistency_timeout(&self) -> std::time::Duration {
+        self.consistency_timeout
     }
 }

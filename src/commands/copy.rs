@@ -17,7 +17,9 @@ use crate::model::ImageState;
 use crate::output::{Render, TableStyle};
 
 use super::dry_run::{DryRunReport, OrDryRun};
-use super::new_image::should_wait;
+use super::new_image::{existing_named, should_wait, wait_until_available};
+use crate::aws::settle::Fresh;
+use crate::plan::state::Standing;
 
 /// Each region is its own endpoint and quota: copies start in parallel up to this bound.
 const REGION_CONCURRENCY: usize = 8;
@@ -131,8 +133,8 @@ async fn copy_in(
                 let ec2 = aws.ec2(&region);
                 let request = request_for(&region);
                 async move {
-                    let check = match ec2.image_named(request.name).await {
-                        Ok(Some(image)) => Ok(CopyCheck::Reuse(image.image_id)),
+                    let check = match existing_named(&ec2, request.name).await {
+                        Ok(Some(image)) => reusable(&ec2, &image).map(CopyCheck::Reuse),
                         Ok(None) => ec2.check_copy_image(&request).await.map(CopyCheck::Copy),
                         Err(err) => Err(err),
                     };
@@ -248,24 +250,23 @@ pub(super) async fn copy_one(
     bar: Option<&ProgressBar>,
 ) -> Result<CopyEntry> {
     let name = request.name;
-    let (image_id, status) = match ec2.image_named(name).await? {
+    let (image_id, status) = match existing_named(ec2, name).await? {
         None => {
             if let Some(bar) = bar {
                 bar.set_message("copying");
             }
             (ec2.copy_image(request).await?, CopyStatus::Created)
         }
-        Some(image) => (image.image_id, CopyStatus::Reused),
+        Some(image) => (reusable(ec2, &image)?, CopyStatus::Reused),
     };
+    // A new copy's id may be unknown to AWS for a while: asked again (`settle`).
     let image = if let Some(timeout) = wait {
         if let Some(bar) = bar {
             bar.set_message(format!("{image_id} waiting"));
         }
-        ec2.wait_available(&image_id, timeout, None).await?
+        wait_until_available(ec2, &image_id, timeout, None).await?
     } else {
-        ec2.describe_image(&image_id)
-            .await?
-            .ok_or_else(|| anyhow!("{image_id} not visible in {} yet", ec2.region()))?
+        ec2.new_image(&image_id).await?
     };
     // Not every region (or endpoint) copies tags: put back any that are missing.
     let missing: Vec<(String, String)> = tags
@@ -273,14 +274,35 @@ pub(super) async fn copy_one(
         .filter(|(key, value)| image.tags.get(key) != Some(value))
         .cloned()
         .collect();
-    ec2.tag_resources(std::slice::from_ref(&image_id), &missing)
-        .await?;
+    ec2.once_caught_up(Fresh::Image, || {
+        ec2.tag_resources(std::slice::from_ref(&image_id), &missing)
+    })
+    .await?;
     Ok(CopyEntry {
         image_id: Some(image_id),
         status,
         state: Some(image.state),
         error: None,
     })
+}
+
+/// The id of an image of the copy's name already in the target region, when it stands for the
+/// copy (available, or pending: it may yet be). A failed or disabled one does not, and holds the
+/// name: the copy stops, naming it.
+fn reusable(ec2: &crate::aws::Ec2, image: &crate::model::Image) -> Result<String> {
+    if Standing::of(&image.state).stands_for_new() {
+        return Ok(image.image_id.clone());
+    }
+    Err(anyhow!(
+        "{} in {} already has the name '{}' and is {}: it is no copy to reuse; deregister it \
+         (ami deregister {} --cleanup --region {}) and copy again",
+        image.image_id,
+        ec2.region(),
+        image.name.as_deref().unwrap_or_default(),
+        image.state,
+        image.image_id,
+        ec2.region()
+    ))
 }
 
 /// The tags a copy is made with: the source's own (not AWS's reserved `aws:` ones, which no one

@@ -9,11 +9,14 @@ use crate::error::{Outcome, usage};
 use crate::output::Printer;
 
 use super::dry_run::DryRunReport;
-use super::new_image::{finish, refuse_taken_name};
+use super::new_image::{MadeFrom, finish, made_image, refuse_taken_name};
 
 pub async fn run(settings: &Settings, args: &CreateArgs) -> Result<Outcome> {
     crate::ids::instance_id(&args.instance_id)?;
     crate::ids::image_name(&args.name)?;
+    if let Some(after) = args.new_image.deprecate_after {
+        super::new_image::deprecation_at(after, chrono::Utc::now())?;
+    }
     let [region] = settings.regions.as_slice() else {
         return Err(usage("create works in one region: pass a single --region"));
     };
@@ -41,7 +44,7 @@ pub async fn run(settings: &Settings, args: &CreateArgs) -> Result<Outcome> {
         Printer::new(settings).emit(&report)?;
         return Ok(report.outcome());
     }
-    let image_id = ec2
+    let made = ec2
         .create_image(
             &args.instance_id,
             &args.name,
@@ -50,6 +53,8 @@ pub async fn run(settings: &Settings, args: &CreateArgs) -> Result<Outcome> {
             &args.new_image.tags,
         )
         .await?;
+    let from = MadeFrom::Instance(&args.instance_id);
+    let image_id = made_image(&ec2, &args.name, from, made).await?;
     let output = finish(settings, &ec2, &image_id, &args.new_image).await?;
     Printer::new(settings).emit(&output)?;
     Ok(Outcome::Success)

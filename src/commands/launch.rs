@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 use crate::aws::instances::{InstanceInfo, LaunchRequest};
+use crate::aws::settle::Fresh;
 use crate::aws::{Aws, Ec2};
 use crate::cli::{LaunchArgs, PlacementArgs};
 use crate::config::Settings;
@@ -74,12 +75,14 @@ pub fn launch_request(
 
 /// Only an available image can be launched; anything else is refused with what it is.
 pub fn refuse_unlaunchable(image: &Image) -> Result<()> {
+    if crate::plan::state::Standing::of(&image.state).launchable() {
+        return Ok(());
+    }
     let why = match image.state {
-        ImageState::Available => return Ok(()),
         ImageState::Disabled => "it is disabled (re-enable it with EnableImage first)",
         ImageState::Deregistered => "it is deregistered",
         ImageState::Pending => "it is still pending (wait until it is available)",
-        ImageState::Failed | ImageState::Error => "its creation failed",
+        ImageState::Failed | ImageState::Error | ImageState::Invalid => "its creation failed",
         _ => "it is not available",
     };
     Err(usage(format!(
@@ -247,7 +250,10 @@ pub async fn terminate(
     timeout: Duration,
     bar: Option<indicatif::ProgressBar>,
 ) -> Result<Vec<InstanceInfo>> {
-    ec2.terminate_instances(ids).await?;
+    // Launched moments ago, an instance may be unknown to AWS still (InvalidInstanceID.NotFound):
+    // that does not mean it is gone, so it is asked again until AWS knows it.
+    ec2.once_caught_up(Fresh::Instance, || ec2.terminate_instances(ids))
+        .await?;
     let result = ec2.wait_terminated(ids, timeout).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();

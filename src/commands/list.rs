@@ -205,7 +205,9 @@ async fn list_region(
     query: &ImageQuery,
     read_permissions: bool,
 ) -> Result<RegionListing> {
-    let images = ec2.describe_images(query).await?;
+    let mut images = ec2.describe_images(query).await?;
+    // What DescribeImages still lists as deregistered is gone: not part of the inventory.
+    images.retain(|image| crate::plan::state::Standing::of(&image.state).exists());
     let now = Utc::now();
     let entries: Vec<(ImageEntry, Option<ListError>)> = stream::iter(images)
         .map(|image| async move {

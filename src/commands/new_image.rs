@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 use crate::aws::Ec2;
+use crate::aws::lifecycle::Made;
+use crate::aws::settle::Fresh;
 use crate::cli::{NewImageArgs, WaitArgs};
 use crate::config::Settings;
 use crate::error::usage;
-use crate::model::ImageState;
+use crate::model::{Image, ImageState};
 use crate::output::{Render, TableStyle};
+use crate::plan::state::Standing;
 
 #[derive(Debug, Serialize)]
 pub struct NewImageOutput {
@@ -48,10 +51,112 @@ pub fn should_wait(wait: &WaitArgs) -> bool {
     }
 }
 
+/// The one image of this name here that exists, if any (a deregistered one AWS still lists has
+/// given its name up); two (made outside `ami`, or a race) is an error rather than a guess.
+pub async fn existing_named(ec2: &Ec2, name: &str) -> Result<Option<Image>> {
+    let mut found: Vec<Image> = ec2
+        .owned_images_named(name)
+        .await?
+        .into_iter()
+        .filter(|image| Standing::of(&image.state).exists())
+        .collect();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        n => Err(anyhow::anyhow!(
+            "{n} images named '{name}' in {}: {}; refusing to guess",
+            ec2.region(),
+            found
+                .iter()
+                .map(|i| i.image_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// What a new image is made from: how to tell it from another image of the same name.
+#[derive(Debug, Clone, Copy)]
+pub enum MadeFrom<'a> {
+    /// CreateImage: the instance (DescribeImages' SourceInstanceId).
+    Instance(&'a str),
+    /// RegisterImage from snapshots: (device, snapshot id), every one of them.
+    Snapshots(&'a [(String, String)]),
+    /// RegisterImage from a bundle: its manifest's `bucket/key`.
+    Manifest(&'a str),
+}
+
+impl MadeFrom<'_> {
+    /// Whether `image` is one made from this source.
+    pub fn made(&self, image: &Image) -> bool {
+        match self {
+            MadeFrom::Instance(instance) => image.source_instance_id.as_deref() == Some(instance),
+            MadeFrom::Snapshots(devices) => {
+                let mut wanted: Vec<(&str, &str)> = devices
+                    .iter()
+                    .map(|(device, snapshot)| (device.as_str(), snapshot.as_str()))
+                    .collect();
+                let mut found: Vec<(&str, &str)> = image
+                    .block_devices
+                    .iter()
+                    .filter_map(|d| Some((d.device_name.as_str(), d.snapshot_id.as_deref()?)))
+                    .collect();
+                wanted.sort();
+                found.sort();
+                wanted == found
+            }
+            MadeFrom::Manifest(location) => image.image_location.as_deref() == Some(location),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            MadeFrom::Instance(instance) => format!("from {instance}"),
+            MadeFrom::Snapshots(devices) => format!(
+                "from {}",
+                devices
+                    .iter()
+                    .map(|(_, snapshot)| snapshot.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            MadeFrom::Manifest(location) => format!("from s3://{location}"),
+        }
+    }
+}
+
+/// The id of the image a CreateImage or RegisterImage made. When AWS's answer was lost and the
+/// SDK's retry met the name taken, the image of that name made from the same source is this
+/// call's (it may be missing from listings for a while: looked for within the bound); one made
+/// from something else is not, and is named.
+pub async fn made_image(ec2: &Ec2, name: &str, from: MadeFrom<'_>, made: Made) -> Result<String> {
+    if let Made::Image(image_id) = made {
+        return Ok(image_id);
+    }
+    let found = ec2
+        .read_back(|| existing_named(ec2, name), Option::is_some)
+        .await?;
+    match found {
+        Some(image) if from.made(&image) => Ok(image.image_id),
+        Some(image) => Err(anyhow::anyhow!(
+            "the name '{name}' in {} is taken by {}, which is not the image this call made {} \
+             (the first answer was lost and the retry found the name taken)",
+            ec2.region(),
+            image.image_id,
+            from.describe()
+        )),
+        None => Err(anyhow::anyhow!(
+            "AWS's answer was lost and the retry found the name '{name}' taken, but no image of \
+             that name shows in {} yet: look with `ami list --name '{name}'`",
+            ec2.region()
+        )),
+    }
+}
+
 /// AMI names are unique per account and region: say so before AWS does, naming the holder.
 pub async fn refuse_taken_name(ec2: &Ec2, name: &str) -> Result<()> {
     crate::ids::image_name(name)?;
-    if let Some(existing) = ec2.owned_images_named(name).await?.first() {
+    if let Some(existing) = existing_named(ec2, name).await? {
         return Err(usage(format!(
             "the name '{name}' is already used by {} in {}",
             existing.image_id,
@@ -61,7 +166,54 @@ pub async fn refuse_taken_name(ec2: &Ec2, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Protection, deprecation and waiting, then the image as AWS reports it.
+/// `--deprecate-after D` as the time AWS will record, checked as AWS checks it (rounded to the
+/// minute, in the future, at most 10 years ahead): bad input is refused before any call.
+pub fn deprecation_at(after: std::time::Duration, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    let shown = crate::duration::format(after);
+    let at = chrono::Duration::from_std(after)
+        .ok()
+        .and_then(|after| now.checked_add_signed(after))
+        .ok_or_else(|| usage(format!("--deprecate-after {shown} is too far ahead")))?;
+    crate::plan::deprecation::accepted(at, now, None).map_err(|why| {
+        usage(format!(
+            "--deprecate-after {shown}: {why}; nothing was changed"
+        ))
+    })
+}
+
+/// Waits while the image is being made (pending); then it must be launchable: a failed image is
+/// an error naming its state and AWS's reason.
+pub async fn wait_until_available(
+    ec2: &Ec2,
+    image_id: &str,
+    timeout: std::time::Duration,
+    progress: Option<&(dyn Fn(u64) + Sync)>,
+) -> Result<Image> {
+    let image = ec2
+        .wait_image(
+            image_id,
+            timeout,
+            |state| Standing::of(state) == Standing::InProgress,
+            progress,
+        )
+        .await?;
+    if Standing::of(&image.state).launchable() {
+        return Ok(image);
+    }
+    Err(anyhow::anyhow!(
+        "{image_id} in {} ended {}{}: it cannot be launched",
+        ec2.region(),
+        image.state,
+        image
+            .state_reason
+            .as_deref()
+            .map(|reason| format!(" ({reason})"))
+            .unwrap_or_default()
+    ))
+}
+
+/// Protection, deprecation and waiting, then the image as AWS reports it. The image is new:
+/// AWS may not know its id for a while, and is asked again (`settle`).
 pub async fn finish(
     settings: &Settings,
     ec2: &Ec2,
@@ -69,11 +221,13 @@ pub async fn finish(
     args: &NewImageArgs,
 ) -> Result<NewImageOutput> {
     if args.protect {
-        ec2.enable_protection(image_id).await?;
+        ec2.once_caught_up(Fresh::Image, || ec2.enable_protection(image_id))
+            .await?;
     }
     if let Some(after) = args.deprecate_after {
-        let at = Utc::now() + chrono::Duration::from_std(after)?;
-        ec2.enable_deprecation(image_id, at).await?;
+        let at = deprecation_at(after, Utc::now())?;
+        ec2.once_caught_up(Fresh::Image, || ec2.enable_deprecation(image_id, at))
+            .await?;
     }
     let image = if should_wait(&args.wait) {
         let bar = settings.progress.then(|| {
@@ -88,26 +242,21 @@ pub async fn finish(
         let report = bar
             .clone()
             .map(|bar| move |percent: u64| bar.set_position(percent));
-        let image = ec2
-            .wait_available(
-                image_id,
-                args.wait.timeout,
-                report
-                    .as_ref()
-                    .map(|report| report as &(dyn Fn(u64) + Sync)),
-            )
-            .await;
+        let image = wait_until_available(
+            ec2,
+            image_id,
+            args.wait.timeout,
+            report
+                .as_ref()
+                .map(|report| report as &(dyn Fn(u64) + Sync)),
+        )
+        .await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
         image?
     } else {
-        ec2.describe_image(image_id).await?.ok_or_else(|| {
-            anyhow::anyhow!(
-                "{image_id} was created but DescribeImages in {} does not show it yet",
-                ec2.region()
-            )
-        })?
+        ec2.new_image(image_id).await?
     };
     Ok(NewImageOutput {
         region: image.region.clone(),

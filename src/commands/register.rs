@@ -13,7 +13,7 @@ use crate::plan::ManifestRead;
 use crate::plan::manifest::split_location;
 
 use super::dry_run::DryRunReport;
-use super::new_image::{finish, refuse_taken_name};
+use super::new_image::{MadeFrom, finish, made_image, refuse_taken_name};
 
 pub async fn run(settings: &Settings, args: &RegisterArgs) -> Result<Outcome> {
     crate::ids::image_name(&args.name)?;
@@ -34,6 +34,9 @@ pub async fn run(settings: &Settings, args: &RegisterArgs) -> Result<Outcome> {
         }
         None => None,
     };
+    if let Some(after) = args.new_image.deprecate_after {
+        super::new_image::deprecation_at(after, chrono::Utc::now())?;
+    }
     let [region] = settings.regions.as_slice() else {
         return Err(usage(
             "register works in one region: pass a single --region",
@@ -101,8 +104,8 @@ pub async fn run(settings: &Settings, args: &RegisterArgs) -> Result<Outcome> {
         Printer::new(settings).emit(&report)?;
         return Ok(report.outcome());
     }
-    let image_id = match &source {
-        Source::Bundle(location) => {
+    let (made, from) = match &source {
+        Source::Bundle(location) => (
             ec2.register_bundle(
                 &args.name,
                 location,
@@ -110,10 +113,15 @@ pub async fn run(settings: &Settings, args: &RegisterArgs) -> Result<Outcome> {
                 &args.architecture,
                 &args.new_image.tags,
             )
-            .await?
-        }
-        Source::Ebs(spec) => ec2.register_ebs(spec).await?,
+            .await?,
+            MadeFrom::Manifest(location),
+        ),
+        Source::Ebs(spec) => (
+            ec2.register_ebs(spec).await?,
+            MadeFrom::Snapshots(&spec.devices),
+        ),
     };
+    let image_id = made_image(&ec2, &args.name, from, made).await?;
     let output = finish(settings, &ec2, &image_id, &args.new_image).await?;
     Printer::new(settings).emit(&output)?;
     Ok(Outcome::Success)

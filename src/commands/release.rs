@@ -13,9 +13,13 @@ use std::time::Instant;
 
 use super::copy::copy_one;
 use super::launch::{check_placement, launch_request, refuse_unlaunchable, terminate};
+use super::new_image::{
+    MadeFrom, deprecation_at, existing_named, made_image, wait_until_available,
+};
 use super::share::{ShareAction, share_image};
 use crate::aws::instances::InstanceInfo;
 use crate::aws::lifecycle::CopyRequest;
+use crate::aws::settle::Fresh;
 use crate::aws::sharing::Grantees;
 use crate::aws::{Aws, Ec2};
 use crate::cli::ReleaseArgs;
@@ -24,6 +28,7 @@ use crate::error::{Outcome, one_line, usage};
 use crate::interrupt;
 use crate::model::{Image, ImageState};
 use crate::output::{Printer, Render, TableStyle};
+use crate::plan::state::Standing;
 
 /// On the image once its test passed: a re-run does not test it again.
 const TESTED_TAG: &str = "ami:release-tested";
@@ -167,6 +172,9 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
         if !targets.contains(target) {
             targets.push(target.clone());
         }
+    }
+    if let Some(after) = args.deprecate_after {
+        deprecation_at(after, Utc::now())?;
     }
     // Checked now, not at the test stage after the image is made.
     if !args.no_test {
@@ -318,9 +326,12 @@ impl Run<'_> {
         if instance.state == "terminated" {
             return anyhow!("interrupted (Ctrl-C); test instance {id} is terminated");
         }
-        match self
-            .ec2()
-            .terminate_instances(std::slice::from_ref(&id))
+        let ec2 = self.ec2();
+        // Launched moments ago, it may be unknown to AWS still: not gone, so asked again.
+        match ec2
+            .once_caught_up(Fresh::Instance, || {
+                ec2.terminate_instances(std::slice::from_ref(&id))
+            })
             .await
         {
             Ok(()) => anyhow!(
@@ -374,15 +385,21 @@ impl Run<'_> {
     async fn create(&mut self) -> Result<Ended> {
         let ec2 = self.ec2();
         let args = self.args;
-        match ec2.image_named(&args.name).await? {
-            Some(image) if image.state == ImageState::Available => {
+        let existing = existing_named(&ec2, &args.name).await?;
+        match existing
+            .as_ref()
+            .map(|image| (image, Standing::of(&image.state)))
+        {
+            Some((image, Standing::Launchable)) => {
+                let image = image.clone();
                 self.record(&image);
                 Ok(Ended::Skipped(format!(
                     "{} exists (made by an earlier run)",
                     image.image_id
                 )))
             }
-            Some(image) if image.state == ImageState::Pending => {
+            Some((image, Standing::InProgress)) => {
+                let image = image.clone();
                 self.record(&image);
                 if self.settings.dry_run {
                     return Ok(Ended::Would(
@@ -390,16 +407,15 @@ impl Run<'_> {
                         vec![format!("wait until {} is available", image.image_id)],
                     ));
                 }
-                let image = ec2
-                    .wait_available(&image.image_id, args.timeout, None)
-                    .await?;
+                let image = wait_until_available(&ec2, &image.image_id, args.timeout, None).await?;
                 self.record(&image);
                 Ok(Ended::Done(format!(
                     "{} (made by an earlier run) is available",
                     image.image_id
                 )))
             }
-            Some(image) => {
+            Some((image, _)) => {
+                let image = image.clone();
                 self.record(&image);
                 Err(anyhow!(
                     "{} named '{}' is {}: deregister it (ami deregister {} --cleanup) and re-run",
@@ -420,7 +436,7 @@ impl Run<'_> {
                 ],
             )),
             None => {
-                let image_id = ec2
+                let made = ec2
                     .create_image(
                         &args.instance_id,
                         &args.name,
@@ -429,6 +445,8 @@ impl Run<'_> {
                         &args.tags,
                     )
                     .await?;
+                let from = MadeFrom::Instance(&args.instance_id);
+                let image_id = made_image(&ec2, &args.name, from, made).await?;
                 self.output.images.insert(
                     self.region.clone(),
                     ReleaseImage {
@@ -436,7 +454,7 @@ impl Run<'_> {
                         state: ImageState::Pending,
                     },
                 );
-                let image = ec2.wait_available(&image_id, args.timeout, None).await?;
+                let image = wait_until_available(&ec2, &image_id, args.timeout, None).await?;
                 self.record(&image);
                 Ok(Ended::Done(format!("{image_id} created and available")))
             }
@@ -463,10 +481,7 @@ impl Run<'_> {
             ));
         };
         let image_id = source.image_id.clone();
-        let image = ec2
-            .describe_image(&image_id)
-            .await?
-            .ok_or_else(|| anyhow!("{image_id} vanished from {}", self.region))?;
+        let image = ec2.new_image(&image_id).await?;
         if let Some(when) = image.tags.get(TESTED_TAG) {
             return Ok(Ended::Skipped(format!("tested by an earlier run ({when})")));
         }
@@ -513,7 +528,9 @@ impl Run<'_> {
         if !leftovers.is_empty() {
             terminate(&ec2, &leftovers, self.args.timeout, None).await?;
         }
-        let launched = ec2.run_instances(&request).await?;
+        let launched = ec2
+            .once_caught_up(Fresh::Image, || ec2.run_instances(&request))
+            .await?;
         let ids: Vec<String> = launched.iter().map(|i| i.instance_id.clone()).collect();
         self.output.test_instance = launched.into_iter().next();
         let running = ec2.wait_running(&ids, self.args.timeout).await;
@@ -529,13 +546,13 @@ impl Run<'_> {
             .and_then(|i| i.availability_zone.clone())
             .unwrap_or_else(|| "-".into());
         self.output.test_instance = terminated.into_iter().next();
-        ec2.tag_resources(
-            std::slice::from_ref(&image_id),
-            &[(
-                TESTED_TAG.to_string(),
-                Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )],
-        )
+        let tested = [(
+            TESTED_TAG.to_string(),
+            Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )];
+        ec2.once_caught_up(Fresh::Image, || {
+            ec2.tag_resources(std::slice::from_ref(&image_id), &tested)
+        })
         .await?;
         Ok(Ended::Done(format!(
             "{} ran in {zone}, then was terminated",
@@ -552,7 +569,7 @@ impl Run<'_> {
             let mut calls = Vec::new();
             for target in self.targets.clone() {
                 let ec2 = self.aws.ec2(&target);
-                match ec2.image_named(&self.args.name).await? {
+                match existing_named(&ec2, &self.args.name).await? {
                     Some(image) => {
                         self.record(&image);
                     }
@@ -574,11 +591,7 @@ impl Run<'_> {
             ));
         }
         let source_id = source_id.ok_or_else(|| anyhow!("no source image to copy"))?;
-        let source = self
-            .ec2()
-            .describe_image(&source_id)
-            .await?
-            .ok_or_else(|| anyhow!("{source_id} vanished from {}", self.region))?;
+        let source = self.ec2().new_image(&source_id).await?;
         // The test mark belongs to the source's own test, not to the copies.
         let mut source_tags = source.tags.clone();
         source_tags.remove(TESTED_TAG);
@@ -774,14 +787,12 @@ impl Run<'_> {
         let (mut deprecated, mut protected) = (0, 0);
         for (region, image_id) in places {
             let ec2 = self.aws.ec2(&region);
-            let image = ec2
-                .describe_image(&image_id)
-                .await?
-                .ok_or_else(|| anyhow!("{image_id} vanished from {region}"))?;
+            let image = ec2.new_image(&image_id).await?;
             if let Some(after) = args.deprecate_after
                 && image.deprecation_time.is_none()
             {
-                ec2.enable_deprecation(&image_id, Utc::now() + chrono::Duration::from_std(after)?)
+                let at = deprecation_at(after, Utc::now())?;
+                ec2.once_caught_up(Fresh::Image, || ec2.enable_deprecation(&image_id, at))
                     .await?;
                 deprecated += 1;
             }
@@ -791,7 +802,8 @@ impl Run<'_> {
                     .as_deref()
                     .is_none_or(|p| p == "disabled")
             {
-                ec2.enable_protection(&image_id).await?;
+                ec2.once_caught_up(Fresh::Image, || ec2.enable_protection(&image_id))
+                    .await?;
                 protected += 1;
             }
         }
@@ -946,8 +958,28 @@ async fn publish_one(
         let why = "no image of this release in this region".to_string();
         return (published(PublishStatus::Failed, current), Some(why));
     };
-    match ssm.publish_image_id(name, id, current.is_some()).await {
-        Ok(()) => (published(status, current), None),
+    if let Err(err) = ssm.publish_image_id(name, id, current.is_some()).await {
+        return (
+            published(PublishStatus::Failed, current),
+            Some(one_line(&err)),
+        );
+    }
+    // SSM validates an aws:ec2:image value after answering: published once it holds the id.
+    match ssm.read_back_image_id(name, id).await {
+        Ok(Some(held)) if held == id => (published(status, current), None),
+        Ok(held) => {
+            let why = format!(
+                "PutParameter answered, but after {} the parameter {} (SSM validates \
+                 aws:ec2:image values after answering, and drops one that is not an available \
+                 image of the region)",
+                crate::duration::format(ssm.consistency_timeout()),
+                match held {
+                    Some(value) => format!("still holds {value}"),
+                    None => "does not exist".to_string(),
+                }
+            );
+            (published(PublishStatus::Failed, current), Some(why))
+        }
         Err(err) => (
             published(PublishStatus::Failed, current),
             Some(one_line(&err)),

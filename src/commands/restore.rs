@@ -1,7 +1,7 @@
 //! `ami restore ID...`: brings images and snapshots back from the Recycle Bin. An image comes
 //! back with the snapshots it needs, so that it can launch again.
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use futures::{StreamExt, stream};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +13,7 @@ use crate::error::{Outcome, one_line, usage};
 use crate::model::BinEntry;
 use crate::output::{Printer, Render, TableStyle, spinner};
 use crate::plan::orphans::image_named_by;
+use crate::plan::state::Standing;
 
 /// Restores are independent calls; a few at a time.
 const RESTORE_CONCURRENCY: usize = 8;
@@ -138,7 +139,11 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
         .filter(|id| !image_names.contains_key(id.as_str()))
     {
         match ec2.describe_image(id).await? {
-            Some(image) if image.owner_id.as_deref() == own_account.as_deref() => {
+            // Listed as deregistered is not back: it is gone (and not in the bin).
+            Some(image)
+                if image.owner_id.as_deref() == own_account.as_deref()
+                    && Standing::of(&image.state).exists() =>
+            {
                 back.push(id.clone())
             }
             _ => absent.push(id.clone()),
@@ -332,10 +337,8 @@ async fn complete_mapping(
 ) -> Result<()> {
     let image_id = image.image_id.clone();
     let snapshots = &mut image.snapshots;
-    let described = ec2
-        .describe_image(&image_id)
-        .await?
-        .ok_or_else(|| anyhow!("{image_id} was restored but cannot be read"))?;
+    // Just restored, the image may be unknown to DescribeImages for a while (`settle`).
+    let described = ec2.new_image(&image_id).await?;
     let mut needed: Vec<String> = Vec::new();
     for id in described
         .block_devices

@@ -6,6 +6,7 @@ use futures::{StreamExt, stream};
 use serde::Serialize;
 use std::io::{BufRead, Write};
 
+use crate::aws::settle::Fresh;
 use crate::aws::sharing::Grantees;
 use crate::aws::{Aws, Ec2};
 use crate::cli::{GranteeArgs, ShareArgs};
@@ -13,6 +14,7 @@ use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::LaunchPermissions;
 use crate::output::{Render, TableStyle};
+use crate::plan::state::Standing;
 
 use super::dry_run::{DryRunReport, OrDryRun, PlannedCall};
 
@@ -120,7 +122,18 @@ async fn share_in(
             if &other == region {
                 continue;
             }
-            match aws.ec2(&other).owned_images_named(&name).await {
+            let found = aws
+                .ec2(&other)
+                .owned_images_named(&name)
+                .await
+                .map(|found| {
+                    // A deregistered image AWS still lists is no copy.
+                    found
+                        .into_iter()
+                        .filter(|image| Standing::of(&image.state).exists())
+                        .collect::<Vec<_>>()
+                });
+            match found {
                 Ok(found) => match found.as_slice() {
                     [] => {}
                     [copy] => places.push((other, copy.image_id.clone())),
@@ -390,10 +403,8 @@ pub async fn share_image(
     action: ShareAction,
     with_snapshots: bool,
 ) -> Result<Shared> {
-    let image = ec2
-        .describe_image(image_id)
-        .await?
-        .ok_or_else(|| anyhow!("{image_id} not found in {}", ec2.region()))?;
+    // The image may be one this run just made (release): AWS may not know it yet (`settle`).
+    let image = ec2.new_image(image_id).await?;
     let snapshot_ids: Vec<String> = image
         .block_devices
         .iter()
@@ -407,17 +418,32 @@ pub async fn share_image(
         ShareAction::Grant => Some(false),
         ShareAction::Revoke => Some(true),
     };
+    let volume_permissions = |snapshot: &str| {
+        let snapshot = snapshot.to_string();
+        async move {
+            ec2.once_caught_up(Fresh::Snapshot, || ec2.create_volume_permissions(&snapshot))
+                .await
+                .map_err(anyhow::Error::from)
+        }
+    };
     if let Some(revoke) = revoke {
-        let current = ec2.launch_permissions(image_id).await?;
+        let current = ec2
+            .once_caught_up(Fresh::Image, || ec2.launch_permissions(image_id))
+            .await?;
         let launch = to_change(grantees, &current, revoke);
+        let modify_launch = || async {
+            ec2.once_caught_up(Fresh::Image, || {
+                ec2.modify_launch_permissions(image_id, &launch, revoke)
+            })
+            .await
+        };
         if revoke && !launch.is_empty() {
-            ec2.modify_launch_permissions(image_id, &launch, true)
-                .await?;
+            modify_launch().await?;
             changed = true;
         }
         if snapshot_share {
             for snapshot in &snapshot_ids {
-                let (accounts, public) = ec2.create_volume_permissions(snapshot).await?;
+                let (accounts, public) = volume_permissions(snapshot).await?;
                 let volume = volume_change(grantees, accounts, public, revoke);
                 if !volume.is_empty() {
                     ec2.modify_create_volume_permission(
@@ -432,16 +458,34 @@ pub async fn share_image(
             }
         }
         if !revoke && !launch.is_empty() {
-            ec2.modify_launch_permissions(image_id, &launch, false)
-                .await?;
+            modify_launch().await?;
             changed = true;
         }
     }
-    let launch_permissions = ec2.launch_permissions(image_id).await?;
+    // Read back: right after a change AWS may still show the old value, so a read that does
+    // not show the change yet is made again, within the bound (`settle`).
+    let settled = |present: &LaunchPermissions| {
+        revoke.is_none_or(|revoke| to_change(grantees, present, revoke).is_empty())
+    };
+    let launch_permissions = ec2
+        .read_back(
+            || ec2.launch_permissions(image_id),
+            |p| !changed || settled(p),
+        )
+        .await?;
     let mut snapshots = Vec::new();
     if with_snapshots {
         for snapshot in snapshot_ids {
-            let (accounts, public) = ec2.create_volume_permissions(&snapshot).await?;
+            let settled = |(accounts, public): &(Vec<String>, bool)| {
+                !changed
+                    || !snapshot_share
+                    || revoke.is_none_or(|revoke| {
+                        volume_change(grantees, accounts.clone(), *public, revoke).is_empty()
+                    })
+            };
+            let (accounts, public) = ec2
+                .read_back(|| volume_permissions(&snapshot), settled)
+                .await?;
             snapshots.push(SnapshotShare {
                 snapshot_id: snapshot,
                 accounts,

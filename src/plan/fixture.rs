@@ -25,6 +25,7 @@ pub fn image(id: &str) -> ImageBuilder {
         description: None,
         owner_id: Some(ACCOUNT.into()),
         state: ImageState::Available,
+        state_reason: None,
         root_device_type: "ebs".into(),
         root_device_name: Some("/dev/xvda".into()),
         architecture: None,
@@ -36,6 +37,7 @@ pub fn image(id: &str) -> ImageBuilder {
         deprecation_time: None,
         deregistration_protection: Some("disabled".into()),
         last_launched_time: None,
+        source_instance_id: None,
     })
 }
 

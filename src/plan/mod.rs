@@ -5,11 +5,13 @@
 //! The rule it exists for: nothing is deleted that something staying still uses. When a fact is
 //! missing (an unreadable manifest, a snapshot we cannot see), the thing is kept and the reason said.
 
+pub mod deprecation;
 pub mod manifest;
 pub mod orphans;
 pub mod recovery;
 pub mod retention;
 pub mod rules;
+pub mod state;
 pub mod stream;
 pub mod users;
 
@@ -34,6 +36,7 @@ pub struct Inventory {
     /// The calling account.
     pub account_id: String,
     /// Every image the account owns in the region, in every state (disabled and deprecated too).
+    /// One listed as deregistered is gone (`state::Standing`): not a target, and it keeps nothing.
     pub images: Vec<Image>,
     /// Requested images that exist but belong to another account.
     pub foreign: Vec<Image>,
@@ -435,10 +438,15 @@ fn clear_recovery_of_kept(plan: &mut Plan) {
 }
 
 pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
-    let owned: BTreeMap<&str, &Image> = inventory
+    // What AWS still lists as deregistered is gone: nothing to retire, and it uses nothing.
+    let existing: Vec<&Image> = inventory
         .images
         .iter()
-        .map(|image| (image.image_id.as_str(), image))
+        .filter(|image| state::Standing::of(&image.state).exists())
+        .collect();
+    let owned: BTreeMap<&str, &Image> = existing
+        .iter()
+        .map(|image| (image.image_id.as_str(), *image))
         .collect();
     let mut targets: Vec<&str> = Vec::new();
     for target in &request.targets {
@@ -456,9 +464,9 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
         .filter(|image| image.action == ImageAction::Deregister)
         .map(|image| image.image_id.clone())
         .collect();
-    let staying: Vec<&Image> = inventory
-        .images
+    let staying: Vec<&Image> = existing
         .iter()
+        .copied()
         .filter(|image| !leaving.contains(image.image_id.as_str()))
         .collect();
 
@@ -632,10 +640,19 @@ fn image_plan(
                 Vec::new(),
             );
         }
+        let listed_gone = inventory
+            .images
+            .iter()
+            .any(|image| image.image_id == target && !state::Standing::of(&image.state).exists());
         let (action, reason) = if inventory.pending.contains_key(target) {
             (
                 ImageAction::AlreadyGone,
                 "already deregistered by an interrupted run; finishing its cleanup".to_string(),
+            )
+        } else if listed_gone {
+            (
+                ImageAction::NotFound,
+                "already deregistered (AWS still lists it for a while)".to_string(),
             )
         } else {
             (
@@ -649,6 +666,10 @@ fn image_plan(
             ..blocked(String::new(), None, Vec::new())
         };
     };
+    // A pending image may yet be the one someone waits for: never deregistered while it is made.
+    if let Some(reason) = state::Standing::of(&image.state).never_retired(&image.state) {
+        return blocked(reason, Some(image), Vec::new());
+    }
     if let Some(reason) = protection_block(image.deregistration_protection.as_deref(), request.now)
     {
         return blocked(reason, Some(image), Vec::new());
@@ -743,6 +764,32 @@ pub fn sharing_groups(images: &[(String, Vec<String>)]) -> Vec<Vec<String>> {
         groups.entry(group).or_default().push(image_id.clone());
     }
     groups.into_values().collect()
+}
+
+/// Whether a retirement marks the snapshot before its image goes (the `ami:cleanup-pending-for`
+/// tag), so that a re-run finishes it if this run stops half way: every snapshot it may have to
+/// delete by its own DeleteSnapshot. That is one planned so, and one several of the images it
+/// deregisters share: the last one's DeleteAssociatedSnapshots may still find it in use while
+/// the others' deregistrations settle at AWS, and skip it.
+pub fn marked_first<'a>(
+    deregistering: &[&'a ImagePlan],
+    snapshots: impl IntoIterator<Item = &'a SnapshotPlan>,
+) -> BTreeSet<&'a str> {
+    let mut users: BTreeMap<&str, usize> = BTreeMap::new();
+    for image in deregistering {
+        for id in &image.snapshot_ids {
+            *users.entry(id.as_str()).or_default() += 1;
+        }
+    }
+    snapshots
+        .into_iter()
+        .filter(|s| s.action == ItemAction::Delete)
+        .filter(|s| {
+            s.deleted_by == DeletedBy::DeleteSnapshot
+                || users.get(s.snapshot_id.as_str()).is_some_and(|n| *n > 1)
+        })
+        .map(|s| s.snapshot_id.as_str())
+        .collect()
 }
 
 /// Why deregistration protection blocks the image now, if it does. Unknown values block: when in

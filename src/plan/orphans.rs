@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use super::recovery::{Recovery, recovery};
 use super::{BundleFacts, ItemAction, ManifestRead, lock_keeps};
 pub use crate::model::SnapshotFact;
-use crate::model::{BinResource, Image, RecycleRules, SnapshotLocks};
+use crate::model::{BinResource, BinnedImages, Image, RecycleRules, SnapshotLocks};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,14 +42,21 @@ pub fn image_named_by(description: &str) -> Option<String> {
         .map(|image| image.as_str().to_string())
 }
 
-/// `images`: every image the account has in the region, in every state.
+/// `images`: every image the account has in the region, in every state (one listed as
+/// deregistered is gone); `binned`: the images in the region's Recycle Bin, whose snapshots
+/// they need to be restored.
 pub fn orphans(
     snapshots: &[SnapshotFact],
     images: &[Image],
     locks: &SnapshotLocks,
     recycle: &RecycleRules,
+    binned: &BinnedImages,
     now: DateTime<Utc>,
 ) -> Vec<OrphanPlan> {
+    let images: Vec<&Image> = images
+        .iter()
+        .filter(|image| super::state::Standing::of(&image.state).exists())
+        .collect();
     let existing: BTreeSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
     let referenced: BTreeSet<&str> = images
         .iter()
@@ -75,6 +82,8 @@ pub fn orphans(
                 ItemAction::Keep,
                 format!("state is {}, not completed", snapshot.state),
             )
+        } else if let Some(binned) = bin_keeps(binned, &image_id) {
+            (ItemAction::Keep, binned)
         } else if let Some(locked) = lock_keeps(locks, &snapshot.snapshot_id, now) {
             (ItemAction::Keep, locked)
         } else {
@@ -96,6 +105,27 @@ pub fn orphans(
         });
     }
     plans
+}
+
+/// Why the snapshot of a deregistered image stays for the Recycle Bin, if it does: the image is
+/// in the bin, and without its snapshots it could never be restored. A bin that could not be
+/// read may hold it.
+fn bin_keeps(binned: &BinnedImages, image_id: &str) -> Option<String> {
+    match binned {
+        BinnedImages::Known(entries) => entries.get(image_id).map(|entry| {
+            let until = entry.leaves.map_or(String::new(), |leaves| {
+                format!(" until {}", leaves.format("%Y-%m-%d %H:%M UTC"))
+            });
+            format!(
+                "its image {image_id} is in the Recycle Bin (restorable{until}): without this \
+                 snapshot it could not be restored"
+            )
+        }),
+        BinnedImages::NotOffered(_) => None,
+        BinnedImages::Unreadable(why) => Some(format!(
+            "the Recycle Bin could not be read ({why}): {image_id} may be there, needing it"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -276,6 +306,7 @@ mod tests {
             &images,
             &SnapshotLocks::default(),
             &RecycleRules::default(),
+            &BinnedImages::default(),
             Utc::now(),
         );
         let actions: Vec<(&str, ItemAction)> = plans
@@ -312,6 +343,7 @@ mod tests {
             &images,
             &locks,
             &RecycleRules::default(),
+            &BinnedImages::default(),
             Utc::now(),
         );
         assert_eq!(plans[0].action, ItemAction::Delete);
@@ -327,9 +359,75 @@ mod tests {
             &images,
             &unreadable,
             &RecycleRules::default(),
+            &BinnedImages::default(),
             Utc::now(),
         );
         assert!(plans.iter().all(|p| p.action == ItemAction::Keep));
+    }
+
+    #[test]
+    fn a_deregistered_image_leaves_orphans_unless_the_recycle_bin_holds_it() {
+        let snapshots = vec![
+            snapshot("snap-listed", "Created by CreateImage(i-1) for ami-listed"),
+            snapshot("snap-binned", "Created by CreateImage(i-1) for ami-binned"),
+        ];
+        // AWS still lists ami-listed, as deregistered, with its mapping: it uses nothing now.
+        let images = vec![
+            crate::plan::fixture::image("ami-listed")
+                .state("deregistered")
+                .snapshots(&["snap-listed"])
+                .build(),
+        ];
+        let leaves = Utc::now() + chrono::Duration::days(7);
+        let binned = BinnedImages::Known(
+            [(
+                "ami-binned".to_string(),
+                crate::model::BinEntry {
+                    id: "ami-binned".into(),
+                    name: None,
+                    entered: None,
+                    leaves: Some(leaves),
+                },
+            )]
+            .into(),
+        );
+        let sweep = |binned: &BinnedImages| -> Vec<(String, ItemAction, String)> {
+            orphans(
+                &snapshots,
+                &images,
+                &SnapshotLocks::default(),
+                &RecycleRules::default(),
+                binned,
+                Utc::now(),
+            )
+            .into_iter()
+            .map(|p| (p.snapshot_id, p.action, p.reason))
+            .collect()
+        };
+        // Table: what the bin is known to hold → each snapshot's action.
+        let cases: [(&BinnedImages, [ItemAction; 2]); 3] = [
+            (&binned, [ItemAction::Delete, ItemAction::Keep]),
+            (
+                &BinnedImages::NotOffered("InvalidAction".into()),
+                [ItemAction::Delete, ItemAction::Delete],
+            ),
+            (
+                &BinnedImages::Unreadable("AccessDenied".into()),
+                [ItemAction::Keep, ItemAction::Keep],
+            ),
+        ];
+        for (bin, expected) in cases {
+            let plans = sweep(bin);
+            let actions: Vec<ItemAction> = plans.iter().map(|(_, action, _)| *action).collect();
+            assert_eq!(actions, expected, "{bin:?}");
+        }
+        let kept = sweep(&binned);
+        assert!(
+            kept[1].2.contains("ami-binned is in the Recycle Bin")
+                && kept[1].2.contains(&leaves.format("%Y-%m-%d").to_string()),
+            "{}",
+            kept[1].2
+        );
     }
 
     fn facts(prefix: &str, manifest: &str, parts: &[&str], existing: &[&str]) -> BundleFacts {

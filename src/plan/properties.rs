@@ -1,9 +1,11 @@
 //! Properties of the planner over random estates (proptest): images sharing snapshots,
-//! multi-volume images, in-use images, keep tags, protected and disabled images, snapshots that
-//! are not ours. For every estate and every request:
+//! multi-volume images, in-use images, keep tags, protected images, images in every state
+//! (disabled, pending, failed, and deregistered ones AWS still lists), snapshots that are not
+//! ours. For every estate and every request:
 //!
 //! - no snapshot an image that stays still uses is planned for deletion;
-//! - no in-use, keep-tagged or protected image is retired or deregistered;
+//! - no in-use, keep-tagged, protected or pending image is retired or deregistered, and the
+//!   newest `--keep N` launchable images of a family stay, whatever is newer;
 //! - executing the plan the way `ami` does (sharing groups one image at a time, AWS deleting
 //!   associated snapshots it finds free, then DeleteSnapshot for the rest) never meets
 //!   `InvalidSnapshot.InUse`, and AWS never deletes a snapshot the plan keeps.
@@ -14,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::fixture;
 use super::retention::{GroupBy, Retention, RetireAction, Verdict, select};
 use super::*;
-use crate::model::{Image, UserKind};
+use crate::model::{Image, ImageState, UserKind};
 use chrono::TimeZone;
 
 const ACCOUNT: &str = "111122223333";
@@ -24,7 +26,8 @@ struct ImageSpec {
     snapshots: Vec<usize>,
     family: usize,
     age_days: i64,
-    disabled: bool,
+    /// The image's state, as AWS names it.
+    state: &'static str,
     in_use: bool,
     keep_tag: bool,
     protected: bool,
@@ -44,19 +47,25 @@ fn image_spec(pool: usize) -> impl Strategy<Value = ImageSpec> {
         proptest::collection::btree_set(0..pool, 1..=3),
         0..3usize,
         0..1000i64,
-        proptest::bool::weighted(0.2),
+        prop_oneof![
+            6 => Just("available"),
+            1 => Just("disabled"),
+            1 => Just("pending"),
+            1 => Just("failed"),
+            1 => Just("deregistered"),
+        ],
         proptest::bool::weighted(0.2),
         proptest::bool::weighted(0.15),
         proptest::bool::weighted(0.1),
         proptest::bool::weighted(0.6),
     )
         .prop_map(
-            |(snapshots, family, age_days, disabled, in_use, keep_tag, protected, targeted)| {
+            |(snapshots, family, age_days, state, in_use, keep_tag, protected, targeted)| {
                 ImageSpec {
                     snapshots: snapshots.into_iter().collect(),
                     family,
                     age_days,
-                    disabled,
+                    state,
                     in_use,
                     keep_tag,
                     protected,
@@ -106,9 +115,7 @@ fn build(estate: &Estate) -> Inventory {
         if spec.keep_tag {
             image = image.tag("keep", "true");
         }
-        if spec.disabled {
-            image = image.state("disabled");
-        }
+        image = image.state(spec.state);
         if spec.protected {
             image = image.protection("enabled-without-cooldown");
         }
@@ -157,9 +164,11 @@ fn check(inventory: &Inventory, plan: &Plan) -> Result<(), TestCaseError> {
         .filter(|i| i.action == ImageAction::Deregister)
         .map(|i| i.image_id.as_str())
         .collect();
+    // What AWS lists as deregistered is gone already: it neither stays nor holds a snapshot.
     let staying: Vec<&Image> = inventory
         .images
         .iter()
+        .filter(|i| i.state != ImageState::Deregistered)
         .filter(|i| !deregistered.contains(i.image_id.as_str()))
         .collect();
     let deleted: BTreeSet<&str> = plan
@@ -197,6 +206,12 @@ fn check(inventory: &Inventory, plan: &Plan) -> Result<(), TestCaseError> {
             "{} is protected",
             image.image_id
         );
+        prop_assert!(
+            !matches!(image.state, ImageState::Pending | ImageState::Deregistered),
+            "{} is {}",
+            image.image_id,
+            image.state
+        );
     }
     for id in &deleted {
         prop_assert!(
@@ -209,6 +224,7 @@ fn check(inventory: &Inventory, plan: &Plan) -> Result<(), TestCaseError> {
     let mut registered: BTreeMap<&str, Vec<&str>> = inventory
         .images
         .iter()
+        .filter(|i| i.state != ImageState::Deregistered)
         .map(|i| {
             (
                 i.image_id.as_str(),
@@ -306,26 +322,33 @@ proptest! {
             include_public: false,
         };
         let decisions = select(&inventory.images, &inventory.users, ACCOUNT, &retention, now());
-        prop_assert_eq!(decisions.len(), inventory.images.len());
+        // Every image but the deregistered ones AWS still lists gets a decision.
+        let existing = estate.images.iter().filter(|i| i.state != "deregistered").count();
+        prop_assert_eq!(decisions.len(), existing);
         let mut retired = Vec::new();
         for decision in decisions.iter().filter(|d| d.verdict == Verdict::Retire) {
             let index = decision.image_id[4..].parse::<usize>().unwrap();
             let spec = &estate.images[index];
             prop_assert!(!spec.in_use && !spec.keep_tag && !spec.protected, "{:?}", decision);
-            // Not one of the newest `keep` retirable images of its family (same age: the higher
-            // id ranks first); pinned images (in use, keep tag, protected) take no keep slot.
+            prop_assert!(spec.state != "pending", "{:?}", decision);
+            // A launchable image is not one of the newest `keep` launchable, retirable images of
+            // its family (same age: the higher id ranks first); pinned images (in use, keep tag,
+            // protected) and images that cannot be launched take no keep slot.
             let newer = estate
                 .images
                 .iter()
                 .enumerate()
                 .filter(|(n, other)| {
                     other.family == spec.family
+                        && other.state == "available"
                         && !(other.in_use || other.keep_tag || other.protected)
                         && (other.age_days < spec.age_days
                             || (other.age_days == spec.age_days && *n > index))
                 })
                 .count();
-            prop_assert!(newer >= estate.keep, "{:?}", decision);
+            if spec.state == "available" {
+                prop_assert!(newer >= estate.keep, "{:?}", decision);
+            }
             retired.push(decision.image_id.clone());
         }
         let plan = plan(&inventory, &request(retired.clone()));

@@ -8,6 +8,7 @@ use regex::Regex;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+use super::state::Standing;
 use super::{ImageUser, describe_users, protection_block};
 use crate::model::Image;
 
@@ -169,7 +170,8 @@ pub fn select(
 ) -> Vec<Decision> {
     let mut families: BTreeMap<String, Vec<&Image>> = BTreeMap::new();
     let mut decisions: Vec<Decision> = Vec::new();
-    for image in images {
+    // A deregistered image AWS still lists is not an image any more: no family, no decision.
+    for image in images.iter().filter(|i| Standing::of(&i.state).exists()) {
         match family_of(image, &retention.group_by) {
             Ok(family) => families.entry(family).or_default().push(image),
             Err(reason) => decisions.push(decision(image, None, Verdict::Keep, reason)),
@@ -184,14 +186,22 @@ pub fn select(
                 .then_with(|| b.image_id.cmp(&a.image_id))
         });
         // Images that are never retired do not count towards --keep: `--keep 2` with the newest
-        // image in use still keeps two others (the rollback image).
+        // image in use still keeps two others (the rollback image). Nor do images that cannot be
+        // launched (failed, disabled): only a launchable image is a rollback image.
         let mut rank = 0;
         for image in members {
             let (verdict, reason) = match never_retired(image, users, account_id, retention, now) {
                 Some(reason) => (Verdict::Keep, reason),
                 None => {
-                    let verdict = judge(image, rank, retention, now);
-                    rank += 1;
+                    let standing = Standing::of(&image.state);
+                    let slot = match standing.slot_note(&image.state) {
+                        None => Slot::Rank(rank),
+                        Some(note) => Slot::None(note),
+                    };
+                    let verdict = judge(image, slot, retention, now);
+                    if standing.takes_keep_slot() {
+                        rank += 1;
+                    }
                     match verdict {
                         Ok(reason) => (Verdict::Retire, reason),
                         Err(reason) => (Verdict::Keep, reason),
@@ -216,8 +226,16 @@ fn decision(image: &Image, family: Option<String>, verdict: Verdict, reason: Str
     }
 }
 
-/// Why an image is never retired, whatever the rules: another owner, the keep tag, in use,
-/// public, protected.
+/// An image's place among its family's `--keep` slots.
+enum Slot {
+    /// The how-manieth launchable candidate it is, newest first.
+    Rank(usize),
+    /// It takes none: why (it cannot be launched).
+    None(String),
+}
+
+/// Why an image is never retired, whatever the rules: another owner, its state (pending, not
+/// understood), the keep tag, in use, public, protected.
 fn never_retired(
     image: &Image,
     users: &BTreeMap<String, Vec<ImageUser>>,
@@ -230,6 +248,9 @@ fn never_retired(
             "owned by {}, not this account",
             image.owner_id.as_deref().unwrap_or("an unknown account")
         ));
+    }
+    if let Some(reason) = Standing::of(&image.state).never_retired(&image.state) {
+        return Some(reason);
     }
     let (keep_key, keep_value) = &retention.keep_tag;
     if image.tags.get(keep_key) == Some(keep_value) {
@@ -244,20 +265,23 @@ fn never_retired(
     protection_block(image.deregistration_protection.as_deref(), now)
 }
 
-/// Ok(why it goes) or Err(why it stays), for an image no never-retire rule keeps; `rank` counts
-/// only such images, newest first.
+/// Ok(why it goes) or Err(why it stays), for an image no never-retire rule keeps; its `slot`
+/// counts only such images that can be launched, newest first.
 fn judge(
     image: &Image,
-    rank: usize,
+    slot: Slot,
     retention: &Retention,
     now: DateTime<Utc>,
 ) -> Result<String, String> {
     let mut why = Vec::new();
     if let Some(keep) = retention.keep {
-        if rank < keep {
-            return Err(format!("one of the newest {keep} of its family"));
+        match slot {
+            Slot::Rank(rank) if rank < keep => {
+                return Err(format!("one of the newest {keep} of its family"));
+            }
+            Slot::Rank(_) => why.push(format!("older than the newest {keep} of its family")),
+            Slot::None(note) => why.push(format!("{note}, so not one of the newest {keep}")),
         }
-        why.push(format!("older than the newest {keep} of its family"));
     }
     if let Some(older_than) = retention.older_than {
         match image.creation_date {
@@ -368,6 +392,72 @@ mod tests {
         let w1 = decisions.iter().find(|d| d.image_id == "ami-w1").unwrap();
         assert_eq!(w1.family.as_deref(), Some("web"));
         assert_eq!(w1.reason, "older than the newest 2 of its family");
+    }
+
+    /// The newest images of a family in every state but available, then three available ones:
+    /// `--keep 2` keeps the two newest that can be launched, whatever is newer.
+    #[test]
+    fn only_launchable_images_take_keep_slots() {
+        let in_state = |id: &str, name: &str, days_old: i64, state: &str| {
+            crate::plan::fixture::image(id)
+                .name(name)
+                .created(now() - chrono::Duration::days(days_old))
+                .state(state)
+                .build()
+        };
+        let images = vec![
+            in_state("ami-gone", "web-9", 1, "deregistered"),
+            in_state("ami-pending", "web-8", 2, "pending"),
+            in_state("ami-failed", "web-7", 3, "failed"),
+            in_state("ami-disabled", "web-6", 4, "disabled"),
+            in_state("ami-odd", "web-5", 5, "some-new-state"),
+            image("ami-a3", "web-3", 10),
+            image("ami-a2", "web-2", 20),
+            image("ami-a1", "web-1", 30),
+        ];
+        let decisions = select(&images, &BTreeMap::new(), "111122223333", &keep(2), now());
+        let v = verdicts(&decisions);
+        // Table: image → verdict (a deregistered image is no image: no decision at all).
+        let expected = [
+            ("ami-pending", Verdict::Keep),
+            ("ami-failed", Verdict::Retire),
+            ("ami-disabled", Verdict::Retire),
+            ("ami-odd", Verdict::Keep),
+            ("ami-a3", Verdict::Keep),
+            ("ami-a2", Verdict::Keep),
+            ("ami-a1", Verdict::Retire),
+        ];
+        for (id, verdict) in expected {
+            assert_eq!(v[id], verdict, "{id}");
+        }
+        assert!(!v.contains_key("ami-gone"), "{v:?}");
+        let reason = |id: &str| {
+            decisions
+                .iter()
+                .find(|d| d.image_id == id)
+                .map(|d| d.reason.clone())
+                .unwrap()
+        };
+        assert!(reason("ami-pending").contains("still being made"));
+        assert_eq!(
+            reason("ami-failed"),
+            "failed: can never be launched, so not one of the newest 2"
+        );
+        assert_eq!(reason("ami-a1"), "older than the newest 2 of its family");
+        // A failed image still answers to the other rules: too young for --older-than, it stays.
+        let young_only = Retention {
+            older_than: Some(chrono::Duration::days(7)),
+            ..keep(2)
+        };
+        let v = verdicts(&select(
+            &images,
+            &BTreeMap::new(),
+            "111122223333",
+            &young_only,
+            now(),
+        ));
+        assert_eq!(v["ami-failed"], Verdict::Keep);
+        assert_eq!(v["ami-a1"], Verdict::Retire);
     }
 
     #[test]

@@ -118,8 +118,8 @@ pub struct Staged {
     pub already: bool,
 }
 
-/// The staged actions among `actions`; an image already deprecated (by `now`) or disabled is
-/// already done.
+/// The staged actions among `actions`; an image already deprecated (or due to be, by the soonest
+/// deprecation time AWS takes now) or disabled is already done.
 pub fn staged(
     images: &[Image],
     actions: &BTreeMap<String, RetireAction>,
@@ -132,7 +132,10 @@ pub fn staged(
             let image = images.iter().find(|i| &i.image_id == image_id);
             let already = image.is_some_and(|image| match action {
                 RetireAction::Disable => image.state == ImageState::Disabled,
-                RetireAction::Deprecate => image.deprecation_time.is_some_and(|t| t <= now),
+                // Deprecated, or due to be by the soonest time AWS would take now.
+                RetireAction::Deprecate => image
+                    .deprecation_time
+                    .is_some_and(|t| t <= super::deprecation::as_soon_as_possible(now)),
                 RetireAction::Deregister => false,
             });
             Staged {

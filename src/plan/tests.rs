@@ -908,3 +908,70 @@ fn what_was_confirmed_recoverable_is_not_deleted_for_good_without_asking_again()
         fresh.images[0].reason
     );
 }
+
+/// Images AWS still lists after deregistration are gone: not targets, and they use nothing. A
+/// pending image is never deregistered; a failed one may be.
+#[test]
+fn an_image_s_state_decides_whether_it_is_a_target_and_what_it_keeps() {
+    let in_state = |id: &str, snapshots: &[&str], state: &str| {
+        fixture::image(id)
+            .name(&format!("{id}-name"))
+            .snapshots(snapshots)
+            .state(state)
+            .build()
+    };
+    let mut inv = inventory(vec![
+        in_state("ami-gone", &["snap-shared"], "deregistered"),
+        in_state("ami-pending", &["snap-p"], "pending"),
+        in_state("ami-failed", &["snap-f"], "failed"),
+        ebs("ami-a", &["snap-shared"]),
+    ]);
+    let plan = run(
+        &inv,
+        &request(
+            &["ami-gone", "ami-pending", "ami-failed", "ami-a"],
+            true,
+            false,
+        ),
+    );
+    let actions: Vec<(&str, ImageAction)> = plan
+        .images
+        .iter()
+        .map(|i| (i.image_id.as_str(), i.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("ami-gone", ImageAction::NotFound),
+            ("ami-pending", ImageAction::Blocked),
+            ("ami-failed", ImageAction::Deregister),
+            ("ami-a", ImageAction::Deregister),
+        ]
+    );
+    assert_eq!(
+        plan.images[0].reason,
+        "already deregistered (AWS still lists it for a while)"
+    );
+    assert!(plan.images[1].reason.contains("still being made"));
+    // The gone image's mapping keeps nothing: its shared snapshot goes with ami-a.
+    assert_eq!(
+        snapshot_actions(&plan),
+        [
+            ("snap-f", ItemAction::Delete),
+            ("snap-shared", ItemAction::Delete)
+        ]
+    );
+    assert!(plan.images[3].delete_associated_snapshots);
+
+    // Marked by an interrupted run, the gone image's snapshots are finished.
+    inv.pending
+        .insert("ami-gone".into(), vec!["snap-marked".into()]);
+    inv.snapshots
+        .insert("snap-marked".into(), SnapshotInfo::default());
+    let plan = run(&inv, &request(&["ami-gone"], true, false));
+    assert_eq!(plan.images[0].action, ImageAction::AlreadyGone);
+    assert_eq!(
+        snapshot_actions(&plan),
+        [("snap-marked", ItemAction::Delete)]
+    );
+}

@@ -17,6 +17,10 @@ What a client of real AWS meets and must survive without losing track of what it
            "latency_ms": 200, "actions": ["ec2:DeregisterImage", ...] | null (every call), "seed": n | null}
 One draw per request picks at most one kind (the probabilities add up to at most 1).
 
+`lose_answers`: {"ec2:CreateImage": 1} — the next n calls of that action take effect, then their
+connection is closed before the answer (a lost answer, deterministically: the client's retry meets
+what the first call did).
+
 `throttle`: {"burst": 50, "refill_per_second": 5} — one bucket for every mutating EC2 call (not
 Describe*/Get*/List*): `burst` tokens, refilled at `refill_per_second`; with none left the call is
 refused with `RequestLimitExceeded` before it runs.
@@ -156,6 +160,13 @@ def error_reply(start_response: Any, action: str, kind: str) -> list[bytes]:
     return [body]
 
 
+def client_error(start_response: Any, service: str, code: str, message: str) -> list[bytes]:
+    """HTTP 400 with AWS's error code, as for a request the service refuses."""
+    body = error_body(service, code, message)
+    start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def access_denied(start_response: Any, account: str, role: str) -> list[bytes]:
     """AssumeRole refused, as IAM refuses a role whose trust policy does not name the caller."""
     body = (
@@ -242,6 +253,9 @@ class Faults:
         self._plans: dict[str, FaultPlan] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._models: dict[str, Ec2Buckets] = {}
+        # Per account, `service:Action` -> how many more of its calls take effect and lose
+        # their answer (the connection closes): AWS did the work, the client never heard.
+        self._lost: dict[str, dict[str, int]] = {}
         self._injected: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     def configure_faults(self, account: str, config: dict[str, Any] | None) -> None:
@@ -263,6 +277,15 @@ class Faults:
                 self._buckets.pop(account, None)
                 self._models.pop(account, None)
 
+    def configure_lost_answers(self, account: str, config: dict[str, int] | None) -> None:
+        if config and not all(isinstance(n, int) and n >= 0 for n in config.values()):
+            raise ValueError("lose_answers takes {\"service:Action\": count}")
+        with self._lock:
+            if config:
+                self._lost[account] = dict(config)
+            else:
+                self._lost.pop(account, None)
+
     def injected(self, account: str) -> dict[str, int]:
         with self._lock:
             return dict(self._injected.get(account, {}))
@@ -275,6 +298,9 @@ class Faults:
                 kind: str | None = "throttle"
             elif model is not None and not model.take(action, params):
                 kind = "throttle"
+            elif self._lost.get(account, {}).get(action, 0) > 0:
+                self._lost[account][action] -= 1
+                kind = "drop_after"
             else:
                 plan = self._plans.get(account)
                 kind = plan.draw(action) if plan else None

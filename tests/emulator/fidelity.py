@@ -36,6 +36,7 @@ from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
 import recycle_bin
 import snapshot_locks
+import timing
 import usage_reports
 
 # Per-account emulator settings, written by the admin routes. Keyed by account id.
@@ -272,6 +273,8 @@ def _register_image(self: AmiBackend, **params: Any) -> Ami:
     for key, value in (params.get("tags") or {}).items():
         ami.add_tag(key, value)
     self.amis[ami.id] = ami
+    # AWS: a RegisterImage image is usually available at once; its id is still new.
+    timing.made_image(self, ami, [], pends=False)
     return ami
 
 
@@ -326,6 +329,8 @@ def _create_image(
     ami.root_device_type = "ebs"
     if snapshot_tags and ami.ebs_snapshot is not None:
         ami.ebs_snapshot.add_tags(snapshot_tags)
+    # AWS: pending first (minutes to hours), and the new id is unknown for a while.
+    timing.made_image(self, ami, _ami_snapshot_ids(ami), pends=True)
     return ami
 
 
@@ -343,6 +348,7 @@ def _copy_image(self: AmiBackend, source_image_id: str, source_region: str, name
             f"Copied for DestinationAmi {ami.id} from SourceAmi {source_image_id} for SourceSnapshot "
             f"{source_snapshots[0] if source_snapshots else 'unknown'}. Task created on {int(utcnow().timestamp())}."
         )
+    timing.made_image(self, ami, _ami_snapshot_ids(ami), pends=True)
     return ami
 
 
@@ -458,6 +464,7 @@ def _patch_run_instances() -> None:
     def run_instances(self: Any, image_id: str, *args: Any, **kwargs: Any) -> Any:
         reservation = original(self, image_id, *args, **kwargs)
         _launched(self, image_id)
+        timing.made_instances(self, [instance.id for instance in reservation.instances])
         return reservation
 
     InstanceBackend.run_instances = run_instances
@@ -500,7 +507,10 @@ def _describe_images(
     from moto.ec2.utils import generic_filter
 
     me = self.account_id
-    images = _visible_images(self)
+    # AWS: a new image is missing from listings for a while; a deregistered one is still listed
+    # for a while, as `deregistered`.
+    images = [a for a in _visible_images(self) if not timing.young(self.region_name, a.id)]
+    images.extend(timing.ghosts(self))
     if ami_ids:
         malformed = [i for i in ami_ids if not i.startswith("ami-")]
         if malformed:
@@ -617,7 +627,7 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
     snapshot_ids = _ami_snapshot_ids(ami)
     tags = dict(backend.tags.get(ami_id, {}))
     backend.deregister_image(ami_id)
-    recycle_bin.bin_image(backend, ami, tags)
+    binned = recycle_bin.bin_image(backend, ami, tags)
     result: dict[str, Any] = {"Return": True}
     if delete_snapshots:
         # AWS: deletes the image's snapshots, skips those another image still uses.
@@ -626,7 +636,11 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
         for snapshot_id in snapshot_ids:
             if snapshot_id in scripted:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": scripted[snapshot_id]})
-            elif _image_using_snapshot(backend, snapshot_id) is not None:
+            elif (
+                _image_using_snapshot(backend, snapshot_id) is not None
+                or timing.still_in_use(backend, snapshot_id) is not None
+            ):
+                # Another image uses it, or one deregistered moments ago still does, for AWS.
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "skipped"})
             elif snapshot_locks.is_locked(backend.account_id, backend.region_name, snapshot_id):
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "client-error"})
@@ -635,7 +649,15 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
             else:
                 outcomes.append({"SnapshotId": snapshot_id, "ReturnCode": "client-error"})
         result["DeleteSnapshotResults"] = outcomes
+    timing.deregistered(backend, ami, binned, [s for s in snapshot_ids if s in backend.snapshots])
     return ActionResult(result)
+
+
+def _years_after(when: datetime, years: int) -> datetime:
+    try:
+        return when.replace(year=when.year + years)
+    except ValueError:  # 29 February
+        return when.replace(year=when.year + years, day=28)
 
 
 def _response_enable_image_deprecation(self: AmisResponse) -> ActionResult:
@@ -646,8 +668,28 @@ def _response_enable_image_deprecation(self: AmisResponse) -> ActionResult:
         from moto.core.parse import default_timestamp_parser
 
         deprecate_at = default_timestamp_parser(deprecate_at)
-    # AWS rounds to the minute.
-    ami.deprecation_time = _iso(deprecate_at.replace(second=0, microsecond=0))
+    # AWS (EnableImageDeprecation): seconds are rounded to the nearest minute; a time in the past
+    # is refused; at most 10 years from now, and for a public image 2 years from its creation.
+    from datetime import timedelta
+
+    rounded = deprecate_at.replace(second=0, microsecond=0)
+    if deprecate_at.second >= 30:
+        rounded += timedelta(minutes=1)
+    now = utcnow()
+    if rounded.tzinfo is None:
+        rounded = rounded.replace(tzinfo=timezone.utc)
+    now = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now
+    if rounded <= now:
+        raise _Error("InvalidParameterValue", f"The deprecation time {_iso(rounded)} cannot be in the past.")
+    if rounded > _years_after(now, 10):
+        raise _Error("InvalidParameterValue", "The deprecation time cannot be more than 10 years from now.")
+    created = ami.creation_date if ami.creation_date.tzinfo else ami.creation_date.replace(tzinfo=timezone.utc)
+    if ami.is_public and rounded > _years_after(created, 2):
+        raise _Error(
+            "InvalidParameterValue",
+            "The deprecation time of a public image cannot be more than 2 years after its creation.",
+        )
+    ami.deprecation_time = _iso(rounded)
     return ActionResult({"Return": True})
 
 
@@ -746,7 +788,8 @@ def _delete_snapshot(self: EBSBackend, snapshot_id: str) -> Any:
     # (moto: only its own auto-created snapshots).
     if snapshot_id not in self.snapshots:
         raise InvalidSnapshotIdError()
-    user = _image_using_snapshot(self, snapshot_id)
+    # AWS: a snapshot of an image deregistered moments ago is still in use for a while.
+    user = _image_using_snapshot(self, snapshot_id) or timing.still_in_use(self, snapshot_id)
     if user is not None:
         raise InvalidSnapshotInUse(snapshot_id, user)
     if snapshot_locks.is_locked(self.account_id, self.region_name, snapshot_id):
@@ -1002,9 +1045,120 @@ def _patch_unimplemented_actions() -> None:
     BaseResponse.call_action = call_action  # type: ignore[method-assign]
 
 
+# ---------------------------------------------------------------------------------------------
+# Reads right after a permission change may show the old value (timing.read_back_lag): the
+# backend calls behind ModifyImageAttribute / ModifySnapshotAttribute and their Describe*.
+# ---------------------------------------------------------------------------------------------
+def _patch_read_back() -> None:
+    import copy
+
+    original_modify = AmiBackend.modify_image_attribute
+    original_read = AmiBackend.describe_image_attribute
+
+    def modify_image_attribute(self: AmiBackend, ami_id: str, *args: Any, **kwargs: Any) -> Any:
+        ami = self.amis.get(ami_id)
+        before = copy.deepcopy(ami.launch_permissions) if ami is not None else None
+        answer = original_modify(self, ami_id, *args, **kwargs)
+        if ami is not None:
+            timing.changing(self, ami_id, before)
+        return answer
+
+    def describe_image_attribute(self: AmiBackend, ami_id: str, attribute_name: str) -> Any:
+        if attribute_name == "launch_permissions":
+            lags, old = timing.lagging(self, ami_id)
+            if lags and ami_id in self.amis:
+                return old
+        return original_read(self, ami_id, attribute_name)
+
+    AmiBackend.modify_image_attribute = modify_image_attribute
+    AmiBackend.describe_image_attribute = describe_image_attribute
+
+    def volume_permissions(backend: Any, snapshot_id: str) -> tuple[set[str], set[str]]:
+        snapshot = backend.snapshots[snapshot_id]
+        return set(snapshot.create_volume_permission_groups), set(snapshot.create_volume_permission_userids)
+
+    for name in ("add_create_volume_permission", "remove_create_volume_permission"):
+        original = getattr(EBSBackend, name)
+
+        def change(self: Any, snapshot_id: str, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            before = volume_permissions(self, snapshot_id) if snapshot_id in self.snapshots else None
+            answer = _original(self, snapshot_id, *args, **kwargs)
+            if before is not None:
+                timing.changing(self, snapshot_id, before)
+            return answer
+
+        setattr(EBSBackend, name, change)
+
+    for name, index in (("get_create_volume_permission_groups", 0), ("get_create_volume_permission_userids", 1)):
+        original = getattr(EBSBackend, name)
+
+        def read(self: Any, snapshot_id: str, _original: Any = original, _index: int = index) -> Any:
+            lags, old = timing.lagging(self, snapshot_id)
+            if lags:
+                return old[_index]
+            return _original(self, snapshot_id)
+
+        setattr(EBSBackend, name, read)
+
+
+# ---------------------------------------------------------------------------------------------
+# SSM parameters of data type aws:ec2:image (moto: written at once, never checked). AWS: "the
+# parameter is validated asynchronously": PutParameter answers at once, and the value is written
+# once it is found to be an available image of the region; otherwise never (timing.py sets the
+# delay).
+# ---------------------------------------------------------------------------------------------
+def _available_image(region: str, image_id: str) -> bool:
+    for regions in list(ec2_models.ec2_backends.values()):
+        if region not in regions.keys():
+            continue
+        ami = dict.__getitem__(regions, region).amis.get(image_id)
+        if ami is not None:
+            return ami.state == "available"
+    return False
+
+
+def _patch_ssm_image_parameters() -> None:
+    from moto.ssm.exceptions import ParameterAlreadyExists
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    original = SimpleSystemManagerResponse.put_parameter
+
+    def put_parameter(self: Any) -> Any:
+        if self._get_param("DataType", "text") != "aws:ec2:image":
+            return original(self)
+        backend = self.ssm_backend
+        name = self._get_param("Name")
+        value = self._get_param("Value")
+        overwrite = bool(self._get_param("Overwrite", False))
+        existing = backend._parameters[name] if name in backend._parameters else []
+        if existing and not overwrite:
+            raise ParameterAlreadyExists
+        version = (existing[-1].version if existing else 0) + 1
+        region = self.region
+
+        def validate_and_write() -> None:
+            if not _available_image(region, value):
+                return
+            try:
+                backend.put_parameter(
+                    name, self._get_param("Description"), value, "String", None, None,
+                    True, None, "aws:ec2:image", tier=None, policies=None,
+                )
+            except Exception:  # as on AWS, a write that fails later is not reported
+                pass
+
+        timing.later(timing.image_validation_delay(self.current_account), validate_and_write)
+        return ActionResult({"Version": version, "Tier": "Standard"})
+
+    SimpleSystemManagerResponse.put_parameter = put_parameter
+
+
 def apply() -> None:
     """Install every patch. Call once, before the server handles a request."""
     _patch_accounts()
+    timing.apply()
+    _patch_read_back()
+    _patch_ssm_image_parameters()
     _patch_unimplemented_actions()
     snapshot_locks.apply()
     recycle_bin.apply()

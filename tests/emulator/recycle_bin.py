@@ -35,6 +35,7 @@ from moto.core.utils import utcnow
 from moto.ec2.exceptions import EC2ClientError
 
 import fidelity
+import timing
 
 RESOURCE_TYPES = ("EC2_IMAGE", "EBS_SNAPSHOT")
 
@@ -384,6 +385,8 @@ def restore_image_from_recycle_bin(self: Any) -> ActionResult:
         backend.deleted_amis.remove(image_id)
     if entry["tags"]:
         backend.create_tags([image_id], entry["tags"])
+    # Back under its old id, which the next calls may not know for a while.
+    timing.made_image(backend, ami, [], pends=False)
     return ActionResult({"Return": True})
 
 

@@ -15,9 +15,11 @@ Admin routes (test tooling only; the `ami` binary never calls them):
                               "faults": {...}|null, "throttle": {...}|null,
                               "refuse_roles": ["NAME", ...]|null,
                               "snapshot_results": {"snap-...": "skipped"}|null,
-                              "usage_report_delay": seconds, "usage_report_fail": bool}
+                              "usage_report_delay": seconds, "usage_report_fail": bool,
+                              "timing": {...}|null, "lose_answers": {"ec2:Action": n}|null}
                              cap DescribeImages/Snapshots pages; add network latency per request;
-                             inject faults; throttle mutating calls with a token bucket (see faults.py)
+                             inject faults; throttle mutating calls with a token bucket (see faults.py);
+                             AWS takes time (see timing.py); lose the answers of the next n calls
   GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
 
 Credential sources (see credentials.py): /_emulator/container-credentials/ACCOUNT (ECS), /latest/...
@@ -48,6 +50,7 @@ import credentials  # noqa: E402
 import faults  # noqa: E402
 import fidelity  # noqa: E402
 import recycle_bin  # noqa: E402
+import timing  # noqa: E402
 import usage_reports  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
@@ -141,6 +144,12 @@ class EmulatorApp:
             role = environ.get("emulator.params", {}).get("RoleArn", [""])[0]
             if role in self.refused_roles:
                 return faults.access_denied(start_response, account, role)
+        # AWS takes time: an id made moments ago is unknown to the calls that name it.
+        refusal = timing.refuse_unknown(
+            environ.get("emulator.region", ""), action, environ.get("emulator.params", {})
+        )
+        if refusal is not None:
+            return faults.client_error(start_response, "ec2", *refusal)
         inner = self.inner
         if action.startswith("rbin:"):
             # moto has no Recycle Bin: recycle_bin.py serves it.
@@ -236,6 +245,10 @@ class EmulatorApp:
                     self.faults.configure_faults(body["account"], body["faults"])
                 if "throttle" in body:
                     self.faults.configure_throttle(body["account"], body["throttle"])
+                if "lose_answers" in body:
+                    self.faults.configure_lost_answers(body["account"], body["lose_answers"])
+                if "timing" in body:
+                    timing.configure(body["account"], body["timing"])
                 if body.get("instance_role"):
                     credentials.instance_account = body["account"]
                 if "refuse_roles" in body:

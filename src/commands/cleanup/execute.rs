@@ -70,7 +70,11 @@ pub(super) async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
             continue;
         }
         let result = match staged.action {
-            RetireAction::Deprecate => ec2.enable_deprecation(&staged.image_id, Utc::now()).await,
+            // AWS refuses a time in the past, and rounds to the minute: the soonest it takes.
+            RetireAction::Deprecate => {
+                let at = crate::plan::deprecation::as_soon_as_possible(Utc::now());
+                ec2.enable_deprecation(&staged.image_id, at).await
+            }
             RetireAction::Disable => ec2.disable_image(&staged.image_id).await,
             RetireAction::Deregister => Ok(()),
         };

@@ -19,6 +19,7 @@ use crate::model::Image;
 use crate::plan::manifest::split_location;
 use crate::plan::orphans::orphans;
 use crate::plan::retention::RetireAction;
+use crate::plan::state::Standing;
 use crate::plan::{self, Request};
 
 /// Manifests read at once while sweeping bundles.
@@ -271,10 +272,15 @@ async fn plan_orphans(
         return Ok(Vec::new());
     }
     let ec2 = aws.ec2(region);
-    let snapshots = ec2.all_owned_snapshots().await?;
-    let locks = ec2.snapshot_locks().await;
-    let recycle = aws.recycle_rules(region).await;
-    let mut found = orphans(&snapshots, images, &locks, &recycle, now);
+    // The images in the bin too: a deregistered image a Recycle Bin rule holds is not listed
+    // by DescribeImages, yet restoring it needs its snapshots.
+    let (snapshots, locks, recycle, binned) = tokio::join!(
+        ec2.all_owned_snapshots(),
+        ec2.snapshot_locks(),
+        aws.recycle_rules(region),
+        ec2.binned_images()
+    );
+    let mut found = orphans(&snapshots?, images, &locks, &recycle, &binned, now);
     if let Some(review) = review {
         found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
     }
@@ -297,12 +303,17 @@ async fn unfinished_retirements(
     region: &str,
     images: &[Image],
 ) -> Result<(PendingByImage, PendingByImage)> {
+    // An image AWS still lists as deregistered is gone: its marked snapshots are finished.
     let (stale, gone) = aws
         .ec2(region)
         .all_pending_cleanup()
         .await?
         .into_iter()
-        .partition(|(image_id, _)| images.iter().any(|image| &image.image_id == image_id));
+        .partition(|(image_id, _)| {
+            images
+                .iter()
+                .any(|image| &image.image_id == image_id && Standing::of(&image.state).exists())
+        });
     Ok((gone, stale))
 }
 

@@ -6,10 +6,12 @@ use futures::{StreamExt, stream};
 use std::collections::BTreeSet;
 
 use super::report::{FailedKey, ImageReport, RetireReport, Status};
+use crate::aws::settle::Fresh;
 use crate::aws::snapshots::{Deleted, PENDING_CLEANUP_TAG};
 use crate::aws::{Aws, Ec2, S3};
 use crate::interrupt;
 use crate::model::SnapshotReturnCode;
+use crate::plan::state::Standing;
 use crate::plan::{self, DeletedBy, ImageAction};
 
 /// Mutating EC2 calls share an account-wide rate bucket; 8 in flight keeps well inside it while
@@ -61,42 +63,62 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         }
     }
 
-    // 2. Mark the snapshots that will need their own DeleteSnapshot after their image is gone,
-    //    so a run killed in between can find them. A mark whose image then stays is removed
-    //    again, so no later run finishes a retirement that did not happen.
-    let mut marked: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for image in report
+    // 2. Mark the snapshots this run may have to delete by its own DeleteSnapshot once their
+    //    image is gone (`plan::marked_first`), so a run killed in between can find them. A mark
+    //    whose image then stays is removed again, so no later run finishes a retirement that
+    //    did not happen. Images are marked a few at a time: one CreateTags each.
+    let planned_images: Vec<&plan::ImagePlan> = report
         .images
         .iter()
         .filter(|image| image.status == Status::Planned)
-    {
-        let to_mark: Vec<String> = report
+        .map(|image| &image.plan)
+        .collect();
+    let marking = plan::marked_first(
+        &planned_images,
+        report
             .snapshots
             .iter()
-            .filter(|s| {
-                s.plan.image_id == image.plan.image_id
-                    && s.status == Status::Planned
-                    && s.plan.deleted_by == DeletedBy::DeleteSnapshot
-            })
-            .map(|s| s.plan.snapshot_id.clone())
-            .collect();
-        if to_mark.is_empty() {
-            continue;
-        }
-        if interrupt::requested() {
-            break;
-        }
-        match ec2
-            .mark_pending_cleanup(&image.plan.image_id, &to_mark)
-            .await
+            .filter(|s| s.status == Status::Planned)
+            .map(|s| &s.plan),
+    );
+    let mut to_mark: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for snapshot in report
+        .snapshots
+        .iter()
+        .filter(|s| marking.contains(s.plan.snapshot_id.as_str()))
+    {
+        // Under the image it is planned with, if that image goes in this run.
+        if planned_images
+            .iter()
+            .any(|image| image.image_id == snapshot.plan.image_id)
         {
+            to_mark
+                .entry(snapshot.plan.image_id.clone())
+                .or_default()
+                .push(snapshot.plan.snapshot_id.clone());
+        }
+    }
+    let mark_results: Vec<(String, Vec<String>, Result<()>)> = stream::iter(to_mark)
+        .filter(|_| futures::future::ready(!interrupt::requested()))
+        .map(|(image_id, snapshots)| {
+            let ec2 = ec2.clone();
+            async move {
+                let result = ec2.mark_pending_cleanup(&image_id, &snapshots).await;
+                (image_id, snapshots, result)
+            }
+        })
+        .buffer_unordered(MUTATION_CONCURRENCY)
+        .collect()
+        .await;
+    let mut marked: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (image_id, snapshots, result) in mark_results {
+        match result {
             Ok(()) => {
-                marked.insert(image.plan.image_id.clone(), to_mark);
+                marked.insert(image_id, snapshots);
             }
             Err(err) => report.notes.push(format!(
-                "could not tag the snapshots of {} for recovery ({err}); if this run is interrupted \
-                 now, a re-run cannot finish them: delete them by hand",
-                image.plan.image_id
+                "could not tag the snapshots of {image_id} for recovery ({err}); if this run is \
+                 interrupted now, a re-run cannot finish them: delete them by hand"
             )),
         }
     }
@@ -159,11 +181,13 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
     let mut results_seen = Vec::new();
     for (index, result) in results {
         let result = match result {
+            // Gone, or listed as deregistered (AWS lists it for a while): it went.
             Err(err) => match ec2
                 .describe_image(&report.images[index].plan.image_id)
                 .await
             {
                 Ok(None) => Ok(None),
+                Ok(Some(image)) if !Standing::of(&image.state).exists() => Ok(None),
                 _ => Err(err),
             },
             ok => ok,
@@ -306,7 +330,13 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         .filter(|_| futures::future::ready(!interrupt::requested()))
         .map(|(index, snapshot_id)| {
             let ec2: Ec2 = ec2.clone();
-            async move { (index, ec2.delete_snapshot(&snapshot_id).await) }
+            // Its image went moments ago: AWS may say it is in use for a while (`settle`).
+            async move {
+                let deleted = ec2
+                    .once_caught_up(Fresh::FreedSnapshot, || ec2.delete_snapshot(&snapshot_id))
+                    .await;
+                (index, deleted)
+            }
         })
         .buffer_unordered(MUTATION_CONCURRENCY)
         .collect()

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use crate::aws::Aws;
 use crate::model::{Image, SnapshotLocks};
 use crate::plan::manifest::{MAX_MANIFEST_BYTES, split_location};
+use crate::plan::state::Standing;
 use crate::plan::users::Usage;
 use crate::plan::{self, Inventory};
 
@@ -17,6 +18,7 @@ const BUNDLE_CONCURRENCY: usize = 4;
 /// What every retirement starts from: the caller and every image it owns in the region.
 pub struct RegionFacts {
     pub account_id: String,
+    /// Every image that exists (not those AWS still lists as deregistered), in every state.
     pub images: Vec<Image>,
     /// Region-wide facts already read, if any (a large unattended cleanup reads them ahead).
     pub ahead: ReadAhead,
@@ -50,13 +52,16 @@ impl ReadAhead {
 
 pub async fn load_region(aws: &Aws, region: &str) -> Result<RegionFacts> {
     let account_id = aws.account_id(region).await?;
-    let images = aws
+    let mut images = aws
         .ec2(region)
         .describe_images(&crate::aws::images::ImageQuery {
             owners: vec!["self".into()],
             ..Default::default()
         })
         .await?;
+    // Recently deregistered images are still listed for a while: they are gone, and neither
+    // count for a rule nor keep anything (their marked snapshots are finished).
+    images.retain(|image| Standing::of(&image.state).exists());
     Ok(RegionFacts {
         account_id,
         images,
@@ -113,6 +118,8 @@ pub async fn complete_inventory(
         ..Default::default()
     };
     let owned_ids: BTreeSet<String> = images.iter().map(|i| i.image_id.clone()).collect();
+    // Requested images AWS lists as deregistered (the planner keeps them apart).
+    let mut gone_listed: Vec<Image> = Vec::new();
     for target in targets.iter().filter(|t| !owned_ids.contains(*t)) {
         if let Some(pending) = known_pending.remove(target) {
             inventory
@@ -121,7 +128,15 @@ pub async fn complete_inventory(
             inventory.snapshots.extend(pending);
             continue;
         }
-        match ec2.describe_image(target).await? {
+        let found = match ec2.describe_image(target).await? {
+            // Listed as deregistered: as good as absent (the plan says which it was).
+            Some(image) if !Standing::of(&image.state).exists() => {
+                gone_listed.push(image);
+                None
+            }
+            found => found,
+        };
+        match found {
             Some(image) if image.owner_id.as_deref() == Some(account_id.as_str()) => {
                 images.push(image)
             }
@@ -137,12 +152,14 @@ pub async fn complete_inventory(
             }
         }
     }
+    let gone_ids: BTreeSet<String> = gone_listed.iter().map(|i| i.image_id.clone()).collect();
+    images.extend(gone_listed);
     inventory.images = images;
 
     let requested: Vec<&Image> = inventory
         .images
         .iter()
-        .filter(|image| targets.contains(&image.image_id))
+        .filter(|image| targets.contains(&image.image_id) && !gone_ids.contains(&image.image_id))
         .collect();
     let requested_ids: Vec<String> = requested.iter().map(|i| i.image_id.clone()).collect();
     let usage = match known_usage {
