@@ -15,3 +15,4 @@ mod list;
 mod recycle_bin;
 mod resilience;
 mod schema;
+mod timing;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::Ec2;
 use super::error::{AwsError, service_code};
 use super::lifecycle::tag_spec;
+use super::settle::Fresh;
 
 /// What `ami launch` asks for.
 #[derive(Debug, Clone, Default)]
@@ -151,12 +152,16 @@ impl Ec2 {
         Ok(found)
     }
 
-    /// The SDK's waiter until every instance runs; then their state as AWS reports it.
+    /// The SDK's waiter until every instance runs; then their state as AWS reports it. The
+    /// instances were just launched: first until AWS knows them (`settle`), since the SDK's
+    /// waiter answers an unknown id with its longest pauses.
     pub async fn wait_running(
         &self,
         ids: &[String],
         timeout: Duration,
     ) -> Result<Vec<InstanceInfo>> {
+        self.once_caught_up(Fresh::Instance, || self.describe_instances(ids))
+            .await?;
         let waited = self
             .client
             .wait_until_instance_running()

@@ -650,8 +650,9 @@ fn image_plan(
                 "already deregistered by an interrupted run; finishing its cleanup".to_string(),
             )
         } else if listed_gone {
+            // Known to be gone, not unknown: a re-run of the same deregistration is done.
             (
-                ImageAction::NotFound,
+                ImageAction::AlreadyGone,
                 "already deregistered (AWS still lists it for a while)".to_string(),
             )
         } else {

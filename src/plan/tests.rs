@@ -942,7 +942,7 @@ fn an_image_s_state_decides_whether_it_is_a_target_and_what_it_keeps() {
     assert_eq!(
         actions,
         [
-            ("ami-gone", ImageAction::NotFound),
+            ("ami-gone", ImageAction::AlreadyGone),
             ("ami-pending", ImageAction::Blocked),
             ("ami-failed", ImageAction::Deregister),
             ("ami-a", ImageAction::Deregister),

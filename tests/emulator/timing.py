@@ -6,6 +6,9 @@ real time (tests use windows of a second or two):
 
   POST /_emulator/config {"account": ID, "timing": {...} | null}
 
+Settings replace the account's earlier ones; what they set going holds (a pending image, a listed
+deregistered image, a snapshot still in use) until its time is up; `null` ends all of it at once.
+
 | knob | AWS behaviour |
 |---|---|
 | `deregistered_listed` | DescribeImages: "Recently deregistered images appear in the returned results for a short interval", state `deregistered` (not those a Recycle Bin rule took: the bin lists them) |
@@ -66,7 +69,13 @@ def configure(account: str, config: dict[str, Any] | None) -> None:
         if config:
             _settings[account] = dict(config)
         else:
+            # null: AWS has caught up with everything this account did.
             _settings.pop(account, None)
+            for held in (_ghosts, _freed):
+                for key in [k for k in held if k[0] == account]:
+                    del held[key]
+            for key in [k for k in _lagging if k[0] == account]:
+                del _lagging[key]
 
 
 def _knob(account: str, name: str) -> Any:
@@ -94,7 +103,7 @@ def _timed(attribute: str, pending: str) -> property:
             self.__dict__[timer] = None
             self.__dict__[store] = final
             if reason is not None:
-                self.__dict__["state_reason"] = reason
+                self.__dict__["_state_reason_value"] = reason
         return self.__dict__.get(store)
 
     def set_(self: Any, value: Any) -> None:
@@ -270,4 +279,10 @@ def apply() -> None:
     from moto.ec2.models.elastic_block_store import Snapshot
 
     Ami.state = _timed("state", "pending")  # type: ignore[assignment]
+
+    def state_reason(self: Any) -> Any:
+        _ = self.state  # settles the timer first: responses may read the reason before the state
+        return self.__dict__.get("_state_reason_value")
+
+    Ami.state_reason = property(state_reason)  # type: ignore[attr-defined]
     Snapshot.status = _timed("status", "pending")  # type: ignore[assignment]
