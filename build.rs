@@ -13,9 +13,20 @@ fn main() {
         .filter(|text| !text.is_empty())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=AMI_GIT_REVISION={revision}");
-    // Rebuild when HEAD moves (a commit, a checkout), not on every file change.
-    for path in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-        if std::path::Path::new(path).exists() {
+    // Rebuild when HEAD moves (a commit, a checkout), not on every file change: HEAD itself, and
+    // the branch it names (a commit rewrites that file, not HEAD or its directory).
+    let mut watched = vec![
+        ".git/HEAD".to_string(),
+        ".git/refs/heads".to_string(),
+        ".git/packed-refs".to_string(),
+    ];
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD")
+        && let Some(branch) = head.trim().strip_prefix("ref: ")
+    {
+        watched.push(format!(".git/{branch}"));
+    }
+    for path in watched {
+        if std::path::Path::new(&path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
     }

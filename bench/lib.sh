@@ -9,7 +9,8 @@ if [[ -z "${AMI_EMULATOR_ENDPOINT:-}" ]]; then
   exec scripts/emulator.sh run "$0" "$@"
 fi
 py="$root/.emulator/venv/bin/python"
-ami="$root/target/debug/ami"
+# AMI_BENCH_BINARY: another build of ami to measure (an earlier commit's, to compare).
+ami="${AMI_BENCH_BINARY:-$root/target/debug/ami}"
 ep="$AMI_EMULATOR_ENDPOINT"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

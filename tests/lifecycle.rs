@@ -1261,54 +1261,9 @@ async fn ctrl_c_stops_a_release_says_where_and_a_rerun_finishes() {
 async fn ctrl_c_during_the_launch_call_strands_no_instance() {
     let account = Account::new();
     let (image, _) = account.image(REGION, "interrupted-launch").await;
-    account.configure(serde_json::json!({"faults": {
-        "latency": 1.0, "latency_ms": 2000, "actions": ["ec2:RunInstances"]
-    }}));
-    account.reset_requests();
-    use std::os::unix::process::CommandExt;
-    let child = account
-        .ami_process()
-        .process_group(0)
-        .args(["launch", &image, "--terminate-after", "--output", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    // The emulator counts the call as it arrives, before the slow answer.
-    while !account.requests().contains_key("ec2:RunInstances") {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30));
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    crate::common::interrupt_group(&child);
-    let output = child.wait_with_output().unwrap();
-    account.configure(serde_json::json!({"faults": null}));
-    assert_eq!(
-        output.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out = json(&output);
-    assert_eq!(out["terminated"], true, "{out}");
-    let live: Vec<String> = account
-        .ec2()
-        .describe_instances()
-        .send()
-        .await
-        .unwrap()
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| {
-            i.state()
-                .and_then(|s| s.name())
-                .is_some_and(|n| n.as_str() != "terminated")
-        })
-        .filter_map(|i| i.instance_id().map(String::from))
-        .collect();
-    assert!(live.is_empty(), "stranded: {live:?}");
+    account
+        .interrupted_launch_strands_no_instance(&image, 2000)
+        .await;
 }
 
 /// A re-run of a release terminates every test instance an interrupted run left, however many

@@ -90,6 +90,33 @@ async fn listed(account: &Account, region: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Two images of a family sharing a root snapshot; the one to retire also has a data volume of
+/// its own, which goes by its own DeleteSnapshot once the image is gone.
+struct Pair {
+    leaving: String,
+    staying: String,
+    shared: String,
+    data: String,
+}
+
+async fn pair(account: &Account, family: &str) -> Pair {
+    let shared = account.snapshot(REGION, 8).await;
+    let data = account.snapshot(REGION, 8).await;
+    let devices = [("/dev/xvda", shared.as_str()), ("/dev/xvdb", data.as_str())];
+    let leaving = account
+        .register_ebs(REGION, &format!("{family}-1"), &devices)
+        .await;
+    let staying = account
+        .register_ebs(REGION, &format!("{family}-2"), &devices[..1])
+        .await;
+    Pair {
+        leaving,
+        staying,
+        shared,
+        data,
+    }
+}
+
 fn item<'a>(items: &'a Value, key: &str, id: &str) -> &'a Value {
     items
         .as_array()
@@ -191,18 +218,12 @@ async fn a_mark_whose_image_is_listed_as_deregistered_is_finished() {
 #[tokio::test]
 async fn a_deregistration_seen_gone_is_finished_once_its_snapshot_is_free() {
     let account = Account::new();
-    let shared = account.snapshot(REGION, 8).await;
-    let data = account.snapshot(REGION, 8).await;
-    let image = account
-        .register_ebs(
-            REGION,
-            "app-1",
-            &[("/dev/xvda", &shared), ("/dev/xvdb", &data)],
-        )
-        .await;
-    let staying = account
-        .register_ebs(REGION, "other-1", &[("/dev/xvda", &shared)])
-        .await;
+    let Pair {
+        leaving: image,
+        staying,
+        shared,
+        data,
+    } = pair(&account, "app").await;
     timing(
         &account,
         json!({ "deregistered_listed": 60, "in_use_after_deregister": 2 }),
@@ -448,54 +469,10 @@ async fn ctrl_c_right_after_the_launch_terminates_an_instance_aws_does_not_know_
     let account = Account::new();
     let (image, _) = account.image(REGION, "launch-1").await;
     timing(&account, json!({ "unknown_for": 2 }));
-    account.configure(json!({"faults": {
-        "latency": 1.0, "latency_ms": 1500, "actions": ["ec2:RunInstances"]
-    }}));
-    account.reset_requests();
-    use std::os::unix::process::CommandExt;
-    let child = account
-        .ami_process()
-        .process_group(0)
-        .args(["launch", &image, "--terminate-after", "--output", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !account.requests().contains_key("ec2:RunInstances") {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30));
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    crate::common::interrupt_group(&child);
-    let output = child.wait_with_output().unwrap();
-    account.configure(json!({"faults": null}));
-    assert_eq!(
-        output.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out = json(&output);
-    assert_eq!(out["terminated"], true, "{out}");
-    let live: Vec<String> = account
-        .ec2()
-        .describe_instances()
-        .send()
-        .await
-        .unwrap()
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .filter(|i| i.image_id() == Some(image.as_str()))
-        .filter(|i| {
-            i.state()
-                .and_then(|s| s.name())
-                .is_some_and(|n| n.as_str() != "terminated")
-        })
-        .filter_map(|i| i.instance_id().map(String::from))
-        .collect();
-    assert!(live.is_empty(), "left running: {live:?}");
+    // Ctrl-C while RunInstances is in flight: the terminate that follows meets NotFound.
+    account
+        .interrupted_launch_strands_no_instance(&image, 1500)
+        .await;
     timing(&account, Value::Null);
 }
 
@@ -710,19 +687,13 @@ async fn list_leaves_out_what_aws_still_lists_as_deregistered() {
 #[tokio::test]
 async fn apply_finishes_a_reviewed_plan_while_aws_settles() {
     let account = Account::new();
-    let shared = account.snapshot(REGION, 8).await;
-    let data = account.snapshot(REGION, 8).await;
-    let old = account
-        .register_ebs(
-            REGION,
-            "job-1",
-            &[("/dev/xvda", &shared), ("/dev/xvdb", &data)],
-        )
-        .await;
+    let Pair {
+        leaving: old,
+        shared,
+        data,
+        ..
+    } = pair(&account, "job").await;
     account.backdate(REGION, &old, "2026-09-01T00:00:00Z");
-    let _newest = account
-        .register_ebs(REGION, "job-2", &[("/dev/xvda", &shared)])
-        .await;
     let dir = tempfile::tempdir().unwrap();
     let plan = dir.path().join("plan.json");
     let plan = plan.to_str().unwrap();

@@ -116,6 +116,9 @@ pub struct Staged {
     pub action: RetireAction,
     /// The image is in that state already: nothing to do.
     pub already: bool,
+    /// Why AWS would refuse it, so it is not asked: a public image more than 2 years old takes
+    /// no deprecation time at all.
+    pub refused: Option<String>,
 }
 
 /// The staged actions among `actions`; an image already deprecated (or due to be, by the soonest
@@ -138,10 +141,19 @@ pub fn staged(
                     .is_some_and(|t| t <= super::deprecation::as_soon_as_possible(now)),
                 RetireAction::Deregister => false,
             });
+            let refused = match (action, image) {
+                (RetireAction::Deprecate, Some(image)) if !already => {
+                    let public_since = image.public.then_some(image.creation_date).flatten();
+                    let soonest = super::deprecation::as_soon_as_possible(now);
+                    super::deprecation::accepted(soonest, now, public_since).err()
+                }
+                _ => None,
+            };
             Staged {
                 image_id: image_id.clone(),
                 action: *action,
                 already,
+                refused,
             }
         })
         .collect()
@@ -378,6 +390,35 @@ mod tests {
                 ("ami-d".to_string(), true),
                 ("ami-f".to_string(), false),
                 ("ami-p".to_string(), true),
+            ]
+        );
+    }
+
+    /// A deprecation due in a minute or two counts as done (the soonest time AWS takes); a
+    /// public image older than 2 years takes none, so it is not asked for.
+    #[test]
+    fn staged_deprecations_are_ones_aws_accepts() {
+        let mut soon = image("ami-s", "web-1", 30);
+        soon.deprecation_time = Some(now() + Duration::minutes(1));
+        let mut public_old = image("ami-o", "web-2", 800);
+        public_old.public = true;
+        let mut public_young = image("ami-y", "web-3", 300);
+        public_young.public = true;
+        let images = vec![soon, public_old, public_young];
+        let actions: BTreeMap<String, RetireAction> = ["ami-s", "ami-o", "ami-y"]
+            .into_iter()
+            .map(|id| (id.to_string(), RetireAction::Deprecate))
+            .collect();
+        let found: Vec<(String, bool, bool)> = staged(&images, &actions, now())
+            .into_iter()
+            .map(|s| (s.image_id, s.already, s.refused.is_some()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("ami-o".to_string(), false, true),
+                ("ami-s".to_string(), true, false),
+                ("ami-y".to_string(), false, false),
             ]
         );
     }

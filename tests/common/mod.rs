@@ -632,6 +632,71 @@ impl Account {
             .to_string()
     }
 
+    /// A smoke test (`ami launch IMAGE --terminate-after`) interrupted with Ctrl-C while its
+    /// RunInstances call is in flight (slowed down here by `latency_ms`): it exits 130 and
+    /// strands no instance.
+    pub async fn interrupted_launch_strands_no_instance(&self, image: &str, latency_ms: u64) {
+        self.configure(serde_json::json!({"faults": {
+            "latency": 1.0, "latency_ms": latency_ms, "actions": ["ec2:RunInstances"]
+        }}));
+        let output = self.launch_interrupted_during_run_instances(image);
+        self.configure(serde_json::json!({"faults": null}));
+        assert_eq!(
+            output.status.code(),
+            Some(130),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let out = json(&output);
+        assert_eq!(out["terminated"], true, "{out}");
+        let live = self.live_instances().await;
+        assert!(live.is_empty(), "stranded: {live:?}");
+    }
+
+    /// `ami launch IMAGE --terminate-after --output json` in a process group of its own (as a
+    /// terminal's foreground job), interrupted with Ctrl-C 300 ms after its RunInstances reached
+    /// the emulator: the caller slows RunInstances down first, so that the call is in flight.
+    fn launch_interrupted_during_run_instances(&self, image: &str) -> std::process::Output {
+        use std::os::unix::process::CommandExt;
+        self.reset_requests();
+        let child = self
+            .ami_process()
+            .process_group(0)
+            .args(["launch", image, "--terminate-after", "--output", "json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        // The emulator counts the call as it arrives, before the slow answer.
+        while !self.requests().contains_key("ec2:RunInstances") {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        interrupt_group(&child);
+        child.wait_with_output().unwrap()
+    }
+
+    /// The account's instances in REGION that are not terminated.
+    async fn live_instances(&self) -> Vec<String> {
+        self.ec2()
+            .describe_instances()
+            .send()
+            .await
+            .unwrap()
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|i| {
+                i.state()
+                    .and_then(|s| s.name())
+                    .is_some_and(|n| n.as_str() != "terminated")
+            })
+            .filter_map(|i| i.instance_id().map(String::from))
+            .collect()
+    }
+
     /// Grants `account_id` launch permission on one of this account's images in REGION.
     pub async fn share_with(&self, image: &str, account_id: &str) {
         use aws_sdk_ec2::types::{LaunchPermission, LaunchPermissionModifications};

@@ -387,15 +387,19 @@ pub(super) async fn sweep_bundles(
 fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) -> Vec<StagedReport> {
     plan::rules::staged(images, actions, Utc::now())
         .into_iter()
-        .map(|staged| StagedReport {
-            image_id: staged.image_id,
-            action: staged.action,
-            status: if staged.already {
-                Status::Done
-            } else {
-                Status::Planned
-            },
-            error: staged.already.then(|| "already in that state".to_string()),
+        .map(|staged| {
+            let (status, error) = match (staged.already, staged.refused) {
+                (true, _) => (Status::Done, Some("already in that state".to_string())),
+                // Not asked: AWS would refuse it (counted as a failure, with the reason).
+                (false, Some(why)) => (Status::Failed, Some(why)),
+                (false, None) => (Status::Planned, None),
+            };
+            StagedReport {
+                image_id: staged.image_id,
+                action: staged.action,
+                status,
+                error,
+            }
         })
         .collect()
 }
