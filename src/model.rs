@@ -134,6 +134,9 @@ pub struct SnapshotInfo {
     pub size_gib: i32,
     /// Its tags: Recycle Bin rules select by tag.
     pub tags: BTreeMap<String, String>,
+    /// AWS's description: a CreateImage or CopyImage snapshot names the image it was made for
+    /// (which may be in the Recycle Bin, needing it).
+    pub description: Option<String>,
 }
 
 /// A snapshot as the orphan sweep sees it: AWS's description names the image it was made for.
@@ -204,9 +207,10 @@ pub enum BinnedImages {
     Unreadable(String),
 }
 
+/// Not read is not empty: anything may be in the bin.
 impl Default for BinnedImages {
     fn default() -> Self {
-        BinnedImages::Known(BTreeMap::new())
+        BinnedImages::Unreadable("the Recycle Bin was not read".into())
     }
 }
 

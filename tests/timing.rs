@@ -175,7 +175,7 @@ async fn keep_counts_only_images_that_can_be_launched() {
     assert_eq!(after.get(&pending).map(String::as_str), Some("pending"));
     assert!(
         !after.contains_key(&failed),
-        "the failed image stays: {after:?}"
+        "the failed image was not retired: {after:?}"
     );
     // The rollback image keeps its snapshot.
     let snapshots = account.snapshot_ids().await;
@@ -459,7 +459,39 @@ async fn share_reads_back_until_aws_shows_the_change() {
         out["regions"][0]["launch_permissions"]["accounts"],
         json!([])
     );
+    // A grant made moments ago (elsewhere) does not show in the read yet: the revoke still
+    // removes it.
+    account
+        .ec2()
+        .modify_image_attribute()
+        .image_id(&image)
+        .launch_permission(
+            aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                .add(
+                    aws_sdk_ec2::types::LaunchPermission::builder()
+                        .user_id(&consumer.id)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (code, _, stderr) = run(&account, &revoke);
+    assert_eq!(code, 0, "{stderr}");
     timing(&account, Value::Null);
+    let permissions = account
+        .ec2()
+        .describe_image_attribute()
+        .image_id(&image)
+        .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        permissions.launch_permissions().is_empty(),
+        "the grant survived the revoke: {permissions:?}"
+    );
 }
 
 /// Defect 4, `launch`: TerminateInstances right after RunInstances may answer NotFound. Ctrl-C
@@ -544,7 +576,7 @@ async fn a_publish_ssm_has_not_taken_within_the_bound_fails_the_stage() {
     let bound = [("AMI_CONSISTENCY_TIMEOUT", "1s")];
     let (code, out, stderr) = run_with(&owner, &args, &bound);
     assert_eq!(code, 1, "{stderr}\n{out:#}");
-    let publish = &out["stages"][5];
+    let publish = item(&out["stages"], "stage", "publish");
     assert_eq!(publish["state"], "failed");
     assert!(
         publish["error"]
@@ -654,6 +686,48 @@ async fn orphans_of_an_image_in_the_recycle_bin_are_kept() {
     let (code, _, stderr) = run(&account, &["restore", &binned]);
     assert_eq!(code, 0, "{stderr}");
     timing(&account, Value::Null);
+}
+
+/// A snapshot made for an image now in the Recycle Bin (its description names it) is kept when
+/// another image that shared it is retired: without it the binned image could not be restored.
+#[tokio::test]
+async fn a_retirement_keeps_the_snapshot_an_image_in_the_recycle_bin_needs() {
+    let account = Account::new();
+    let source = instance(&account).await;
+    account.recycle_rule(REGION, "EC2_IMAGE", 7, &[]).await;
+    let binned = create_image(&account, &source, "made-1").await;
+    let snapshot = account
+        .ec2()
+        .describe_images()
+        .image_ids(&binned)
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .block_device_mappings()[0]
+        .ebs()
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    let sharing = account
+        .register_ebs(REGION, "reg-1", &[("/dev/xvda", &snapshot)])
+        .await;
+    deregister(&account, &binned).await;
+    let (code, out, stderr) = run(&account, &["deregister", &sharing, "--cleanup", "--yes"]);
+    assert_eq!(code, 0, "{stderr}\n{out:#}");
+    let kept = item(&out["snapshots"], "snapshot_id", &snapshot);
+    assert_eq!(kept["action"], "keep", "{out:#}");
+    assert!(
+        kept["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{binned} is in the Recycle Bin")),
+        "{kept:#}"
+    );
+    assert!(account.snapshot_ids().await.contains(&snapshot));
+    let (code, _, stderr) = run(&account, &["restore", &binned]);
+    assert_eq!(code, 0, "{stderr}");
 }
 
 /// `list` shows what exists: not the deregistered images AWS still lists, and pending ones as
@@ -772,5 +846,62 @@ async fn deprecation_times_are_ones_aws_accepts() {
         !account
             .requests()
             .contains_key("ec2:EnableImageDeprecation")
+    );
+}
+
+/// A snapshot two retired images share is marked under one of them before they go. Interrupted
+/// after the first is deregistered, the second stays, and still uses it: the mark is removed, so
+/// no later run deletes a snapshot an image uses once that image goes some other way.
+#[tokio::test]
+async fn an_interrupted_pair_leaves_no_mark_on_the_snapshot_the_staying_one_uses() {
+    let account = Account::new();
+    let shared = account.snapshot(REGION, 8).await;
+    let first = account
+        .register_ebs(REGION, "duo-1", &[("/dev/xvda", &shared)])
+        .await;
+    let second = account
+        .register_ebs(REGION, "duo-2", &[("/dev/xvda", &shared)])
+        .await;
+    account.configure(json!({"faults": {
+        "latency": 1.0, "latency_ms": 1500, "actions": ["ec2:DeregisterImage"]
+    }}));
+    account.reset_requests();
+    use std::os::unix::process::CommandExt;
+    let child = account
+        .ami_process()
+        .process_group(0)
+        .args(["deregister", &first, &second, "--cleanup", "--yes"])
+        .args(["--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !account.requests().contains_key("ec2:DeregisterImage") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    crate::common::interrupt_group(&child);
+    let output = child.wait_with_output().unwrap();
+    account.configure(json!({"faults": null}));
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = json(&output);
+    assert_eq!(item(&out["images"], "image_id", &first)["status"], "done");
+    assert_eq!(
+        item(&out["images"], "image_id", &second)["status"],
+        "not_started"
+    );
+    let images = listed(&account, REGION).await;
+    assert!(images.contains_key(&second));
+    let tags = account.tags_of(REGION, &shared).await;
+    assert!(
+        !tags.contains_key("ami:cleanup-pending-for"),
+        "{second} still uses {shared}, yet it is marked: {tags:?}"
     );
 }

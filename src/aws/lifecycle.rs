@@ -33,17 +33,21 @@ const NAME_TAKEN: &str = "InvalidAMIName.Duplicate";
 pub enum Made {
     /// AWS's answer: the new image's id.
     Image(String),
-    /// A retry met `InvalidAMIName.Duplicate`: an earlier attempt may have made the image.
+    /// A retry met `InvalidAMIName.Duplicate` after an attempt whose answer was lost (or was an
+    /// internal error): that attempt may have made the image.
     NameTakenOnRetry,
 }
 
-/// Counts a call's attempts: a conflict met on a retry may be the call's own work.
+/// Watches a call's attempts for one whose answer may hide work done: no answer at all (the
+/// connection was lost, or timed out) or an internal error (AWS may fail the response after the
+/// work). A conflict met after such an attempt may be the call's own work; one met after a
+/// definite refusal (throttled: nothing ran) is not.
 #[derive(Debug, Clone, Default)]
-struct Attempts(std::sync::Arc<std::sync::atomic::AtomicU32>);
+struct Attempts(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
 impl Attempts {
-    fn retried(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Relaxed) > 1
+    fn may_have_made_it(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -52,13 +56,18 @@ impl aws_sdk_ec2::config::Intercept for Attempts {
         "Attempts"
     }
 
-    fn read_before_attempt(
+    fn read_after_attempt(
         &self,
-        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
         _components: &aws_sdk_ec2::config::RuntimeComponents,
         _cfg: &mut aws_sdk_ec2::config::ConfigBag,
     ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let unanswered = context
+            .response()
+            .is_none_or(|response| response.status().as_u16() == 500);
+        if unanswered {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 }
@@ -78,7 +87,7 @@ fn registered(
 ) -> Result<Made> {
     let output = match result {
         Ok(output) => output,
-        Err(err) if attempts.retried() && service_code(&err) == Some(NAME_TAKEN) => {
+        Err(err) if attempts.may_have_made_it() && service_code(&err) == Some(NAME_TAKEN) => {
             return Ok(Made::NameTakenOnRetry);
         }
         Err(err) => {
@@ -193,7 +202,7 @@ impl Ec2 {
             .await;
         let output = match result {
             Ok(output) => output,
-            Err(err) if attempts.retried() && service_code(&err) == Some(NAME_TAKEN) => {
+            Err(err) if attempts.may_have_made_it() && service_code(&err) == Some(NAME_TAKEN) => {
                 return Ok(Made::NameTakenOnRetry);
             }
             Err(err) => {

@@ -1,8 +1,9 @@
 //! The partition of a region (`aws`, `aws-cn`, `aws-us-gov`, `aws-iso`, ...), for every ARN
 //! `ami` builds. The table is the SDK's own endpoint data: each partition's region pattern as the
 //! SDK crates carry it (their `partitions.json`), in the order the SDK tries them, `aws` for
-//! anything else. A test holds it to the SDK's endpoint resolver, so a partition added there and
-//! missed here fails the build's tests.
+//! anything else (the SDK does not expose its partition resolver). A test holds each
+//! partition's known regions to the SDK's endpoint resolver: the endpoint it resolves carries
+//! that partition's DNS suffix. A partition the SDK adds must be added here by hand.
 
 use regex::Regex;
 use std::sync::OnceLock;

@@ -68,59 +68,75 @@ impl AwsAnswer for anyhow::Error {
     }
 }
 
-/// Growing pauses within a bound: `next` is false once the bound is spent. Ctrl-C does not cut
-/// a wait short: what is in flight finishes (a smoke test's instance must still be terminated);
-/// a second Ctrl-C stops at once.
+/// Growing pauses until a deadline (wall-clock: the calls' own time counts too): `next` is
+/// false once it has passed. Ctrl-C does not cut a wait short: what is in flight finishes (a
+/// smoke test's instance must still be terminated); a second Ctrl-C stops at once.
 struct Pauses {
     pause: Duration,
-    left: Duration,
+    deadline: tokio::time::Instant,
 }
 
 impl Pauses {
     fn within(bound: Duration) -> Pauses {
         Pauses {
             pause: FIRST_PAUSE,
-            left: bound,
+            deadline: tokio::time::Instant::now() + bound,
         }
     }
 
     async fn next(&mut self) -> bool {
-        if self.left.is_zero() {
+        let left = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
             return false;
         }
-        let pause = self.pause.min(self.left);
-        tokio::time::sleep(pause).await;
-        self.left -= pause;
+        tokio::time::sleep(self.pause.min(left)).await;
         self.pause = (self.pause * 2).min(LONGEST_PAUSE);
         true
+    }
+}
+
+/// Makes `call` again while AWS answers that it has not caught up with `fresh`, until `bound`
+/// has passed; any other answer, or the last one past the bound, is returned as it is.
+pub async fn until_caught_up<T, E, F, Fut>(
+    region: &str,
+    bound: Duration,
+    fresh: Fresh,
+    mut call: F,
+) -> Result<T, E>
+where
+    E: AwsAnswer,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut pauses = Pauses::within(bound);
+    loop {
+        match call().await {
+            Err(err) if err.aws().is_some_and(|aws| fresh.lags(aws)) => {
+                tracing::debug!(
+                    "{region}: AWS has not caught up yet ({}); asking again",
+                    err.aws().map(|aws| aws.to_string()).unwrap_or_default()
+                );
+                if !pauses.next().await {
+                    return Err(err);
+                }
+            }
+            answer => return answer,
+        }
     }
 }
 
 impl Ec2 {
     /// Makes `call` again while AWS answers that it has not caught up with `fresh`, within the
     /// bound; any other answer (or the last one past the bound) is returned as it is.
-    pub async fn once_caught_up<T, E, F, Fut>(&self, fresh: Fresh, mut call: F) -> Result<T, E>
+    pub async fn once_caught_up<T, E, F, Fut>(&self, fresh: Fresh, call: F) -> Result<T, E>
     where
         E: AwsAnswer,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let mut pauses = Pauses::within(self.consistency_timeout);
-        loop {
-            match call().await {
-                Err(err) if err.aws().is_some_and(|aws| fresh.lags(aws)) => {
-                    tracing::debug!(
-                        "{}: AWS has not caught up yet ({}); asking again",
-                        self.region,
-                        err.aws().map(|aws| aws.to_string()).unwrap_or_default()
-                    );
-                    if !pauses.next().await {
-                        return Err(err);
-                    }
-                }
-                answer => return answer,
-            }
-        }
+        until_caught_up(&self.region, self.consistency_timeout, fresh, call).await
     }
 
     /// Reads again while what AWS answers is not `settled` yet (a read right after a change may
@@ -188,6 +204,64 @@ mod tests {
         }
         // 0.25, 0.5, 1, 2, 4, then what is left of the 12 s (4.25).
         assert_eq!(waits, [250, 750, 1750, 3750, 7750, 12000]);
+        // The calls' own time counts: a bound spent in one slow call leaves no pause.
+        let mut pauses = Pauses::within(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!pauses.next().await);
+    }
+
+    fn aws(code: &str) -> AwsError {
+        AwsError {
+            operation: "DeleteSnapshot",
+            region: "us-east-1".into(),
+            code: Some(code.into()),
+            message: String::new(),
+        }
+    }
+
+    /// Asked again only while AWS lags: another answer comes back at once; past the bound, the
+    /// last lagging answer.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_lagging_answer_is_asked_again_and_only_within_the_bound() {
+        let bound = Duration::from_secs(10);
+        let calls = std::cell::Cell::new(0);
+        // In use twice, then deleted.
+        let answer = until_caught_up("us-east-1", bound, Fresh::FreedSnapshot, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n < 3 {
+                    Err(aws("InvalidSnapshot.InUse"))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(answer.ok(), Some(3));
+        // Any other answer at once.
+        calls.set(0);
+        let start = tokio::time::Instant::now();
+        let answer: Result<(), AwsError> =
+            until_caught_up("us-east-1", bound, Fresh::FreedSnapshot, || {
+                calls.set(calls.get() + 1);
+                async { Err(aws("SnapshotLocked")) }
+            })
+            .await;
+        assert_eq!(answer.unwrap_err().code.as_deref(), Some("SnapshotLocked"));
+        assert_eq!((calls.get(), start.elapsed()), (1, Duration::ZERO));
+        // Never caught up: AWS's last answer once the bound has passed.
+        let start = tokio::time::Instant::now();
+        let answer: Result<(), AwsError> =
+            until_caught_up("us-east-1", bound, Fresh::FreedSnapshot, || async {
+                Err(aws("InvalidSnapshot.InUse"))
+            })
+            .await;
+        assert_eq!(
+            answer.unwrap_err().code.as_deref(),
+            Some("InvalidSnapshot.InUse")
+        );
+        assert_eq!(start.elapsed(), bound);
     }
 
     #[test]

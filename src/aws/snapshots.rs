@@ -33,6 +33,7 @@ pub fn among(all: Vec<SnapshotFact>, ids: &[String]) -> BTreeMap<String, Snapsho
                 SnapshotInfo {
                     size_gib: s.size_gib,
                     tags: s.tags,
+                    description: s.description,
                 },
             )
         })
@@ -177,6 +178,7 @@ impl Ec2 {
                         SnapshotInfo {
                             size_gib: snapshot.volume_size().unwrap_or(0),
                             tags: tags_of(snapshot.tags()),
+                            description: snapshot.description().map(str::to_string),
                         },
                     );
                 }
@@ -208,6 +210,7 @@ impl Ec2 {
                         SnapshotInfo {
                             size_gib: snapshot.volume_size().unwrap_or(0),
                             tags: tags_of(snapshot.tags()),
+                            description: snapshot.description().map(str::to_string),
                         },
                     );
                 }

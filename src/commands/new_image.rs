@@ -329,3 +329,63 @@ impl Render for NewImageOutput {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BlockDevice;
+
+    fn image(source: Option<&str>, devices: &[(&str, &str)], location: Option<&str>) -> Image {
+        let mut image = crate::plan::fixture::image("ami-1").name("web-1").build();
+        image.source_instance_id = source.map(str::to_string);
+        image.block_devices = devices
+            .iter()
+            .map(|(device, snapshot)| BlockDevice {
+                device_name: device.to_string(),
+                snapshot_id: Some(snapshot.to_string()),
+                volume_size_gib: Some(8),
+                volume_type: None,
+                virtual_name: None,
+            })
+            .collect();
+        image.image_location = location.map(str::to_string);
+        image
+    }
+
+    /// After a lost answer, only an image made from the very same source is this call's.
+    #[test]
+    fn an_image_of_the_name_is_the_call_s_only_if_made_from_its_source() {
+        let devices = vec![
+            ("/dev/xvda".to_string(), "snap-1".to_string()),
+            ("/dev/xvdb".to_string(), "snap-2".to_string()),
+        ];
+        let made = [
+            image(Some("i-1"), &[("/dev/xvda", "snap-9")], None),
+            image(
+                None,
+                &[("/dev/xvdb", "snap-2"), ("/dev/xvda", "snap-1")],
+                None,
+            ),
+            image(None, &[], Some("bkt/web/image.manifest.xml")),
+        ];
+        // Table: the source asked for → which of the images above it made.
+        let cases: [(MadeFrom<'_>, [bool; 3]); 6] = [
+            (MadeFrom::Instance("i-1"), [true, false, false]),
+            (MadeFrom::Instance("i-2"), [false, false, false]),
+            (MadeFrom::Snapshots(&devices), [false, true, false]),
+            (MadeFrom::Snapshots(&devices[..1]), [false, false, false]),
+            (
+                MadeFrom::Manifest("bkt/web/image.manifest.xml"),
+                [false, false, true],
+            ),
+            (
+                MadeFrom::Manifest("bkt/other.manifest.xml"),
+                [false, false, false],
+            ),
+        ];
+        for (from, expected) in cases {
+            let found: Vec<bool> = made.iter().map(|image| from.made(image)).collect();
+            assert_eq!(found, expected, "{from:?}");
+        }
+    }
+}

@@ -319,8 +319,22 @@ impl Run<'_> {
 
     /// After Ctrl-C in the test stage: the test instance must not outlive the release.
     async fn stop_test_instance(&mut self) -> anyhow::Error {
-        let Some(instance) = &self.output.test_instance else {
-            return anyhow!("interrupted (Ctrl-C) before the test instance was launched");
+        let found = match self.output.test_instance.clone() {
+            Some(instance) => Ok(Some(instance)),
+            None => self.launched_test().await,
+        };
+        let instance = match found {
+            Ok(Some(instance)) => instance,
+            Ok(None) => {
+                return anyhow!("interrupted (Ctrl-C) before the test instance was launched");
+            }
+            Err(err) => {
+                return anyhow!(
+                    "interrupted (Ctrl-C); could not look for a test instance ({}): a re-run \
+                     terminates any it left",
+                    one_line(&err)
+                );
+            }
         };
         let id = instance.instance_id.clone();
         if instance.state == "terminated" {
@@ -343,6 +357,20 @@ impl Run<'_> {
                  terminate it by hand, or re-run the release, which does"
             ),
         }
+    }
+
+    /// A test instance launched by a RunInstances whose answer Ctrl-C cut off: found by its tag.
+    async fn launched_test(&self) -> Result<Option<InstanceInfo>> {
+        let Some(source) = self.source() else {
+            return Ok(None);
+        };
+        let image_id = source.image_id.clone();
+        Ok(self
+            .ec2()
+            .live_instances_tagged(TEST_INSTANCE_TAG, &image_id)
+            .await?
+            .into_iter()
+            .next())
     }
 
     fn mark(&mut self, index: usize, state: StageState, message: String) {

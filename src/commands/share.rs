@@ -212,7 +212,8 @@ async fn dry_run(
 ) -> Result<(OrDryRun<ShareOutput>, Outcome)> {
     let verb = if args.revoke { "remove" } else { "add" };
     let snapshot_grant = args.with_snapshots && (!grantees.accounts.is_empty() || grantees.public);
-    // As the real run does: only what is missing is granted, only what is there revoked.
+    // As the real run does (`to_send`): only what is missing is granted; every grantee named is
+    // revoked.
     type Checked = (Vec<PlannedCall>, Option<String>);
     let checks: Vec<Result<Checked>> = stream::iter(places)
         .map(|(region, image_id)| {
@@ -220,7 +221,7 @@ async fn dry_run(
             async move {
                 let mut calls = Vec::new();
                 let present = ec2.launch_permissions(&image_id).await?;
-                let launch = to_change(grantees, &present, args.revoke);
+                let launch = to_send(grantees, &present, args.revoke);
                 if !launch.is_empty() {
                     calls.push(PlannedCall {
                         region: region.clone(),
@@ -242,7 +243,7 @@ async fn dry_run(
                         .filter_map(|d| d.snapshot_id.as_ref())
                     {
                         let (accounts, public) = ec2.create_volume_permissions(snapshot).await?;
-                        let volume = volume_change(grantees, accounts, public, args.revoke);
+                        let volume = volume_to_send(grantees, accounts, public, args.revoke);
                         if volume.is_empty() {
                             continue;
                         }
@@ -266,13 +267,8 @@ async fn dry_run(
                     }
                 }
                 let unchanged = calls.is_empty().then(|| {
-                    let state = if args.revoke {
-                        "not shared with"
-                    } else {
-                        "already shared with"
-                    };
                     format!(
-                        "{image_id} in {region} is {state} {}: nothing to change",
+                        "{image_id} in {region} is already shared with {}: nothing to change",
                         describe(grantees)
                     )
                 });
@@ -430,7 +426,7 @@ pub async fn share_image(
         let current = ec2
             .once_caught_up(Fresh::Image, || ec2.launch_permissions(image_id))
             .await?;
-        let launch = to_change(grantees, &current, revoke);
+        let launch = to_send(grantees, &current, revoke);
         let modify_launch = || async {
             ec2.once_caught_up(Fresh::Image, || {
                 ec2.modify_launch_permissions(image_id, &launch, revoke)
@@ -444,7 +440,7 @@ pub async fn share_image(
         if snapshot_share {
             for snapshot in &snapshot_ids {
                 let (accounts, public) = volume_permissions(snapshot).await?;
-                let volume = volume_change(grantees, accounts, public, revoke);
+                let volume = volume_to_send(grantees, accounts, public, revoke);
                 if !volume.is_empty() {
                     ec2.modify_create_volume_permission(
                         snapshot,
@@ -573,7 +569,38 @@ fn volume_change(
     }
 }
 
-/// Granting: the grantees not yet present. Revoking: the grantees present.
+/// What a grant or revoke sends. Granting: the grantees not yet present. Revoking: every grantee
+/// named, present or not (removing one that is not there changes nothing): a grant made moments
+/// ago may not show in the read yet, and must not survive the revoke.
+fn to_send(grantees: &Grantees, present: &LaunchPermissions, revoke: bool) -> Grantees {
+    if revoke {
+        grantees.clone()
+    } else {
+        to_change(grantees, present, false)
+    }
+}
+
+/// `to_send` for a snapshot's create-volume permission (accounts and the public only).
+fn volume_to_send(
+    grantees: &Grantees,
+    accounts: Vec<String>,
+    public: bool,
+    revoke: bool,
+) -> Grantees {
+    if revoke {
+        Grantees {
+            accounts: grantees.accounts.clone(),
+            organizations: Vec::new(),
+            organizational_units: Vec::new(),
+            public: grantees.public,
+        }
+    } else {
+        volume_change(grantees, accounts, public, false)
+    }
+}
+
+/// What differs from what was asked. Granting: the grantees not yet present. Revoking: the
+/// grantees present.
 fn to_change(grantees: &Grantees, present: &LaunchPermissions, revoke: bool) -> Grantees {
     let pick = |wanted: &[String], there: &[String]| -> Vec<String> {
         wanted
@@ -703,5 +730,15 @@ mod tests {
             grantees(&["222222222222"], &[], true)
         );
         assert!(volume_change(&asked, Vec::new(), false, true).is_empty());
+        // What is sent: a revoke names every grantee, whatever the (maybe stale) read shows.
+        assert_eq!(to_send(&asked, &nothing, true), asked);
+        assert_eq!(
+            to_send(&asked, &present, false),
+            grantees(&["222222222222"], &[], false)
+        );
+        assert_eq!(
+            volume_to_send(&asked, Vec::new(), false, true),
+            grantees(&["111111111111", "222222222222"], &[], true)
+        );
     }
 }

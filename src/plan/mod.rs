@@ -23,8 +23,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
-    BinResource, BundleObjects, Image, ImageState, LockState, ManifestFetch, RecycleRules,
-    SnapshotLocks,
+    BinResource, BinnedImages, BundleObjects, Image, ImageState, LockState, ManifestFetch,
+    RecycleRules, SnapshotLocks,
 };
 pub use crate::model::{ImageUser, SnapshotInfo};
 use manifest::{Manifest, ManifestError};
@@ -54,6 +54,9 @@ pub struct Inventory {
     pub locks: SnapshotLocks,
     /// The region's Recycle Bin rules: whether what is deleted can be restored.
     pub recycle: RecycleRules,
+    /// The images in the region's Recycle Bin: one there needs its snapshots to be restored
+    /// (not read: anything may be there).
+    pub binned: BinnedImages,
 }
 
 #[derive(Debug, Clone)]
@@ -844,6 +847,56 @@ pub fn lock_keeps(locks: &SnapshotLocks, snapshot_id: &str, now: DateTime<Utc>) 
     }
 }
 
+/// Why the snapshot of an image in the Recycle Bin stays, if it does: without it the image could
+/// not be restored. A bin that could not be read may hold the image.
+pub fn bin_keeps(binned: &BinnedImages, image_id: &str) -> Option<String> {
+    match binned {
+        BinnedImages::Known(entries) => entries.get(image_id).map(|entry| {
+            let until = entry.leaves.map_or(String::new(), |leaves| {
+                format!(" until {}", leaves.format("%Y-%m-%d %H:%M UTC"))
+            });
+            format!(
+                "its image {image_id} is in the Recycle Bin (restorable{until}): without this \
+                 snapshot it could not be restored"
+            )
+        }),
+        BinnedImages::NotOffered(_) => None,
+        BinnedImages::Unreadable(why) => Some(format!(
+            "the Recycle Bin could not be read ({why}): {image_id} may be there, needing it"
+        )),
+    }
+}
+
+/// Why a snapshot stays for an image that is gone but may be in the Recycle Bin: one AWS still
+/// lists as deregistered that uses it, or the image its description names (CreateImage,
+/// CopyImage) when no image of the region is that one. AWS does not say which snapshots an image
+/// in the bin uses; these are the ways to know.
+fn binned_user_keeps(inventory: &Inventory, snapshot_id: &str) -> Option<String> {
+    let exists = |id: &str| {
+        inventory
+            .images
+            .iter()
+            .any(|image| image.image_id == id && state::Standing::of(&image.state).exists())
+    };
+    let listed_gone = inventory.images.iter().filter(|image| {
+        !state::Standing::of(&image.state).exists()
+            && image
+                .block_devices
+                .iter()
+                .any(|device| device.snapshot_id.as_deref() == Some(snapshot_id))
+    });
+    let named = inventory
+        .snapshots
+        .get(snapshot_id)
+        .and_then(|info| info.description.as_deref())
+        .and_then(orphans::image_named_by)
+        .filter(|named| !exists(named));
+    listed_gone
+        .map(|image| image.image_id.clone())
+        .chain(named)
+        .find_map(|image_id| bin_keeps(&inventory.binned, &image_id))
+}
+
 fn snapshot_plans(
     inventory: &Inventory,
     leaving: &[&Image],
@@ -871,6 +924,8 @@ fn snapshot_plans(
                 (ItemAction::Keep, NOT_REVIEWED.to_string())
             } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
                 (ItemAction::Keep, locked)
+            } else if let Some(binned) = binned_user_keeps(inventory, snapshot_id) {
+                (ItemAction::Keep, binned)
             } else if info.is_none() {
                 (
                     ItemAction::Keep,
@@ -951,6 +1006,8 @@ fn pending_snapshot_plans(
                 (ItemAction::Keep, NOT_REVIEWED.to_string())
             } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
                 (ItemAction::Keep, locked)
+            } else if let Some(binned) = binned_user_keeps(inventory, snapshot_id) {
+                (ItemAction::Keep, binned)
             } else {
                 (
                     ItemAction::Delete,

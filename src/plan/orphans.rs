@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use super::recovery::{Recovery, recovery};
-use super::{BundleFacts, ItemAction, ManifestRead, lock_keeps};
+use super::{BundleFacts, ItemAction, ManifestRead, bin_keeps, lock_keeps};
 pub use crate::model::SnapshotFact;
 use crate::model::{BinResource, BinnedImages, Image, RecycleRules, SnapshotLocks};
 use chrono::{DateTime, Utc};
@@ -105,27 +105,6 @@ pub fn orphans(
         });
     }
     plans
-}
-
-/// Why the snapshot of a deregistered image stays for the Recycle Bin, if it does: the image is
-/// in the bin, and without its snapshots it could never be restored. A bin that could not be
-/// read may hold it.
-fn bin_keeps(binned: &BinnedImages, image_id: &str) -> Option<String> {
-    match binned {
-        BinnedImages::Known(entries) => entries.get(image_id).map(|entry| {
-            let until = entry.leaves.map_or(String::new(), |leaves| {
-                format!(" until {}", leaves.format("%Y-%m-%d %H:%M UTC"))
-            });
-            format!(
-                "its image {image_id} is in the Recycle Bin (restorable{until}): without this \
-                 snapshot it could not be restored"
-            )
-        }),
-        BinnedImages::NotOffered(_) => None,
-        BinnedImages::Unreadable(why) => Some(format!(
-            "the Recycle Bin could not be read ({why}): {image_id} may be there, needing it"
-        )),
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -306,7 +285,7 @@ mod tests {
             &images,
             &SnapshotLocks::default(),
             &RecycleRules::default(),
-            &BinnedImages::default(),
+            &BinnedImages::Known(Default::default()),
             Utc::now(),
         );
         let actions: Vec<(&str, ItemAction)> = plans
@@ -343,7 +322,7 @@ mod tests {
             &images,
             &locks,
             &RecycleRules::default(),
-            &BinnedImages::default(),
+            &BinnedImages::Known(Default::default()),
             Utc::now(),
         );
         assert_eq!(plans[0].action, ItemAction::Delete);
@@ -359,7 +338,7 @@ mod tests {
             &images,
             &unreadable,
             &RecycleRules::default(),
-            &BinnedImages::default(),
+            &BinnedImages::Known(Default::default()),
             Utc::now(),
         );
         assert!(plans.iter().all(|p| p.action == ItemAction::Keep));

@@ -101,6 +101,8 @@ fn snapshot_id(index: usize) -> String {
 fn build(estate: &Estate) -> Inventory {
     let mut inventory = Inventory {
         account_id: ACCOUNT.into(),
+        // Nothing in the Recycle Bin: an image listed as deregistered needs nothing.
+        binned: crate::model::BinnedImages::Known(BTreeMap::new()),
         ..Default::default()
     };
     for (n, spec) in estate.images.iter().enumerate() {

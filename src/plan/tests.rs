@@ -4,8 +4,8 @@ use super::fixture;
 use super::manifest::{Manifest, ManifestError};
 use super::*;
 use crate::model::{
-    BinResource, BundleObjects, Image, ImageState, LockState, ManifestFetch, RecycleRules,
-    RetentionRule, SnapshotLock, SnapshotLocks, UserAccount, UserKind,
+    BinEntry, BinResource, BinnedImages, BundleObjects, Image, ImageState, LockState,
+    ManifestFetch, RecycleRules, RetentionRule, SnapshotLock, SnapshotLocks, UserAccount, UserKind,
 };
 use chrono::TimeZone;
 use recovery::Recovery;
@@ -926,6 +926,8 @@ fn an_image_s_state_decides_whether_it_is_a_target_and_what_it_keeps() {
         in_state("ami-failed", &["snap-f"], "failed"),
         ebs("ami-a", &["snap-shared"]),
     ]);
+    // The Recycle Bin holds nothing (else the gone image may need its snapshot).
+    inv.binned = BinnedImages::Known(BTreeMap::new());
     let plan = run(
         &inv,
         &request(
@@ -974,4 +976,102 @@ fn an_image_s_state_decides_whether_it_is_a_target_and_what_it_keeps() {
         snapshot_actions(&plan),
         [("snap-marked", ItemAction::Delete)]
     );
+}
+
+/// Marked before its image goes: what the run may delete by its own DeleteSnapshot (planned so,
+/// or shared by several images it deregisters); nothing it keeps.
+#[test]
+fn snapshots_the_run_may_delete_itself_are_marked_first() {
+    let inv = inventory(vec![
+        ebs("ami-a", &["snap-shared", "snap-a"]),
+        ebs("ami-b", &["snap-shared"]),
+        ebs("ami-c", &["snap-c", "snap-kept"]),
+        ebs("ami-d", &["snap-kept"]),
+    ]);
+    let plan = run(&inv, &request(&["ami-a", "ami-b", "ami-c"], true, false));
+    let deregistering: Vec<&ImagePlan> = plan.images.iter().collect();
+    let marked = marked_first(&deregistering, &plan.snapshots);
+    // snap-a goes with ami-a (DeleteAssociatedSnapshots), snap-shared with the last of a and b
+    // (but AWS may skip it while the first deregistration settles), snap-c by its own
+    // DeleteSnapshot (ami-c keeps snap-kept, which ami-d uses).
+    assert_eq!(
+        marked.into_iter().collect::<Vec<_>>(),
+        ["snap-c", "snap-shared"]
+    );
+}
+
+/// A snapshot an image in the Recycle Bin needs stays: the bin's image named by the snapshot's
+/// description, or one AWS still lists as deregistered that uses it. A bin that could not be
+/// read may hold either.
+#[test]
+fn a_snapshot_an_image_in_the_recycle_bin_needs_is_kept() {
+    let gone = fixture::image("ami-gone")
+        .snapshots(&["snap-listed"])
+        .state("deregistered")
+        .build();
+    let mut inv = inventory(vec![
+        ebs("ami-a", &["snap-listed", "snap-named", "snap-own"]),
+        gone,
+    ]);
+    let describe = |snapshot: &str, image: &str| {
+        format!("Created by CreateImage(i-1) for {image} from vol-1 ({snapshot})")
+    };
+    for (snapshot, image) in [
+        ("snap-named", "ami-binned"),
+        ("snap-own", "ami-a"),
+        ("snap-listed", "ami-gone"),
+    ] {
+        inv.snapshots.get_mut(snapshot).unwrap().description = Some(describe(snapshot, image));
+    }
+    let entry = |id: &str| BinEntry {
+        id: id.into(),
+        name: None,
+        entered: None,
+        leaves: Some(now() + chrono::Duration::days(3)),
+    };
+    // Table: what the bin holds → each snapshot's action (listed, named, own).
+    use ItemAction::{Delete, Keep};
+    let cases: [(BinnedImages, [ItemAction; 3]); 5] = [
+        (
+            BinnedImages::Known(BTreeMap::new()),
+            [Delete, Delete, Delete],
+        ),
+        (
+            BinnedImages::Known([("ami-binned".to_string(), entry("ami-binned"))].into()),
+            [Delete, Keep, Delete],
+        ),
+        (
+            BinnedImages::Known([("ami-gone".to_string(), entry("ami-gone"))].into()),
+            [Keep, Delete, Delete],
+        ),
+        (
+            BinnedImages::NotOffered("InvalidAction".into()),
+            [Delete, Delete, Delete],
+        ),
+        // Unread: every snapshot a gone image may need stays; the image's own goes with it.
+        (
+            BinnedImages::Unreadable("AccessDenied".into()),
+            [Keep, Keep, Delete],
+        ),
+    ];
+    for (binned, expected) in cases {
+        inv.binned = binned.clone();
+        let plan = run(&inv, &request(&["ami-a"], true, false));
+        let action = |id: &str| {
+            plan.snapshots
+                .iter()
+                .find(|s| s.snapshot_id == id)
+                .map(|s| s.action)
+                .unwrap()
+        };
+        assert_eq!(
+            [
+                action("snap-listed"),
+                action("snap-named"),
+                action("snap-own")
+            ],
+            expected,
+            "{binned:?}"
+        );
+    }
 }

@@ -1107,13 +1107,17 @@ def _patch_read_back() -> None:
 # once it is found to be an available image of the region; otherwise never (timing.py sets the
 # delay).
 # ---------------------------------------------------------------------------------------------
-def _available_image(region: str, image_id: str) -> bool:
-    for regions in list(ec2_models.ec2_backends.values()):
+def _available_image(account: str, region: str, image_id: str) -> bool:
+    """An available image of the region that the account may launch: its own, shared with it,
+    or public."""
+    for owner, regions in list(ec2_models.ec2_backends.items()):
         if region not in regions.keys():
             continue
         ami = dict.__getitem__(regions, region).amis.get(image_id)
-        if ami is not None:
-            return ami.state == "available"
+        if ami is None:
+            continue
+        visible = owner == account or ami.is_public or {"UserId": account} in ami.launch_permissions
+        return visible and ami.state == "available"
     return False
 
 
@@ -1134,18 +1138,16 @@ def _patch_ssm_image_parameters() -> None:
         if existing and not overwrite:
             raise ParameterAlreadyExists
         version = (existing[-1].version if existing else 0) + 1
-        region = self.region
+        region, account = self.region, self.current_account
+        description = self._get_param("Description")
 
         def validate_and_write() -> None:
-            if not _available_image(region, value):
-                return
-            try:
+            # As on AWS, a value that fails validation is dropped without a word to the caller.
+            if _available_image(account, region, value):
                 backend.put_parameter(
-                    name, self._get_param("Description"), value, "String", None, None,
+                    name, description, value, "String", None, None,
                     True, None, "aws:ec2:image", tier=None, policies=None,
                 )
-            except Exception:  # as on AWS, a write that fails later is not reported
-                pass
 
         timing.later(timing.image_validation_delay(self.current_account), validate_and_write)
         return ActionResult({"Version": version, "Tier": "Standard"})

@@ -7,7 +7,9 @@ real time (tests use windows of a second or two):
   POST /_emulator/config {"account": ID, "timing": {...} | null}
 
 Settings replace the account's earlier ones; what they set going holds (a pending image, a listed
-deregistered image, a snapshot still in use) until its time is up; `null` ends all of it at once.
+deregistered image, a snapshot still in use) until its time is up. `null` ends what is held back
+at once (listed deregistered images, snapshots in use, late read-backs, unknown ids); an image
+already pending stays so until its time is up.
 
 | knob | AWS behaviour |
 |---|---|
@@ -44,8 +46,8 @@ _KNOBS = (
 
 _lock = threading.RLock()
 _settings: dict[str, dict[str, Any]] = {}
-# (region, resource id) -> monotonic time until which the id is unknown.
-_young: dict[tuple[str, str], float] = {}
+# (region, resource id) -> (monotonic time until which the id is unknown, the owning account)
+_young: dict[tuple[str, str], tuple[float, str]] = {}
 # (account, region) -> {image id: (the image as it was, listed until)}
 _ghosts: dict[tuple[str, str], dict[str, tuple[Any, float]]] = {}
 # (account, region) -> {snapshot id: (in use until, the image it was in use by)}
@@ -76,6 +78,8 @@ def configure(account: str, config: dict[str, Any] | None) -> None:
                     del held[key]
             for key in [k for k in _lagging if k[0] == account]:
                 del _lagging[key]
+            for key in [k for k, (_, owner) in _young.items() if owner == account]:
+                del _young[key]
 
 
 def _knob(account: str, name: str) -> Any:
@@ -121,9 +125,9 @@ def made_image(backend: Any, ami: Any, snapshot_ids: list[str], pends: bool) -> 
     if unknown:
         with _lock:
             until = _now() + float(unknown)
-            _young[(region, ami.id)] = until
+            _young[(region, ami.id)] = (until, account)
             for snapshot_id in snapshot_ids:
-                _young[(region, snapshot_id)] = until
+                _young[(region, snapshot_id)] = (until, account)
     seconds = _knob(account, "pending") if pends else None
     fail = any(fnmatch.fnmatchcase(ami.name or "", glob) for glob in _knob(account, "fail") or [])
     if not pends or not (seconds or fail):
@@ -147,15 +151,15 @@ def made_instances(backend: Any, instance_ids: list[str]) -> None:
         with _lock:
             until = _now() + float(unknown)
             for instance_id in instance_ids:
-                _young[(backend.region_name, instance_id)] = until
+                _young[(backend.region_name, instance_id)] = (until, backend.account_id)
 
 
 def young(region: str, resource_id: str) -> bool:
     with _lock:
-        until = _young.get((region, resource_id))
-        if until is None:
+        entry = _young.get((region, resource_id))
+        if entry is None:
             return False
-        if _now() >= until:
+        if _now() >= entry[0]:
             del _young[(region, resource_id)]
             return False
         return True
@@ -174,10 +178,13 @@ def refuse_unknown(region: str, action: str, params: dict[str, list[str]]) -> tu
     if not action.startswith("ec2:"):
         return None
     for key, values in params.items():
-        if key.split(".")[0] not in _ID_PARAMS:
+        name = key.split(".")[0]
+        if name not in _ID_PARAMS:
             continue
+        # CopyImage names its source in another region.
+        where = (params.get("SourceRegion") or [region])[0] if name.startswith("Source") else region
         for value in values:
-            if young(region, value):
+            if young(where, value):
                 for prefix, (code, message) in _NOT_FOUND.items():
                     if value.startswith(prefix):
                         return code, message.format(id=value)
@@ -264,7 +271,12 @@ def later(seconds: float, work: Any) -> None:
     """Runs `work` after `seconds` (at once when 0), under the emulator's lock."""
     def run() -> None:
         with _lock:
-            work()
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - an emulator fault: say so in the server's log
+                import traceback
+
+                traceback.print_exc()
 
     if seconds <= 0:
         run()

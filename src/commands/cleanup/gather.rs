@@ -135,6 +135,7 @@ pub(super) async fn plan_region(
     let mut region_facts = || crate::commands::retire::RegionFacts {
         account_id: facts.account_id.clone(),
         images: facts.images.clone(),
+        gone: facts.gone.clone(),
         ahead: std::mem::take(&mut ahead),
     };
     let (retire, stale_marks) = if stream && !(first_targets.is_empty() && unfinished.is_empty()) {
@@ -390,8 +391,8 @@ fn staged_reports(images: &[Image], actions: &BTreeMap<String, RetireAction>) ->
         .map(|staged| {
             let (status, error) = match (staged.already, staged.refused) {
                 (true, _) => (Status::Done, Some("already in that state".to_string())),
-                // Not asked: AWS would refuse it (counted as a failure, with the reason).
-                (false, Some(why)) => (Status::Failed, Some(why)),
+                // Not asked: AWS would refuse it. The image stays as it is, with the reason.
+                (false, Some(why)) => (Status::Skipped, Some(why)),
                 (false, None) => (Status::Planned, None),
             };
             StagedReport {

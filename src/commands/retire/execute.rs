@@ -286,6 +286,16 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             still_registered.insert(id.clone(), image.plan.image_id.clone());
         }
     }
+    // The snapshots of images this run deregistered: AWS may still count them in use for a
+    // while (a mark an earlier run left is of an image gone long ago: its answer stands).
+    let freed_now: BTreeSet<String> = report
+        .images
+        .iter()
+        .filter(|image| {
+            image.plan.action == ImageAction::Deregister && image.status == Status::Done
+        })
+        .flat_map(|image| image.plan.snapshot_ids.iter().cloned())
+        .collect();
     let mut to_delete = Vec::new();
     for (index, snapshot) in report.snapshots.iter_mut().enumerate() {
         if snapshot.status != Status::Planned {
@@ -330,11 +340,15 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         .filter(|_| futures::future::ready(!interrupt::requested()))
         .map(|(index, snapshot_id)| {
             let ec2: Ec2 = ec2.clone();
+            let freed = freed_now.contains(&snapshot_id);
             // Its image went moments ago: AWS may say it is in use for a while (`settle`).
             async move {
-                let deleted = ec2
-                    .once_caught_up(Fresh::FreedSnapshot, || ec2.delete_snapshot(&snapshot_id))
-                    .await;
+                let deleted = if freed {
+                    ec2.once_caught_up(Fresh::FreedSnapshot, || ec2.delete_snapshot(&snapshot_id))
+                        .await
+                } else {
+                    ec2.delete_snapshot(&snapshot_id).await
+                };
                 (index, deleted)
             }
         })
@@ -377,27 +391,46 @@ fn bundle_prefix(manifest_key: &str) -> &str {
     }
 }
 
-/// Removes the pending-cleanup marks of images that were not deregistered (refused, failed,
-/// interrupted before their turn): their snapshots must not be finished by a later run.
+/// Removes the pending-cleanup marks that no retirement stands behind any more: those of images
+/// that were not deregistered (refused, failed, interrupted before their turn), and those of
+/// snapshots another image of the run still uses because it stays (a snapshot two images share
+/// is marked under one of them; its deletion needed both to go). Their snapshots must not be
+/// finished by a later run.
 async fn unmark_staying(
     ec2: &Ec2,
     report: &mut RetireReport,
     marked: &std::collections::BTreeMap<String, Vec<String>>,
 ) {
-    let staying: Vec<(&String, &Vec<String>)> = marked
+    let staying: BTreeSet<&str> = report
+        .images
         .iter()
-        .filter(|(image_id, _)| {
-            report
-                .images
-                .iter()
-                .any(|image| &image.plan.image_id == *image_id && image.status != Status::Done)
-        })
+        .filter(|image| image.status != Status::Done)
+        .map(|image| image.plan.image_id.as_str())
         .collect();
-    for (image_id, snapshots) in staying {
-        if let Err(err) = ec2.unmark_pending_cleanup(image_id, snapshots).await {
+    let held: BTreeSet<&str> = report
+        .images
+        .iter()
+        .filter(|image| staying.contains(image.plan.image_id.as_str()))
+        .flat_map(|image| image.plan.snapshot_ids.iter().map(String::as_str))
+        .collect();
+    let unmark: Vec<(String, Vec<String>)> = marked
+        .iter()
+        .map(|(image_id, snapshots)| {
+            let snapshots: Vec<String> = snapshots
+                .iter()
+                .filter(|id| staying.contains(image_id.as_str()) || held.contains(id.as_str()))
+                .cloned()
+                .collect();
+            (image_id.clone(), snapshots)
+        })
+        .filter(|(_, snapshots)| !snapshots.is_empty())
+        .collect();
+    for (image_id, snapshots) in unmark {
+        if let Err(err) = ec2.unmark_pending_cleanup(&image_id, &snapshots).await {
             report.notes.push(format!(
-                "{image_id} stays, but the {PENDING_CLEANUP_TAG} tag on {} could not be removed \
-                 ({err}): remove it by hand, or a later cleanup deletes them once the image goes",
+                "the {PENDING_CLEANUP_TAG} tag on {} (for {image_id}) could not be removed, though \
+                 an image that uses them stays ({err}): remove it by hand, or a later cleanup \
+                 deletes them once no image uses them",
                 snapshots.join(", ")
             ));
         }

@@ -20,6 +20,9 @@ pub struct RegionFacts {
     pub account_id: String,
     /// Every image that exists (not those AWS still lists as deregistered), in every state.
     pub images: Vec<Image>,
+    /// Those AWS still lists as deregistered: gone, but one a Recycle Bin rule holds still needs
+    /// its snapshots (the planner asks the bin).
+    pub gone: Vec<Image>,
     /// Region-wide facts already read, if any (a large unattended cleanup reads them ahead).
     pub ahead: ReadAhead,
 }
@@ -32,39 +35,45 @@ pub struct ReadAhead {
     snapshots: Option<Result<Vec<crate::model::SnapshotFact>>>,
     recycle: Option<crate::model::RecycleRules>,
     locks: Option<SnapshotLocks>,
+    binned: Option<crate::model::BinnedImages>,
 }
 
 impl ReadAhead {
     pub async fn read(aws: &Aws, region: &str) -> ReadAhead {
         let ec2 = aws.ec2(region);
-        let (snapshots, recycle, locks) = tokio::join!(
+        let (snapshots, recycle, locks, binned) = tokio::join!(
             ec2.all_owned_snapshots(),
             aws.recycle_rules(region),
-            ec2.snapshot_locks()
+            ec2.snapshot_locks(),
+            ec2.binned_images()
         );
         ReadAhead {
             snapshots: Some(snapshots),
             recycle: Some(recycle),
             locks: Some(locks),
+            binned: Some(binned),
         }
     }
 }
 
 pub async fn load_region(aws: &Aws, region: &str) -> Result<RegionFacts> {
     let account_id = aws.account_id(region).await?;
-    let mut images = aws
+    let listed = aws
         .ec2(region)
         .describe_images(&crate::aws::images::ImageQuery {
             owners: vec!["self".into()],
             ..Default::default()
         })
         .await?;
-    // Recently deregistered images are still listed for a while: they are gone, and neither
-    // count for a rule nor keep anything (their marked snapshots are finished).
-    images.retain(|image| Standing::of(&image.state).exists());
+    // Recently deregistered images are still listed for a while: they are gone, and count for
+    // no rule (their marked snapshots are finished).
+    let (images, gone) = listed
+        .into_iter()
+        .partition(|image| Standing::of(&image.state).exists());
     Ok(RegionFacts {
         account_id,
         images,
+        gone,
         ahead: ReadAhead::default(),
     })
 }
@@ -111,6 +120,7 @@ pub async fn complete_inventory(
     let RegionFacts {
         account_id,
         mut images,
+        gone,
         ahead,
     } = facts;
     let mut inventory = Inventory {
@@ -118,8 +128,10 @@ pub async fn complete_inventory(
         ..Default::default()
     };
     let owned_ids: BTreeSet<String> = images.iter().map(|i| i.image_id.clone()).collect();
-    // Requested images AWS lists as deregistered (the planner keeps them apart).
-    let mut gone_listed: Vec<Image> = Vec::new();
+    let gone_ids: BTreeSet<String> = gone.iter().map(|i| i.image_id.clone()).collect();
+    // Images AWS lists as deregistered: the planner keeps them apart (the plan says a target
+    // was one; one in the Recycle Bin keeps its snapshots).
+    let mut gone_listed: Vec<Image> = gone;
     for target in targets.iter().filter(|t| !owned_ids.contains(*t)) {
         if let Some(pending) = known_pending.remove(target) {
             inventory
@@ -128,13 +140,17 @@ pub async fn complete_inventory(
             inventory.snapshots.extend(pending);
             continue;
         }
-        let found = match ec2.describe_image(target).await? {
-            // Listed as deregistered: as good as absent (the plan says which it was).
-            Some(image) if !Standing::of(&image.state).exists() => {
-                gone_listed.push(image);
-                None
+        let found = if gone_ids.contains(target) {
+            None
+        } else {
+            match ec2.describe_image(target).await? {
+                // Listed as deregistered: as good as absent (the plan says which it was).
+                Some(image) if !Standing::of(&image.state).exists() => {
+                    gone_listed.push(image);
+                    None
+                }
+                found => found,
             }
-            found => found,
         };
         match found {
             Some(image) if image.owner_id.as_deref() == Some(account_id.as_str()) => {
@@ -152,14 +168,13 @@ pub async fn complete_inventory(
             }
         }
     }
-    let gone_ids: BTreeSet<String> = gone_listed.iter().map(|i| i.image_id.clone()).collect();
     images.extend(gone_listed);
     inventory.images = images;
 
     let requested: Vec<&Image> = inventory
         .images
         .iter()
-        .filter(|image| targets.contains(&image.image_id) && !gone_ids.contains(&image.image_id))
+        .filter(|image| targets.contains(&image.image_id) && Standing::of(&image.state).exists())
         .collect();
     let requested_ids: Vec<String> = requested.iter().map(|i| i.image_id.clone()).collect();
     let usage = match known_usage {
@@ -209,10 +224,23 @@ pub async fn complete_inventory(
     // Locks matter only where something of ours could be deleted.
     let has_pending = !inventory.pending.is_empty();
     if !owned_snapshots.is_empty() || has_pending {
-        inventory.locks = match ahead.locks {
-            Some(read) => read,
-            None => ec2.snapshot_locks().await,
-        };
+        // And the images in the Recycle Bin: one there still needs its snapshots.
+        let (locks, binned) = tokio::join!(
+            async {
+                match ahead.locks {
+                    Some(read) => read,
+                    None => ec2.snapshot_locks().await,
+                }
+            },
+            async {
+                match ahead.binned {
+                    Some(read) => read,
+                    None => ec2.binned_images().await,
+                }
+            }
+        );
+        inventory.locks = locks;
+        inventory.binned = binned;
         if let SnapshotLocks::NotOffered(why) = &inventory.locks {
             notes.push(format!(
                 "snapshot locks not checked, the endpoint does not offer them: {why}"
