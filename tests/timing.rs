@@ -905,3 +905,43 @@ async fn an_interrupted_pair_leaves_no_mark_on_the_snapshot_the_staying_one_uses
         "{second} still uses {shared}, yet it is marked: {tags:?}"
     );
 }
+
+/// The other side of a lost answer: when the first attempt was refused outright (throttled:
+/// nothing ran), the name taken on the retry is another image's, even one made from the same
+/// instance (an earlier run's, not listed yet). It is never adopted.
+#[tokio::test]
+async fn a_name_taken_after_a_throttled_attempt_is_not_the_call_s_image() {
+    let account = Account::new();
+    let source = instance(&account).await;
+    // Another run's image, made moments ago: not in listings yet, so its name looks free.
+    timing(&account, json!({ "unknown_for": 4 }));
+    // One token for mutating calls, refilled slowly: the other run's CreateImage takes it.
+    account.configure(json!({"throttle": {"burst": 1, "refill_per_second": 0.5}}));
+    let twin = create_image(&account, &source, "twin-1").await;
+    let (code, _, stderr) = run(
+        &account,
+        &[
+            "create",
+            "--max-attempts",
+            "5",
+            "--instance-id",
+            &source,
+            "--name",
+            "twin-1",
+            "--no-wait",
+        ],
+    );
+    account.configure(json!({"throttle": null}));
+    timing(&account, Value::Null);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("InvalidAMIName.Duplicate") && stderr.contains(&twin),
+        "{stderr}"
+    );
+    assert!(
+        account
+            .faults_injected()
+            .keys()
+            .any(|k| k.ends_with(":throttle"))
+    );
+}
