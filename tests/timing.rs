@@ -865,25 +865,10 @@ async fn an_interrupted_pair_leaves_no_mark_on_the_snapshot_the_staying_one_uses
     account.configure(json!({"faults": {
         "latency": 1.0, "latency_ms": 1500, "actions": ["ec2:DeregisterImage"]
     }}));
-    account.reset_requests();
-    use std::os::unix::process::CommandExt;
-    let child = account
-        .ami_process()
-        .process_group(0)
-        .args(["deregister", &first, &second, "--cleanup", "--yes"])
-        .args(["--output", "json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while !account.requests().contains_key("ec2:DeregisterImage") {
-        assert!(started.elapsed() < std::time::Duration::from_secs(30));
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    crate::common::interrupt_group(&child);
-    let output = child.wait_with_output().unwrap();
+    let output = account.interrupted_during(
+        &["deregister", &first, &second, "--cleanup", "--yes"],
+        "ec2:DeregisterImage",
+    );
     account.configure(json!({"faults": null}));
     assert_eq!(
         output.status.code(),
@@ -944,4 +929,35 @@ async fn a_name_taken_after_a_throttled_attempt_is_not_the_call_s_image() {
             .keys()
             .any(|k| k.ends_with(":throttle"))
     );
+}
+
+/// Ctrl-C while the release's test launch is in flight: the instance that launch made is found
+/// by its tag and terminated, not left to a re-run.
+#[tokio::test]
+async fn ctrl_c_during_the_release_test_launch_terminates_the_test_instance() {
+    let owner = Account::new();
+    let source = instance(&owner).await;
+    owner.configure(json!({"faults": {
+        "latency": 1.0, "latency_ms": 2000, "actions": ["ec2:RunInstances"]
+    }}));
+    let output = owner.interrupted_during(
+        &["release", "--instance-id", &source, "--name", "cut-1"],
+        "ec2:RunInstances",
+    );
+    owner.configure(json!({"faults": null}));
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = json(&output);
+    let test = item(&out["stages"], "stage", "test");
+    assert!(
+        test["error"].as_str().unwrap().contains("terminated"),
+        "{test:#}"
+    );
+    // Only the instance the images are made from is left running.
+    let live = owner.live_instances().await;
+    assert_eq!(live, [source], "a test instance was left running");
 }

@@ -264,13 +264,19 @@ impl Run<'_> {
                     StageName::Publish => self.publish().await,
                 }
             };
-            let mut result = tokio::select! {
-                // A Ctrl-C already seen starts no stage.
-                biased;
-                _ = interrupt::wait() => Err(anyhow!(
-                    "interrupted (Ctrl-C); re-run the same command to resume"
-                )),
-                result = stage => result,
+            let mut result = if name == StageName::Test && !interrupt::requested() {
+                // Not cut short from outside: a launch in flight must finish, so that its
+                // instance is known and terminated; the stage stops its own wait on Ctrl-C.
+                stage.await
+            } else {
+                tokio::select! {
+                    // A Ctrl-C already seen starts no stage.
+                    biased;
+                    _ = interrupt::wait() => Err(anyhow!(
+                        "interrupted (Ctrl-C); re-run the same command to resume"
+                    )),
+                    result = stage => result,
+                }
             };
             if interrupt::requested() && name == StageName::Test {
                 result = Err(self.stop_test_instance().await);
@@ -561,12 +567,18 @@ impl Run<'_> {
             .await?;
         let ids: Vec<String> = launched.iter().map(|i| i.instance_id.clone()).collect();
         self.output.test_instance = launched.into_iter().next();
-        let running = ec2.wait_running(&ids, self.args.timeout).await;
+        let running = tokio::select! {
+            running = ec2.wait_running(&ids, self.args.timeout) => running,
+            _ = interrupt::wait() => Err(anyhow!("interrupted (Ctrl-C) while the test instance started")),
+        };
         if let Ok(running) = &running {
             self.output.test_instance = running.first().cloned();
         }
         // Whatever happened, the test instance goes.
         let terminated = terminate(&ec2, &ids, self.args.timeout, None).await;
+        if let Ok(terminated) = &terminated {
+            self.output.test_instance = terminated.first().cloned();
+        }
         let running = running?;
         let terminated = terminated?;
         let zone = running

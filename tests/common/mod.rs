@@ -639,7 +639,8 @@ impl Account {
         self.configure(serde_json::json!({"faults": {
             "latency": 1.0, "latency_ms": latency_ms, "actions": ["ec2:RunInstances"]
         }}));
-        let output = self.launch_interrupted_during_run_instances(image);
+        let output =
+            self.interrupted_during(&["launch", image, "--terminate-after"], "ec2:RunInstances");
         self.configure(serde_json::json!({"faults": null}));
         assert_eq!(
             output.status.code(),
@@ -653,24 +654,25 @@ impl Account {
         assert!(live.is_empty(), "stranded: {live:?}");
     }
 
-    /// `ami launch IMAGE --terminate-after --output json` in a process group of its own (as a
-    /// terminal's foreground job), interrupted with Ctrl-C 300 ms after its RunInstances reached
-    /// the emulator: the caller slows RunInstances down first, so that the call is in flight.
-    fn launch_interrupted_during_run_instances(&self, image: &str) -> std::process::Output {
+    /// `ami ARGS --output json` in a process group of its own (as a terminal's foreground job),
+    /// interrupted with Ctrl-C 300 ms after its first `action` call reached the emulator: the
+    /// caller slows that action down first, so that the call is in flight.
+    pub fn interrupted_during(&self, args: &[&str], action: &str) -> std::process::Output {
         use std::os::unix::process::CommandExt;
         self.reset_requests();
         let child = self
             .ami_process()
             .process_group(0)
-            .args(["launch", image, "--terminate-after", "--output", "json"])
+            .args(args)
+            .args(["--output", "json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let started = std::time::Instant::now();
         // The emulator counts the call as it arrives, before the slow answer.
-        while !self.requests().contains_key("ec2:RunInstances") {
-            assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        while !self.requests().contains_key(action) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60));
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -679,7 +681,7 @@ impl Account {
     }
 
     /// The account's instances in REGION that are not terminated.
-    async fn live_instances(&self) -> Vec<String> {
+    pub async fn live_instances(&self) -> Vec<String> {
         self.ec2()
             .describe_instances()
             .send()
