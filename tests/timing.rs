@@ -459,8 +459,9 @@ async fn share_reads_back_until_aws_shows_the_change() {
         out["regions"][0]["launch_permissions"]["accounts"],
         json!([])
     );
-    // A grant made moments ago (elsewhere) does not show in the read yet: the revoke still
-    // removes it.
+    // A grant made moments ago (elsewhere) does not show in the read yet (for longer than the
+    // run takes to read it): the revoke still removes it.
+    timing(&account, json!({ "read_back_lag": 10 }));
     account
         .ec2()
         .modify_image_attribute()

@@ -39,8 +39,8 @@ pub enum Made {
 }
 
 /// Watches a call's attempts for one whose answer may hide work done: no answer at all (the
-/// connection was lost, or timed out) or an internal error (AWS may fail the response after the
-/// work). A conflict met after such an attempt may be the call's own work; one met after a
+/// connection was lost, or timed out), an internal or gateway error (AWS may fail the response
+/// after the work), or a success whose body was lost. A conflict met after such an attempt may be the call's own work; one met after a
 /// definite refusal (throttled: nothing ran) is not.
 #[derive(Debug, Clone, Default)]
 struct Attempts(std::sync::Arc<std::sync::atomic::AtomicBool>);
@@ -62,10 +62,17 @@ impl aws_sdk_ec2::config::Intercept for Attempts {
         _components: &aws_sdk_ec2::config::RuntimeComponents,
         _cfg: &mut aws_sdk_ec2::config::ConfigBag,
     ) -> std::result::Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let unanswered = context
-            .response()
-            .is_none_or(|response| response.status().as_u16() == 500);
-        if unanswered {
+        let may_hide_work = match context.response() {
+            // The connection was lost or timed out.
+            None => true,
+            Some(response) => {
+                let status = response.status().as_u16();
+                // An internal error, a gateway's; or a success whose body never arrived whole.
+                matches!(status, 500 | 502 | 504)
+                    || (status < 300 && context.output_or_error().is_some_and(|r| r.is_err()))
+            }
+        };
+        if may_hide_work {
             self.0.store(true, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())

@@ -34,7 +34,8 @@ pub enum Fresh {
     /// Instances this run launched: `InvalidInstanceID.NotFound` for a while (TerminateInstances
     /// right after RunInstances too: the instance is not gone, AWS does not know it yet).
     Instance,
-    /// A snapshot whose image this run deregistered: `InvalidSnapshot.InUse` for a while.
+    /// A snapshot whose image is gone now (this run deregistered it, or an interrupted run this
+    /// one finishes did): `InvalidSnapshot.InUse` for a while.
     FreedSnapshot,
 }
 

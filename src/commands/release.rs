@@ -325,15 +325,19 @@ impl Run<'_> {
 
     /// After Ctrl-C in the test stage: the test instance must not outlive the release.
     async fn stop_test_instance(&mut self) -> anyhow::Error {
+        if self.settings.dry_run {
+            return anyhow!("interrupted (Ctrl-C); nothing was launched (dry run)");
+        }
         let found = match self.output.test_instance.clone() {
-            Some(instance) => Ok(Some(instance)),
-            None => self.launched_test().await,
+            Some(instance) => Ok(vec![instance]),
+            None => self.launched_tests().await,
         };
-        let instance = match found {
-            Ok(Some(instance)) => instance,
-            Ok(None) => {
-                return anyhow!("interrupted (Ctrl-C) before the test instance was launched");
-            }
+        let live: Vec<String> = match found {
+            Ok(instances) => instances
+                .into_iter()
+                .filter(|instance| instance.state != "terminated")
+                .map(|instance| instance.instance_id)
+                .collect(),
             Err(err) => {
                 return anyhow!(
                     "interrupted (Ctrl-C); could not look for a test instance ({}): a re-run \
@@ -342,41 +346,42 @@ impl Run<'_> {
                 );
             }
         };
-        let id = instance.instance_id.clone();
-        if instance.state == "terminated" {
-            return anyhow!("interrupted (Ctrl-C); test instance {id} is terminated");
+        if live.is_empty() {
+            return match &self.output.test_instance {
+                Some(instance) => anyhow!(
+                    "interrupted (Ctrl-C); test instance {} is terminated",
+                    instance.instance_id
+                ),
+                None => anyhow!("interrupted (Ctrl-C) before the test instance was launched"),
+            };
         }
+        let ids = live.join(", ");
         let ec2 = self.ec2();
         // Launched moments ago, it may be unknown to AWS still: not gone, so asked again.
         match ec2
-            .once_caught_up(Fresh::Instance, || {
-                ec2.terminate_instances(std::slice::from_ref(&id))
-            })
+            .once_caught_up(Fresh::Instance, || ec2.terminate_instances(&live))
             .await
         {
             Ok(()) => anyhow!(
-                "interrupted (Ctrl-C); test instance {id} is being terminated; re-run the same \
+                "interrupted (Ctrl-C); test instance {ids} is being terminated; re-run the same \
                  command to resume"
             ),
             Err(err) => anyhow!(
-                "interrupted (Ctrl-C); test instance {id} could not be terminated ({err}): \
+                "interrupted (Ctrl-C); test instance {ids} could not be terminated ({err}): \
                  terminate it by hand, or re-run the release, which does"
             ),
         }
     }
 
-    /// A test instance launched by a RunInstances whose answer Ctrl-C cut off: found by its tag.
-    async fn launched_test(&self) -> Result<Option<InstanceInfo>> {
+    /// Test instances launched by a RunInstances whose answer never came: found by their tag.
+    async fn launched_tests(&self) -> Result<Vec<InstanceInfo>> {
         let Some(source) = self.source() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let image_id = source.image_id.clone();
-        Ok(self
-            .ec2()
+        self.ec2()
             .live_instances_tagged(TEST_INSTANCE_TAG, &image_id)
-            .await?
-            .into_iter()
-            .next())
+            .await
     }
 
     fn mark(&mut self, index: usize, state: StageState, message: String) {
@@ -560,7 +565,18 @@ impl Run<'_> {
         }
         refuse_unlaunchable(&image)?;
         if !leftovers.is_empty() {
-            terminate(&ec2, &leftovers, self.args.timeout, None).await?;
+            // TerminateInstances is sent whatever happens; Ctrl-C only stops the wait for it.
+            ec2.terminate_instances(&leftovers).await?;
+            tokio::select! {
+                terminated = ec2.wait_terminated(&leftovers, self.args.timeout) => {
+                    terminated?;
+                }
+                _ = interrupt::wait() => {}
+            }
+        }
+        // The stage is not cut short from outside: after Ctrl-C it launches nothing new.
+        if interrupt::requested() {
+            return Err(anyhow!("interrupted (Ctrl-C) before the test launch"));
         }
         let launched = ec2
             .once_caught_up(Fresh::Image, || ec2.run_instances(&request))

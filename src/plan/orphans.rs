@@ -53,10 +53,21 @@ pub fn orphans(
     binned: &BinnedImages,
     now: DateTime<Utc>,
 ) -> Vec<OrphanPlan> {
-    let images: Vec<&Image> = images
+    // What AWS still lists as deregistered is gone, but one in the bin needs its snapshots.
+    let (images, gone): (Vec<&Image>, Vec<&Image>) = images
         .iter()
-        .filter(|image| super::state::Standing::of(&image.state).exists())
-        .collect();
+        .partition(|image| super::state::Standing::of(&image.state).exists());
+    let used_by_gone = |snapshot_id: &str| -> Vec<&str> {
+        gone.iter()
+            .filter(|image| {
+                image
+                    .block_devices
+                    .iter()
+                    .any(|device| device.snapshot_id.as_deref() == Some(snapshot_id))
+            })
+            .map(|image| image.image_id.as_str())
+            .collect()
+    };
     let existing: BTreeSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
     let referenced: BTreeSet<&str> = images
         .iter()
@@ -82,7 +93,10 @@ pub fn orphans(
                 ItemAction::Keep,
                 format!("state is {}, not completed", snapshot.state),
             )
-        } else if let Some(binned) = bin_keeps(binned, &image_id) {
+        } else if let Some(binned) = std::iter::once(image_id.as_str())
+            .chain(used_by_gone(&snapshot.snapshot_id))
+            .find_map(|image| bin_keeps(binned, image))
+        {
             (ItemAction::Keep, binned)
         } else if let Some(locked) = lock_keeps(locks, &snapshot.snapshot_id, now) {
             (ItemAction::Keep, locked)
@@ -349,25 +363,32 @@ mod tests {
         let snapshots = vec![
             snapshot("snap-listed", "Created by CreateImage(i-1) for ami-listed"),
             snapshot("snap-binned", "Created by CreateImage(i-1) for ami-binned"),
+            // Made for ami-x (long gone), then registered as ami-reg, now deregistered.
+            snapshot("snap-reg", "Created by CreateImage(i-1) for ami-x"),
         ];
-        // AWS still lists ami-listed, as deregistered, with its mapping: it uses nothing now.
+        // AWS still lists these, as deregistered, with their mappings.
         let images = vec![
             crate::plan::fixture::image("ami-listed")
                 .state("deregistered")
                 .snapshots(&["snap-listed"])
                 .build(),
+            crate::plan::fixture::image("ami-reg")
+                .state("deregistered")
+                .snapshots(&["snap-reg"])
+                .build(),
         ];
         let leaves = Utc::now() + chrono::Duration::days(7);
+        let entry = |id: &str| crate::model::BinEntry {
+            id: id.into(),
+            name: None,
+            entered: None,
+            leaves: Some(leaves),
+        };
         let binned = BinnedImages::Known(
-            [(
-                "ami-binned".to_string(),
-                crate::model::BinEntry {
-                    id: "ami-binned".into(),
-                    name: None,
-                    entered: None,
-                    leaves: Some(leaves),
-                },
-            )]
+            [
+                ("ami-binned".to_string(), entry("ami-binned")),
+                ("ami-reg".to_string(), entry("ami-reg")),
+            ]
             .into(),
         );
         let sweep = |binned: &BinnedImages| -> Vec<(String, ItemAction, String)> {
@@ -383,16 +404,17 @@ mod tests {
             .map(|p| (p.snapshot_id, p.action, p.reason))
             .collect()
         };
-        // Table: what the bin is known to hold → each snapshot's action.
-        let cases: [(&BinnedImages, [ItemAction; 2]); 3] = [
-            (&binned, [ItemAction::Delete, ItemAction::Keep]),
+        // Table: what the bin is known to hold → each snapshot's action (listed, binned, reg).
+        use ItemAction::{Delete, Keep};
+        let cases: [(&BinnedImages, [ItemAction; 3]); 3] = [
+            (&binned, [Delete, Keep, Keep]),
             (
                 &BinnedImages::NotOffered("InvalidAction".into()),
-                [ItemAction::Delete, ItemAction::Delete],
+                [Delete, Delete, Delete],
             ),
             (
                 &BinnedImages::Unreadable("AccessDenied".into()),
-                [ItemAction::Keep, ItemAction::Keep],
+                [Keep, Keep, Keep],
             ),
         ];
         for (bin, expected) in cases {
@@ -406,6 +428,11 @@ mod tests {
                 && kept[1].2.contains(&leaves.format("%Y-%m-%d").to_string()),
             "{}",
             kept[1].2
+        );
+        assert!(
+            kept[2].2.contains("ami-reg is in the Recycle Bin"),
+            "{}",
+            kept[2].2
         );
     }
 

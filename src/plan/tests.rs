@@ -1019,7 +1019,8 @@ fn a_snapshot_an_image_in_the_recycle_bin_needs_is_kept() {
     for (snapshot, image) in [
         ("snap-named", "ami-binned"),
         ("snap-own", "ami-a"),
-        ("snap-listed", "ami-gone"),
+        // Made for another image, long gone: only the listed mapping says ami-gone needs it.
+        ("snap-listed", "ami-elsewhere"),
     ] {
         inv.snapshots.get_mut(snapshot).unwrap().description = Some(describe(snapshot, image));
     }

@@ -120,7 +120,9 @@ pub(super) async fn plan_region(
         .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
         .collect();
     // Orphans are read before anything changes, as for a plan that is shown first.
-    let orphan_reports = plan_orphans(aws, region, rules, review, &facts.images, now).await?;
+    // With the images still listed as deregistered: one in the Recycle Bin needs its snapshots.
+    let listed: Vec<Image> = facts.images.iter().chain(&facts.gone).cloned().collect();
+    let orphan_reports = plan_orphans(aws, region, rules, review, &listed, now).await?;
     let reviewed = || review.map(RegionReview::limits);
     let request = |targets: Vec<String>| Request {
         targets,

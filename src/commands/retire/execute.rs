@@ -286,16 +286,6 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             still_registered.insert(id.clone(), image.plan.image_id.clone());
         }
     }
-    // The snapshots of images this run deregistered: AWS may still count them in use for a
-    // while (a mark an earlier run left is of an image gone long ago: its answer stands).
-    let freed_now: BTreeSet<String> = report
-        .images
-        .iter()
-        .filter(|image| {
-            image.plan.action == ImageAction::Deregister && image.status == Status::Done
-        })
-        .flat_map(|image| image.plan.snapshot_ids.iter().cloned())
-        .collect();
     let mut to_delete = Vec::new();
     for (index, snapshot) in report.snapshots.iter_mut().enumerate() {
         if snapshot.status != Status::Planned {
@@ -340,15 +330,12 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         .filter(|_| futures::future::ready(!interrupt::requested()))
         .map(|(index, snapshot_id)| {
             let ec2: Ec2 = ec2.clone();
-            let freed = freed_now.contains(&snapshot_id);
-            // Its image went moments ago: AWS may say it is in use for a while (`settle`).
+            // Its image is gone: deregistered by this run, or by an interrupted one this run
+            // finishes, maybe seconds ago. AWS may say it is in use for a while (`settle`).
             async move {
-                let deleted = if freed {
-                    ec2.once_caught_up(Fresh::FreedSnapshot, || ec2.delete_snapshot(&snapshot_id))
-                        .await
-                } else {
-                    ec2.delete_snapshot(&snapshot_id).await
-                };
+                let deleted = ec2
+                    .once_caught_up(Fresh::FreedSnapshot, || ec2.delete_snapshot(&snapshot_id))
+                    .await;
                 (index, deleted)
             }
         })
