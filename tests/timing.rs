@@ -863,21 +863,11 @@ async fn an_interrupted_pair_leaves_no_mark_on_the_snapshot_the_staying_one_uses
     let second = account
         .register_ebs(REGION, "duo-2", &[("/dev/xvda", &shared)])
         .await;
-    account.configure(json!({"faults": {
-        "latency": 1.0, "latency_ms": 1500, "actions": ["ec2:DeregisterImage"]
-    }}));
-    let output = account.interrupted_during(
+    let out = account.interrupted_while(
         &["deregister", &first, &second, "--cleanup", "--yes"],
         "ec2:DeregisterImage",
+        1500,
     );
-    account.configure(json!({"faults": null}));
-    assert_eq!(
-        output.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out = json(&output);
     assert_eq!(item(&out["images"], "image_id", &first)["status"], "done");
     assert_eq!(
         item(&out["images"], "image_id", &second)["status"],
@@ -938,21 +928,11 @@ async fn a_name_taken_after_a_throttled_attempt_is_not_the_call_s_image() {
 async fn ctrl_c_during_the_release_test_launch_terminates_the_test_instance() {
     let owner = Account::new();
     let source = instance(&owner).await;
-    owner.configure(json!({"faults": {
-        "latency": 1.0, "latency_ms": 2000, "actions": ["ec2:RunInstances"]
-    }}));
-    let output = owner.interrupted_during(
+    let out = owner.interrupted_while(
         &["release", "--instance-id", &source, "--name", "cut-1"],
         "ec2:RunInstances",
+        2000,
     );
-    owner.configure(json!({"faults": null}));
-    assert_eq!(
-        output.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let out = json(&output);
     let test = item(&out["stages"], "stage", "test");
     assert!(
         test["error"].as_str().unwrap().contains("terminated"),

@@ -636,29 +636,30 @@ impl Account {
     /// RunInstances call is in flight (slowed down here by `latency_ms`): it exits 130 and
     /// strands no instance.
     pub async fn interrupted_launch_strands_no_instance(&self, image: &str, latency_ms: u64) {
-        self.configure(serde_json::json!({"faults": {
-            "latency": 1.0, "latency_ms": latency_ms, "actions": ["ec2:RunInstances"]
-        }}));
-        let output =
-            self.interrupted_during(&["launch", image, "--terminate-after"], "ec2:RunInstances");
-        self.configure(serde_json::json!({"faults": null}));
-        assert_eq!(
-            output.status.code(),
-            Some(130),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        let out = self.interrupted_while(
+            &["launch", image, "--terminate-after"],
+            "ec2:RunInstances",
+            latency_ms,
         );
-        let out = json(&output);
         assert_eq!(out["terminated"], true, "{out}");
         let live = self.live_instances().await;
         assert!(live.is_empty(), "stranded: {live:?}");
     }
 
     /// `ami ARGS --output json` in a process group of its own (as a terminal's foreground job),
-    /// interrupted with Ctrl-C 300 ms after its first `action` call reached the emulator: the
-    /// caller slows that action down first, so that the call is in flight.
-    pub fn interrupted_during(&self, args: &[&str], action: &str) -> std::process::Output {
+    /// with every `action` call slowed down by `latency_ms`, interrupted with Ctrl-C 300 ms after
+    /// the first one reached the emulator, so that the call is in flight. It must exit 130; its
+    /// document.
+    pub fn interrupted_while(
+        &self,
+        args: &[&str],
+        action: &str,
+        latency_ms: u64,
+    ) -> serde_json::Value {
         use std::os::unix::process::CommandExt;
+        self.configure(serde_json::json!({"faults": {
+            "latency": 1.0, "latency_ms": latency_ms, "actions": [action]
+        }}));
         self.reset_requests();
         let child = self
             .ami_process()
@@ -677,7 +678,15 @@ impl Account {
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
         interrupt_group(&child);
-        child.wait_with_output().unwrap()
+        let output = child.wait_with_output().unwrap();
+        self.configure(serde_json::json!({"faults": null}));
+        assert_eq!(
+            output.status.code(),
+            Some(130),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        json(&output)
     }
 
     /// The account's instances in REGION that are not terminated.
