@@ -170,6 +170,13 @@ pub async fn refuse_taken_name(ec2: &Ec2, name: &str) -> Result<()> {
 /// minute, in the future, at most 10 years ahead): bad input is refused before any call.
 pub fn deprecation_at(after: std::time::Duration, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let shown = crate::duration::format(after);
+    // Under a minute, rounding to the minute can land in the past by the time the image exists.
+    if after < std::time::Duration::from_secs(60) {
+        return Err(usage(format!(
+            "--deprecate-after {shown}: at least 1m (AWS rounds deprecation times to the minute); \
+             nothing was changed"
+        )));
+    }
     let at = chrono::Duration::from_std(after)
         .ok()
         .and_then(|after| now.checked_add_signed(after))
@@ -350,6 +357,30 @@ mod tests {
             .collect();
         image.image_location = location.map(str::to_string);
         image
+    }
+
+    /// `--deprecate-after` as AWS takes it, whenever the image comes to exist: at least a
+    /// minute (rounding cannot put it in the past), at most 10 years.
+    #[test]
+    fn deprecate_after_is_refused_before_any_call_unless_aws_takes_it() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(2026, 12, 2, 10, 0, 5).unwrap();
+        let days = |n: u64| std::time::Duration::from_secs(n * 86_400);
+        // Table: --deprecate-after → accepted.
+        let cases = [
+            (std::time::Duration::from_secs(30), false),
+            (std::time::Duration::from_secs(60), true),
+            (days(90), true),
+            (days(3650), true),
+            (days(4000), false),
+        ];
+        for (after, ok) in cases {
+            assert_eq!(deprecation_at(after, now).is_ok(), ok, "{after:?}");
+        }
+        assert_eq!(
+            deprecation_at(days(1), now).unwrap(),
+            Utc.with_ymd_and_hms(2026, 12, 3, 10, 0, 0).unwrap()
+        );
     }
 
     /// After a lost answer, only an image made from the very same source is this call's.

@@ -306,7 +306,7 @@ impl Render for RetireReport {
         for image in &self.images {
             let action = match image.plan.action {
                 ImageAction::Deregister => "deregister",
-                ImageAction::AlreadyGone => "finish cleanup",
+                ImageAction::AlreadyGone => "already gone",
                 ImageAction::NotFound => "-",
                 ImageAction::Blocked => "keep",
             };
