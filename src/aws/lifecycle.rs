@@ -14,6 +14,8 @@ use aws_sdk_ec2::operation::copy_image::builders::CopyImageFluentBuilder;
 use aws_sdk_ec2::operation::create_image::builders::CreateImageFluentBuilder;
 use aws_sdk_ec2::operation::register_image::builders::RegisterImageFluentBuilder;
 
+use aws_sdk_ec2::config::http::HttpResponse;
+
 use super::Ec2;
 use super::error::{AwsError, dry_run_answer, service_code};
 
@@ -40,8 +42,8 @@ pub enum Made {
 
 /// Watches a call's attempts for one whose answer may hide work done: no answer at all (the
 /// connection was lost, or timed out), an internal or gateway error (AWS may fail the response
-/// after the work), or a success whose body was lost. A conflict met after such an attempt may be the call's own work; one met after a
-/// definite refusal (throttled: nothing ran) is not.
+/// after the work), or a success whose body was lost. A conflict met after such an attempt may
+/// be the call's own work; one met after a definite refusal (throttled: nothing ran) is not.
 #[derive(Debug, Clone, Default)]
 struct Attempts(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
@@ -79,33 +81,24 @@ impl aws_sdk_ec2::config::Intercept for Attempts {
     }
 }
 
-/// A RegisterImage's answer as a `Made`.
-fn registered(
+/// A CreateImage's or RegisterImage's answer (the new id, when it carried one) as a `Made`.
+fn made<E>(
+    operation: &'static str,
     region: &str,
-    name: &str,
     attempts: &Attempts,
-    result: std::result::Result<
-        aws_sdk_ec2::operation::register_image::RegisterImageOutput,
-        aws_sdk_ec2::error::SdkError<
-            aws_sdk_ec2::operation::register_image::RegisterImageError,
-            aws_sdk_ec2::config::http::HttpResponse,
-        >,
-    >,
-) -> Result<Made> {
-    let output = match result {
-        Ok(output) => output,
+    result: std::result::Result<Option<String>, aws_sdk_ec2::error::SdkError<E, HttpResponse>>,
+) -> Result<Made>
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(Some(image_id)) => Ok(Made::Image(image_id)),
+        Ok(None) => Err(anyhow!("{operation} in {region} returned no image id")),
         Err(err) if attempts.may_have_made_it() && service_code(&err) == Some(NAME_TAKEN) => {
-            return Ok(Made::NameTakenOnRetry);
+            Ok(Made::NameTakenOnRetry)
         }
-        Err(err) => {
-            return Err(AwsError::from_sdk("RegisterImage", region, &err))
-                .with_context(|| format!("registering {name}"));
-        }
-    };
-    output
-        .image_id()
-        .map(|id| Made::Image(id.to_string()))
-        .ok_or_else(|| anyhow!("RegisterImage in {region} returned no image id"))
+        Err(err) => Err(AwsError::from_sdk(operation, region, &err).into()),
+    }
 }
 
 /// A CopyImage into the client's region.
@@ -207,20 +200,9 @@ impl Ec2 {
             .interceptor(attempts.clone())
             .send()
             .await;
-        let output = match result {
-            Ok(output) => output,
-            Err(err) if attempts.may_have_made_it() && service_code(&err) == Some(NAME_TAKEN) => {
-                return Ok(Made::NameTakenOnRetry);
-            }
-            Err(err) => {
-                return Err(AwsError::from_sdk("CreateImage", &self.region, &err))
-                    .with_context(|| format!("creating image {name} from {instance_id}"));
-            }
-        };
-        output
-            .image_id()
-            .map(|id| Made::Image(id.to_string()))
-            .ok_or_else(|| anyhow!("CreateImage in {} returned no image id", self.region))
+        let result = result.map(|output| output.image_id().map(str::to_string));
+        made("CreateImage", &self.region, &attempts, result)
+            .with_context(|| format!("creating image {name} from {instance_id}"))
     }
 
     /// AWS's DryRun check of the same CreateImage.
@@ -287,8 +269,10 @@ impl Ec2 {
             .customize()
             .interceptor(attempts.clone())
             .send()
-            .await;
-        registered(&self.region, &spec.name, &attempts, result)
+            .await
+            .map(|output| output.image_id().map(str::to_string));
+        made("RegisterImage", &self.region, &attempts, result)
+            .with_context(|| format!("registering {}", spec.name))
     }
 
     /// AWS's DryRun check of the same RegisterImage.
@@ -332,9 +316,10 @@ impl Ec2 {
             .customize()
             .interceptor(attempts.clone())
             .send()
-            .await;
-        registered(&self.region, name, &attempts, result)
-            .with_context(|| format!("from s3://{location}"))
+            .await
+            .map(|output| output.image_id().map(str::to_string));
+        made("RegisterImage", &self.region, &attempts, result)
+            .with_context(|| format!("registering {name} from s3://{location}"))
     }
 
     /// AWS's DryRun check of the same RegisterImage.
