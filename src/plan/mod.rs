@@ -486,11 +486,13 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
             used_by_staying.entry(id).or_default().push(image);
         }
     }
-    let mut snapshots = snapshot_plans(inventory, &leaving_images, &used_by_staying, request);
+    let bin = BinNeeds::new(&inventory.images, &inventory.binned);
+    let mut snapshots = snapshot_plans(inventory, &leaving_images, &used_by_staying, &bin, request);
     snapshots.extend(pending_snapshot_plans(
         inventory,
         &images,
         &used_by_staying,
+        &bin,
         request,
         &snapshots,
     ));
@@ -847,63 +849,91 @@ pub fn lock_keeps(locks: &SnapshotLocks, snapshot_id: &str, now: DateTime<Utc>) 
     }
 }
 
-/// Why the snapshot of an image in the Recycle Bin stays, if it does: without it the image could
-/// not be restored. A bin that could not be read may hold the image.
-pub fn bin_keeps(binned: &BinnedImages, image_id: &str) -> Option<String> {
-    match binned {
-        BinnedImages::Known(entries) => entries.get(image_id).map(|entry| {
-            let until = entry.leaves.map_or(String::new(), |leaves| {
-                format!(" until {}", leaves.format("%Y-%m-%d %H:%M UTC"))
-            });
-            format!(
-                "its image {image_id} is in the Recycle Bin (restorable{until}): without this \
-                 snapshot it could not be restored"
-            )
-        }),
-        BinnedImages::NotOffered(_) => None,
-        BinnedImages::Unreadable(why) => Some(format!(
-            "the Recycle Bin could not be read ({why}): {image_id} may be there, needing it"
-        )),
-    }
+/// What the Recycle Bin may need of a region's snapshots, worked out once for a plan or an
+/// orphan sweep (estates have thousands of images and snapshots). AWS does not say which
+/// snapshots an image in the bin uses; there are two ways to know: an image AWS still lists as
+/// deregistered that uses the snapshot, and the image a CreateImage or CopyImage snapshot's
+/// description names when no image of the region is that one.
+pub struct BinNeeds<'a> {
+    existing: BTreeSet<&'a str>,
+    /// Images listed as deregistered, by the snapshots they use.
+    gone_users: BTreeMap<&'a str, Vec<&'a str>>,
+    binned: &'a BinnedImages,
 }
 
-/// Why a snapshot stays for an image that is gone but may be in the Recycle Bin: one AWS still
-/// lists as deregistered that uses it, or the image its description names (CreateImage,
-/// CopyImage) when no image of the region is that one. AWS does not say which snapshots an image
-/// in the bin uses; these are the ways to know.
-fn binned_user_keeps(inventory: &Inventory, snapshot_id: &str) -> Option<String> {
-    let exists = |id: &str| {
-        inventory
-            .images
-            .iter()
-            .any(|image| image.image_id == id && state::Standing::of(&image.state).exists())
-    };
-    let listed_gone = inventory.images.iter().filter(|image| {
-        !state::Standing::of(&image.state).exists()
-            && image
-                .block_devices
-                .iter()
-                .any(|device| device.snapshot_id.as_deref() == Some(snapshot_id))
-    });
-    let named = inventory
-        .snapshots
-        .get(snapshot_id)
-        .and_then(|info| info.description.as_deref())
-        .and_then(orphans::image_named_by)
-        .filter(|named| !exists(named));
-    listed_gone
-        .map(|image| image.image_id.clone())
-        .chain(named)
-        .find_map(|image_id| bin_keeps(&inventory.binned, &image_id))
+impl<'a> BinNeeds<'a> {
+    /// `images`: every image of the region, in every state.
+    pub fn new(images: &'a [Image], binned: &'a BinnedImages) -> BinNeeds<'a> {
+        let mut existing = BTreeSet::new();
+        let mut gone_users: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for image in images {
+            if state::Standing::of(&image.state).exists() {
+                existing.insert(image.image_id.as_str());
+            } else {
+                for id in snapshot_ids(image) {
+                    gone_users
+                        .entry(id)
+                        .or_default()
+                        .push(image.image_id.as_str());
+                }
+            }
+        }
+        BinNeeds {
+            existing,
+            gone_users,
+            binned,
+        }
+    }
+
+    /// Why the snapshot stays for an image that is gone but may be in the Recycle Bin, if it
+    /// does: without it the image could not be restored. A bin that could not be read may hold
+    /// the image.
+    pub fn keeps(&self, snapshot_id: &str, description: Option<&str>) -> Option<String> {
+        let named = description
+            .and_then(orphans::image_named_by)
+            .filter(|named| !self.existing.contains(named.as_str()));
+        self.gone_users
+            .get(snapshot_id)
+            .into_iter()
+            .flatten()
+            .map(|image_id| image_id.to_string())
+            .chain(named)
+            .find_map(|image_id| self.holds(&image_id))
+    }
+
+    fn holds(&self, image_id: &str) -> Option<String> {
+        match self.binned {
+            BinnedImages::Known(entries) => entries.get(image_id).map(|entry| {
+                let until = entry.leaves.map_or(String::new(), |leaves| {
+                    format!(" until {}", leaves.format("%Y-%m-%d %H:%M UTC"))
+                });
+                format!(
+                    "its image {image_id} is in the Recycle Bin (restorable{until}): without \
+                     this snapshot it could not be restored"
+                )
+            }),
+            BinnedImages::NotOffered(_) => None,
+            BinnedImages::Unreadable(why) => Some(format!(
+                "the Recycle Bin could not be read ({why}): {image_id} may be there, needing it"
+            )),
+        }
+    }
 }
 
 fn snapshot_plans(
     inventory: &Inventory,
     leaving: &[&Image],
     used_by_staying: &BTreeMap<&str, Vec<&Image>>,
+    bin: &BinNeeds,
     request: &Request,
 ) -> Vec<SnapshotPlan> {
     let mut plans: Vec<SnapshotPlan> = Vec::new();
+    let description = |id: &str| {
+        inventory
+            .snapshots
+            .get(id)
+            .and_then(|info| info.description.as_deref())
+    };
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for image in leaving {
         let target = image.image_id.as_str();
@@ -924,7 +954,7 @@ fn snapshot_plans(
                 (ItemAction::Keep, NOT_REVIEWED.to_string())
             } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
                 (ItemAction::Keep, locked)
-            } else if let Some(binned) = binned_user_keeps(inventory, snapshot_id) {
+            } else if let Some(binned) = bin.keeps(snapshot_id, description(snapshot_id)) {
                 (ItemAction::Keep, binned)
             } else if info.is_none() {
                 (
@@ -978,10 +1008,17 @@ fn pending_snapshot_plans(
     inventory: &Inventory,
     images: &[ImagePlan],
     used_by_staying: &BTreeMap<&str, Vec<&Image>>,
+    bin: &BinNeeds,
     request: &Request,
     planned: &[SnapshotPlan],
 ) -> Vec<SnapshotPlan> {
     let mut plans: Vec<SnapshotPlan> = Vec::new();
+    let description = |id: &str| {
+        inventory
+            .snapshots
+            .get(id)
+            .and_then(|info| info.description.as_deref())
+    };
     for image in images
         .iter()
         .filter(|image| image.action == ImageAction::AlreadyGone)
@@ -1006,7 +1043,7 @@ fn pending_snapshot_plans(
                 (ItemAction::Keep, NOT_REVIEWED.to_string())
             } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
                 (ItemAction::Keep, locked)
-            } else if let Some(binned) = binned_user_keeps(inventory, snapshot_id) {
+            } else if let Some(binned) = bin.keeps(snapshot_id, description(snapshot_id)) {
                 (ItemAction::Keep, binned)
             } else {
                 (

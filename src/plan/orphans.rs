@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use super::recovery::{Recovery, recovery};
-use super::{BundleFacts, ItemAction, ManifestRead, bin_keeps, lock_keeps};
+use super::{BinNeeds, BundleFacts, ItemAction, ManifestRead, lock_keeps};
 pub use crate::model::SnapshotFact;
 use crate::model::{BinResource, BinnedImages, Image, RecycleRules, SnapshotLocks};
 use chrono::{DateTime, Utc};
@@ -54,20 +54,11 @@ pub fn orphans(
     now: DateTime<Utc>,
 ) -> Vec<OrphanPlan> {
     // What AWS still lists as deregistered is gone, but one in the bin needs its snapshots.
-    let (images, gone): (Vec<&Image>, Vec<&Image>) = images
+    let bin = BinNeeds::new(images, binned);
+    let images: Vec<&Image> = images
         .iter()
-        .partition(|image| super::state::Standing::of(&image.state).exists());
-    let used_by_gone = |snapshot_id: &str| -> Vec<&str> {
-        gone.iter()
-            .filter(|image| {
-                image
-                    .block_devices
-                    .iter()
-                    .any(|device| device.snapshot_id.as_deref() == Some(snapshot_id))
-            })
-            .map(|image| image.image_id.as_str())
-            .collect()
-    };
+        .filter(|image| super::state::Standing::of(&image.state).exists())
+        .collect();
     let existing: BTreeSet<&str> = images.iter().map(|i| i.image_id.as_str()).collect();
     let referenced: BTreeSet<&str> = images
         .iter()
@@ -93,9 +84,8 @@ pub fn orphans(
                 ItemAction::Keep,
                 format!("state is {}, not completed", snapshot.state),
             )
-        } else if let Some(binned) = std::iter::once(image_id.as_str())
-            .chain(used_by_gone(&snapshot.snapshot_id))
-            .find_map(|image| bin_keeps(binned, image))
+        } else if let Some(binned) =
+            bin.keeps(&snapshot.snapshot_id, snapshot.description.as_deref())
         {
             (ItemAction::Keep, binned)
         } else if let Some(locked) = lock_keeps(locks, &snapshot.snapshot_id, now) {
