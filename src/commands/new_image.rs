@@ -51,15 +51,21 @@ pub fn should_wait(wait: &WaitArgs) -> bool {
     }
 }
 
-/// The one image of this name here that exists, if any (a deregistered one AWS still lists has
-/// given its name up); two (made outside `ami`, or a race) is an error rather than a guess.
-pub async fn existing_named(ec2: &Ec2, name: &str) -> Result<Option<Image>> {
-    let mut found: Vec<Image> = ec2
+/// The account's images of this name here that exist (a deregistered one AWS still lists has
+/// given its name up).
+pub async fn images_named(ec2: &Ec2, name: &str) -> Result<Vec<Image>> {
+    Ok(ec2
         .owned_images_named(name)
         .await?
         .into_iter()
         .filter(|image| Standing::of(&image.state).exists())
-        .collect();
+        .collect())
+}
+
+/// The one image of this name here that exists, if any; two (made outside `ami`, or a race) is
+/// an error rather than a guess.
+pub async fn existing_named(ec2: &Ec2, name: &str) -> Result<Option<Image>> {
+    let mut found = images_named(ec2, name).await?;
     match found.len() {
         0 => Ok(None),
         1 => Ok(found.pop()),

@@ -14,7 +14,6 @@ use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::LaunchPermissions;
 use crate::output::{Render, TableStyle};
-use crate::plan::state::Standing;
 
 use super::dry_run::{DryRunReport, OrDryRun, PlannedCall};
 
@@ -122,17 +121,7 @@ async fn share_in(
             if &other == region {
                 continue;
             }
-            let found = aws
-                .ec2(&other)
-                .owned_images_named(&name)
-                .await
-                .map(|found| {
-                    // A deregistered image AWS still lists is no copy.
-                    found
-                        .into_iter()
-                        .filter(|image| Standing::of(&image.state).exists())
-                        .collect::<Vec<_>>()
-                });
+            let found = super::new_image::images_named(&aws.ec2(&other), &name).await;
             match found {
                 Ok(found) => match found.as_slice() {
                     [] => {}

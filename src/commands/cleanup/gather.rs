@@ -19,7 +19,6 @@ use crate::model::Image;
 use crate::plan::manifest::split_location;
 use crate::plan::orphans::orphans;
 use crate::plan::retention::RetireAction;
-use crate::plan::state::Standing;
 use crate::plan::{self, Request};
 
 /// Manifests read at once while sweeping bundles.
@@ -120,9 +119,7 @@ pub(super) async fn plan_region(
         .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
         .collect();
     // Orphans are read before anything changes, as for a plan that is shown first.
-    // With the images still listed as deregistered: one in the Recycle Bin needs its snapshots.
-    let listed: Vec<Image> = facts.images.iter().chain(&facts.gone).cloned().collect();
-    let orphan_reports = plan_orphans(aws, region, rules, review, &listed, now).await?;
+    let orphan_reports = plan_orphans(aws, region, rules, review, &facts, now).await?;
     let reviewed = || review.map(RegionReview::limits);
     let request = |targets: Vec<String>| Request {
         targets,
@@ -266,7 +263,7 @@ async fn plan_orphans(
     region: &str,
     rules: &[Rule],
     review: Option<&RegionReview>,
-    images: &[Image],
+    facts: &crate::commands::retire::RegionFacts,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<OrphanReport>> {
     let sweep =
@@ -274,6 +271,8 @@ async fn plan_orphans(
     if !sweep {
         return Ok(Vec::new());
     }
+    // With the images still listed as deregistered: one in the Recycle Bin needs its snapshots.
+    let images: Vec<Image> = facts.images.iter().chain(&facts.gone).cloned().collect();
     let ec2 = aws.ec2(region);
     // The images in the bin too: a deregistered image a Recycle Bin rule holds is not listed
     // by DescribeImages, yet restoring it needs its snapshots.
@@ -283,7 +282,7 @@ async fn plan_orphans(
         aws.recycle_rules(region),
         ec2.binned_images()
     );
-    let mut found = orphans(&snapshots?, images, &locks, &recycle, &binned, now);
+    let mut found = orphans(&snapshots?, &images, &locks, &recycle, &binned, now);
     if let Some(review) = review {
         found.retain(|orphan| review.orphans.contains(&orphan.snapshot_id));
     }
@@ -306,17 +305,14 @@ async fn unfinished_retirements(
     region: &str,
     images: &[Image],
 ) -> Result<(PendingByImage, PendingByImage)> {
-    // An image AWS still lists as deregistered is gone: its marked snapshots are finished.
+    // `images` are those that exist (`load_region`): a mark of one AWS still lists as
+    // deregistered is an unfinished retirement, finished like any other.
     let (stale, gone) = aws
         .ec2(region)
         .all_pending_cleanup()
         .await?
         .into_iter()
-        .partition(|(image_id, _)| {
-            images
-                .iter()
-                .any(|image| &image.image_id == image_id && Standing::of(&image.state).exists())
-        });
+        .partition(|(image_id, _)| images.iter().any(|image| &image.image_id == image_id));
     Ok((gone, stale))
 }
 

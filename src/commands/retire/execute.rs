@@ -81,6 +81,10 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             .filter(|s| s.status == Status::Planned)
             .map(|s| &s.plan),
     );
+    let planned_ids: BTreeSet<&str> = planned_images
+        .iter()
+        .map(|image| image.image_id.as_str())
+        .collect();
     let mut to_mark: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for snapshot in report
         .snapshots
@@ -88,10 +92,7 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         .filter(|s| marking.contains(s.plan.snapshot_id.as_str()))
     {
         // Under the image it is planned with, if that image goes in this run.
-        if planned_images
-            .iter()
-            .any(|image| image.image_id == snapshot.plan.image_id)
-        {
+        if planned_ids.contains(snapshot.plan.image_id.as_str()) {
             to_mark
                 .entry(snapshot.plan.image_id.clone())
                 .or_default()
