@@ -34,6 +34,7 @@ from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
+import lineage
 import recycle_bin
 import snapshot_locks
 import timing
@@ -327,6 +328,8 @@ def _create_image(
     }
     ami = _original_create_image(self, instance_id, name, description, image_specs)
     ami.root_device_type = "ebs"
+    # AWS: the source is the image the instance was launched from.
+    lineage.made(ami, self.region_name, self.get_instance(instance_id).image_id, self.region_name)
     if snapshot_tags and ami.ebs_snapshot is not None:
         ami.ebs_snapshot.add_tags(snapshot_tags)
     # AWS: pending first (minutes to hours), and the new id is unknown for a while.
@@ -340,6 +343,7 @@ _original_copy_image = AmiBackend.copy_image
 def _copy_image(self: AmiBackend, source_image_id: str, source_region: str, name: Any = None, description: Any = None) -> Ami:
     _check_name_free(self, name or _source_name(self, source_image_id, source_region))
     ami = _original_copy_image(self, source_image_id, source_region, name, description)
+    lineage.made(ami, self.region_name, source_image_id, source_region)
     # AWS describes the copy's snapshot by the images it was copied for and from.
     source = ec2_models.ec2_backends[self.account_id][source_region].amis.get(source_image_id)
     source_snapshots = _ami_snapshot_ids(source) if source else []
@@ -399,6 +403,7 @@ def _response_copy_image(self: AmisResponse) -> ActionResult:
     token = self._get_param("ClientToken")
     if token is not None and not (1 <= len(token) <= 64 and token.isascii()):
         raise _Error("InvalidParameterValue", "ClientToken must be 1 to 64 ASCII characters")
+    completion = lineage.completion_minutes(self._get_param("SnapshotCopyCompletionDurationMinutes"))
     self.error_on_dryrun()
     fingerprint = (
         source_image_id,
@@ -409,6 +414,7 @@ def _response_copy_image(self: AmisResponse) -> ActionResult:
         repr(sorted((k, sorted(v.items())) for k, v in tags.items())),
         self._get_param("Encrypted"),
         self._get_param("KmsKeyId"),
+        completion,
     )
     backend = self.ec2_backend
     with _lock:
@@ -422,6 +428,9 @@ def _response_copy_image(self: AmisResponse) -> ActionResult:
                 )
             return ActionResult({"ImageId": image_id})
     ami = backend.copy_image(source_image_id, source_region, name, description)
+    if completion is not None and ami.ebs_snapshot is not None:
+        # AWS reports a time-based copy's duration on each of its snapshots.
+        ami.ebs_snapshot.completion_duration_minutes = completion
     image_tags = dict(tags.get("image", {}))
     if copy_tags:
         source = ec2_models.ec2_backends[backend.account_id][source_region].amis.get(source_image_id)
@@ -492,6 +501,9 @@ def _visible_images(self: AmiBackend) -> list[Ami]:
             if ami.is_public or {"UserId": me} in ami.launch_permissions:
                 images.append(ami)
     return images
+
+
+visible_images = _visible_images
 
 
 def _describe_images(
@@ -618,6 +630,7 @@ def _response_deregister_image(self: AmisResponse) -> ActionResult:
     self.error_on_dryrun()
     backend = self.ec2_backend
     ami = _find_owned(backend, ami_id)
+    lineage.refuse_managed_deregistration(ami_id)
     if _protected(ami):
         # AWS refuses to deregister a protected image (and during the cooldown after disabling).
         raise _Error(
@@ -1165,6 +1178,7 @@ def apply() -> None:
     snapshot_locks.apply()
     recycle_bin.apply()
     usage_reports.apply()
+    lineage.apply()
     _patch_resolve_alias()
     _patch_instance_pages()
     _patch_run_instances()

@@ -21,6 +21,8 @@ Admin routes (test tooling only; the `ami` binary never calls them):
                              inject faults; throttle mutating calls with a token bucket (see faults.py);
                              AWS takes time (see timing.py); lose the answers of the next n calls
   GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
+  POST /_emulator/managed    {"account", "region", "image_id", "service": "backup"|"dlm"|"image-builder"}
+                             the image was made by that AWS service (see lineage.py)
 
 Credential sources (see credentials.py): /_emulator/container-credentials/ACCOUNT (ECS), /latest/...
 (IMDSv2, the instance role of the account configured with {"instance_role": true}), and
@@ -49,6 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import credentials  # noqa: E402
 import faults  # noqa: E402
 import fidelity  # noqa: E402
+import lineage  # noqa: E402
 import recycle_bin  # noqa: E402
 import timing  # noqa: E402
 import usage_reports  # noqa: E402
@@ -227,6 +230,9 @@ class EmulatorApp:
                 result = {"ok": True}
             elif path == "/_emulator/faults":
                 result = self.faults.injected(query["account"])
+            elif path == "/_emulator/managed":
+                lineage.mark_managed(body["account"], body["region"], body["image_id"], body["service"])
+                result = {"ok": True}
             elif path == "/_emulator/config":
                 if "page_size" in body:
                     fidelity.set_page_size_cap(body["account"], body["page_size"])
