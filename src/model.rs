@@ -34,6 +34,13 @@ pub struct Image {
     /// The instance a CreateImage image was made from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_instance_id: Option<String>,
+    /// The image this one was made from (CreateImage: the instance's image; CopyImage: the
+    /// source) and its region, where AWS records it (not for RegisterImage images).
+    pub source_image_id: Option<String>,
+    pub source_image_region: Option<String>,
+    /// `amazon`, `aws-backup-vault`, `aws-marketplace`, where AWS assigns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_owner_alias: Option<String>,
 }
 
 /// An image's state, as AWS names it (`available`, `pending`, ...). A state this build does not
@@ -99,6 +106,66 @@ impl Image {
     pub fn is_instance_store(&self) -> bool {
         self.root_device_type == "instance-store"
     }
+
+    /// The image this one was made from, where AWS records it.
+    pub fn source(&self) -> Option<ImageRef> {
+        Some(ImageRef {
+            region: self.source_image_region.clone()?,
+            image_id: self.source_image_id.clone()?,
+        })
+    }
+
+    /// How this image came from its source: a CreateImage image records the instance it was
+    /// made from; a copy (CopyImage) records only its source.
+    pub fn origin(&self) -> Origin {
+        match (self.source(), &self.source_instance_id) {
+            (None, _) => Origin::Unrecorded,
+            (Some(_), Some(_)) => Origin::Built,
+            (Some(source), None) => Origin::Copied(source),
+        }
+    }
+
+    #[allow(dead_code)]
+    pub fn reference(&self) -> ImageRef {
+        ImageRef {
+            region: self.region.clone(),
+            image_id: self.image_id.clone(),
+        }
+    }
+}
+
+/// An image by region and id: ids are unique, but the region says where to ask about it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ImageRef {
+    pub region: String,
+    pub image_id: String,
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in {}", self.image_id, self.region)
+    }
+}
+
+/// Where an image came from, as far as AWS records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A copy of this image (CopyImage, or CreateRestoreImageTask).
+    Copied(ImageRef),
+    /// Built from an instance launched from its source (CreateImage).
+    Built,
+    /// No source recorded (RegisterImage, or made before AWS recorded sources).
+    Unrecorded,
+}
+
+/// One image of an ancestry chain (GetImageAncestry), from the image asked about to its root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AncestryEntry {
+    pub image_id: String,
+    pub creation_date: Option<DateTime<Utc>>,
+    pub image_owner_alias: Option<String>,
+    pub source_image_id: Option<String>,
+    pub source_image_region: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -224,6 +224,9 @@ fn map_image(region: &str, image: &aws_sdk_ec2::types::Image) -> Result<Image> {
         deregistration_protection: image.deregistration_protection().map(str::to_string),
         last_launched_time: image.last_launched_time().and_then(parse_time),
         source_instance_id: image.source_instance_id().map(str::to_string),
+        source_image_id: image.source_image_id().map(str::to_string),
+        source_image_region: image.source_image_region().map(str::to_string),
+        image_owner_alias: image.image_owner_alias().map(str::to_string),
         image_id,
     })
 }

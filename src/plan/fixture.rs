@@ -38,6 +38,9 @@ pub fn image(id: &str) -> ImageBuilder {
         deregistration_protection: Some("disabled".into()),
         last_launched_time: None,
         source_instance_id: None,
+        source_image_id: None,
+        source_image_region: None,
+        image_owner_alias: None,
     })
 }
 
@@ -92,6 +95,29 @@ impl ImageBuilder {
 
     pub fn protection(mut self, value: &str) -> Self {
         self.0.deregistration_protection = Some(value.into());
+        self
+    }
+
+    pub fn region(mut self, region: &str) -> Self {
+        self.0.region = region.into();
+        self
+    }
+
+    /// Made by CopyImage from `source` in `region`.
+    pub fn copied_from(mut self, region: &str, source: &str) -> Self {
+        self.0.source_image_region = Some(region.into());
+        self.0.source_image_id = Some(source.into());
+        self
+    }
+
+    /// Made by CreateImage from `instance`, which was launched from `source` in `region`.
+    pub fn built_from(mut self, region: &str, source: &str, instance: &str) -> Self {
+        self.0.source_instance_id = Some(instance.into());
+        self.copied_from(region, source)
+    }
+
+    pub fn owner_alias(mut self, alias: &str) -> Self {
+        self.0.image_owner_alias = Some(alias.into());
         self
     }
 

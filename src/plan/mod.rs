@@ -6,6 +6,8 @@
 //! missing (an unreadable manifest, a snapshot we cannot see), the thing is kept and the reason said.
 
 pub mod deprecation;
+pub mod lineage;
+pub mod managed;
 pub mod manifest;
 pub mod orphans;
 pub mod recovery;
@@ -674,6 +676,9 @@ fn image_plan(
     };
     // A pending image may yet be the one someone waits for: never deregistered while it is made.
     if let Some(reason) = state::Standing::of(&image.state).never_retired(&image.state) {
+        return blocked(reason, Some(image), Vec::new());
+    }
+    if let Some(reason) = managed::managed_block(image) {
         return blocked(reason, Some(image), Vec::new());
     }
     if let Some(reason) = protection_block(image.deregistration_protection.as_deref(), request.now)

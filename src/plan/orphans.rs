@@ -84,6 +84,8 @@ pub fn orphans(
                 ItemAction::Keep,
                 format!("state is {}, not completed", snapshot.state),
             )
+        } else if let Some(managed) = super::managed::snapshot_block(&snapshot.tags) {
+            (ItemAction::Keep, managed)
         } else if let Some(binned) =
             bin.keeps(&snapshot.snapshot_id, snapshot.description.as_deref())
         {
@@ -278,6 +280,15 @@ mod tests {
                 description: None,
                 ..snapshot("snap-marked", "")
             },
+            // AWS Backup's: its to delete, however orphaned it looks.
+            SnapshotFact {
+                tags: [(
+                    "aws:backup:source-resource".to_string(),
+                    "i-1:x".to_string(),
+                )]
+                .into(),
+                ..snapshot("snap-backup", "Created by CreateImage(i-1) for ami-gone5")
+            },
         ];
         // ami-live exists (disabled still counts); ami-other uses snap-reused.
         let images = vec![
@@ -303,7 +314,13 @@ mod tests {
                 ("snap-copy", ItemAction::Delete),
                 ("snap-reused", ItemAction::Keep),
                 ("snap-pending", ItemAction::Keep),
+                ("snap-backup", ItemAction::Keep),
             ]
+        );
+        assert!(
+            plans[4].reason.contains("AWS Backup"),
+            "{}",
+            plans[4].reason
         );
         assert_eq!(
             plans[0].reason,

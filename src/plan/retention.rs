@@ -252,6 +252,9 @@ fn never_retired(
     if let Some(reason) = Standing::of(&image.state).never_retired(&image.state) {
         return Some(reason);
     }
+    if let Some(reason) = super::managed::managed_block(image) {
+        return Some(reason);
+    }
     let (keep_key, keep_value) = &retention.keep_tag;
     if image.tags.get(keep_key) == Some(keep_value) {
         return Some(format!("tagged {keep_key}={keep_value}"));
