@@ -420,8 +420,18 @@ pub struct ReleaseArgs {
     #[arg(long, value_name = "REGION")]
     pub to_region: Vec<String>,
 
+    /// Time-based copies: each copy's snapshots done within this long (15m to 48h, in steps of
+    /// 15 minutes)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub complete_within: Option<std::time::Duration>,
+
     #[command(flatten)]
     pub share: GranteeArgs,
+
+    /// The role to assume in each --account, to warn when its Allowed AMIs settings would not
+    /// let it use the image
+    #[arg(long, value_name = "NAME")]
+    pub role_name: Option<String>,
 
     /// Also grant the accounts create-volume permission on the snapshots
     #[arg(long)]
@@ -630,6 +640,11 @@ pub struct CopyArgs {
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<(String, String)>,
 
+    /// A time-based copy: every snapshot copied within this long, 15m to 48h in steps of 15
+    /// minutes, e.g. 2h (billed per GiB copied)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub complete_within: Option<std::time::Duration>,
+
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -662,7 +677,8 @@ pub struct ShareArgs {
     #[arg(long)]
     pub with_snapshots: bool,
 
-    /// Apply to the copies of this image (same name) in every enabled region too
+    /// Apply to every copy of this image too (copies of copies included), in every enabled
+    /// region, found by where AWS records each image came from, never by name
     #[arg(long)]
     pub all_copies: bool,
 }
@@ -708,6 +724,11 @@ pub struct DeregisterArgs {
     /// Delete a bundle's S3 bucket when the cleanup leaves it empty
     #[arg(long, requires = "cleanup")]
     pub delete_empty_bucket: bool,
+
+    /// Also every copy of the image (copies of copies included) in every enabled region, found
+    /// by where AWS records each came from: one plan, one prompt; each region planned on its own
+    #[arg(long)]
+    pub all_copies: bool,
 }
 
 #[derive(Debug, Args)]
@@ -739,6 +760,20 @@ pub struct ListArgs {
     /// List what is in the Recycle Bin instead (images and snapshots, and when each leaves it)
     #[arg(long, conflicts_with_all = ["name", "tags", "shares", "no_shares"])]
     pub recycle_bin: bool,
+
+    /// Show the images as a forest: each under the image it was made from (copied, or built
+    /// from an instance of it)
+    #[arg(long, conflicts_with = "recycle_bin")]
+    pub tree: bool,
+
+    /// Also read each image's whole ancestry chain (GetImageAncestry: one call per image)
+    #[arg(long, conflicts_with = "recycle_bin")]
+    pub ancestry: bool,
+
+    /// List every image of the account built on or copied from this one, in every enabled
+    /// region: what is built on a base
+    #[arg(long, value_name = "AMI_ID", conflicts_with_all = ["recycle_bin", "tree"])]
+    pub descendants: Option<String>,
 }
 
 /// `KEY=VALUE`; the value may be empty, the key may not.

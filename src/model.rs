@@ -620,3 +620,36 @@ mod tests {
         assert!(parse_time("yesterday").is_none());
     }
 }
+
+/// An account's Allowed AMIs settings in a region (GetAllowedImagesSettings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedImages {
+    pub state: AllowedState,
+    pub criteria: Vec<ImageCriterion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedState {
+    /// Every image is allowed.
+    Disabled,
+    /// Every image is allowed; AWS only marks those the criteria would refuse.
+    AuditMode,
+    /// Only images matching a criterion can be discovered and launched.
+    Enabled,
+    Other(String),
+}
+
+/// One Allowed AMIs criterion: an image matches when it meets every condition given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageCriterion {
+    /// Account ids, `amazon`, `aws-marketplace`, `aws-backup-vault`, or `none` (the account's
+    /// own images only).
+    pub providers: Vec<String>,
+    /// Name globs (`*`, `?`).
+    pub names: Vec<String>,
+    pub product_codes: Vec<String>,
+    pub max_days_since_created: Option<i32>,
+    pub max_days_since_deprecated: Option<i32>,
+    /// Conditions this build cannot judge from the image's description.
+    pub unchecked: Vec<&'static str>,
+}

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use super::Ec2;
 use super::error::{AwsError, service_code};
 use crate::model::{
-    BlockDevice, Image, ImageState, LaunchPermissions, SnapshotReturnCode, parse_time,
+    AncestryEntry, BlockDevice, Image, ImageState, LaunchPermissions, SnapshotReturnCode,
+    parse_time,
 };
 
 /// Largest page DescribeImages serves.
@@ -19,6 +20,8 @@ pub struct ImageQuery {
     pub owners: Vec<String>,
     pub name_glob: Option<String>,
     pub tags: Vec<(String, String)>,
+    /// Only images made from one of these (DescribeImages' `source-image-id` filter).
+    pub source_image_ids: Vec<String>,
 }
 
 impl Ec2 {
@@ -28,6 +31,14 @@ impl Ec2 {
         let mut filters = Vec::new();
         if let Some(glob) = &query.name_glob {
             filters.push(Filter::builder().name("name").values(glob).build());
+        }
+        if !query.source_image_ids.is_empty() {
+            filters.push(
+                Filter::builder()
+                    .name("source-image-id")
+                    .set_values(Some(query.source_image_ids.clone()))
+                    .build(),
+            );
         }
         for (key, value) in &query.tags {
             filters.push(
@@ -56,6 +67,33 @@ impl Ec2 {
             }
         }
         Ok(images)
+    }
+
+    /// The chain from `image_id` to its root (GetImageAncestry), across regions and accounts.
+    /// An endpoint without the action is `Err` with [`AwsError::not_offered`].
+    pub async fn image_ancestry(&self, image_id: &str) -> Result<Vec<AncestryEntry>, AwsError> {
+        let output = self
+            .client
+            .get_image_ancestry()
+            .image_id(image_id)
+            .send()
+            .await
+            .map_err(|err| AwsError::from_sdk("GetImageAncestry", &self.region, &err))?;
+        Ok(output
+            .image_ancestry_entries()
+            .iter()
+            .filter_map(|entry| {
+                Some(AncestryEntry {
+                    image_id: entry.image_id()?.to_string(),
+                    creation_date: entry.creation_date().and_then(|at| {
+                        chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+                    }),
+                    image_owner_alias: entry.image_owner_alias().map(str::to_string),
+                    source_image_id: entry.source_image_id().map(str::to_string),
+                    source_image_region: entry.source_image_region().map(str::to_string),
+                })
+            })
+            .collect())
     }
 
     /// One image by id, whoever owns it; None when it does not exist (or is deregistered).

@@ -101,6 +101,9 @@ where
     }
 }
 
+/// Values one DescribeImages filter takes.
+const SOURCE_FILTER_VALUES: usize = 200;
+
 /// A CopyImage into the client's region.
 #[derive(Debug, Clone)]
 pub struct CopyRequest<'a> {
@@ -113,6 +116,8 @@ pub struct CopyRequest<'a> {
     /// Tags for the copy and its snapshots, set by CopyImage itself: accounts whose tag policies
     /// require tags on create refuse an untagged copy.
     pub tags: &'a [(String, String)],
+    /// A time-based copy: every snapshot done within this many minutes (checked before).
+    pub completion_minutes: Option<u32>,
 }
 
 /// An EBS-backed image from existing snapshots.
@@ -144,13 +149,30 @@ pub(super) fn tag_spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpec
 }
 
 impl Ec2 {
+    /// The account's images here made from any of `sources` (copies, and images built on them),
+    /// as DescribeImages lists them. At most 200 sources a call: EC2's filter-value bound.
+    pub async fn owned_images_from(&self, sources: &[String]) -> Result<Vec<Image>> {
+        let mut images = Vec::new();
+        for chunk in sources.chunks(SOURCE_FILTER_VALUES) {
+            images.extend(
+                self.describe_images(&super::images::ImageQuery {
+                    owners: vec!["self".into()],
+                    source_image_ids: chunk.to_vec(),
+                    ..Default::default()
+                })
+                .await?,
+            );
+        }
+        Ok(images)
+    }
+
     /// The account's images in this region with exactly this name, as DescribeImages lists them
     /// (at most one that exists on AWS, and recently deregistered ones).
     pub async fn owned_images_named(&self, name: &str) -> Result<Vec<Image>> {
         self.describe_images(&super::images::ImageQuery {
             owners: vec!["self".into()],
             name_glob: Some(name.to_string()),
-            tags: Vec::new(),
+            ..Default::default()
         })
         .await
         .map(|images| {
@@ -351,6 +373,7 @@ impl Ec2 {
             .set_description(copy.description.map(str::to_string))
             .set_encrypted((copy.encrypt || copy.kms_key_id.is_some()).then_some(true))
             .set_kms_key_id(copy.kms_key_id.map(str::to_string))
+            .set_snapshot_copy_completion_duration_minutes(copy.completion_minutes.map(i64::from))
             .set_tag_specifications((!copy.tags.is_empty()).then(|| {
                 vec![
                     tag_spec(ResourceType::Image, copy.tags),

@@ -2,6 +2,7 @@
 //! responses into `crate::model`.
 
 pub mod accounts;
+pub mod allowed;
 pub mod bundles;
 pub mod error;
 pub mod guard;

@@ -1,5 +1,6 @@
-//! `ami copy AMI_ID --to-region R...`: copies into other regions concurrently. Idempotent: an
-//! image of the same name already in a target region is reused; two of them is an error.
+//! `ami copy AMI_ID --to-region R...`: copies into other regions concurrently. Idempotent by
+//! lineage: a copy of this source already in a target region (AWS records where each image came
+//! from) is reused whatever its name; by name only an image with no recorded source is.
 
 use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt, stream};
@@ -18,6 +19,8 @@ use crate::output::{Render, TableStyle};
 
 use super::dry_run::{DryRunReport, OrDryRun};
 use super::new_image::{existing_named, should_wait, wait_until_available};
+use crate::aws::Ec2;
+use crate::model::{Image, ImageRef, Origin};
 use crate::aws::settle::Fresh;
 use crate::plan::state::Standing;
 
@@ -82,8 +85,9 @@ pub async fn run(settings: &Settings, args: &CopyArgs) -> Result<Outcome> {
         crate::ids::image_name(name)?;
     }
     let kms = parse_kms_keys(&args.kms_key_id)?;
+    let completion = args.complete_within.map(completion_minutes).transpose()?;
     super::fleet::run(settings, &args.accounts, |aws| {
-        copy_in(aws, settings, args, source_region.clone(), &kms)
+        copy_in(aws, settings, args, source_region.clone(), &kms, completion)
     })
     .await
 }
@@ -94,6 +98,7 @@ async fn copy_in(
     args: &CopyArgs,
     source_region: String,
     kms: &KmsKeys,
+    completion: Option<u32>,
 ) -> Result<(OrDryRun<CopyOutput>, Outcome)> {
     let source_ec2 = aws.ec2(&source_region);
     let source = source_ec2
@@ -126,6 +131,7 @@ async fn copy_in(
         encrypt: args.encrypt,
         kms_key_id: kms.key_for(region),
         tags: &tags,
+        completion_minutes: completion,
     };
     if settings.dry_run {
         let checks: Vec<(String, Result<CopyCheck>)> = stream::iter(targets)
@@ -133,8 +139,8 @@ async fn copy_in(
                 let ec2 = aws.ec2(&region);
                 let request = request_for(&region);
                 async move {
-                    let check = match existing_named(&ec2, request.name).await {
-                        Ok(Some(image)) => reusable(&ec2, &image).map(CopyCheck::Reuse),
+                    let check = match existing_copy(&ec2, &request).await {
+                        Ok(Some(image)) => Ok(CopyCheck::Reuse(image.image_id)),
                         Ok(None) => ec2.check_copy_image(&request).await.map(CopyCheck::Copy),
                         Err(err) => Err(err),
                     };
@@ -151,11 +157,16 @@ async fn copy_in(
                 Ok(CopyCheck::Copy(check)) => report.call(
                     &region,
                     "ec2:CopyImage",
-                    format!("{} from {source_region} as '{name}'", args.image_id),
+                    format!(
+                        "{} from {source_region} as '{name}'{}",
+                        args.image_id,
+                        completion_note(completion)
+                    ),
                     check,
                 ),
                 Ok(CopyCheck::Reuse(existing)) => report.notes.push(format!(
-                    "{region}: {existing} is already named '{name}'; it would be reused, not copied"
+                    "{region}: {existing} is already a copy of {}; it would be reused, not copied",
+                    args.image_id
                 )),
                 Err(err) => {
                     failed = true;
@@ -249,15 +260,14 @@ pub(super) async fn copy_one(
     wait: Option<Duration>,
     bar: Option<&ProgressBar>,
 ) -> Result<CopyEntry> {
-    let name = request.name;
-    let (image_id, status) = match existing_named(ec2, name).await? {
+    let (image_id, status) = match existing_copy(ec2, request).await? {
         None => {
             if let Some(bar) = bar {
                 bar.set_message("copying");
             }
             (ec2.copy_image(request).await?, CopyStatus::Created)
         }
-        Some(image) => (reusable(ec2, &image)?, CopyStatus::Reused),
+        Some(image) => (image.image_id, CopyStatus::Reused),
     };
     // A new copy's id may be unknown to AWS for a while: asked again (`settle`).
     let image = if let Some(timeout) = wait {
@@ -286,23 +296,85 @@ pub(super) async fn copy_one(
     })
 }
 
-/// The id of an image of the copy's name already in the target region, when it stands for the
-/// copy (available, or pending: it may yet be). A failed or disabled one does not, and holds the
-/// name: the copy stops, naming it.
-fn reusable(ec2: &crate::aws::Ec2, image: &crate::model::Image) -> Result<String> {
-    if Standing::of(&image.state).stands_for_new() {
-        return Ok(image.image_id.clone());
+/// The image in the target region that stands for this copy, if any: a copy of the source (by
+/// the source AWS records on it, whatever its name) that is available or pending; else, where
+/// AWS records no source, an image of the copy's name. An image holding the name that is a copy
+/// of something else, built from something, failed or disabled is no copy: the copy stops,
+/// naming it, rather than make a second image or reuse the wrong one.
+pub(super) async fn existing_copy(ec2: &Ec2, request: &CopyRequest<'_>) -> Result<Option<Image>> {
+    let source = ImageRef {
+        region: request.source_region.to_string(),
+        image_id: request.source_image_id.to_string(),
+    };
+    let mut copies: Vec<Image> = ec2
+        .owned_images_from(std::slice::from_ref(&source.image_id))
+        .await?
+        .into_iter()
+        .filter(|image| image.origin() == Origin::Copied(source.clone()))
+        .filter(|image| Standing::of(&image.state).stands_for_new())
+        .collect();
+    // The oldest available one, else the oldest still being made.
+    copies.sort_by_key(|image| {
+        (
+            image.state != ImageState::Available,
+            image.creation_date,
+            image.image_id.clone(),
+        )
+    });
+    if let Some(copy) = copies.into_iter().next() {
+        return Ok(Some(copy));
     }
+    let Some(holder) = existing_named(ec2, request.name).await? else {
+        return Ok(None);
+    };
+    let what = match holder.origin() {
+        Origin::Unrecorded if Standing::of(&holder.state).stands_for_new() => {
+            return Ok(Some(holder));
+        }
+        Origin::Unrecorded => format!("is {}", holder.state),
+        Origin::Copied(from) => format!("is a copy of {from}"),
+        Origin::Built => format!(
+            "was built from {}",
+            holder.source_instance_id.as_deref().unwrap_or("an instance")
+        ),
+    };
     Err(anyhow!(
-        "{} in {} already has the name '{}' and is {}: it is no copy to reuse; deregister it \
-         (ami deregister {} --cleanup --region {}) and copy again",
-        image.image_id,
+        "{} in {} already has the name '{}' and {what}: it is no copy of {source} to reuse; pass \
+         --name for another name, or deregister it (ami deregister {} --cleanup --region {}) and \
+         copy again",
+        holder.image_id,
         ec2.region(),
-        image.name.as_deref().unwrap_or_default(),
-        image.state,
-        image.image_id,
+        request.name,
+        holder.image_id,
         ec2.region()
     ))
+}
+
+/// `--complete-within D` as CopyImage's SnapshotCopyCompletionDurationMinutes, checked as AWS
+/// checks it (15 minutes to 48 hours, in 15-minute steps) before any call.
+pub(super) fn completion_minutes(within: Duration) -> Result<u32> {
+    let shown = crate::duration::format(within);
+    let seconds = within.as_secs();
+    if within.subsec_nanos() != 0 || seconds % (15 * 60) != 0 {
+        return Err(usage(format!(
+            "--complete-within {shown}: AWS takes whole steps of 15 minutes (15m, 30m, 1h, ...); \
+             nothing was changed"
+        )));
+    }
+    let minutes = seconds / 60;
+    if !(15..=48 * 60).contains(&minutes) {
+        return Err(usage(format!(
+            "--complete-within {shown}: AWS takes 15m to 48h; nothing was changed"
+        )));
+    }
+    Ok(minutes as u32)
+}
+
+/// How a dry run names a time-based copy.
+pub(super) fn completion_note(completion: Option<u32>) -> String {
+    completion
+        .map(|minutes| format!(", each snapshot within {minutes} minutes"))
+        .unwrap_or_default()
 }
 
 /// The tags a copy is made with: the source's own (not AWS's reserved `aws:` ones, which no one
@@ -404,6 +476,17 @@ mod tests {
         );
         assert_eq!(pairs(copy_tags(&source, false, &extra)), ["env=prod"]);
         assert!(copy_tags(&source, false, &[]).is_empty());
+    }
+
+    #[test]
+    fn completion_durations_are_aws_steps_of_15_minutes_from_15m_to_48h() {
+        let minutes = |s: u64| completion_minutes(Duration::from_secs(s));
+        assert_eq!(minutes(15 * 60).unwrap(), 15);
+        assert_eq!(minutes(2 * 3600).unwrap(), 120);
+        assert_eq!(minutes(48 * 3600).unwrap(), 2880);
+        for bad in [0, 60, 14 * 60, 20 * 60, 48 * 3600 + 15 * 60, 49 * 3600] {
+            assert!(minutes(bad).is_err(), "{bad}s");
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::aws::{Aws, Ec2};
 use crate::cli::ListArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
-use crate::model::{Image, ImageState, LaunchPermissions};
+use crate::model::{AncestryEntry, Image, ImageState, LaunchPermissions};
+use crate::plan::lineage::{Lineage, Tree};
 use crate::output::{Render, TableStyle, spinner};
 
 /// Regions are independent endpoints with their own rate limits.
@@ -24,9 +25,34 @@ const ATTRIBUTE_CONCURRENCY: usize = 8;
 #[derive(Debug, Serialize)]
 pub struct ListOutput {
     pub regions: Vec<String>,
+    /// With --descendants: the image whose descendants these are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descendants_of: Option<String>,
+    /// With --tree: images in forest order, each with its `depth` under its source.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tree: bool,
     pub images: Vec<ImageEntry>,
     /// What could not be read; non-empty means exit code 3 (or 1 when nothing could be read).
     pub errors: Vec<ListError>,
+    /// What the endpoint does not offer (GetImageAncestry on an older partition).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// How a descendant came from the image asked about.
+#[derive(Debug, Serialize)]
+pub struct Descent {
+    /// 1: made from it directly.
+    pub generation: usize,
+    /// `copy`: every step a copy (the same image elsewhere); `build`: built on it.
+    pub by: DescentKind,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DescentKind {
+    Copy,
+    Build,
 }
 
 #[derive(Debug, Serialize)]
@@ -52,6 +78,18 @@ pub struct ImageEntry {
     pub deprecation_time: Option<DateTime<Utc>>,
     pub deregistration_protection: Option<String>,
     pub last_launched_time: Option<DateTime<Utc>>,
+    /// The image it was made from and its region, where AWS records it.
+    pub source_image_id: Option<String>,
+    pub source_image_region: Option<String>,
+    /// With --ancestry: the chain from this image to its root (GetImageAncestry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ancestry: Option<Vec<AncestryEntry>>,
+    /// With --tree: how deep under a listed source (0: a root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub depth: Option<usize>,
+    /// With --descendants: how it descends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descent: Option<Descent>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,6 +131,7 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
         owners: vec![args.owner.clone()],
         name_glob: args.name.clone(),
         tags: args.tags.clone(),
+        ..Default::default()
     };
     // Launch permissions: one call per image, and only on one's own images. Asked for only.
     if args.shares && args.owner != "self" {
@@ -100,33 +139,134 @@ pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
             "--shares reads launch permissions, which only an image's owner can: drop --owner or --shares",
         ));
     }
-    let read_permissions = args.shares;
+    if let Some(base) = &args.descendants {
+        crate::ids::image_id(base)?;
+    }
+    let view = View {
+        read_permissions: args.shares,
+        ancestry: args.ancestry,
+        tree: args.tree,
+        descendants_of: args.descendants.clone(),
+    };
     super::fleet::run(settings, &args.accounts, |aws| {
-        list_in(aws, settings, query.clone(), read_permissions)
+        list_in(aws, settings, query.clone(), view.clone())
     })
     .await
+}
+
+/// What `list` shows beyond the images themselves.
+#[derive(Debug, Clone)]
+struct View {
+    read_permissions: bool,
+    ancestry: bool,
+    tree: bool,
+    descendants_of: Option<String>,
 }
 
 async fn list_in(
     aws: Aws,
     settings: &Settings,
     query: ImageQuery,
-    read_permissions: bool,
+    view: View,
 ) -> Result<(ListOutput, Outcome)> {
-    let (listings, mut errors) = each_region(settings, "listing images", |region| {
+    // What descends from an image may be in any region: every enabled one is searched.
+    let regions = match &view.descendants_of {
+        Some(_) => {
+            let home = settings
+                .regions
+                .first()
+                .ok_or_else(|| usage("pass --region"))?;
+            let mut regions = aws.ec2(home).enabled_regions().await?;
+            regions.sort();
+            regions
+        }
+        None => settings.regions.clone(),
+    };
+    let (listings, mut errors) = each_region(settings, &regions, "listing images", |region| {
         let ec2 = aws.ec2(&region);
         let query = query.clone();
+        let read_permissions = view.read_permissions;
         async move { list_region(&ec2, &query, read_permissions).await }
     })
     .await?;
-    let mut images = Vec::new();
+    let mut listed: Vec<(Image, Option<SharedWith>)> = Vec::new();
     for listing in listings {
-        images.extend(listing.images);
+        listed.extend(listing.images);
         errors.extend(listing.errors);
     }
-    images.sort_by(|a, b| {
+    listed.sort_by(|(a, _), (b, _)| {
         (a.creation_date, &a.region, &a.image_id).cmp(&(b.creation_date, &b.region, &b.image_id))
     });
+    let mut notes = Vec::new();
+    let images: Vec<Image> = listed.iter().map(|(image, _)| image.clone()).collect();
+    // Chains: every image's with --ancestry; with --descendants, those whose line the listing
+    // alone cannot follow (an ancestor gone, or another account's).
+    let wanted: Vec<&Image> = if view.ancestry {
+        images.iter().collect()
+    } else if view.descendants_of.is_some() {
+        Lineage::new(&images).unresolved()
+    } else {
+        Vec::new()
+    };
+    let (chains, chain_errors, not_offered) = read_chains(&aws, &wanted).await;
+    errors.extend(chain_errors);
+    if let Some(note) = not_offered {
+        notes.push(note);
+    }
+    let chain_list: Vec<Vec<AncestryEntry>> = chains.values().cloned().collect();
+    let lineage = Lineage::with_chains(&images, &chain_list);
+    let now = Utc::now();
+    let mut shares: BTreeMap<String, Option<SharedWith>> = listed
+        .into_iter()
+        .map(|(image, shared)| (image.image_id, shared))
+        .collect();
+    let mut make = |image: &Image| {
+        let shared = shares.remove(&image.image_id).flatten();
+        let mut entry = entry(image.clone(), shared, now);
+        if view.ancestry {
+            entry.ancestry = chains.get(&image.image_id).cloned();
+        }
+        entry
+    };
+    let entries: Vec<ImageEntry> = if let Some(base) = &view.descendants_of {
+        lineage
+            .descendants_of(base)
+            .into_iter()
+            .map(|descendant| {
+                let mut entry = make(descendant.image);
+                entry.descent = Some(Descent {
+                    generation: descendant.generation,
+                    by: if descendant.copy {
+                        DescentKind::Copy
+                    } else {
+                        DescentKind::Build
+                    },
+                });
+                entry
+            })
+            .collect()
+    } else if view.tree {
+        let mut ordered = Vec::new();
+        fn walk<'a>(tree: &Tree<'a>, depth: usize, out: &mut Vec<(&'a Image, usize)>) {
+            out.push((tree.image, depth));
+            for child in &tree.children {
+                walk(child, depth + 1, out);
+            }
+        }
+        for tree in lineage.forest() {
+            walk(&tree, 0, &mut ordered);
+        }
+        ordered
+            .into_iter()
+            .map(|(image, depth)| {
+                let mut entry = make(image);
+                entry.depth = Some(depth);
+                entry
+            })
+            .collect()
+    } else {
+        images.iter().map(&mut make).collect()
+    };
     let outcome = if errors.is_empty() {
         Outcome::Success
     } else {
@@ -134,12 +274,59 @@ async fn list_in(
     };
     Ok((
         ListOutput {
-            regions: settings.regions.clone(),
-            images,
+            regions,
+            descendants_of: view.descendants_of.clone(),
+            tree: view.tree,
+            images: entries,
             errors,
+            notes,
         },
         outcome,
     ))
+}
+
+/// GetImageAncestry for each image, a few at once. An endpoint without the action gives a note
+/// (once), not an error per image.
+async fn read_chains(
+    aws: &Aws,
+    images: &[&Image],
+) -> (
+    BTreeMap<String, Vec<AncestryEntry>>,
+    Vec<ListError>,
+    Option<String>,
+) {
+    let answers: Vec<(&Image, Result<Vec<AncestryEntry>, crate::aws::error::AwsError>)> =
+        stream::iter(images.iter().copied())
+            .map(|image| async move {
+                let ec2 = aws.ec2(&image.region);
+                (image, ec2.image_ancestry(&image.image_id).await)
+            })
+            .buffer_unordered(ATTRIBUTE_CONCURRENCY)
+            .collect()
+            .await;
+    let mut chains = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut not_offered = None;
+    for (image, answer) in answers {
+        match answer {
+            Ok(chain) => {
+                chains.insert(image.image_id.clone(), chain);
+            }
+            Err(err) if err.not_offered() => {
+                not_offered = Some(format!(
+                    "{} does not offer GetImageAncestry: chains through images no longer listed \
+                     are not followed",
+                    image.region
+                ));
+            }
+            Err(err) => errors.push(ListError {
+                region: image.region.clone(),
+                image_id: Some(image.image_id.clone()),
+                error: one_line(&anyhow::Error::from(err)),
+            }),
+        }
+    }
+    (chains, errors, not_offered)
 }
 
 /// Runs `read` in every region of the run, a few at once. Returns what the regions that answered
@@ -147,6 +334,7 @@ async fn list_in(
 /// rather than print an empty listing.
 async fn each_region<T, F, Fut>(
     settings: &Settings,
+    regions: &[String],
     message: &str,
     read: F,
 ) -> Result<(Vec<T>, Vec<ListError>)>
@@ -155,7 +343,7 @@ where
     Fut: std::future::Future<Output = Result<T>>,
 {
     let progress = spinner(settings, message);
-    let mut results: Vec<(String, Result<T>)> = stream::iter(settings.regions.clone())
+    let mut results: Vec<(String, Result<T>)> = stream::iter(regions.to_vec())
         .map(|region| {
             let read = read(region.clone());
             async move { (region, read.await) }
@@ -196,7 +384,7 @@ where
 }
 
 struct RegionListing {
-    images: Vec<ImageEntry>,
+    images: Vec<(Image, Option<SharedWith>)>,
     errors: Vec<ListError>,
 }
 
@@ -208,8 +396,7 @@ async fn list_region(
     let mut images = ec2.describe_images(query).await?;
     // What DescribeImages still lists as deregistered is gone: not part of the inventory.
     images.retain(|image| crate::plan::state::Standing::of(&image.state).exists());
-    let now = Utc::now();
-    let entries: Vec<(ImageEntry, Option<ListError>)> = stream::iter(images)
+    let entries: Vec<((Image, Option<SharedWith>), Option<ListError>)> = stream::iter(images)
         .map(|image| async move {
             let (shared_with, error) = if read_permissions {
                 match ec2.launch_permissions(&image.image_id).await {
@@ -226,7 +413,7 @@ async fn list_region(
             } else {
                 (None, None)
             };
-            (entry(image, shared_with, now), error)
+            ((image, shared_with), error)
         })
         .buffer_unordered(ATTRIBUTE_CONCURRENCY)
         .collect()
@@ -309,6 +496,11 @@ fn entry(image: Image, shared_with: Option<SharedWith>, now: DateTime<Utc>) -> I
         deprecation_time: image.deprecation_time,
         deregistration_protection: image.deregistration_protection,
         last_launched_time: image.last_launched_time,
+        source_image_id: image.source_image_id,
+        source_image_region: image.source_image_region,
+        ancestry: None,
+        depth: None,
+        descent: None,
     }
 }
 
@@ -333,11 +525,24 @@ impl Render for ListOutput {
         let multi_region = self.regions.len() > 1;
         let mut out = String::new();
         if self.images.is_empty() {
-            out.push_str(&format!("No images found in {}.", self.regions.join(", ")));
+            match &self.descendants_of {
+                Some(base) => out.push_str(&format!(
+                    "No image of this account descends from {base} in {}.",
+                    self.regions.join(", ")
+                )),
+                None => {
+                    out.push_str(&format!("No images found in {}.", self.regions.join(", ")))
+                }
+            }
         } else {
             let mut header = vec![];
+            // A forest and a base's descendants span regions.
+            let multi_region = multi_region || self.tree || self.descendants_of.is_some();
             if multi_region {
                 header.push("REGION");
+            }
+            if self.descendants_of.is_some() {
+                header.push("DESCENT");
             }
             header.extend([
                 "IMAGE ID",
@@ -358,13 +563,26 @@ impl Render for ListOutput {
                 if multi_region {
                     row.push(style.cell(&image.region, None));
                 }
+                if let Some(descent) = &image.descent {
+                    let by = match descent.by {
+                        DescentKind::Copy => "copy",
+                        DescentKind::Build => "built",
+                    };
+                    row.push(style.cell(format!("{by}, generation {}", descent.generation), None));
+                }
+                let id = match image.depth {
+                    Some(depth) if depth > 0 => {
+                        format!("{}└ {}", "  ".repeat(depth - 1), image.image_id)
+                    }
+                    _ => image.image_id.clone(),
+                };
                 let state_color = match image.state.as_str() {
                     "available" => None,
                     "pending" => Some(Color::Yellow),
                     _ => Some(Color::Red),
                 };
                 row.extend([
-                    style.cell(&image.image_id, None),
+                    style.cell(id, None),
                     style.cell(image.name.as_deref().unwrap_or("-"), None),
                     style.cell(&image.state, state_color),
                     style.cell(&image.root_device_type, None),
@@ -404,7 +622,16 @@ impl Render for ListOutput {
             }
         }
         for error in &self.errors {
-            out.push_str(&format!("\nfailed: {}: {}", error.region, error.error));
+            match &error.image_id {
+                Some(image_id) => out.push_str(&format!(
+                    "\nfailed: {} {image_id}: {}",
+                    error.region, error.error
+                )),
+                None => out.push_str(&format!("\nfailed: {}: {}", error.region, error.error)),
+            }
+        }
+        for note in &self.notes {
+            out.push_str(&format!("\nnote: {note}"));
         }
         out
     }
@@ -523,7 +750,7 @@ pub enum BinKind {
 }
 
 async fn bin_in(aws: Aws, settings: &Settings) -> Result<(BinListing, Outcome)> {
-    let (found, errors) = each_region(settings, "reading the Recycle Bin", |region| {
+    let (found, errors) = each_region(settings, &settings.regions, "reading the Recycle Bin", |region| {
         let ec2 = aws.ec2(&region);
         async move {
             let mut items: Vec<BinItem> = Vec::new();

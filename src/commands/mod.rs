@@ -2,6 +2,7 @@
 
 pub mod cleanup;
 pub mod copy;
+mod copies;
 pub mod create;
 pub mod deregister;
 mod dry_run;

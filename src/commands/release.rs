@@ -145,6 +145,8 @@ struct Run<'a> {
     region: String,
     targets: Vec<String>,
     grantees: Grantees,
+    /// --complete-within in minutes: time-based copies.
+    completion: Option<u32>,
     output: ReleaseOutput,
     bars: Option<(MultiProgress, Vec<ProgressBar>)>,
 }
@@ -176,6 +178,13 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
     if let Some(after) = args.deprecate_after {
         deprecation_at(after, Utc::now())?;
     }
+    let completion = args
+        .complete_within
+        .map(super::copy::completion_minutes)
+        .transpose()?;
+    if let Some(name) = &args.role_name {
+        crate::ids::role_name(name)?;
+    }
     // Checked now, not at the test stage after the image is made.
     if !args.no_test {
         check_placement(&args.placement)?;
@@ -206,6 +215,7 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
         region: region.clone(),
         targets,
         grantees,
+        completion,
         output: ReleaseOutput {
             name: args.name.clone(),
             source_region: region.clone(),
@@ -405,6 +415,24 @@ impl Run<'_> {
 
     fn ec2(&self) -> Ec2 {
         self.aws.ec2(&self.region)
+    }
+
+    /// The CopyImage of this release's image into another region.
+    fn copy_request<'r>(
+        &'r self,
+        source_id: &'r str,
+        tags: &'r [(String, String)],
+    ) -> CopyRequest<'r> {
+        CopyRequest {
+            source_region: &self.region,
+            source_image_id: source_id,
+            name: &self.args.name,
+            description: None,
+            encrypt: false,
+            kms_key_id: None,
+            tags,
+            completion_minutes: self.completion,
+        }
     }
 
     fn source(&self) -> Option<&ReleaseImage> {
@@ -625,15 +653,24 @@ impl Run<'_> {
             let mut calls = Vec::new();
             for target in self.targets.clone() {
                 let ec2 = self.aws.ec2(&target);
-                match existing_named(&ec2, &self.args.name).await? {
+                // The new image has no copies yet; an earlier run's image may.
+                let existing = match &source_id {
+                    Some(source_id) => {
+                        let request = self.copy_request(source_id, &[]);
+                        super::copy::existing_copy(&ec2, &request).await?
+                    }
+                    None => None,
+                };
+                match existing {
                     Some(image) => {
                         self.record(&image);
                     }
                     None => calls.push(format!(
-                        "ec2:CopyImage SourceImageId={} SourceRegion={} Name={} into {target}",
+                        "ec2:CopyImage SourceImageId={} SourceRegion={} Name={} into {target}{}",
                         source_id.as_deref().unwrap_or("(the new image)"),
                         self.region,
-                        self.args.name
+                        self.args.name,
+                        super::copy::completion_note(self.completion)
                     )),
                 }
             }
@@ -654,6 +691,7 @@ impl Run<'_> {
         let tags = super::copy::copy_tags(&source_tags, true, &[]);
         let aws = &self.aws;
         let (name, region, timeout) = (&self.args.name, &self.region, self.args.timeout);
+        let completion = self.completion;
         let results: Vec<(String, Result<super::copy::CopyEntry>)> =
             stream::iter(self.targets.clone())
                 .map(|target| {
@@ -669,6 +707,7 @@ impl Run<'_> {
                             encrypt: false,
                             kms_key_id: None,
                             tags,
+                            completion_minutes: completion,
                         };
                         let entry = copy_one(&ec2, &request, tags, Some(timeout), None).await;
                         (target, entry)
@@ -788,11 +827,38 @@ impl Run<'_> {
         if !already.is_empty() {
             detail.push(format!("already shared in {}", already.join(", ")));
         }
+        detail.extend(self.allowed_warnings().await?);
         Ok(if changed.is_empty() {
             Ended::Skipped(detail.join("; "))
         } else {
             Ended::Done(detail.join("; "))
         })
+    }
+
+    /// With --role-name: a warning per account and region whose Allowed AMIs settings would
+    /// not let it use this release's image there.
+    async fn allowed_warnings(&self) -> Result<Vec<String>> {
+        let Some(role_name) = &self.args.role_name else {
+            return Ok(Vec::new());
+        };
+        let mut images = Vec::new();
+        for (region, id) in self.places() {
+            if let Some(id) = id {
+                images.push(self.aws.ec2(&region).new_image(&id).await?);
+            }
+        }
+        let owner = self.aws.account_id(&self.region).await?;
+        Ok(super::share::allowed_warnings(
+            &self.aws,
+            role_name,
+            &owner,
+            &images,
+            &self.grantees.accounts,
+        )
+        .await
+        .into_iter()
+        .map(|warning| format!("warning: {warning}"))
+        .collect())
     }
 
     fn who(&self) -> String {

@@ -108,32 +108,35 @@ async fn share_in(
     }
     let mut notes = Vec::new();
 
-    // Every copy: the same name in each enabled region, exactly one there.
-    let mut places: Vec<(String, String)> = vec![(region.clone(), image.image_id.clone())];
+    // Every copy, by where AWS records each image came from: never by name, which an unrelated
+    // image may share and a copy may not.
+    let mut images = vec![image.clone()];
+    let mut unread = 0;
     if args.all_copies {
-        let name = image.name.clone().ok_or_else(|| {
-            usage(format!(
-                "{} has no name to find its copies by",
-                args.image_id
-            ))
-        })?;
-        for other in ec2.enabled_regions().await? {
-            if &other == region {
-                continue;
-            }
-            let found = super::new_image::images_named(&aws.ec2(&other), &name).await;
-            match found {
-                Ok(found) => match found.as_slice() {
-                    [] => {}
-                    [copy] => places.push((other, copy.image_id.clone())),
-                    many => notes.push(format!(
-                        "{} images named '{name}' in {other}; none changed there",
-                        many.len()
-                    )),
-                },
-                Err(err) => notes.push(format!("{other}: {}", one_line(&err))),
-            }
+        let copies = super::copies::copies_everywhere(&aws, region, &image).await?;
+        images.extend(copies.images.iter().cloned());
+        if copies.images.is_empty() {
+            notes.push(format!(
+                "{} has no copies in the account's enabled regions",
+                image.image_id
+            ));
         }
+        unread = copies.unread.len();
+        for (other, why) in copies.unread {
+            notes.push(format!(
+                "{other}: could not be searched for copies, none changed there: {why}"
+            ));
+        }
+    }
+    let places: Vec<(String, String)> = images
+        .iter()
+        .map(|image| (image.region.clone(), image.image_id.clone()))
+        .collect();
+    if action == ShareAction::Grant
+        && let Some(role_name) = &args.accounts.role_name
+    {
+        let owner = aws.account_id(region).await?;
+        notes.extend(allowed_warnings(&aws, role_name, &owner, &images, &grantees.accounts).await);
     }
 
     if args.with_snapshots
@@ -146,7 +149,7 @@ async fn share_in(
         );
     }
     if action != ShareAction::Show && settings.dry_run {
-        return dry_run(&aws, args, &grantees, places, notes).await;
+        return dry_run(&aws, args, &grantees, places, notes, unread > 0).await;
     }
     if action == ShareAction::Grant && args.public {
         confirm_public(settings, args, &places, &ec2).await?;
@@ -176,7 +179,7 @@ async fn share_in(
     regions.sort_by(|a, b| a.region.cmp(&b.region));
     let failed = regions.iter().filter(|r| r.error.is_some()).count();
     let outcome = match failed {
-        0 => Outcome::Success,
+        0 if unread == 0 => Outcome::Success,
         n if n == regions.len() => Outcome::Failed,
         _ => Outcome::Partial,
     };
@@ -198,6 +201,7 @@ async fn dry_run(
     grantees: &Grantees,
     places: Vec<(String, String)>,
     notes: Vec<String>,
+    incomplete: bool,
 ) -> Result<(OrDryRun<ShareOutput>, Outcome)> {
     let verb = if args.revoke { "remove" } else { "add" };
     let snapshot_grant = args.with_snapshots && (!grantees.accounts.is_empty() || grantees.public);
@@ -269,7 +273,8 @@ async fn dry_run(
         .await;
     let mut report = DryRunReport::new();
     report.notes = notes;
-    let mut failed = false;
+    // A region that could not be searched for copies leaves the dry run incomplete.
+    let mut failed = incomplete;
     for result in checks {
         match result {
             Ok((calls, unchanged)) => {
@@ -296,6 +301,72 @@ async fn dry_run(
         report.outcome()
     };
     Ok((OrDryRun::DryRun(report), outcome))
+}
+
+/// Consumer accounts read at once, each through its own role.
+const CONSUMER_CONCURRENCY: usize = 8;
+
+/// A warning for each (account, image) whose Allowed AMIs settings would not let that account
+/// see or launch the image, read through `role_name` in each account and region. Only a warning:
+/// the settings are the consumer's; one that cannot be read is named, not guessed.
+pub(super) async fn allowed_warnings(
+    aws: &Aws,
+    role_name: &str,
+    owner: &str,
+    images: &[crate::model::Image],
+    accounts: &[String],
+) -> Vec<String> {
+    use crate::plan::allowed::{Verdict, judge};
+    let pairs: Vec<(&String, &crate::model::Image)> = accounts
+        .iter()
+        .filter(|account| account.as_str() != owner)
+        .flat_map(|account| images.iter().map(move |image| (account, image)))
+        .collect();
+    let mut warnings: Vec<String> = stream::iter(pairs)
+        .map(|(account, image)| async move {
+            let region = &image.region;
+            let arn = crate::aws::accounts::role_arn(region, account, role_name);
+            let settings = match aws.assume(&arn).await {
+                Ok(consumer) => consumer
+                    .ec2(region)
+                    .allowed_images()
+                    .await
+                    .map_err(anyhow::Error::from),
+                Err(err) => Err(err),
+            };
+            let who = format!("account {account} in {region}");
+            match settings {
+                Err(err) => Some(format!(
+                    "{who}: could not read its Allowed AMIs settings, so whether it may use {} is \
+                     unknown: {}",
+                    image.image_id,
+                    one_line(&err)
+                )),
+                Ok(settings) => match judge(&settings, image, owner, account, chrono::Utc::now()) {
+                    Verdict::Allowed => None,
+                    Verdict::Refused(why) => Some(format!(
+                        "{who}: Allowed AMIs is enabled there and will not let it see or launch {}: \
+                         {why}",
+                        image.image_id
+                    )),
+                    Verdict::RefusedWhenEnabled(why) => Some(format!(
+                        "{who}: Allowed AMIs is in audit mode there; once enabled it would refuse {}: \
+                         {why}",
+                        image.image_id
+                    )),
+                    Verdict::Unknown(why) => Some(format!(
+                        "{who}: Allowed AMIs may not let it use {}: {why}",
+                        image.image_id
+                    )),
+                },
+            }
+        })
+        .buffer_unordered(CONSUMER_CONCURRENCY)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    warnings.sort();
+    warnings
 }
 
 /// The grantees named on the command line, every id and ARN checked first.

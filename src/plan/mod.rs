@@ -5,6 +5,7 @@
 //! The rule it exists for: nothing is deleted that something staying still uses. When a fact is
 //! missing (an unreadable manifest, a snapshot we cannot see), the thing is kept and the reason said.
 
+pub mod allowed;
 pub mod deprecation;
 pub mod lineage;
 pub mod managed;
