@@ -2,7 +2,6 @@
 
 use crate::common::{Account, REGION, bucket_name, json};
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 fn run(account: &Account, args: &[&str]) -> (i32, Value) {
     let output = account
@@ -579,33 +578,6 @@ async fn public_sharing_needs_its_own_confirmation() {
     let (code, out) = run(&owner, &["share", &image, "--public", "--revoke"]);
     assert_eq!(code, 0);
     assert_eq!(out["regions"][0]["launch_permissions"]["public"], false);
-}
-
-#[tokio::test]
-async fn share_all_copies_by_name() {
-    let owner = Account::new();
-    let other = Account::new();
-    let (image, _) = owner.image(REGION, "everywhere").await;
-    let (code, _) = run(&owner, &["copy", &image, "--to-region", "eu-central-1"]);
-    assert_eq!(code, 0);
-    let (code, out) = run(
-        &owner,
-        &["share", &image, "--account", &other.id, "--all-copies"],
-    );
-    assert_eq!(code, 0);
-    let regions: BTreeSet<&str> = out["regions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["region"].as_str().unwrap())
-        .collect();
-    assert_eq!(regions, BTreeSet::from(["eu-central-1", "us-east-1"]));
-    for region in out["regions"].as_array().unwrap() {
-        assert_eq!(
-            region["launch_permissions"]["accounts"][0],
-            other.id.as_str()
-        );
-    }
 }
 
 async fn instance_state(account: &Account, instance_id: &str) -> (String, String) {

@@ -11,6 +11,7 @@ mod dry_run;
 mod fleet;
 mod iam;
 mod lifecycle;
+mod lineage;
 mod list;
 mod recycle_bin;
 mod resilience;

@@ -28,11 +28,12 @@ pub struct Copies {
 
 /// The copies of `image` (in `home`) in every region enabled for the account.
 pub async fn copies_everywhere(aws: &Aws, home: &str, image: &Image) -> Result<Copies> {
-    let regions = aws
-        .ec2(home)
-        .enabled_regions()
-        .await
-        .with_context(|| format!("listing the account's enabled regions to find the copies of {}", image.image_id))?;
+    let regions = aws.ec2(home).enabled_regions().await.with_context(|| {
+        format!(
+            "listing the account's enabled regions to find the copies of {}",
+            image.image_id
+        )
+    })?;
     let mut found: Vec<Image> = vec![image.clone()];
     let mut unread: Vec<(String, String)> = Vec::new();
     let mut generation = vec![image.image_id.clone()];

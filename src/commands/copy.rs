@@ -20,8 +20,9 @@ use crate::output::{Render, TableStyle};
 use super::dry_run::{DryRunReport, OrDryRun};
 use super::new_image::{existing_named, should_wait, wait_until_available};
 use crate::aws::Ec2;
-use crate::model::{Image, ImageRef, Origin};
 use crate::aws::settle::Fresh;
+use crate::model::{Image, ImageRef, Origin};
+use crate::plan::lineage::copied_from_by_description;
 use crate::plan::state::Standing;
 
 /// Each region is its own endpoint and quota: copies start in parallel up to this bound.
@@ -329,13 +330,34 @@ pub(super) async fn existing_copy(ec2: &Ec2, request: &CopyRequest<'_>) -> Resul
     };
     let what = match holder.origin() {
         Origin::Unrecorded if Standing::of(&holder.state).stands_for_new() => {
-            return Ok(Some(holder));
+            // Made before AWS recorded sources: its snapshots' descriptions still say.
+            let snapshot_ids: Vec<String> = holder
+                .block_devices
+                .iter()
+                .filter_map(|device| device.snapshot_id.clone())
+                .collect();
+            let snapshots = ec2.owned_snapshots(&snapshot_ids).await?;
+            let copied = !snapshot_ids.is_empty()
+                && snapshot_ids.iter().all(|id| {
+                    snapshots
+                        .get(id)
+                        .and_then(|s| s.description.as_deref())
+                        .and_then(copied_from_by_description)
+                        == Some(source.image_id.as_str())
+                });
+            if copied {
+                return Ok(Some(holder));
+            }
+            "has no recorded source, and its snapshots do not say it was copied from it".to_string()
         }
         Origin::Unrecorded => format!("is {}", holder.state),
         Origin::Copied(from) => format!("is a copy of {from}"),
         Origin::Built => format!(
             "was built from {}",
-            holder.source_instance_id.as_deref().unwrap_or("an instance")
+            holder
+                .source_instance_id
+                .as_deref()
+                .unwrap_or("an instance")
         ),
     };
     Err(anyhow!(

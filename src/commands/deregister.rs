@@ -3,12 +3,15 @@
 
 use anyhow::Result;
 use chrono::Utc;
+use futures::{StreamExt, stream};
+use serde::Serialize;
+use std::collections::BTreeMap;
 
 use crate::aws::Aws;
 use crate::cli::DeregisterArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, usage};
-use crate::output::{Printer, spinner};
+use crate::output::{Printer, Render, TableStyle, spinner};
 use crate::plan::{self, Inventory, Request, Reviewed};
 
 use super::retire::{
@@ -32,6 +35,9 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
         .await?
         .with_consumers(args.role_name.clone(), args.ignore_consumers)
         .with_reports(args.timeout, crate::output::report_progress(settings));
+    if args.all_copies {
+        return all_copies(settings, args, &aws, &region, image_ids).await;
+    }
     let (inventory, notes) = gather(settings, &aws, &region, &image_ids).await?;
     let request = Request {
         targets: image_ids,
@@ -99,4 +105,206 @@ async fn gather(
         bar.finish_and_clear();
     }
     gathered
+}
+
+/// Regions are independent endpoints with their own rate limits.
+const REGION_CONCURRENCY: usize = 4;
+
+/// `deregister --all-copies`: the images and every copy of them, each region planned on its
+/// own by the same planner, shown as one plan with one prompt.
+#[derive(Debug, Serialize)]
+pub struct AllCopiesReport {
+    pub dry_run: bool,
+    /// The images asked for (in the run's region).
+    pub image_ids: Vec<String>,
+    /// One retirement per region holding the images or their copies.
+    pub regions: Vec<RetireReport>,
+    /// Regions that could not be searched for copies: nothing is done there.
+    pub notes: Vec<String>,
+}
+
+impl AllCopiesReport {
+    fn has_work(&self) -> bool {
+        self.regions.iter().any(RetireReport::has_work)
+    }
+
+    fn outcome(&self) -> Outcome {
+        let outcomes: Vec<Outcome> = self.regions.iter().map(RetireReport::outcome).collect();
+        if !self.notes.is_empty() || outcomes.contains(&Outcome::Partial) {
+            if outcomes.iter().all(|o| *o == Outcome::Failed) && !outcomes.is_empty() {
+                Outcome::Failed
+            } else {
+                Outcome::Partial
+            }
+        } else if !outcomes.is_empty() && outcomes.iter().all(|o| *o == Outcome::Failed) {
+            Outcome::Failed
+        } else if outcomes.contains(&Outcome::Failed) {
+            Outcome::Partial
+        } else {
+            Outcome::Success
+        }
+    }
+}
+
+impl Render for AllCopiesReport {
+    fn render(&self, style: &TableStyle) -> String {
+        let mut out: Vec<String> = self.regions.iter().map(|r| r.render(style)).collect();
+        for note in &self.notes {
+            out.push(format!("note: {note}"));
+        }
+        out.join("\n\n")
+    }
+}
+
+async fn all_copies(
+    settings: &Settings,
+    args: &DeregisterArgs,
+    aws: &Aws,
+    home: &str,
+    image_ids: Vec<String>,
+) -> Result<Outcome> {
+    // Where each image and its copies are; found by lineage, never by name.
+    let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut notes = Vec::new();
+    let progress = spinner(settings, "finding the copies in every enabled region");
+    for image_id in &image_ids {
+        let image = aws
+            .ec2(home)
+            .describe_image(image_id)
+            .await?
+            .ok_or_else(|| {
+                usage(format!(
+                    "{image_id} not found in {home}: --all-copies starts from the image itself; \
+                 nothing was changed"
+                ))
+            })?;
+        let copies = super::copies::copies_everywhere(aws, home, &image).await?;
+        by_region
+            .entry(home.to_string())
+            .or_default()
+            .push(image_id.clone());
+        for copy in copies.images {
+            let ids = by_region.entry(copy.region.clone()).or_default();
+            if !ids.contains(&copy.image_id) {
+                ids.push(copy.image_id);
+            }
+        }
+        for (region, why) in copies.unread {
+            notes.push(format!(
+                "{region}: could not be searched for copies of {image_id}, so none there is \
+                 planned: {why}"
+            ));
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    let make_report = |planned: Vec<(String, plan::Plan, Vec<String>)>, dry_run: bool| {
+        let mut regions: Vec<RetireReport> = planned
+            .into_iter()
+            .map(|(region, plan, notes)| {
+                RetireReport::new(&region, dry_run, args.cleanup, plan, notes)
+            })
+            .collect();
+        regions.sort_by(|a, b| a.region.cmp(&b.region));
+        AllCopiesReport {
+            dry_run,
+            image_ids: image_ids.clone(),
+            regions,
+            notes: notes.clone(),
+        }
+    };
+    let planned = plan_regions(settings, args, aws, &by_region, None).await?;
+    let plans: BTreeMap<String, plan::Plan> = planned
+        .iter()
+        .map(|(region, plan, _)| (region.clone(), plan.clone()))
+        .collect();
+    let mut report = make_report(planned, settings.dry_run);
+    let printer = Printer::new(settings);
+    if settings.dry_run || !report.has_work() {
+        printer.emit(&report)?;
+        return Ok(report.outcome());
+    }
+    if !settings.yes {
+        if !settings.can_prompt() {
+            return Err(usage(
+                "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
+            ));
+        }
+        printer.emit(&report)?;
+        let summary: Vec<String> = report
+            .regions
+            .iter()
+            .filter(|r| r.has_work())
+            .map(RetireReport::summary)
+            .collect();
+        super::retire::ask(&format!("{} Proceed?", summary.join(" ")))?;
+        // The answer may have taken minutes: look again, and do no more than was confirmed.
+        report = make_report(
+            plan_regions(settings, args, aws, &by_region, Some(&plans)).await?,
+            false,
+        );
+        if !report.has_work() {
+            printer.emit(&report)?;
+            return Ok(report.outcome());
+        }
+    }
+    let progress = spinner(settings, "deregistering in every region of the copies");
+    let options = ExecuteOptions {
+        terminate_instances: args.terminate_instances,
+        delete_empty_bucket: args.delete_empty_bucket,
+    };
+    let regions = std::mem::take(&mut report.regions);
+    let mut done: Vec<RetireReport> = stream::iter(regions)
+        .map(|mut region_report| async move {
+            if region_report.has_work() {
+                let region = region_report.region.clone();
+                execute(aws, &region, options, &mut region_report).await;
+            }
+            region_report.tally_left_behind();
+            region_report
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    done.sort_by(|a, b| a.region.cmp(&b.region));
+    report.regions = done;
+    printer.emit(&report)?;
+    Ok(report.outcome())
+}
+
+/// Each region's plan, read and made afresh; with `reviewed`, no more than the plan confirmed.
+async fn plan_regions(
+    settings: &Settings,
+    args: &DeregisterArgs,
+    aws: &Aws,
+    by_region: &BTreeMap<String, Vec<String>>,
+    reviewed: Option<&BTreeMap<String, plan::Plan>>,
+) -> Result<Vec<(String, plan::Plan, Vec<String>)>> {
+    let planned: Vec<Result<(String, plan::Plan, Vec<String>)>> = stream::iter(by_region.clone())
+        .map(|(region, targets)| async move {
+            let (inventory, notes) = gather(settings, aws, &region, &targets).await?;
+            let before = reviewed.and_then(|plans| plans.get(&region));
+            let request = Request {
+                targets,
+                cleanup: args.cleanup,
+                force: args.force,
+                terminate_instances: args.terminate_instances,
+                now: Utc::now(),
+                reviewed: before.map(Reviewed::of),
+            };
+            let fresh = plan::plan(&inventory, &request);
+            let fresh = match before {
+                Some(before) => plan::within(fresh, before),
+                None => fresh,
+            };
+            Ok((region, fresh, notes))
+        })
+        .buffer_unordered(REGION_CONCURRENCY)
+        .collect()
+        .await;
+    planned.into_iter().collect()
 }

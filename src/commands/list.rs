@@ -13,8 +13,8 @@ use crate::cli::ListArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::model::{AncestryEntry, Image, ImageState, LaunchPermissions};
-use crate::plan::lineage::{Lineage, Tree};
 use crate::output::{Render, TableStyle, spinner};
+use crate::plan::lineage::{Lineage, Tree};
 
 /// Regions are independent endpoints with their own rate limits.
 const REGION_CONCURRENCY: usize = 8;
@@ -295,15 +295,17 @@ async fn read_chains(
     Vec<ListError>,
     Option<String>,
 ) {
-    let answers: Vec<(&Image, Result<Vec<AncestryEntry>, crate::aws::error::AwsError>)> =
-        stream::iter(images.iter().copied())
-            .map(|image| async move {
-                let ec2 = aws.ec2(&image.region);
-                (image, ec2.image_ancestry(&image.image_id).await)
-            })
-            .buffer_unordered(ATTRIBUTE_CONCURRENCY)
-            .collect()
-            .await;
+    let answers: Vec<(
+        &Image,
+        Result<Vec<AncestryEntry>, crate::aws::error::AwsError>,
+    )> = stream::iter(images.iter().copied())
+        .map(|image| async move {
+            let ec2 = aws.ec2(&image.region);
+            (image, ec2.image_ancestry(&image.image_id).await)
+        })
+        .buffer_unordered(ATTRIBUTE_CONCURRENCY)
+        .collect()
+        .await;
     let mut chains = BTreeMap::new();
     let mut errors = Vec::new();
     let mut not_offered = None;
@@ -530,9 +532,7 @@ impl Render for ListOutput {
                     "No image of this account descends from {base} in {}.",
                     self.regions.join(", ")
                 )),
-                None => {
-                    out.push_str(&format!("No images found in {}.", self.regions.join(", ")))
-                }
+                None => out.push_str(&format!("No images found in {}.", self.regions.join(", "))),
             }
         } else {
             let mut header = vec![];
@@ -750,27 +750,32 @@ pub enum BinKind {
 }
 
 async fn bin_in(aws: Aws, settings: &Settings) -> Result<(BinListing, Outcome)> {
-    let (found, errors) = each_region(settings, &settings.regions, "reading the Recycle Bin", |region| {
-        let ec2 = aws.ec2(&region);
-        async move {
-            let mut items: Vec<BinItem> = Vec::new();
-            for entry in ec2.images_in_bin(&[]).await? {
-                items.push(BinItem {
-                    region: region.clone(),
-                    kind: BinKind::Image,
-                    entry,
-                });
+    let (found, errors) = each_region(
+        settings,
+        &settings.regions,
+        "reading the Recycle Bin",
+        |region| {
+            let ec2 = aws.ec2(&region);
+            async move {
+                let mut items: Vec<BinItem> = Vec::new();
+                for entry in ec2.images_in_bin(&[]).await? {
+                    items.push(BinItem {
+                        region: region.clone(),
+                        kind: BinKind::Image,
+                        entry,
+                    });
+                }
+                for entry in ec2.snapshots_in_bin(&[]).await? {
+                    items.push(BinItem {
+                        region: region.clone(),
+                        kind: BinKind::Snapshot,
+                        entry,
+                    });
+                }
+                Ok(items)
             }
-            for entry in ec2.snapshots_in_bin(&[]).await? {
-                items.push(BinItem {
-                    region: region.clone(),
-                    kind: BinKind::Snapshot,
-                    entry,
-                });
-            }
-            Ok(items)
-        }
-    })
+        },
+    )
     .await?;
     let mut items: Vec<BinItem> = found.into_iter().flatten().collect();
     // A missing exit time sorts last: it says nothing about being soon.

@@ -1,8 +1,8 @@
 //! One module per verb; each resolves its input, calls the service layer and emits one document.
 
 pub mod cleanup;
-pub mod copy;
 mod copies;
+pub mod copy;
 pub mod create;
 pub mod deregister;
 mod dry_run;

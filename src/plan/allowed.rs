@@ -53,7 +53,10 @@ pub fn judge(
     let why = if misses.is_empty() {
         "no image criteria are set, so no image is allowed".to_string()
     } else {
-        format!("it matches none of the image criteria ({})", misses.join("; "))
+        format!(
+            "it matches none of the image criteria ({})",
+            misses.join("; ")
+        )
     };
     if enforced {
         Verdict::Refused(why)
@@ -71,13 +74,16 @@ fn miss(
     now: DateTime<Utc>,
 ) -> Option<String> {
     if !criterion.providers.is_empty() {
-        let provided = criterion.providers.iter().any(|provider| match provider.as_str() {
-            "none" => owner == consumer,
-            alias @ ("amazon" | "aws-marketplace" | "aws-backup-vault") => {
-                image.image_owner_alias.as_deref() == Some(alias)
-            }
-            account => account == owner,
-        });
+        let provided = criterion
+            .providers
+            .iter()
+            .any(|provider| match provider.as_str() {
+                "none" => owner == consumer,
+                alias @ ("amazon" | "aws-marketplace" | "aws-backup-vault") => {
+                    image.image_owner_alias.as_deref() == Some(alias)
+                }
+                account => account == owner,
+            });
         if !provided {
             return Some(format!(
                 "images of account {owner} are not among its providers ({})",
@@ -98,11 +104,15 @@ fn miss(
         return Some("it needs a Marketplace product code, and the image has none".to_string());
     }
     if let Some(days) = criterion.max_days_since_created {
-        let age = image.creation_date.map(|created| (now - created).num_days());
+        let age = image
+            .creation_date
+            .map(|created| (now - created).num_days());
         if age.is_none_or(|age| age > i64::from(days)) {
             return Some(format!(
                 "it allows images up to {days} days old; this one is {}",
-                age.map_or("of unknown age".to_string(), |age| format!("{age} days old"))
+                age.map_or("of unknown age".to_string(), |age| format!(
+                    "{age} days old"
+                ))
             ));
         }
     }
@@ -187,11 +197,20 @@ mod tests {
         };
         assert_eq!(judge_with(AllowedState::Disabled, vec![]), Verdict::Allowed);
         assert_eq!(
-            judge_with(AllowedState::Enabled, vec![amazon_only.clone(), ours.clone()]),
+            judge_with(
+                AllowedState::Enabled,
+                vec![amazon_only.clone(), ours.clone()]
+            ),
             Verdict::Allowed
         );
-        assert_eq!(judge_with(AllowedState::Enabled, vec![named("app-*")]), Verdict::Allowed);
-        assert_eq!(judge_with(AllowedState::Enabled, vec![named("app-????.1?")]), Verdict::Allowed);
+        assert_eq!(
+            judge_with(AllowedState::Enabled, vec![named("app-*")]),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            judge_with(AllowedState::Enabled, vec![named("app-????.1?")]),
+            Verdict::Allowed
+        );
         assert!(matches!(
             judge_with(AllowedState::Enabled, vec![amazon_only.clone()]),
             Verdict::Refused(why) if why.contains("not among its providers")

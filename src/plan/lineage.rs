@@ -217,6 +217,15 @@ impl<'a> Lineage<'a> {
     }
 }
 
+/// The source image a CopyImage snapshot's description names (`Copied for DestinationAmi ami-x
+/// from SourceAmi ami-y for SourceSnapshot ...`): the lineage of copies made before AWS recorded
+/// SourceImageId on images.
+pub fn copied_from_by_description(description: &str) -> Option<&str> {
+    let rest = description.split(" from SourceAmi ").nth(1)?;
+    let id = rest.split_whitespace().next()?.trim_end_matches('.');
+    id.starts_with("ami-").then_some(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +380,21 @@ mod tests {
                 "ami-same-name",
             ]
         );
+    }
+
+    #[test]
+    fn a_copy_snapshot_description_names_its_source() {
+        assert_eq!(
+            copied_from_by_description(
+                "Copied for DestinationAmi ami-0abc from SourceAmi ami-0def for SourceSnapshot snap-1. Task created on 1."
+            ),
+            Some("ami-0def")
+        );
+        assert_eq!(
+            copied_from_by_description("Created by CreateImage(i-1) for ami-0abc"),
+            None
+        );
+        assert_eq!(copied_from_by_description("from SourceAmi nothing"), None);
     }
 
     fn entry(id: &str, source: Option<&str>) -> AncestryEntry {

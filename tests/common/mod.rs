@@ -259,6 +259,18 @@ impl Account {
         admin("POST", "/_emulator/config", &body.to_string());
     }
 
+    /// Marks an image as made by an AWS service (`backup`, `dlm`, `image-builder`), as the
+    /// service itself would (tests/emulator/lineage.py).
+    pub fn mark_managed(&self, region: &str, image_id: &str, service: &str) {
+        let body = serde_json::json!({
+            "account": self.id,
+            "region": region,
+            "image_id": image_id,
+            "service": service,
+        });
+        admin("POST", "/_emulator/managed", &body.to_string());
+    }
+
     /// Faults the emulator injected into this account's calls, per `service:Action:kind`.
     pub fn faults_injected(&self) -> BTreeMap<String, u64> {
         let body = admin("GET", &format!("/_emulator/faults?account={}", self.id), "");

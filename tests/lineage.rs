@@ -1,0 +1,468 @@
+//! Lineage through the real binary: copies found by where AWS records each image came from
+//! (never by name), retiring an image with every copy, the forest and a base's descendants,
+//! images AWS services own, time-based copies and Allowed AMIs warnings.
+
+use crate::common::{Account, REGION, json};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+const EU: &str = "eu-west-1";
+const AP: &str = "ap-southeast-2";
+
+fn run(account: &Account, args: &[&str]) -> (i32, Value) {
+    let output = account
+        .ami()
+        .args(args)
+        .args(["--output", "json"])
+        .output()
+        .unwrap();
+    let code = output.status.code().unwrap();
+    if code != 0 {
+        eprintln!("{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let value = if output.stdout.is_empty() {
+        Value::Null
+    } else {
+        json(&output)
+    };
+    (code, value)
+}
+
+/// `ami copy IMAGE --to-region REGION [--name NAME] --wait`: the copy's id.
+fn copy(account: &Account, image: &str, region: &str, name: Option<&str>) -> String {
+    let mut args = vec!["copy", image, "--to-region", region, "--wait"];
+    if let Some(name) = name {
+        args.extend(["--name", name]);
+    }
+    let (code, out) = run(account, &args);
+    assert_eq!(code, 0, "{out}");
+    out["copies"][region]["image_id"]
+        .as_str()
+        .expect("a copy id")
+        .to_string()
+}
+
+async fn state(account: &Account, region: &str, image: &str) -> Option<String> {
+    let found = account
+        .ec2_in(region)
+        .describe_images()
+        .image_ids(image)
+        .send()
+        .await
+        .ok()?;
+    found
+        .images()
+        .first()
+        .map(|i| i.state().unwrap().as_str().to_string())
+}
+
+async fn launch_accounts(account: &Account, region: &str, image: &str) -> Vec<String> {
+    account
+        .ec2_in(region)
+        .describe_image_attribute()
+        .image_id(image)
+        .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
+        .send()
+        .await
+        .unwrap()
+        .launch_permissions()
+        .iter()
+        .filter_map(|p| p.user_id().map(String::from))
+        .collect()
+}
+
+/// An image, its copy under another name, and an unrelated image of the same name in a third
+/// region: sharing and retiring "all copies" touch exactly the image and its copy.
+#[tokio::test]
+async fn all_copies_are_found_by_lineage_not_by_name() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let (image, snapshot) = owner.image(REGION, "app").await;
+    let copied = copy(&owner, &image, EU, Some("app-renamed"));
+    let (unrelated, unrelated_snapshot) = owner.image(AP, "app").await;
+
+    let (code, out) = run(
+        &owner,
+        &["share", &image, "--account", &consumer.id, "--all-copies"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let shared: BTreeSet<(String, String)> = out["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["region"].as_str().unwrap().to_string(),
+                r["image_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shared,
+        BTreeSet::from([
+            (REGION.to_string(), image.clone()),
+            (EU.to_string(), copied.clone())
+        ])
+    );
+    assert_eq!(
+        launch_accounts(&owner, EU, &copied).await,
+        [consumer.id.clone()]
+    );
+    assert!(launch_accounts(&owner, AP, &unrelated).await.is_empty());
+
+    // The plan: the image here, its copy there, nothing in the third region; nothing changes.
+    owner.reset_requests();
+    let (code, plan) = run(
+        &owner,
+        &[
+            "deregister",
+            &image,
+            "--all-copies",
+            "--cleanup",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{plan}");
+    let planned: BTreeSet<(String, String)> = plan["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            let region = r["region"].as_str().unwrap().to_string();
+            r["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |i| (region.clone(), i["image_id"].as_str().unwrap().to_string()))
+        })
+        .collect();
+    assert_eq!(planned, shared);
+    assert!(
+        owner.mutating_calls().is_empty(),
+        "{:?}",
+        owner.mutating_calls()
+    );
+
+    let (code, done) = run(
+        &owner,
+        &["deregister", &image, "--all-copies", "--cleanup", "--yes"],
+    );
+    assert_eq!(code, 0, "{done}");
+    for (region, id) in &shared {
+        assert!(
+            matches!(
+                state(&owner, region, id).await.as_deref(),
+                None | Some("deregistered")
+            ),
+            "{id} in {region} is still there"
+        );
+    }
+    assert!(!owner.snapshot_ids().await.contains(&snapshot));
+    assert_eq!(
+        state(&owner, AP, &unrelated).await.as_deref(),
+        Some("available")
+    );
+    let left: BTreeSet<String> = owner
+        .ec2_in(AP)
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .filter_map(|s| s.snapshot_id().map(String::from))
+        .collect();
+    assert!(left.contains(&unrelated_snapshot), "{left:?}");
+}
+
+#[tokio::test]
+async fn copy_reuses_a_copy_by_lineage_and_never_an_unrelated_image_of_the_name() {
+    let owner = Account::new();
+    let (image, _) = owner.image(REGION, "web").await;
+    let first = copy(&owner, &image, EU, Some("web-eu"));
+    // Again, under the source's name: the copy made under another name is the copy.
+    let (code, out) = run(&owner, &["copy", &image, "--to-region", EU]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["copies"][EU]["image_id"], first.as_str());
+    assert_eq!(out["copies"][EU]["status"], "reused");
+
+    // The name is taken there by an image made from something else: no copy, and it is named.
+    let (unrelated, _) = owner.image(AP, "web").await;
+    owner.reset_requests();
+    let (code, out) = run(&owner, &["copy", &image, "--to-region", AP]);
+    assert_ne!(code, 0);
+    let error = out["copies"][AP]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&unrelated) && error.contains("no recorded source"),
+        "{out}"
+    );
+    assert!(!owner.requests().contains_key("ec2:CopyImage"));
+}
+
+#[tokio::test]
+async fn a_completion_duration_is_checked_before_any_call_and_sent_as_given() {
+    let owner = Account::new();
+    let (image, _) = owner.image(REGION, "timed").await;
+    owner.reset_requests();
+    for bad in ["20m", "10m", "49h"] {
+        let output = owner.run(["copy", &image, "--to-region", EU, "--complete-within", bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--complete-within"), "{stderr}");
+    }
+    assert!(owner.requests().is_empty(), "{:?}", owner.requests());
+
+    let (code, plan) = run(
+        &owner,
+        &[
+            "copy",
+            &image,
+            "--to-region",
+            EU,
+            "--complete-within",
+            "2h",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{plan}");
+    assert!(plan.to_string().contains("within 120 minutes"), "{plan}");
+
+    let copied = copy_within(&owner, &image, "2h");
+    let ec2 = owner.ec2_in(EU);
+    let described = ec2
+        .describe_images()
+        .image_ids(&copied)
+        .send()
+        .await
+        .unwrap();
+    let snapshot = described.images()[0].block_device_mappings()[0]
+        .ebs()
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    let snapshots = ec2
+        .describe_snapshots()
+        .snapshot_ids(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshots.snapshots()[0].completion_duration_minutes(),
+        Some(120)
+    );
+}
+
+fn copy_within(owner: &Account, image: &str, within: &str) -> String {
+    let (code, out) = run(
+        owner,
+        &[
+            "copy",
+            image,
+            "--to-region",
+            EU,
+            "--complete-within",
+            within,
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    out["copies"][EU]["image_id"].as_str().unwrap().to_string()
+}
+
+/// base → app (built from an instance of base) → app's copy in another region; app2 built on
+/// app; an unrelated image. The forest, a base's descendants, and ancestry through a
+/// deregistered image.
+#[tokio::test]
+async fn the_forest_and_what_descends_from_a_base() {
+    let owner = Account::new();
+    let (base, _) = owner.image(REGION, "base").await;
+    let instance = owner.launch_instance(REGION, &base).await;
+    let (code, made) = run(
+        &owner,
+        &[
+            "create",
+            "--instance-id",
+            &instance,
+            "--name",
+            "app",
+            "--no-reboot",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{made}");
+    let app = made["image_id"].as_str().unwrap().to_string();
+    let app_eu = copy(&owner, &app, EU, Some("app-eu"));
+    let (unrelated, _) = owner.image(REGION, "app-eu").await;
+
+    let (code, tree) = run(
+        &owner,
+        &["list", "--tree", "--region", REGION, "--region", EU],
+    );
+    assert_eq!(code, 0, "{tree}");
+    let rows: Vec<(String, u64)> = tree["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["image_id"].as_str().unwrap().to_string(),
+                i["depth"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (base.clone(), 0),
+            (app.clone(), 1),
+            (app_eu.clone(), 2),
+            (unrelated.clone(), 0)
+        ]
+    );
+    let eu_row = &tree["images"][2];
+    assert_eq!(eu_row["source_image_id"], app.as_str());
+    assert_eq!(eu_row["source_image_region"], REGION);
+
+    let descendants = |owner: &Account| {
+        let (code, out) = run(owner, &["list", "--descendants", &base]);
+        assert_eq!(code, 0, "{out}");
+        out["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["image_id"].as_str().unwrap().to_string(),
+                    i["descent"]["generation"].as_u64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(descendants(&owner), [(app.clone(), 1), (app_eu.clone(), 2)]);
+
+    // With the middle image gone, GetImageAncestry still ties the copy to the base.
+    owner
+        .ec2()
+        .deregister_image()
+        .image_id(&app)
+        .send()
+        .await
+        .unwrap();
+    owner.reset_requests();
+    assert_eq!(descendants(&owner), [(app_eu.clone(), 2)]);
+    assert!(owner.requests().contains_key("ec2:GetImageAncestry"));
+
+    let (code, chain) = run(&owner, &["list", "--ancestry", "--region", EU]);
+    assert_eq!(code, 0, "{chain}");
+    let ids: Vec<&str> = chain["images"][0]["ancestry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["image_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [app_eu.as_str(), app.as_str(), base.as_str()]);
+}
+
+#[tokio::test]
+async fn images_aws_services_own_are_kept_naming_the_service() {
+    let owner = Account::new();
+    let (backup, _) = owner.image(REGION, "backup-made").await;
+    owner.mark_managed(REGION, &backup, "backup");
+    let (dlm, _) = owner.image(REGION, "dlm-made").await;
+    owner.mark_managed(REGION, &dlm, "dlm");
+    owner.reset_requests();
+
+    let (code, out) = run(
+        &owner,
+        &["deregister", &backup, "--cleanup", "--yes", "--force"],
+    );
+    assert_ne!(code, 0);
+    let reason = out["images"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("AWS Backup") && reason.contains("recovery point"),
+        "{reason}"
+    );
+    assert!(!owner.requests().contains_key("ec2:DeregisterImage"));
+
+    let (code, plan) = run(
+        &owner,
+        &["cleanup", "--name", "dlm-*", "--keep", "0", "--dry-run"],
+    );
+    assert_eq!(code, 0, "{plan}");
+    let decision = &plan["regions"][0]["decisions"][0];
+    assert_eq!(decision["image_id"], dlm.as_str());
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Data Lifecycle Manager"),
+        "{decision}"
+    );
+}
+
+#[tokio::test]
+async fn sharing_warns_when_the_consumer_would_not_allow_the_image() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let (image, _) = owner.image(REGION, "for-consumer").await;
+    let ec2 = consumer.ec2();
+    ec2.enable_allowed_images_settings()
+        .allowed_images_settings_state(
+            aws_sdk_ec2::types::AllowedImagesSettingsEnabledState::Enabled,
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.replace_image_criteria_in_allowed_images_settings()
+        .image_criteria(
+            aws_sdk_ec2::types::ImageCriterionRequest::builder()
+                .image_providers("amazon")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let (code, out) = run(
+        &owner,
+        &[
+            "share",
+            &image,
+            "--account",
+            &consumer.id,
+            "--role-name",
+            "ami-reader",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let notes = out["notes"].to_string();
+    assert!(
+        notes.contains(&consumer.id) && notes.contains("will not let it see or launch"),
+        "{notes}"
+    );
+
+    // Allowed once the consumer lists this owner among its providers.
+    ec2.replace_image_criteria_in_allowed_images_settings()
+        .image_criteria(
+            aws_sdk_ec2::types::ImageCriterionRequest::builder()
+                .image_providers(owner.id.as_str())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (code, out) = run(
+        &owner,
+        &[
+            "share",
+            &image,
+            "--account",
+            &consumer.id,
+            "--role-name",
+            "ami-reader",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out["notes"].to_string().contains("Allowed AMIs"), "{out}");
+}
