@@ -36,6 +36,8 @@ struct ImageEntry {
     deprecation_time: Option<String>,
     deregistration_protection: Option<String>,
     last_launched_time: Option<String>,
+    source_image_id: Option<String>,
+    source_image_region: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

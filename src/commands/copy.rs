@@ -351,6 +351,8 @@ pub(super) async fn existing_copy(ec2: &Ec2, request: &CopyRequest<'_>) -> Resul
             "has no recorded source, and its snapshots do not say it was copied from it".to_string()
         }
         Origin::Unrecorded => format!("is {}", holder.state),
+        // One of this source's own copies that holds the name but does not stand for it.
+        Origin::Copied(from) if from == source => format!("is a {} copy of it", holder.state),
         Origin::Copied(from) => format!("is a copy of {from}"),
         Origin::Built => format!(
             "was built from {}",
