@@ -80,6 +80,26 @@ async fn all_copies_are_found_by_lineage_not_by_name() {
     let (image, snapshot) = owner.image(REGION, "app").await;
     let copied = copy(&owner, &image, EU, Some("app-renamed"));
     let (unrelated, unrelated_snapshot) = owner.image(AP, "app").await;
+    // Built from an instance of the image: made from it, but no copy of it.
+    let instance = owner.launch_instance(REGION, &image).await;
+    let built = owner
+        .ec2()
+        .create_image()
+        .instance_id(&instance)
+        .name("app-built")
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    owner
+        .ec2()
+        .terminate_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
 
     let (code, out) = run(
         &owner,
@@ -109,6 +129,15 @@ async fn all_copies_are_found_by_lineage_not_by_name() {
         [consumer.id.clone()]
     );
     assert!(launch_accounts(&owner, AP, &unrelated).await.is_empty());
+    assert!(launch_accounts(&owner, REGION, &built).await.is_empty());
+
+    // Another account's image is no release of the caller's: refused before anything.
+    consumer.reset_requests();
+    let output = consumer.run(["deregister", &image, "--all-copies", "--cleanup", "--yes"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("owned by account"), "{stderr}");
+    assert!(consumer.mutating_calls().is_empty());
 
     // The plan: the image here, its copy there, nothing in the third region; nothing changes.
     owner.reset_requests();
@@ -161,6 +190,11 @@ async fn all_copies_are_found_by_lineage_not_by_name() {
     assert_eq!(
         state(&owner, AP, &unrelated).await.as_deref(),
         Some("available")
+    );
+    let built_state = state(&owner, REGION, &built).await;
+    assert!(
+        built_state.as_deref().is_some_and(|s| s != "deregistered"),
+        "{built_state:?}"
     );
     let left: BTreeSet<String> = owner
         .ec2_in(AP)

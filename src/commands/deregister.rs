@@ -178,6 +178,15 @@ async fn all_copies(
                  nothing was changed"
                 ))
             })?;
+        // Copies of another account's image (a public base) are not a release of this account.
+        let caller = aws.account_id(home).await?;
+        if image.owner_id.as_deref() != Some(caller.as_str()) {
+            return Err(usage(format!(
+                "{image_id} is owned by account {}, not by this account ({caller}): --all-copies \
+                 retires an image of this account with its copies; nothing was changed",
+                image.owner_id.as_deref().unwrap_or("unknown")
+            )));
+        }
         let copies = super::copies::copies_everywhere(aws, home, &image).await?;
         by_region
             .entry(home.to_string())

@@ -827,7 +827,14 @@ impl Run<'_> {
         if !already.is_empty() {
             detail.push(format!("already shared in {}", already.join(", ")));
         }
-        detail.extend(self.allowed_warnings().await?);
+        // A warning only: the grants are made, whatever it finds or fails to read.
+        match self.allowed_warnings().await {
+            Ok(warnings) => detail.extend(warnings),
+            Err(err) => detail.push(format!(
+                "warning: the consumers' Allowed AMIs settings were not checked: {}",
+                one_line(&err)
+            )),
+        }
         Ok(if changed.is_empty() {
             Ended::Skipped(detail.join("; "))
         } else {

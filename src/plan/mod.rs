@@ -960,6 +960,11 @@ fn snapshot_plans(
                 (ItemAction::Keep, NOT_REVIEWED.to_string())
             } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
                 (ItemAction::Keep, locked)
+            } else if let Some(managed) = info.and_then(|info| managed::snapshot_block(&info.tags))
+            {
+                // An image registered from AWS Backup's or DLM's snapshot: the image may go,
+                // the snapshot is the service's.
+                (ItemAction::Keep, managed)
             } else if let Some(binned) = bin.keeps(snapshot_id, description(snapshot_id)) {
                 (ItemAction::Keep, binned)
             } else if info.is_none() {

@@ -1076,3 +1076,36 @@ fn a_snapshot_an_image_in_the_recycle_bin_needs_is_kept() {
         );
     }
 }
+
+#[test]
+fn an_image_a_service_made_is_kept_even_forced_and_a_service_snapshot_stays() {
+    let backup = fixture::image("ami-backup")
+        .tag("aws:backup:source-resource", "i-1:x")
+        .snapshots(&["snap-b"])
+        .build();
+    let mut inv = inventory(vec![backup, ebs("ami-mine", &["snap-dlm", "snap-own"])]);
+    // ami-mine was registered from a snapshot Data Lifecycle Manager made.
+    inv.snapshots
+        .get_mut("snap-dlm")
+        .unwrap()
+        .tags
+        .insert("aws:dlm:lifecycle-policy-id".into(), "policy-1".into());
+    let plan = run(&inv, &request(&["ami-backup", "ami-mine"], true, true));
+    assert_eq!(plan.images[0].action, ImageAction::Blocked);
+    assert!(
+        plan.images[0].reason.contains("AWS Backup"),
+        "{}",
+        plan.images[0].reason
+    );
+    assert_eq!(plan.images[1].action, ImageAction::Deregister);
+    assert_eq!(
+        snapshot_actions(&plan),
+        [
+            ("snap-dlm", ItemAction::Keep),
+            ("snap-own", ItemAction::Delete)
+        ]
+    );
+    assert!(plan.snapshots[0].reason.contains("Data Lifecycle Manager"));
+    // Not every snapshot of the image goes: DeleteAssociatedSnapshots would take the DLM one.
+    assert!(!plan.images[1].delete_associated_snapshots);
+}

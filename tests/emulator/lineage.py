@@ -10,7 +10,10 @@ AWS behaviour reproduced (EC2 API reference and user guide, 2025-11):
   (`ImageId`, `CreationDate`, `ImageOwnerAlias`, `SourceImageId`, `SourceImageRegion`), across
   regions and accounts. The image must be one the caller can see in the region
   (`InvalidAMIID.NotFound`, `InvalidAMIID.Malformed`). The source recorded on an image outlives its
-  parent: a chain runs on through a deregistered ancestor, and ends at an image with no source.
+  parent ("the new AMI retains the ID and Region of its source"): a chain runs on through a
+  deregistered ancestor (as a third-party test of the feature, dev.classmethod.jp 2025-11, found).
+  It ends at a root: a verified provider's public image (owner alias `amazon`, `aws-marketplace`),
+  an image with no recorded source, or the 50th entry.
 - CopyImage `SnapshotCopyCompletionDurationMinutes`: a time-based copy, 15 to 2880 minutes (48 h) in
   15-minute steps, else `InvalidParameterValue`; the copy's snapshots report it as
   `CompletionDurationMinutes` (DescribeSnapshots).
@@ -51,6 +54,8 @@ _backup: set[str] = set()
 _allowed: dict[tuple[str, str], dict[str, Any]] = {}
 
 COMPLETION_MINUTES = (15, 2880, 15)
+# The longest ancestry list AWS returns.
+MAX_ANCESTRY = 50
 BACKUP_MESSAGE = (
     "This image is managed by the AWS Backup service and cannot be deregistered via EC2 APIs. "
     "If you wish to delete this image, please do so via the Backup console."
@@ -160,12 +165,15 @@ def get_image_ancestry(self: Any) -> ActionResult:
     current: str | None = image_id
     region: str | None = backend.region_name
     seen: set[str] = set()
-    while current and current not in seen:
+    while current and current not in seen and len(entries) < MAX_ANCESTRY:
         seen.add(current)
         entry = _entry(current, region)
         if entry is None:
             break
         entries.append(entry)
+        # A verified provider's public image is a root, whatever it came from.
+        if entry.get("ImageOwnerAlias") in ("amazon", "aws-marketplace"):
+            break
         current, region = entry.get("SourceImageId"), entry.get("SourceImageRegion")
     return ActionResult({"ImageAncestryEntries": entries})
 
