@@ -448,27 +448,21 @@ async fn sharing_warns_when_the_consumer_would_not_allow_the_image() {
         .send()
         .await
         .unwrap();
-    ec2.replace_image_criteria_in_allowed_images_settings()
-        .image_criteria(
-            aws_sdk_ec2::types::ImageCriterionRequest::builder()
-                .image_providers("amazon")
-                .build(),
+    let share = || {
+        run(
+            &owner,
+            &[
+                "share",
+                &image,
+                "--account",
+                &consumer.id,
+                "--role-name",
+                "ami-reader",
+            ],
         )
-        .send()
-        .await
-        .unwrap();
-
-    let (code, out) = run(
-        &owner,
-        &[
-            "share",
-            &image,
-            "--account",
-            &consumer.id,
-            "--role-name",
-            "ami-reader",
-        ],
-    );
+    };
+    allow_only(&ec2, "amazon").await;
+    let (code, out) = share();
     assert_eq!(code, 0, "{out}");
     let notes = out["notes"].to_string();
     assert!(
@@ -477,26 +471,21 @@ async fn sharing_warns_when_the_consumer_would_not_allow_the_image() {
     );
 
     // Allowed once the consumer lists this owner among its providers.
+    allow_only(&ec2, &owner.id).await;
+    let (code, out) = share();
+    assert_eq!(code, 0, "{out}");
+    assert!(!out["notes"].to_string().contains("Allowed AMIs"), "{out}");
+}
+
+/// The consumer's Allowed AMIs criteria: images of this one provider only.
+async fn allow_only(ec2: &aws_sdk_ec2::Client, provider: &str) {
     ec2.replace_image_criteria_in_allowed_images_settings()
         .image_criteria(
             aws_sdk_ec2::types::ImageCriterionRequest::builder()
-                .image_providers(owner.id.as_str())
+                .image_providers(provider)
                 .build(),
         )
         .send()
         .await
         .unwrap();
-    let (code, out) = run(
-        &owner,
-        &[
-            "share",
-            &image,
-            "--account",
-            &consumer.id,
-            "--role-name",
-            "ami-reader",
-        ],
-    );
-    assert_eq!(code, 0, "{out}");
-    assert!(!out["notes"].to_string().contains("Allowed AMIs"), "{out}");
 }
