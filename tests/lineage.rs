@@ -126,7 +126,7 @@ async fn all_copies_are_found_by_lineage_not_by_name() {
     );
     assert_eq!(
         launch_accounts(&owner, EU, &copied).await,
-        [consumer.id.clone()]
+        std::slice::from_ref(&consumer.id)
     );
     assert!(launch_accounts(&owner, AP, &unrelated).await.is_empty());
     assert!(launch_accounts(&owner, REGION, &built).await.is_empty());

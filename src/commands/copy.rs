@@ -379,7 +379,7 @@ pub(super) async fn existing_copy(ec2: &Ec2, request: &CopyRequest<'_>) -> Resul
 pub(super) fn completion_minutes(within: Duration) -> Result<u32> {
     let shown = crate::duration::format(within);
     let seconds = within.as_secs();
-    if within.subsec_nanos() != 0 || seconds % (15 * 60) != 0 {
+    if within.subsec_nanos() != 0 || !seconds.is_multiple_of(15 * 60) {
         return Err(usage(format!(
             "--complete-within {shown}: AWS takes whole steps of 15 minutes (15m, 30m, 1h, ...); \
              nothing was changed"

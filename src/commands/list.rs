@@ -385,8 +385,11 @@ where
     Ok((found, errors))
 }
 
+/// An image and who it is shared with (None: not read).
+type Listed = (Image, Option<SharedWith>);
+
 struct RegionListing {
-    images: Vec<(Image, Option<SharedWith>)>,
+    images: Vec<Listed>,
     errors: Vec<ListError>,
 }
 
@@ -398,7 +401,7 @@ async fn list_region(
     let mut images = ec2.describe_images(query).await?;
     // What DescribeImages still lists as deregistered is gone: not part of the inventory.
     images.retain(|image| crate::plan::state::Standing::of(&image.state).exists());
-    let entries: Vec<((Image, Option<SharedWith>), Option<ListError>)> = stream::iter(images)
+    let entries: Vec<(Listed, Option<ListError>)> = stream::iter(images)
         .map(|image| async move {
             let (shared_with, error) = if read_permissions {
                 match ec2.launch_permissions(&image.image_id).await {
