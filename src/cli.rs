@@ -261,6 +261,12 @@ pub struct CleanupArgs {
     #[arg(long)]
     pub orphans: bool,
 
+    /// An image the rule retires takes every copy of it (copies of copies included) in every
+    /// enabled region with it, found by lineage; each copy is still kept by its own region's
+    /// checks (in use, keep tag, protected, ...)
+    #[arg(long)]
+    pub with_copies: bool,
+
     /// Also delete bundles under this S3 prefix whose manifest no registered image uses (the
     /// manifest and exactly its parts, as for deregister); repeatable
     #[arg(long, value_name = "S3_URL")]

@@ -125,7 +125,6 @@ impl Image {
         }
     }
 
-    #[allow(dead_code)]
     pub fn reference(&self) -> ImageRef {
         ImageRef {
             region: self.region.clone(),

@@ -489,3 +489,87 @@ async fn allow_only(ec2: &aws_sdk_ec2::Client, provider: &str) {
         .await
         .unwrap();
 }
+
+/// A retention rule with copies: the image it retires takes its copies in other regions with it;
+/// in a region outside the run nothing else is judged, swept or retired.
+#[tokio::test]
+async fn a_rule_with_copies_retires_the_copies_of_what_it_retires_and_nothing_else_there() {
+    let owner = Account::new();
+    let (old, _) = owner.image(REGION, "rel-1").await;
+    owner.backdate(REGION, &old, "2026-01-01T00:00:00Z");
+    let (new, _) = owner.image(REGION, "rel-2").await;
+    let old_eu = copy(&owner, &old, EU, Some("rel-1-eu"));
+    let new_eu = copy(&owner, &new, EU, Some("rel-2-eu"));
+    // Older, same family, in the copies' region: no copy of anything the rule retires.
+    let (stray, _) = owner.image(EU, "rel-0").await;
+    owner.backdate(EU, &stray, "2025-01-01T00:00:00Z");
+
+    owner.reset_requests();
+    let (code, plan) = run(
+        &owner,
+        &[
+            "cleanup",
+            "--name",
+            "rel-*",
+            "--keep",
+            "1",
+            "--with-copies",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        owner.mutating_calls().is_empty(),
+        "{:?}",
+        owner.mutating_calls()
+    );
+    let decided = |region: &str| -> Vec<(String, String)> {
+        plan["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["region"] == region)
+            .flat_map(|r| r["decisions"].as_array().unwrap().iter())
+            .map(|d| {
+                (
+                    d["image_id"].as_str().unwrap().to_string(),
+                    d["verdict"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let here = decided(REGION);
+    assert!(here.contains(&(old.clone(), "retire".into())), "{here:?}");
+    assert!(here.contains(&(new.clone(), "keep".into())), "{here:?}");
+    assert_eq!(decided(EU), [(old_eu.clone(), "retire".to_string())]);
+
+    let (code, done) = run(
+        &owner,
+        &[
+            "cleanup",
+            "--name",
+            "rel-*",
+            "--keep",
+            "1",
+            "--with-copies",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{done}");
+    for (region, id) in [(REGION, &old), (EU, &old_eu)] {
+        assert!(
+            matches!(
+                state(&owner, region, id).await.as_deref(),
+                None | Some("deregistered")
+            ),
+            "{id} in {region} is still there"
+        );
+    }
+    for (region, id) in [(REGION, &new), (EU, &new_eu), (EU, &stray)] {
+        assert_eq!(
+            state(&owner, region, id).await.as_deref(),
+            Some("available"),
+            "{id}"
+        );
+    }
+}

@@ -54,9 +54,10 @@ pub async fn copies_everywhere(aws: &Aws, home: &str, image: &Image) -> Result<C
             match answer {
                 Ok(images) => {
                     for made in images {
-                        let exists = Standing::of(&made.state).exists();
                         let new = !found.iter().any(|i| i.image_id == made.image_id);
-                        if exists && new && matches!(made.origin(), Origin::Copied(_)) {
+                        // A copy deregistered moments ago (still listed) is no copy to change,
+                        // but the copies made from it are: it is followed, not kept.
+                        if new && matches!(made.origin(), Origin::Copied(_)) {
                             generation.push(made.image_id.clone());
                             found.push(made);
                         }
@@ -80,6 +81,7 @@ pub async fn copies_everywhere(aws: &Aws, home: &str, image: &Image) -> Result<C
     let images = lineage
         .copies_of(&image.image_id)
         .into_iter()
+        .filter(|copy| Standing::of(&copy.state).exists())
         .cloned()
         .collect();
     Ok(Copies { images, unread })

@@ -43,6 +43,8 @@ struct RuleFile {
     orphans: bool,
     #[serde(default)]
     orphan_bundles: Vec<String>,
+    #[serde(default, alias = "with-copies")]
+    with_copies: bool,
 }
 
 /// The regions a policy names (if any) and its rules.
@@ -110,6 +112,7 @@ pub fn load(path: &Path) -> Result<(Option<Vec<String>>, Vec<Rule>)> {
             action,
             raw.orphans,
             &raw.orphan_bundles,
+            raw.with_copies,
         )
         .map_err(|err| context(crate::error::one_line(&err)))?;
         rules.push(rule);
@@ -141,6 +144,7 @@ pub fn from_args(args: &CleanupArgs) -> Result<Rule> {
         args.action.into(),
         args.orphans,
         &args.orphan_bundles,
+        args.with_copies,
     )
 }
 
@@ -157,6 +161,7 @@ fn rule_from_parts(
     action: RetireAction,
     orphans: bool,
     orphan_bundles: &[String],
+    with_copies: bool,
 ) -> Result<Rule> {
     let mut sweeps = Vec::new();
     for url in orphan_bundles {
@@ -224,7 +229,13 @@ fn rule_from_parts(
         action,
         orphans,
         orphan_bundles: sweeps,
+        with_copies,
     };
+    if with_copies && !rule.selects_images() {
+        return Err(usage(
+            "with copies retires the copies of the images a rule retires: give keep, older-than or unused-for",
+        ));
+    }
     if !rule.selects_images() && !rule.orphans && rule.orphan_bundles.is_empty() {
         return Err(usage(
             "nothing selects anything: give keep, older-than, unused-for, orphans or orphan bundles",

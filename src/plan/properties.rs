@@ -383,6 +383,7 @@ proptest! {
             action,
             orphans: false,
             orphan_bundles: Vec::new(),
+            with_copies: false,
         };
         let rules = vec![
             rule("^fam", retention(Some(estate.keep), None), RetireAction::Deregister),

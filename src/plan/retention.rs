@@ -236,7 +236,7 @@ enum Slot {
 
 /// Why an image is never retired, whatever the rules: another owner, its state (pending, not
 /// understood), the keep tag, in use, public, protected.
-fn never_retired(
+pub(super) fn never_retired(
     image: &Image,
     users: &BTreeMap<String, Vec<ImageUser>>,
     account_id: &str,

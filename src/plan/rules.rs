@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use regex::Regex;
 use std::collections::BTreeMap;
 
-use super::retention::{Decision, Retention, RetireAction, Verdict, select};
+use super::retention::{Decision, Retention, RetireAction, Verdict, never_retired, select};
 use super::{ImageUser, describe_users};
-use crate::model::{Image, ImageState};
+use crate::model::{Image, ImageRef, ImageState};
 
 /// One rule, resolved: which images it looks at and how it decides.
 #[derive(Debug, Clone)]
@@ -21,6 +21,8 @@ pub struct Rule {
     pub orphans: bool,
     /// (bucket, prefix) to sweep for unused bundles.
     pub orphan_bundles: Vec<(String, String)>,
+    /// An image this rule retires takes its copies in every enabled region with it.
+    pub with_copies: bool,
 }
 
 impl Rule {
@@ -109,6 +111,79 @@ pub fn decide(
     (decisions, actions)
 }
 
+/// A copy of an image that a rule with `with_copies` retires, to be retired with it in the
+/// copy's own region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOf {
+    pub image_id: String,
+    /// The image the rule retires.
+    pub source: ImageRef,
+    /// The rule's label (None: the command line's).
+    pub rule: Option<String>,
+    pub action: RetireAction,
+}
+
+/// The verdicts on copies retired with their source, for `decide`'s `rechecked`: each copy is
+/// still judged by its own region's facts and kept by every never-retire rule (another owner,
+/// its state, the rule's keep tag, in use, public, protected, made by an AWS service); one gone
+/// since it was found is kept, and one that is no copy of that source (by what AWS records) is
+/// kept too.
+pub fn copy_decisions(
+    copies: &[CopyOf],
+    rules: &[Rule],
+    images: &[Image],
+    account_id: &str,
+    users: &BTreeMap<String, Vec<ImageUser>>,
+    now: DateTime<Utc>,
+) -> Vec<(Decision, RetireAction)> {
+    copies
+        .iter()
+        .map(|copy| {
+            let image = images.iter().find(|i| i.image_id == copy.image_id);
+            let rule = rules.iter().find(|r| r.label == copy.rule);
+            let judged = match (image, rule) {
+                (None, _) => Err("gone since its copies were looked for".to_string()),
+                (Some(_), None) => Err("its rule is not in this run".to_string()),
+                (Some(image), Some(rule)) => {
+                    if image.origin() != crate::model::Origin::Copied(copy.source.clone()) {
+                        Err(format!(
+                            "AWS does not record it as a copy of {}",
+                            copy.source
+                        ))
+                    } else if let Some(why) =
+                        never_retired(image, users, account_id, &rule.retention, now)
+                    {
+                        Err(why)
+                    } else {
+                        Ok(format!(
+                            "a copy of {}, which {} retires (with copies)",
+                            copy.source,
+                            rule.label.as_deref().unwrap_or("the rule")
+                        ))
+                    }
+                }
+            };
+            let (verdict, reason) = match judged {
+                Ok(reason) => (Verdict::Retire, reason),
+                Err(why) => (
+                    Verdict::Keep,
+                    format!("a copy of {}, kept: {why}", copy.source),
+                ),
+            };
+            let decision = Decision {
+                rule: copy.rule.clone(),
+                image_id: copy.image_id.clone(),
+                name: image.and_then(|i| i.name.clone()),
+                family: None,
+                creation_date: image.and_then(|i| i.creation_date),
+                verdict,
+                reason,
+            };
+            (decision, copy.action)
+        })
+        .collect()
+}
+
 /// A deprecation or disabling to do instead of a deregistration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
@@ -191,6 +266,7 @@ mod tests {
             action,
             orphans: false,
             orphan_bundles: Vec::new(),
+            with_copies: false,
         }
     }
 
@@ -421,5 +497,82 @@ mod tests {
                 ("ami-y".to_string(), false, false),
             ]
         );
+    }
+
+    #[test]
+    fn copies_go_with_their_source_unless_their_own_region_keeps_them() {
+        let mut rule = rule("releases", "^app", 1, RetireAction::Deregister);
+        rule.with_copies = true;
+        let source = ImageRef {
+            region: "us-east-1".into(),
+            image_id: "ami-src".into(),
+        };
+        let copy = |id: &str| {
+            crate::plan::fixture::image(id)
+                .region("eu-west-1")
+                .name("app-1")
+                .copied_from("us-east-1", "ami-src")
+        };
+        let images = vec![
+            copy("ami-plain").build(),
+            copy("ami-tagged").tag("retain", "true").build(),
+            copy("ami-used").build(),
+            // Made from the source by an instance: no copy.
+            crate::plan::fixture::image("ami-built")
+                .built_from("us-east-1", "ami-src", "i-1")
+                .build(),
+        ];
+        let users = BTreeMap::from([(
+            "ami-used".to_string(),
+            vec![ImageUser::new(
+                crate::model::UserKind::Instance,
+                "i-9",
+                Some("running".into()),
+            )],
+        )]);
+        let copies: Vec<CopyOf> = [
+            "ami-plain",
+            "ami-tagged",
+            "ami-used",
+            "ami-built",
+            "ami-gone",
+        ]
+        .iter()
+        .map(|id| CopyOf {
+            image_id: id.to_string(),
+            source: source.clone(),
+            rule: Some("releases".into()),
+            action: RetireAction::Deregister,
+        })
+        .collect();
+        let decided = copy_decisions(
+            &copies,
+            std::slice::from_ref(&rule),
+            &images,
+            crate::plan::fixture::ACCOUNT,
+            &users,
+            now(),
+        );
+        let verdicts: Vec<(&str, Verdict)> = decided
+            .iter()
+            .map(|(d, _)| (d.image_id.as_str(), d.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("ami-plain", Verdict::Retire),
+                ("ami-tagged", Verdict::Keep),
+                ("ami-used", Verdict::Keep),
+                ("ami-built", Verdict::Keep),
+                ("ami-gone", Verdict::Keep),
+            ]
+        );
+        assert!(
+            decided[0]
+                .0
+                .reason
+                .contains("a copy of ami-src in us-east-1")
+        );
+        assert!(decided[3].0.reason.contains("does not record it as a copy"));
     }
 }

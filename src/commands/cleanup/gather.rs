@@ -19,7 +19,16 @@ use crate::model::Image;
 use crate::plan::manifest::split_location;
 use crate::plan::orphans::orphans;
 use crate::plan::retention::RetireAction;
+use crate::plan::rules::CopyOf;
 use crate::plan::{self, Request};
+
+/// Copies to retire with their source in a region (`with_copies` rules).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Copies<'a> {
+    pub images: &'a [CopyOf],
+    /// The region is not in the run: only these copies are planned there.
+    pub only: bool,
+}
 
 /// Manifests read at once while sweeping bundles.
 const BUNDLE_READS: usize = 4;
@@ -40,12 +49,16 @@ pub(super) async fn plan_region(
     source: &Source<'_>,
     dry_run: bool,
     stream: bool,
+    copies: &Copies<'_>,
 ) -> Result<RegionCleanup> {
     let facts = load_region(aws, region).await?;
-    let (rules, review): (&[Rule], Option<&RegionReview>) = match source {
+    let (all_rules, review): (&[Rule], Option<&RegionReview>) = match source {
         Source::Rules(rules) => (rules, None),
         Source::Reviewed(file) => (&[], file.regions.iter().find(|r| r.region == region)),
     };
+    // A region outside the run, planned only for the copies retired with their source: no rule
+    // selects anything there, no orphan is swept, no earlier retirement finished.
+    let rules: &[Rule] = if copies.only { &[] } else { all_rules };
     let mut candidate_ids: BTreeSet<String> = BTreeSet::new();
     for rule in rules.iter().filter(|rule| rule.selects_images()) {
         candidate_ids.extend(
@@ -59,6 +72,7 @@ pub(super) async fn plan_region(
     if let Some(review) = review {
         candidate_ids.extend(review.images.iter().map(|image| image.image_id.clone()));
     }
+    candidate_ids.extend(copies.images.iter().map(|copy| copy.image_id.clone()));
     // A large unattended cleanup reads the region-wide facts it will need at the same time.
     let read_ahead = stream && candidate_ids.len() > READ_AHEAD_FROM;
     let (usage, mut ahead) = tokio::join!(
@@ -80,9 +94,17 @@ pub(super) async fn plan_region(
     let mut usage: plan::users::Usage = usage?;
     let now = Utc::now();
     let decide_with = |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
-        let rechecked = review
+        let mut rechecked = review
             .map(|review| review.recheck(&facts.images))
             .unwrap_or_default();
+        rechecked.extend(plan::rules::copy_decisions(
+            copies.images,
+            all_rules,
+            &facts.images,
+            &facts.account_id,
+            users,
+            now,
+        ));
         plan::rules::decide(
             rules,
             rechecked,
@@ -109,7 +131,7 @@ pub(super) async fn plan_region(
         .collect();
     // Retirements an interrupted run left unfinished: the image is gone, its snapshots are still
     // marked for deletion. The planner checks them as for any target (not used by any image).
-    let (unfinished, stale_marks) = if review.is_some() {
+    let (unfinished, stale_marks) = if review.is_some() || copies.only {
         Default::default()
     } else {
         unfinished_retirements(aws, region, &facts.images).await?

@@ -26,7 +26,7 @@ use crate::plan::retention::{Decision, RetireAction};
 use super::policy::Rule;
 use crate::commands::retire::{RetireReport, Status, load_region};
 use execute::{execute_region, remove_stale_marks};
-use gather::{plan_region, sweep_bundles};
+use gather::{Copies, plan_region, sweep_bundles};
 
 /// Regions are independent endpoints with their own rate limits.
 const REGION_CONCURRENCY: usize = 4;
@@ -146,7 +146,20 @@ async fn cleanup_in(
         policy_regions.unwrap_or_else(|| settings.regions.clone())
     };
     let source = Source::Rules(rules);
-    let output = plan_regions(settings, &aws, &regions, &source, planning_only).await;
+    // Copies are found once every region's verdicts are in: nothing is retired as it is planned.
+    let with_copies = rules.iter().any(|rule| rule.with_copies);
+    let mut output = plan_regions(
+        settings,
+        &aws,
+        &regions,
+        &source,
+        planning_only,
+        !with_copies,
+    )
+    .await;
+    if with_copies {
+        add_copies(&aws, &mut output, rules, &source).await;
+    }
     if let Some(path) = &args.plan_out {
         let file = review::PlanFile::from_output(&output, rules)?;
         file.write(path)?;
@@ -190,7 +203,7 @@ pub async fn apply(settings: &Settings, args: &crate::cli::ApplyArgs) -> Result<
         }
     }
     let source = Source::Reviewed(&file);
-    let output = plan_regions(settings, &aws, &regions, &source, settings.dry_run).await;
+    let output = plan_regions(settings, &aws, &regions, &source, settings.dry_run, true).await;
     for region in &output.regions {
         if let Some(account) = &region.account_id
             && account != &file.account_id
@@ -227,13 +240,15 @@ async fn plan_regions(
     regions: &[String],
     source: &Source<'_>,
     dry_run: bool,
+    may_stream: bool,
 ) -> CleanupOutput {
-    let streaming = settings.yes && !dry_run;
+    let streaming = settings.yes && !dry_run && may_stream;
+    let no_copies = Copies::default();
     let doing = if streaming { "cleaning up" } else { "planning" };
     let progress = spinner(settings, format!("{doing} in {} region(s)", regions.len()));
     let mut planned: Vec<RegionCleanup> = stream::iter(regions.to_vec())
         .map(|region| async move {
-            match plan_region(aws, &region, source, dry_run, streaming).await {
+            match plan_region(aws, &region, source, dry_run, streaming, &no_copies).await {
                 Ok(planned) => planned,
                 Err(err) => RegionCleanup {
                     region,
@@ -272,6 +287,96 @@ async fn plan_regions(
         dry_run,
         regions: planned,
     }
+}
+
+/// `with_copies` rules: every image such a rule retires takes its copies (found by lineage in
+/// every enabled region) with it. Each region holding copies is planned again with them, by its
+/// own facts; a region outside the run is added. A region that cannot be searched is a problem
+/// of the source's region (nothing there is retired as a copy).
+async fn add_copies(aws: &Aws, output: &mut CleanupOutput, rules: &[Rule], source: &Source<'_>) {
+    use crate::plan::retention::Verdict;
+    use crate::plan::rules::CopyOf;
+    let mut by_region: BTreeMap<String, Vec<CopyOf>> = BTreeMap::new();
+    for region in output.regions.iter_mut() {
+        let Some(images) = &region.images else {
+            continue;
+        };
+        for decision in region
+            .decisions
+            .iter()
+            .filter(|d| d.verdict == Verdict::Retire)
+        {
+            let Some(rule) = rules
+                .iter()
+                .find(|rule| rule.with_copies && rule.label == decision.rule)
+            else {
+                continue;
+            };
+            let Some(image) = images.iter().find(|i| i.image_id == decision.image_id) else {
+                continue;
+            };
+            match crate::commands::copies::copies_everywhere(aws, &region.region, image).await {
+                Ok(copies) => {
+                    for (unread, why) in copies.unread {
+                        region.problems.push(format!(
+                            "{unread}: could not be searched for copies of {}, so none there is \
+                             retired with it: {why}",
+                            image.image_id
+                        ));
+                    }
+                    for copy in copies.images {
+                        by_region
+                            .entry(copy.region.clone())
+                            .or_default()
+                            .push(CopyOf {
+                                image_id: copy.image_id,
+                                source: image.reference(),
+                                rule: rule.label.clone(),
+                                action: rule.action,
+                            });
+                    }
+                }
+                Err(err) => region.problems.push(format!(
+                    "the copies of {} could not be looked for, so none is retired with it: {}",
+                    image.image_id,
+                    one_line(&err)
+                )),
+            }
+        }
+    }
+    for (region, copies) in by_region {
+        let dry_run = output.dry_run;
+        let copies = Copies {
+            images: &copies,
+            only: !output.regions.iter().any(|r| r.region == region),
+        };
+        let planned = match plan_region(aws, &region, source, dry_run, false, &copies).await {
+            Ok(planned) => planned,
+            Err(err) => {
+                let problem = format!(
+                    "{region}: could not be planned for the copies retired with their source: {}",
+                    one_line(&err)
+                );
+                if let Some(first) = output.regions.first_mut() {
+                    first.problems.push(problem);
+                }
+                continue;
+            }
+        };
+        match output.regions.iter_mut().find(|r| r.region == region) {
+            Some(existing) => {
+                // The run-wide bundle sweep's reports and problems stay with the region.
+                let mut planned = planned;
+                planned.orphan_bundles = std::mem::take(&mut existing.orphan_bundles);
+                planned
+                    .problems
+                    .extend(std::mem::take(&mut existing.problems));
+                *existing = planned;
+            }
+            None => output.regions.push(planned),
+        }
+    }
+    output.regions.sort_by(|a, b| a.region.cmp(&b.region));
 }
 
 /// Bundles under one prefix, judged once for the whole run: against the images of every region
