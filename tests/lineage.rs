@@ -573,3 +573,87 @@ async fn a_rule_with_copies_retires_the_copies_of_what_it_retires_and_nothing_el
         );
     }
 }
+
+/// `release` copies within the deadline asked, finds its copy by lineage on a re-run, and warns
+/// when a consumer's Allowed AMIs settings would refuse the release.
+#[tokio::test]
+async fn a_release_copies_on_time_and_warns_about_a_consumer_that_would_refuse_it() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let ec2 = consumer.ec2_in(EU);
+    ec2.enable_allowed_images_settings()
+        .allowed_images_settings_state(
+            aws_sdk_ec2::types::AllowedImagesSettingsEnabledState::AuditMode,
+        )
+        .send()
+        .await
+        .unwrap();
+    allow_only(&ec2, "amazon").await;
+    let (base, _) = owner.image(REGION, "release-base").await;
+    let instance = owner.launch_instance(REGION, &base).await;
+    let args = [
+        "release",
+        "--instance-id",
+        &instance,
+        "--name",
+        "svc-2026.12.02",
+        "--no-test",
+        "--to-region",
+        EU,
+        "--complete-within",
+        "1h",
+        "--account",
+        &consumer.id,
+        "--role-name",
+        "ami-reader",
+    ];
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 0, "{out}");
+    let copied = out["images"][EU]["image_id"].as_str().unwrap().to_string();
+    let share = out["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "share")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        share.contains(&format!("account {} in {EU}", consumer.id)) && share.contains("audit mode"),
+        "{share}"
+    );
+    let described = owner
+        .ec2_in(EU)
+        .describe_images()
+        .image_ids(&copied)
+        .send()
+        .await
+        .unwrap();
+    let snapshot = described.images()[0].block_device_mappings()[0]
+        .ebs()
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    let snapshots = owner
+        .ec2_in(EU)
+        .describe_snapshots()
+        .snapshot_ids(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshots.snapshots()[0].completion_duration_minutes(),
+        Some(60)
+    );
+
+    // A bad deadline stops the release before anything.
+    owner.reset_requests();
+    let mut bad = args.to_vec();
+    let at = bad.iter().position(|a| *a == "1h").unwrap();
+    bad[at] = "50m";
+    let output = owner.run(&bad);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(owner.requests().is_empty(), "{:?}", owner.requests());
+}
