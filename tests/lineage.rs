@@ -490,8 +490,8 @@ async fn allow_only(ec2: &aws_sdk_ec2::Client, provider: &str) {
         .unwrap();
 }
 
-/// A retention rule with copies: the image it retires takes its copies in other regions with it;
-/// in a region outside the run nothing else is judged, swept or retired.
+/// A retention rule with copies: the image it retires takes its copies (a copy's copy too) in
+/// other regions with it; in a region outside the run nothing else is judged, swept or retired.
 #[tokio::test]
 async fn a_rule_with_copies_retires_the_copies_of_what_it_retires_and_nothing_else_there() {
     let owner = Account::new();
@@ -499,24 +499,29 @@ async fn a_rule_with_copies_retires_the_copies_of_what_it_retires_and_nothing_el
     owner.backdate(REGION, &old, "2026-01-01T00:00:00Z");
     let (new, _) = owner.image(REGION, "rel-2").await;
     let old_eu = copy(&owner, &old, EU, Some("rel-1-eu"));
+    let old_ap = copy_from(&owner, &old_eu, EU, AP, "rel-1-ap");
     let new_eu = copy(&owner, &new, EU, Some("rel-2-eu"));
-    // Older, same family, in the copies' region: no copy of anything the rule retires.
-    let (stray, _) = owner.image(EU, "rel-0").await;
-    owner.backdate(EU, &stray, "2025-01-01T00:00:00Z");
+    // One family in the copies' region, which the run does not cover: `--keep 1` would retire
+    // the older of them there, and `--orphans` would sweep the orphan, were the rule applied.
+    let (stray_old, _) = owner.image(EU, "rel-7").await;
+    owner.backdate(EU, &stray_old, "2025-01-01T00:00:00Z");
+    let (stray_new, _) = owner.image(EU, "rel-8").await;
+    let orphan = orphan_snapshot(&owner, EU).await;
 
-    owner.reset_requests();
-    let (code, plan) = run(
-        &owner,
-        &[
+    let args = |extra: &'static str| {
+        vec![
             "cleanup",
             "--name",
             "rel-*",
             "--keep",
             "1",
             "--with-copies",
-            "--dry-run",
-        ],
-    );
+            "--orphans",
+            extra,
+        ]
+    };
+    owner.reset_requests();
+    let (code, plan) = run(&owner, &args("--dry-run"));
     assert_eq!(code, 0, "{plan}");
     assert!(
         owner.mutating_calls().is_empty(),
@@ -542,21 +547,11 @@ async fn a_rule_with_copies_retires_the_copies_of_what_it_retires_and_nothing_el
     assert!(here.contains(&(old.clone(), "retire".into())), "{here:?}");
     assert!(here.contains(&(new.clone(), "keep".into())), "{here:?}");
     assert_eq!(decided(EU), [(old_eu.clone(), "retire".to_string())]);
+    assert_eq!(decided(AP), [(old_ap.clone(), "retire".to_string())]);
 
-    let (code, done) = run(
-        &owner,
-        &[
-            "cleanup",
-            "--name",
-            "rel-*",
-            "--keep",
-            "1",
-            "--with-copies",
-            "--yes",
-        ],
-    );
+    let (code, done) = run(&owner, &args("--yes"));
     assert_eq!(code, 0, "{done}");
-    for (region, id) in [(REGION, &old), (EU, &old_eu)] {
+    for (region, id) in [(REGION, &old), (EU, &old_eu), (AP, &old_ap)] {
         assert!(
             matches!(
                 state(&owner, region, id).await.as_deref(),
@@ -565,13 +560,69 @@ async fn a_rule_with_copies_retires_the_copies_of_what_it_retires_and_nothing_el
             "{id} in {region} is still there"
         );
     }
-    for (region, id) in [(REGION, &new), (EU, &new_eu), (EU, &stray)] {
+    for (region, id) in [
+        (REGION, &new),
+        (EU, &new_eu),
+        (EU, &stray_old),
+        (EU, &stray_new),
+    ] {
         assert_eq!(
             state(&owner, region, id).await.as_deref(),
             Some("available"),
             "{id}"
         );
     }
+    let left = owner
+        .ec2_in(EU)
+        .describe_snapshots()
+        .snapshot_ids(&orphan)
+        .send()
+        .await;
+    assert!(
+        left.is_ok_and(|l| l.snapshots().len() == 1),
+        "the orphan in {EU} was swept"
+    );
+}
+
+/// `ami copy IMAGE --source-region FROM --to-region TO --name NAME --wait`: the copy's id.
+fn copy_from(account: &Account, image: &str, from: &str, to: &str, name: &str) -> String {
+    let (code, out) = run(
+        account,
+        &[
+            "copy",
+            image,
+            "--source-region",
+            from,
+            "--to-region",
+            to,
+            "--name",
+            name,
+            "--wait",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    out["copies"][to]["image_id"].as_str().unwrap().to_string()
+}
+
+/// A snapshot whose description names an image that does not exist: what the orphan sweep takes.
+async fn orphan_snapshot(account: &Account, region: &str) -> String {
+    let ec2 = account.ec2_in(region);
+    let volume = ec2
+        .create_volume()
+        .availability_zone(format!("{region}a"))
+        .size(8)
+        .send()
+        .await
+        .unwrap();
+    ec2.create_snapshot()
+        .volume_id(volume.volume_id().unwrap())
+        .description("Created by CreateImage(i-0123456789abcdef0) for ami-0123456789abcdef0")
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string()
 }
 
 /// `release` copies within the deadline asked, finds its copy by lineage on a re-run, and warns

@@ -68,12 +68,21 @@ pub fn load(path: &Path) -> Result<(Option<Vec<String>>, Vec<Rule>)> {
             validate_region(region)?;
         }
     }
-    let mut rules = Vec::new();
+    let mut rules: Vec<Rule> = Vec::new();
     for (index, raw) in file.rule.into_iter().enumerate() {
         let label = raw
             .name
             .clone()
             .unwrap_or_else(|| format!("rule {}", index + 1));
+        // Decisions name their rule: two of one name could not be told apart.
+        if rules
+            .iter()
+            .any(|rule| rule.label.as_deref() == Some(label.as_str()))
+        {
+            return Err(usage(format!(
+                "policy {shown}: two rules are named '{label}'; give each its own name"
+            )));
+        }
         let context = |message: String| usage(format!("policy {shown}, {label}: {message}"));
         let duration = |value: &Option<String>| -> Result<Option<std::time::Duration>> {
             value

@@ -84,7 +84,12 @@ pub fn decide(
             decision.reason = format!("now in use by {}", describe_users(users));
         }
         if decision.verdict == Verdict::Retire {
-            actions.insert(decision.image_id.clone(), action);
+            // A copy retired with its source may also be a rule's candidate: the gentler wins.
+            let gentlest = match actions.get(&decision.image_id) {
+                Some(existing) => existing.gentler(action),
+                None => action,
+            };
+            actions.insert(decision.image_id.clone(), gentlest);
         }
         decisions.push(decision);
     }
@@ -116,8 +121,10 @@ pub fn decide(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyOf {
     pub image_id: String,
-    /// The image the rule retires.
+    /// The image it was copied from (the retired one, or a copy of it).
     pub source: ImageRef,
+    /// The image the rule retires.
+    pub retired: ImageRef,
     /// The rule's label (None: the command line's).
     pub rule: Option<String>,
     pub action: RetireAction,
@@ -157,7 +164,7 @@ pub fn copy_decisions(
                     } else {
                         Ok(format!(
                             "a copy of {}, which {} retires (with copies)",
-                            copy.source,
+                            copy.retired,
                             rule.label.as_deref().unwrap_or("the rule")
                         ))
                     }
@@ -167,7 +174,7 @@ pub fn copy_decisions(
                 Ok(reason) => (Verdict::Retire, reason),
                 Err(why) => (
                     Verdict::Keep,
-                    format!("a copy of {}, kept: {why}", copy.source),
+                    format!("a copy of {}, kept: {why}", copy.retired),
                 ),
             };
             let decision = Decision {
@@ -521,6 +528,10 @@ mod tests {
             crate::plan::fixture::image("ami-built")
                 .built_from("us-east-1", "ami-src", "i-1")
                 .build(),
+            crate::plan::fixture::image("ami-grandchild")
+                .region("ap-south-1")
+                .copied_from("eu-west-1", "ami-plain")
+                .build(),
         ];
         let users = BTreeMap::from([(
             "ami-used".to_string(),
@@ -530,7 +541,7 @@ mod tests {
                 Some("running".into()),
             )],
         )]);
-        let copies: Vec<CopyOf> = [
+        let mut copies: Vec<CopyOf> = [
             "ami-plain",
             "ami-tagged",
             "ami-used",
@@ -541,10 +552,20 @@ mod tests {
         .map(|id| CopyOf {
             image_id: id.to_string(),
             source: source.clone(),
+            retired: source.clone(),
             rule: Some("releases".into()),
             action: RetireAction::Deregister,
         })
         .collect();
+        // A copy of a copy goes with the image the rule retires too.
+        copies.push(CopyOf {
+            image_id: "ami-grandchild".into(),
+            source: ImageRef {
+                region: "eu-west-1".into(),
+                image_id: "ami-plain".into(),
+            },
+            ..copies[0].clone()
+        });
         let decided = copy_decisions(
             &copies,
             std::slice::from_ref(&rule),
@@ -565,6 +586,7 @@ mod tests {
                 ("ami-used", Verdict::Keep),
                 ("ami-built", Verdict::Keep),
                 ("ami-gone", Verdict::Keep),
+                ("ami-grandchild", Verdict::Retire),
             ]
         );
         assert!(

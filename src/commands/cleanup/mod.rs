@@ -290,14 +290,18 @@ async fn plan_regions(
 }
 
 /// `with_copies` rules: every image such a rule retires takes its copies (found by lineage in
-/// every enabled region) with it. Each region holding copies is planned again with them, by its
-/// own facts; a region outside the run is added. A region that cannot be searched is a problem
-/// of the source's region (nothing there is retired as a copy).
+/// every enabled region) with it, by what the plan does to the image itself (none when the
+/// planner keeps it). Each region holding copies is planned again with them, by its own facts; a
+/// region outside the run is added. What cannot be searched or planned is a problem of the
+/// source's region (nothing there is retired as a copy).
 async fn add_copies(aws: &Aws, output: &mut CleanupOutput, rules: &[Rule], source: &Source<'_>) {
     use crate::plan::retention::Verdict;
     use crate::plan::rules::CopyOf;
     let mut by_region: BTreeMap<String, Vec<CopyOf>> = BTreeMap::new();
     for region in output.regions.iter_mut() {
+        if region.error.is_some() {
+            continue;
+        }
         let Some(images) = &region.images else {
             continue;
         };
@@ -310,6 +314,9 @@ async fn add_copies(aws: &Aws, output: &mut CleanupOutput, rules: &[Rule], sourc
                 .iter()
                 .find(|rule| rule.with_copies && rule.label == decision.rule)
             else {
+                continue;
+            };
+            let Some(action) = planned_action(region, &decision.image_id) else {
                 continue;
             };
             let Some(image) = images.iter().find(|i| i.image_id == decision.image_id) else {
@@ -325,14 +332,18 @@ async fn add_copies(aws: &Aws, output: &mut CleanupOutput, rules: &[Rule], sourc
                         ));
                     }
                     for copy in copies.images {
+                        let Some(parent) = copy.source() else {
+                            continue;
+                        };
                         by_region
                             .entry(copy.region.clone())
                             .or_default()
                             .push(CopyOf {
                                 image_id: copy.image_id,
-                                source: image.reference(),
+                                source: parent,
+                                retired: image.reference(),
                                 rule: rule.label.clone(),
-                                action: rule.action,
+                                action,
                             });
                     }
                 }
@@ -345,38 +356,79 @@ async fn add_copies(aws: &Aws, output: &mut CleanupOutput, rules: &[Rule], sourc
         }
     }
     for (region, copies) in by_region {
-        let dry_run = output.dry_run;
-        let copies = Copies {
-            images: &copies,
-            only: !output.regions.iter().any(|r| r.region == region),
+        let existing = output.regions.iter().position(|r| r.region == region);
+        let failed = match existing {
+            Some(index) if output.regions[index].error.is_some() => {
+                Some("the region could not be planned".to_string())
+            }
+            _ => None,
         };
-        let planned = match plan_region(aws, &region, source, dry_run, false, &copies).await {
+        let planned = match failed {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => {
+                let copies = Copies {
+                    images: &copies,
+                    only: existing.is_none(),
+                };
+                plan_region(aws, &region, source, output.dry_run, false, &copies).await
+            }
+        };
+        let planned = match planned {
             Ok(planned) => planned,
             Err(err) => {
-                let problem = format!(
-                    "{region}: could not be planned for the copies retired with their source: {}",
-                    one_line(&err)
-                );
-                if let Some(first) = output.regions.first_mut() {
-                    first.problems.push(problem);
+                let why = one_line(&err);
+                for copy in &copies {
+                    if let Some(home) = output
+                        .regions
+                        .iter_mut()
+                        .find(|r| r.region == copy.retired.region)
+                    {
+                        home.problems.push(format!(
+                            "{} in {region}, a copy of {}, is not retired with it: {why}",
+                            copy.image_id, copy.retired.image_id
+                        ));
+                    }
                 }
                 continue;
             }
         };
-        match output.regions.iter_mut().find(|r| r.region == region) {
-            Some(existing) => {
-                // The run-wide bundle sweep's reports and problems stay with the region.
+        match existing {
+            Some(index) => {
+                // The run-wide bundle sweep's reports, and the problems found since the region
+                // was first planned, stay with it.
+                let before = &mut output.regions[index];
                 let mut planned = planned;
-                planned.orphan_bundles = std::mem::take(&mut existing.orphan_bundles);
-                planned
-                    .problems
-                    .extend(std::mem::take(&mut existing.problems));
-                *existing = planned;
+                planned.orphan_bundles = std::mem::take(&mut before.orphan_bundles);
+                for problem in std::mem::take(&mut before.problems) {
+                    if !planned.problems.contains(&problem) {
+                        planned.problems.push(problem);
+                    }
+                }
+                *before = planned;
             }
             None => output.regions.push(planned),
         }
     }
     output.regions.sort_by(|a, b| a.region.cmp(&b.region));
+}
+
+/// What the region's plan does to an image: deregister it (the planner does not keep it), or a
+/// staged action; None when it stays.
+fn planned_action(region: &RegionCleanup, image_id: &str) -> Option<RetireAction> {
+    let deregistered = region.retire.as_ref().is_some_and(|retire| {
+        retire.images.iter().any(|image| {
+            image.plan.image_id == image_id
+                && image.plan.action == crate::plan::ImageAction::Deregister
+        })
+    });
+    if deregistered {
+        return Some(RetireAction::Deregister);
+    }
+    region
+        .staged
+        .iter()
+        .find(|staged| staged.image_id == image_id)
+        .map(|staged| staged.action)
 }
 
 /// Bundles under one prefix, judged once for the whole run: against the images of every region
