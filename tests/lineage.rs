@@ -374,6 +374,19 @@ async fn the_forest_and_what_descends_from_a_base() {
             .collect::<Vec<_>>()
     };
     assert_eq!(descendants(&owner), [(app.clone(), 1), (app_eu.clone(), 2)]);
+    // From app, its copy descends by copying; from base, by a build along the way.
+    let by = |base: &str| {
+        let (code, out) = run(&owner, &["list", "--descendants", base]);
+        assert_eq!(code, 0, "{out}");
+        out["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["descent"]["by"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by(&app), ["copy"]);
+    assert_eq!(by(&base), ["build", "build"]);
 
     // With the middle image gone, GetImageAncestry still ties the copy to the base.
     owner
