@@ -263,29 +263,7 @@ async fn a_completion_duration_is_checked_before_any_call_and_sent_as_given() {
     assert!(plan.to_string().contains("within 120 minutes"), "{plan}");
 
     let copied = copy_within(&owner, &image, "2h");
-    let ec2 = owner.ec2_in(EU);
-    let described = ec2
-        .describe_images()
-        .image_ids(&copied)
-        .send()
-        .await
-        .unwrap();
-    let snapshot = described.images()[0].block_device_mappings()[0]
-        .ebs()
-        .unwrap()
-        .snapshot_id()
-        .unwrap()
-        .to_string();
-    let snapshots = ec2
-        .describe_snapshots()
-        .snapshot_ids(snapshot)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        snapshots.snapshots()[0].completion_duration_minutes(),
-        Some(120)
-    );
+    assert_eq!(completion_minutes(&owner, EU, &copied).await, Some(120));
 }
 
 fn copy_within(owner: &Account, image: &str, within: &str) -> String {
@@ -687,30 +665,7 @@ async fn a_release_copies_on_time_and_warns_about_a_consumer_that_would_refuse_i
         share.contains(&format!("account {} in {EU}", consumer.id)) && share.contains("audit mode"),
         "{share}"
     );
-    let described = owner
-        .ec2_in(EU)
-        .describe_images()
-        .image_ids(&copied)
-        .send()
-        .await
-        .unwrap();
-    let snapshot = described.images()[0].block_device_mappings()[0]
-        .ebs()
-        .unwrap()
-        .snapshot_id()
-        .unwrap()
-        .to_string();
-    let snapshots = owner
-        .ec2_in(EU)
-        .describe_snapshots()
-        .snapshot_ids(snapshot)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        snapshots.snapshots()[0].completion_duration_minutes(),
-        Some(60)
-    );
+    assert_eq!(completion_minutes(&owner, EU, &copied).await, Some(60));
 
     // A bad deadline stops the release before anything.
     owner.reset_requests();
@@ -720,4 +675,23 @@ async fn a_release_copies_on_time_and_warns_about_a_consumer_that_would_refuse_i
     let output = owner.run(&bad);
     assert_eq!(output.status.code(), Some(2));
     assert!(owner.requests().is_empty(), "{:?}", owner.requests());
+}
+
+/// The time-based copy duration AWS reports on an image's root snapshot.
+async fn completion_minutes(account: &Account, region: &str, image: &str) -> Option<i32> {
+    let ec2 = account.ec2_in(region);
+    let described = ec2.describe_images().image_ids(image).send().await.unwrap();
+    let snapshot = described.images()[0].block_device_mappings()[0]
+        .ebs()
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    let snapshots = ec2
+        .describe_snapshots()
+        .snapshot_ids(snapshot)
+        .send()
+        .await
+        .unwrap();
+    snapshots.snapshots()[0].completion_duration_minutes()
 }
