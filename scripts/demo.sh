@@ -40,20 +40,22 @@ json_field() { .emulator/venv/bin/python -c "import json,sys; print(eval('json.l
 run "$ami" list
 
 # One image's life: create it from the build instance, smoke-test it, copy it to a second region,
-# share it with another account (snapshots included), then retire it everywhere with its snapshots.
+# share it (and its copy) with another account, snapshots included, then retire it and every copy
+# with their snapshots.
 echo
 echo "\$ $ami create --instance-id $instance --name release-$stamp --tag app=web --wait --output json"
 image=$("$ami" create --instance-id "$instance" --name "release-$stamp" --tag app=web --wait --output json | json_field '["image_id"]')
 echo "created $image"
 run "$ami" copy "$image" --to-region eu-west-1 --wait
-copy=$("$ami" copy "$image" --to-region eu-west-1 --output json | json_field '["copies"]["eu-west-1"]["image_id"]')
 run "$ami" launch "$image" --terminate-after --check 'echo "smoke test on $AMI_INSTANCE_ID in $AMI_AVAILABILITY_ZONE"'
 run "$ami" share "$image" --account 210987654321 --with-snapshots --all-copies
+# Where each image came from, as AWS records it: the copy under its source.
+run "$ami" list --tree --region us-east-1 --region eu-west-1
 # Shared images are retired only once the accounts they are shared with are checked: without a
 # role to look with, the plan keeps it and says why; with one, account 210987654321 is checked.
 run "$ami" deregister "$image" --cleanup --dry-run
-run "$ami" deregister "$image" --cleanup --role-name OrganizationAccountAccessRole --yes
-run "$ami" deregister "$copy" --region eu-west-1 --cleanup --role-name OrganizationAccountAccessRole --yes
+# The image and its copy in every region (found by lineage): one plan, one confirmation.
+run "$ami" deregister "$image" --all-copies --cleanup --role-name OrganizationAccountAccessRole --yes
 
 # The older images: the db image's snapshot is shared with a disabled image and stays; the
 # legacy bundle goes, its unrelated neighbour in the bucket stays; the web image is in use by the

@@ -148,7 +148,11 @@ impl AllCopiesReport {
 
 impl Render for AllCopiesReport {
     fn render(&self, style: &TableStyle) -> String {
-        let mut out: Vec<String> = self.regions.iter().map(|r| r.render(style)).collect();
+        let mut out: Vec<String> = self
+            .regions
+            .iter()
+            .map(|r| format!("{}:\n{}", r.region, r.render(style)))
+            .collect();
         for note in &self.notes {
             out.push(format!("note: {note}"));
         }
