@@ -1031,6 +1031,21 @@ def backdate(account_id: str, region: str, resource_id: str, when: datetime, fie
         raise KeyError(resource_id)
 
 
+def _patch_describe_regions() -> None:
+    """AWS: DescribeRegions lists the regions of the endpoint's own partition (an `aws` endpoint
+    never names cn-north-1 or us-gov-west-1); moto lists every partition's."""
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend
+    from moto.utilities.utils import get_partition
+
+    original = RegionsAndZonesBackend.describe_regions
+
+    def describe_regions(self: Any, region_names: list[str] | None = None) -> list[Any]:
+        partition = get_partition(self.region_name)
+        return [r for r in original(self, region_names) if get_partition(r.name) == partition]
+
+    RegionsAndZonesBackend.describe_regions = describe_regions  # type: ignore[method-assign]
+
+
 def _patch_unimplemented_actions() -> None:
     """An EC2 action moto lacks answers as AWS answers an action it does not offer (a partition or
     region without the API): HTTP 400 `InvalidAction`. Stock moto raises, so the server answers HTTP
@@ -1175,6 +1190,7 @@ def apply() -> None:
     _patch_read_back()
     _patch_ssm_image_parameters()
     _patch_unimplemented_actions()
+    _patch_describe_regions()
     snapshot_locks.apply()
     recycle_bin.apply()
     usage_reports.apply()
