@@ -695,3 +695,57 @@ async fn completion_minutes(account: &Account, region: &str, image: &str) -> Opt
         .unwrap();
     snapshots.snapshots()[0].completion_duration_minutes()
 }
+
+/// AWS takes time: a copy still being made is found (it is listed as pending) and kept, saying
+/// why, while the image itself goes; a re-run once it is available retires it.
+#[tokio::test]
+async fn a_pending_copy_is_kept_by_deregister_all_copies_until_it_is_available() {
+    let owner = Account::new();
+    let (image, _) = owner.image(REGION, "slow").await;
+    owner.configure(serde_json::json!({ "timing": { "pending": 3 } }));
+    let (code, out) = run(&owner, &["copy", &image, "--to-region", EU, "--no-wait"]);
+    assert_eq!(code, 0, "{out}");
+    let copied = out["copies"][EU]["image_id"].as_str().unwrap().to_string();
+
+    let (code, out) = run(&owner, &["deregister", &image, "--all-copies", "--yes"]);
+    assert_eq!(code, 3, "{out}");
+    let eu = out["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == EU)
+        .expect("the copy's region is planned");
+    assert_eq!(eu["images"][0]["image_id"], copied.as_str());
+    assert_eq!(eu["images"][0]["action"], "blocked");
+    assert!(
+        eu["images"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("being made"),
+        "{eu}"
+    );
+    assert!(matches!(
+        state(&owner, REGION, &image).await.as_deref(),
+        None | Some("deregistered")
+    ));
+
+    // Once available it is still a copy of the image (gone now): a re-run from the copy itself.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    owner.configure(serde_json::json!({ "timing": null }));
+    assert_eq!(
+        state(&owner, EU, &copied).await.as_deref(),
+        Some("available")
+    );
+    let (code, out) = run(
+        &owner,
+        &[
+            "deregister",
+            &copied,
+            "--region",
+            EU,
+            "--all-copies",
+            "--yes",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+}

@@ -117,7 +117,8 @@ async fn share_in(
         images.extend(copies.images.iter().cloned());
         if copies.images.is_empty() {
             notes.push(format!(
-                "{} has no copies in the account's enabled regions",
+                "{} has no copies in the account's enabled regions (a copy made moments ago may \
+                 not be listed yet)",
                 image.image_id
             ));
         }
