@@ -506,6 +506,45 @@ pub struct AccountArgs {
     /// with before it is retired
     #[arg(long, value_name = "NAME")]
     pub role_name: Option<String>,
+
+    /// At most this many accounts in flight at once (default 64: each account runs its regions
+    /// concurrently with connections of its own)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_accounts: Option<u16>,
+
+    /// Work on the K-th (from 0) of N disjoint parts of the accounts; `auto/N` takes K from
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch
+    /// array job)
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<ShardArg>,
+}
+
+/// `--shard K/N` as given: K may be left to the scheduler (`auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardArg {
+    pub index: Option<u32>,
+    pub count: u32,
+}
+
+/// `K/N` with 0 <= K < N, or `auto/N`.
+pub fn parse_shard(raw: &str) -> Result<ShardArg, String> {
+    let bad = || format!("expected K/N (0 <= K < N) or auto/N, got '{raw}'");
+    let (index, count) = raw.split_once('/').ok_or_else(bad)?;
+    let count: u32 = count.parse().map_err(|_| bad())?;
+    if count == 0 {
+        return Err(bad());
+    }
+    let index = match index {
+        "auto" => None,
+        index => {
+            let index: u32 = index.parse().map_err(|_| bad())?;
+            if index >= count {
+                return Err(bad());
+            }
+            Some(index)
+        }
+    };
+    Ok(ShardArg { index, count })
 }
 
 #[derive(Debug, Args)]
@@ -840,6 +879,27 @@ mod tests {
         );
         assert!(parse_duration("0d").is_err());
         assert!(parse_duration("soon").unwrap_err().contains("'soon'"));
+    }
+
+    #[test]
+    fn shards() {
+        assert_eq!(
+            parse_shard("2/5"),
+            Ok(ShardArg {
+                index: Some(2),
+                count: 5
+            })
+        );
+        assert_eq!(
+            parse_shard("auto/3"),
+            Ok(ShardArg {
+                index: None,
+                count: 3
+            })
+        );
+        for bad in ["5/5", "1/0", "x/2", "2", "-1/3", "1/3/4"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

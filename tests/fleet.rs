@@ -150,6 +150,9 @@ async fn one_role_or_the_whole_organization() {
         .filter_map(|a| a.id().map(String::from))
         .collect();
     assert_eq!(members.len(), 2);
+    // The management account has no OrganizationAccountAccessRole: it is worked on with the
+    // caller's own credentials.
+    tooling.configure(json!({"refuse_roles": ["OrganizationAccountAccessRole"]}));
     let (code, out) = run(
         &tooling,
         &[
@@ -170,6 +173,78 @@ async fn one_role_or_the_whole_organization() {
     let mut members = members;
     members.sort();
     assert_eq!(listed, members);
+    let own = out["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account_id"] == tooling.id.as_str())
+        .unwrap();
+    assert!(own["role_arn"].is_null(), "{own}");
+    assert!(own["error"].is_null(), "{own}");
+}
+
+#[tokio::test]
+async fn shards_split_the_accounts_into_disjoint_parts_that_cover_them_all() {
+    let tooling = Account::new();
+    let accounts: Vec<Account> = (0..5).map(|_| Account::new()).collect();
+    let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
+    let list = ids.join(",");
+    let mut seen: Vec<String> = Vec::new();
+    for shard in ["0/3", "1/3", "2/3"] {
+        let args = [
+            "list",
+            "--accounts",
+            &list,
+            "--role-name",
+            "Admin",
+            "--shard",
+            shard,
+        ];
+        let (code, out) = run(&tooling, &args);
+        assert_eq!(code, 0, "{out}");
+        seen.extend(
+            out["accounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["account_id"].as_str().unwrap().to_string()),
+        );
+    }
+    seen.sort();
+    let mut all: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    all.sort();
+    assert_eq!(seen, all, "every account in exactly one shard");
+
+    // auto/N takes the scheduler's index; without one, or without many accounts, it is refused.
+    let output = tooling
+        .ami()
+        .args([
+            "list",
+            "--accounts",
+            &list,
+            "--role-name",
+            "Admin",
+            "--shard",
+            "auto/3",
+        ])
+        .args(["--output", "json"])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let output = tooling.run([
+        "list",
+        "--accounts",
+        &list,
+        "--role-name",
+        "Admin",
+        "--shard",
+        "auto/3",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("JOB_COMPLETION_INDEX"));
+    let output = tooling.run(["list", "--shard", "0/2"]);
+    assert_eq!(output.status.code(), Some(2));
 }
 
 /// The tooling account shares two old images with B; B still runs one of them.

@@ -15,8 +15,11 @@ use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::output::{Printer, Render, TableStyle};
 
-/// Accounts worked on at once (each then runs its regions concurrently).
-const ACCOUNT_CONCURRENCY: usize = 4;
+/// Accounts in flight at once unless --max-accounts says otherwise. AWS's limits are per account
+/// and region, so accounts never wait for each other's budget; what bounds them is this process:
+/// each account runs its regions concurrently (up to 8 connections each), and 64 accounts stay
+/// well inside the usual 1,024 open files and a few hundred MB.
+const ACCOUNT_CONCURRENCY: usize = 64;
 
 #[derive(Debug, Serialize)]
 pub struct FleetOutput<T> {
@@ -27,7 +30,9 @@ pub struct FleetOutput<T> {
 #[derive(Debug, Serialize)]
 pub struct AccountResult<T> {
     pub account_id: String,
-    pub role_arn: String,
+    /// The role assumed there; null for the caller's own account, worked on with the caller's
+    /// credentials (the management account has no OrganizationAccountAccessRole).
+    pub role_arn: Option<String>,
     /// Why nothing (or not everything) could be done in this account.
     pub error: Option<String>,
     /// The verb's own document for this account (regions inside).
@@ -45,12 +50,78 @@ impl AccountArgs {
         if let Some(name) = &self.role_name {
             crate::ids::role_name(name)?;
         }
+        if !self.is_fleet() && (self.shard.is_some() || self.max_accounts.is_some()) {
+            return Err(usage(
+                "--shard and --max-accounts divide many accounts: give --accounts or --accounts-from-org",
+            ));
+        }
         Ok(())
     }
 
     /// Many accounts in one run (not one role).
     pub fn is_fleet(&self) -> bool {
         !self.accounts.is_empty() || self.accounts_from_org
+    }
+}
+
+/// Which part of the accounts this run works on (`--shard K/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+/// Where a scheduler puts a worker's index: a Kubernetes Indexed Job, an AWS Batch array job.
+const SHARD_INDEX_VARIABLES: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
+
+impl Shard {
+    /// `auto/N` takes K from the scheduler's variable, which must be there and below N.
+    pub fn resolve(
+        arg: crate::cli::ShardArg,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Shard> {
+        let index = match arg.index {
+            Some(index) => index,
+            None => {
+                let found = SHARD_INDEX_VARIABLES
+                    .iter()
+                    .find_map(|name| var(name).map(|value| (*name, value)));
+                let (name, value) = found.ok_or_else(|| {
+                    usage(format!(
+                        "--shard auto/{}: neither {} is set",
+                        arg.count,
+                        SHARD_INDEX_VARIABLES.join(" nor ")
+                    ))
+                })?;
+                value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|index| *index < arg.count)
+                    .ok_or_else(|| {
+                        usage(format!(
+                            "--shard auto/{}: {name}={value} is not an index below {}",
+                            arg.count, arg.count
+                        ))
+                    })?
+            }
+        };
+        Ok(Shard {
+            index,
+            count: arg.count,
+        })
+    }
+
+    /// This shard's accounts: an account's part follows from its id alone (id mod N), so the
+    /// parts are disjoint, cover every account, and an account joining the organization moves
+    /// no other.
+    pub fn of(self, ids: Vec<String>) -> Vec<String> {
+        ids.into_iter()
+            .filter(|id| {
+                id.parse::<u64>()
+                    .is_ok_and(|n| n % u64::from(self.count) == u64::from(self.index))
+            })
+            .collect()
     }
 }
 
@@ -87,14 +158,28 @@ where
         }
         ids
     };
+    let ids = match &accounts.shard {
+        Some(shard) => Shard::resolve(*shard, |name| std::env::var(name).ok())?.of(ids),
+        None => ids,
+    };
     let region = settings.regions.first().cloned().unwrap_or_default();
+    // The caller's own account needs no role (and may have none to assume).
+    let caller = base.account_id(&region).await?;
+    let concurrency = accounts
+        .max_accounts
+        .map_or(ACCOUNT_CONCURRENCY, usize::from);
     let work = &work;
     let base = &base;
+    let caller = &caller;
     let results: Vec<(AccountResult<T>, Outcome)> = stream::iter(ids)
         .map(|account_id| {
-            let arn = role_arn(&region, &account_id, role_name);
+            let arn = (&account_id != caller).then(|| role_arn(&region, &account_id, role_name));
             async move {
-                let done = match base.assume(&arn).await {
+                let aws = match &arn {
+                    Some(arn) => base.assume(arn).await,
+                    None => Ok(base.clone()),
+                };
+                let done = match aws {
                     Ok(aws) => work(aws).await,
                     Err(err) => Err(err),
                 };
@@ -120,7 +205,7 @@ where
                 }
             }
         })
-        .buffered(ACCOUNT_CONCURRENCY)
+        .buffered(concurrency)
         .collect()
         .await;
     let total = results.len();
@@ -149,7 +234,14 @@ impl<T: Render> Render for FleetOutput<T> {
         self.accounts
             .iter()
             .map(|account| {
-                let head = format!("=== account {} ({})", account.account_id, account.role_arn);
+                let head = format!(
+                    "=== account {} ({})",
+                    account.account_id,
+                    account
+                        .role_arn
+                        .as_deref()
+                        .unwrap_or("the caller's own credentials")
+                );
                 match (&account.result, &account.error) {
                     (Some(result), _) => format!("{head}\n{}", result.render(style)),
                     (None, Some(error)) => format!("{head}\nFAILED: {error}"),
@@ -158,5 +250,62 @@ impl<T: Render> Render for FleetOutput<T> {
             })
             .collect::<Vec<_>>()
             .join("\n\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ShardArg;
+
+    #[test]
+    fn every_account_is_in_exactly_one_shard() {
+        let ids: Vec<String> = (0..500u64)
+            .map(|n| format!("{:012}", 111_111_111_111 + n * 7_919))
+            .collect();
+        for count in [1, 2, 3, 7, 16] {
+            let mut seen: Vec<String> = Vec::new();
+            for index in 0..count {
+                seen.extend(Shard { index, count }.of(ids.clone()));
+            }
+            seen.sort();
+            let mut all = ids.clone();
+            all.sort();
+            assert_eq!(seen, all, "{count} shards");
+        }
+    }
+
+    #[test]
+    fn auto_takes_the_schedulers_index() {
+        let auto = ShardArg {
+            index: None,
+            count: 4,
+        };
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            Shard::resolve(auto, env(&[("JOB_COMPLETION_INDEX", "3")])).unwrap(),
+            Shard { index: 3, count: 4 }
+        );
+        assert_eq!(
+            Shard::resolve(auto, env(&[("AWS_BATCH_JOB_ARRAY_INDEX", "0")])).unwrap(),
+            Shard { index: 0, count: 4 }
+        );
+        assert!(Shard::resolve(auto, env(&[])).is_err());
+        assert!(Shard::resolve(auto, env(&[("JOB_COMPLETION_INDEX", "4")])).is_err());
+        let given = ShardArg {
+            index: Some(1),
+            count: 4,
+        };
+        assert_eq!(
+            Shard::resolve(given, env(&[("JOB_COMPLETION_INDEX", "3")])).unwrap(),
+            Shard { index: 1, count: 4 }
+        );
     }
 }
