@@ -79,6 +79,8 @@ pub struct GlobalArgs {
 pub enum OutputFormat {
     Table,
     Json,
+    /// One JSON document per line: across accounts, a line per account as it finishes
+    Jsonl,
 }
 
 /// `--action`: the CLI's spelling of `plan::retention::RetireAction`.

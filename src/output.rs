@@ -67,6 +67,20 @@ pub struct Printer {
 }
 
 impl Printer {
+    /// Whether a run across accounts prints each account as it finishes (a table or a JSON
+    /// line), rather than one document at the end.
+    pub fn streams_accounts(&self) -> bool {
+        self.format != OutputFormat::Json
+    }
+
+    /// Prints `document` without disturbing a progress line under way.
+    pub fn emit_above<T: Render>(&self, bar: Option<&ProgressBar>, document: &T) -> Result<()> {
+        match bar {
+            Some(bar) => bar.suspend(|| self.emit(document)),
+            None => self.emit(document),
+        }
+    }
+
     pub fn new(settings: &Settings) -> Printer {
         Printer {
             format: settings.output,
@@ -84,6 +98,10 @@ impl Printer {
                 // As io::Error, so a closed pipe (`| head`) is recognised and not reported.
                 serde_json::to_writer_pretty(&mut stdout, document)
                     .map_err(std::io::Error::from)?;
+                writeln!(stdout)?;
+            }
+            OutputFormat::Jsonl => {
+                serde_json::to_writer(&mut stdout, document).map_err(std::io::Error::from)?;
                 writeln!(stdout)?;
             }
             OutputFormat::Table => {

@@ -99,6 +99,37 @@ async fn list_across_accounts_and_regions_reports_each_and_survives_a_refused_ro
         "{error}"
     );
 
+    // --output jsonl: a line per account as it finishes, each an account's entry.
+    let output = tooling
+        .ami()
+        .args(args)
+        .args(["--output", "jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON document"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for line in &lines {
+        crate::common::schema::check("fleet-line", line);
+    }
+    let mut ids: Vec<&str> = lines
+        .iter()
+        .map(|l| l["account_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let mut given = vec![a.id.as_str(), b.id.as_str(), c.id.as_str()];
+    given.sort();
+    assert_eq!(ids, given);
+    let refused = lines
+        .iter()
+        .find(|l| l["account_id"] == b.id.as_str())
+        .unwrap();
+    assert!(refused["result"].is_null() && refused["error"].is_string());
+
     // The table groups by account.
     let output = tooling.run(args);
     let table = String::from_utf8(output.stdout).unwrap();

@@ -13,7 +13,7 @@ use crate::aws::accounts::role_arn;
 use crate::cli::AccountArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
-use crate::output::{Printer, Render, TableStyle};
+use crate::output::{Printer, Render, TableStyle, spinner};
 
 /// Accounts in flight at once unless --max-accounts says otherwise. AWS's limits are per account
 /// and region, so accounts never wait for each other's budget; what bounds them is this process:
@@ -171,8 +171,11 @@ where
     let work = &work;
     let base = &base;
     let caller = &caller;
-    let results: Vec<(AccountResult<T>, Outcome)> = stream::iter(ids)
-        .map(|account_id| {
+    let printer = Printer::new(settings);
+    let total = ids.len();
+    let progress = spinner(settings, format!("accounts: 0 of {total} done"));
+    let mut finished = stream::iter(ids.into_iter().enumerate())
+        .map(|(index, account_id)| {
             let arn = (&account_id != caller).then(|| role_arn(&region, &account_id, role_name));
             async move {
                 let aws = match &arn {
@@ -183,7 +186,7 @@ where
                     Ok(aws) => work(aws).await,
                     Err(err) => Err(err),
                 };
-                match done {
+                let (result, outcome) = match done {
                     Ok((result, outcome)) => (
                         AccountResult {
                             account_id,
@@ -202,12 +205,38 @@ where
                         },
                         Outcome::Failed,
                     ),
-                }
+                };
+                (index, result, outcome)
             }
         })
-        .buffered(concurrency)
-        .collect()
-        .await;
+        .buffer_unordered(concurrency);
+    // Each account as it finishes (a table, or a JSON line); one document at the end for JSON.
+    let mut results: Vec<(usize, AccountResult<T>, Outcome)> = Vec::with_capacity(total);
+    let mut failed_so_far = 0;
+    while let Some((index, result, outcome)) = finished.next().await {
+        if printer.streams_accounts() {
+            let line = FleetLine(&result);
+            printer.emit_above(progress.as_ref(), &line)?;
+        }
+        failed_so_far += usize::from(outcome == Outcome::Failed);
+        results.push((index, result, outcome));
+        if let Some(bar) = &progress {
+            let done = results.len();
+            bar.set_message(format!(
+                "accounts: {done} of {total} done ({failed_so_far} failed), {} in flight",
+                (total - done).min(concurrency)
+            ));
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    // In the order given, whatever order they finished in.
+    results.sort_by_key(|(index, _, _)| *index);
+    let results: Vec<(AccountResult<T>, Outcome)> = results
+        .into_iter()
+        .map(|(_, result, outcome)| (result, outcome))
+        .collect();
     let total = results.len();
     let succeeded = results
         .iter()
@@ -217,9 +246,11 @@ where
         .iter()
         .filter(|(_, outcome)| *outcome == Outcome::Failed)
         .count();
-    Printer::new(settings).emit(&FleetOutput {
-        accounts: results.into_iter().map(|(result, _)| result).collect(),
-    })?;
+    if !printer.streams_accounts() {
+        printer.emit(&FleetOutput {
+            accounts: results.into_iter().map(|(result, _)| result).collect(),
+        })?;
+    }
     Ok(if succeeded == total {
         Outcome::Success
     } else if failed == total {
@@ -229,25 +260,39 @@ where
     })
 }
 
+/// One account's result as it finishes: a JSON line (`--output jsonl`), or its table.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct FleetLine<'a, T>(&'a AccountResult<T>);
+
+impl<T: Render> Render for FleetLine<'_, T> {
+    fn render(&self, style: &TableStyle) -> String {
+        self.0.render(style)
+    }
+}
+
+impl<T: Render> AccountResult<T> {
+    fn render(&self, style: &TableStyle) -> String {
+        let head = format!(
+            "=== account {} ({})",
+            self.account_id,
+            self.role_arn
+                .as_deref()
+                .unwrap_or("the caller's own credentials")
+        );
+        match (&self.result, &self.error) {
+            (Some(result), _) => format!("{head}\n{}", result.render(style)),
+            (None, Some(error)) => format!("{head}\nFAILED: {error}"),
+            (None, None) => head,
+        }
+    }
+}
+
 impl<T: Render> Render for FleetOutput<T> {
     fn render(&self, style: &TableStyle) -> String {
         self.accounts
             .iter()
-            .map(|account| {
-                let head = format!(
-                    "=== account {} ({})",
-                    account.account_id,
-                    account
-                        .role_arn
-                        .as_deref()
-                        .unwrap_or("the caller's own credentials")
-                );
-                match (&account.result, &account.error) {
-                    (Some(result), _) => format!("{head}\n{}", result.render(style)),
-                    (None, Some(error)) => format!("{head}\nFAILED: {error}"),
-                    (None, None) => head,
-                }
-            })
+            .map(|account| account.render(style))
             .collect::<Vec<_>>()
             .join("\n\n")
     }

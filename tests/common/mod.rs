@@ -902,7 +902,7 @@ pub mod schema {
 
     const BASE: &str = "https://ami.invalid/schema/";
     /// The documents a verb can print (common.json only holds shared definitions).
-    pub const DOCUMENTS: [&str; 14] = [
+    pub const DOCUMENTS: [&str; 15] = [
         "list",
         "recycle-bin",
         "restore",
@@ -917,6 +917,7 @@ pub mod schema {
         "apply",
         "dry-run",
         "fleet",
+        "fleet-line",
     ];
 
     struct Compiled {
