@@ -247,23 +247,7 @@ async fn shards_split_the_accounts_into_disjoint_parts_that_cover_them_all() {
     assert_eq!(seen, all, "every account in exactly one shard");
 
     // auto/N takes the scheduler's index; without one, or without many accounts, it is refused.
-    let output = tooling
-        .ami()
-        .args([
-            "list",
-            "--accounts",
-            &list,
-            "--role-name",
-            "Admin",
-            "--shard",
-            "auto/3",
-        ])
-        .args(["--output", "json"])
-        .env("JOB_COMPLETION_INDEX", "1")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let output = tooling.run([
+    let auto = [
         "list",
         "--accounts",
         &list,
@@ -271,7 +255,16 @@ async fn shards_split_the_accounts_into_disjoint_parts_that_cover_them_all() {
         "Admin",
         "--shard",
         "auto/3",
-    ]);
+    ];
+    let output = tooling
+        .ami()
+        .args(auto)
+        .args(["--output", "json"])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let output = tooling.run(auto);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("JOB_COMPLETION_INDEX"));
     let output = tooling.run(["list", "--shard", "0/2"]);

@@ -57,7 +57,7 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
         return Ok(report.outcome());
     }
     if !settings.yes {
-        confirm(settings, &printer, &report)?;
+        confirm(settings, &printer, &report, &report.summary())?;
         // The answer may have taken minutes: look at the account again just before the first
         // change, and do no more than the plan that was confirmed.
         let (inventory, notes) = gather(settings, &aws, &region, &request.targets).await?;
@@ -130,18 +130,13 @@ impl AllCopiesReport {
 
     fn outcome(&self) -> Outcome {
         let outcomes: Vec<Outcome> = self.regions.iter().map(RetireReport::outcome).collect();
-        if !self.notes.is_empty() || outcomes.contains(&Outcome::Partial) {
-            if outcomes.iter().all(|o| *o == Outcome::Failed) && !outcomes.is_empty() {
-                Outcome::Failed
-            } else {
-                Outcome::Partial
-            }
-        } else if !outcomes.is_empty() && outcomes.iter().all(|o| *o == Outcome::Failed) {
+        // A region not searched for copies leaves the run incomplete, as a failed item does.
+        if !outcomes.is_empty() && outcomes.iter().all(|o| *o == Outcome::Failed) {
             Outcome::Failed
-        } else if outcomes.contains(&Outcome::Failed) {
-            Outcome::Partial
-        } else {
+        } else if self.notes.is_empty() && outcomes.iter().all(|o| *o == Outcome::Success) {
             Outcome::Success
+        } else {
+            Outcome::Partial
         }
     }
 }
@@ -239,19 +234,13 @@ async fn all_copies(
         return Ok(report.outcome());
     }
     if !settings.yes {
-        if !settings.can_prompt() {
-            return Err(usage(
-                "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
-            ));
-        }
-        printer.emit(&report)?;
         let summary: Vec<String> = report
             .regions
             .iter()
             .filter(|r| r.has_work())
             .map(RetireReport::summary)
             .collect();
-        super::retire::ask(&format!("{} Proceed?", summary.join(" ")))?;
+        confirm(settings, &printer, &report, &summary.join(" "))?;
         // The answer may have taken minutes: look again, and do no more than was confirmed.
         report = make_report(
             plan_regions(settings, args, aws, &by_region, Some(&plans)).await?,

@@ -43,6 +43,11 @@ impl Service {
         }
     }
 
+    /// Why a plan keeps what this service made, and what to do instead.
+    fn keeps(self) -> String {
+        format!("made and managed by {}: {}", self.name(), self.instead())
+    }
+
     /// What retires such an image properly.
     pub fn instead(self) -> &'static str {
         match self {
@@ -69,21 +74,12 @@ pub fn snapshot_block(tags: &std::collections::BTreeMap<String, String>) -> Opti
     } else {
         return None;
     };
-    Some(format!(
-        "made and managed by {}: {}",
-        service.name(),
-        service.instead()
-    ))
+    Some(service.keeps())
 }
 
 /// Why a plan keeps `image`, when a service owns it.
 pub fn managed_block(image: &Image) -> Option<String> {
-    let service = Service::of(image)?;
-    Some(format!(
-        "made and managed by {}: {}",
-        service.name(),
-        service.instead()
-    ))
+    Service::of(image).map(Service::keeps)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::io::{BufRead, Write};
 
 use crate::config::Settings;
 use crate::error::usage;
-use crate::output::Printer;
+use crate::output::{Printer, Render};
 
 pub use execute::{ExecuteOptions, deletion_status, execute};
 pub use gather::{
@@ -27,15 +27,21 @@ pub use report::{RetireReport, Status};
 pub(crate) use report::{status_cell, with_error};
 pub use stream::{Reader, Streaming, absorb, stream};
 
-pub fn confirm(settings: &Settings, printer: &Printer, report: &RetireReport) -> Result<()> {
+/// Shows the plan and asks once, `summary` first; without a terminal to ask on, refuses.
+pub fn confirm<T: Render>(
+    settings: &Settings,
+    printer: &Printer,
+    plan: &T,
+    summary: &str,
+) -> Result<()> {
     let interactive = settings.can_prompt();
     if !interactive {
         return Err(usage(
             "refusing to change anything without confirmation: pass --yes (or --dry-run to see the plan)",
         ));
     }
-    printer.emit(report)?;
-    ask(&format!("{} Proceed?", report.summary()))
+    printer.emit(plan)?;
+    ask(&format!("{summary} Proceed?"))
 }
 
 /// Asks once on the terminal; anything but yes cancels with nothing changed.
