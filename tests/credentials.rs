@@ -208,3 +208,46 @@ async fn an_sso_profile_uses_the_cached_login() {
     });
     assert_eq!(listed, vec![target.image.clone()], "SSO profile");
 }
+
+/// The emulator's role sessions end as AWS's do (tests/emulator/sessions.py), so a run that never
+/// renews its credentials cannot pass for one that does: DurationSeconds within 900..=43,200, and
+/// a request signed after the session's Expiration refused with ExpiredToken.
+#[tokio::test]
+async fn role_sessions_end_as_on_aws() {
+    use aws_sdk_ec2::error::ProvideErrorMetadata;
+    let (caller, target) = (Account::new(), Account::new());
+    let role = format!("arn:aws:iam::{}:role/Admin", target.id);
+    let assume = || {
+        caller
+            .sts()
+            .assume_role()
+            .role_arn(&role)
+            .role_session_name("test")
+    };
+    for seconds in [899, 43_201] {
+        let err = assume().duration_seconds(seconds).send().await.unwrap_err();
+        assert_eq!(err.code(), Some("ValidationError"), "{seconds}: {err:?}");
+    }
+    target.configure(serde_json::json!({"session_seconds": 1}));
+    let session = assume().send().await.unwrap();
+    let credentials = session.credentials().unwrap();
+    let ec2 = aws_sdk_ec2::Client::from_conf(crate::common::ec2_config(
+        REGION,
+        aws_credential_types::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_string()),
+            None,
+            "test",
+        ),
+    ));
+    ec2.describe_images().owners("self").send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let err = ec2
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("ExpiredToken"), "{err:?}");
+}

@@ -662,3 +662,136 @@ async fn deregister_stops_when_it_cannot_tell_who_else_may_launch_the_image() {
         owner.mutating_calls()
     );
 }
+
+/// A long run outlives its role sessions: AWS ends them (the emulator after 2 s, so the SDK
+/// renews B's and C's before every request), and refuses B's role once B has served its first
+/// DeregisterImage (its trust policy changed mid-run). B fails alone, mid-way, naming its role;
+/// what B lost was only what its plan retired; C, renewing its sessions, is done in full; a
+/// re-run finishes B.
+#[tokio::test]
+async fn an_account_whose_credentials_cannot_be_refreshed_fails_alone() {
+    let tooling = Account::new();
+    let (b, c) = (Account::new(), Account::new());
+    // Per account: (image, its snapshots) from oldest to newest; the two oldest share a data
+    // snapshot, so one of them going alone must leave it.
+    let mut estates = Vec::new();
+    for account in [&b, &c] {
+        let shared = account.snapshot(REGION, 8).await;
+        let mut images = Vec::new();
+        for month in 1..=6 {
+            let root = account.snapshot(REGION, 8).await;
+            let mut devices = vec![("/dev/xvda", root.as_str())];
+            if month <= 2 {
+                devices.push(("/dev/xvdb", shared.as_str()));
+            }
+            let name = format!("app-2026.0{month}.01");
+            let image = account.register_ebs(REGION, &name, &devices).await;
+            account.backdate(REGION, &image, &format!("2026-0{month}-01T00:00:00Z"));
+            let snapshots: Vec<String> = devices.iter().map(|(_, s)| s.to_string()).collect();
+            images.push((image, snapshots));
+        }
+        estates.push(images);
+    }
+    b.configure(json!({
+        "session_seconds": 2,
+        "latency_ms": 100,
+        "refuse_roles": ["Admin"],
+        "refuse_roles_after": "ec2:DeregisterImage",
+    }));
+    c.configure(json!({"session_seconds": 2, "latency_ms": 200}));
+    let accounts = format!("{},{}", b.id, c.id);
+    let cleanup = [
+        "cleanup",
+        "--keep",
+        "2",
+        "--yes",
+        "--accounts",
+        &accounts,
+        "--role-name",
+        "Admin",
+    ];
+    let (code, out) = run(&tooling, &cleanup);
+    assert_eq!(code, 3, "{out:#}");
+    let (in_b, in_c) = (&out["accounts"][0], &out["accounts"][1]);
+
+    // C: its four oldest and every snapshot they alone used are gone; the two newest stay.
+    assert!(in_c["error"].is_null(), "{in_c:#}");
+    let (images, snapshots) = (c.image_ids().await, c.snapshot_ids().await);
+    for (index, (image, own)) in estates[1].iter().enumerate() {
+        let kept = index >= 4;
+        assert_eq!(images.contains(image), kept, "{image} in C");
+        for snapshot in own {
+            assert_eq!(
+                snapshots.contains(snapshot),
+                kept,
+                "{snapshot} of {image} in C"
+            );
+        }
+    }
+
+    // B: failed, naming its role and why, with what it did before.
+    let error = in_b["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("arn:aws:iam::{}:role/Admin", b.id))
+            && error.contains("could not be refreshed")
+            && error.contains("AccessDenied"),
+        "{error}"
+    );
+    assert!(in_b["result"].is_object(), "{in_b:#}");
+    // Stopped mid-way: something went, something planned stayed.
+    let (images, snapshots) = (b.image_ids().await, b.snapshot_ids().await);
+    let gone: Vec<&String> = estates[0]
+        .iter()
+        .map(|(image, _)| image)
+        .filter(|image| !images.contains(*image))
+        .collect();
+    assert!(!gone.is_empty() && gone.len() < 4, "gone: {gone:?}");
+    // Nothing went that the plan did not retire, and no snapshot an image still uses.
+    for (index, (image, own)) in estates[0].iter().enumerate() {
+        if index >= 4 {
+            assert!(images.contains(image), "{image} was kept");
+        }
+        if images.contains(image) {
+            for snapshot in own {
+                assert!(
+                    snapshots.contains(snapshot),
+                    "{snapshot} is still used by {image}"
+                );
+            }
+        }
+    }
+
+    // Trusted again: a re-run finishes B's plan.
+    b.configure(json!({
+        "session_seconds": null,
+        "latency_ms": null,
+        "refuse_roles": null,
+        "refuse_roles_after": null,
+    }));
+    let (code, out) = run(
+        &tooling,
+        &[
+            "cleanup",
+            "--keep",
+            "2",
+            "--yes",
+            "--accounts",
+            &b.id,
+            "--role-name",
+            "Admin",
+        ],
+    );
+    assert_eq!(code, 0, "{out:#}");
+    let (images, snapshots) = (b.image_ids().await, b.snapshot_ids().await);
+    for (index, (image, own)) in estates[0].iter().enumerate() {
+        let kept = index >= 4;
+        assert_eq!(images.contains(image), kept, "{image} in B");
+        for snapshot in own {
+            assert_eq!(
+                snapshots.contains(snapshot),
+                kept,
+                "{snapshot} of {image} in B"
+            );
+        }
+    }
+}

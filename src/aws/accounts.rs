@@ -3,7 +3,10 @@
 
 use anyhow::{Result, anyhow};
 use aws_config::sts::AssumeRoleProvider;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::Aws;
@@ -38,61 +41,137 @@ fn sts_reason(err: &aws_credential_types::provider::error::CredentialsError) -> 
     crate::error::one_line(&anyhow::anyhow!(err.to_string()))
 }
 
+/// Whether an assumed role's session was kept up for the whole run: the SDK asks STS again
+/// before each session ends, and a refresh that fails (the trust policy changed, the caller's own
+/// session ended, STS kept refusing) is remembered here, why included, so the account's run can
+/// be reported failed as a whole. Shared by every clone of the account's `Aws`.
+#[derive(Debug, Clone, Default)]
+pub struct Session(Arc<OnceLock<String>>);
+
+impl Session {
+    /// Why this account's credentials could not be refreshed, if they could not.
+    pub fn lost(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// An assumed role's credentials: the first session (from `Aws::assume`, which has to call STS
+/// anyway to find out whether the role can be assumed) is handed out once, so starting in an
+/// account costs one AssumeRole; the refreshes come from the SDK's provider. Once a refresh
+/// fails, every later request fails at once, naming the role, instead of asking STS again.
+#[derive(Debug)]
+struct RoleCredentials {
+    role_arn: String,
+    provider: AssumeRoleProvider,
+    first: Mutex<Option<Credentials>>,
+    session: Session,
+}
+
+impl ProvideCredentials for RoleCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let first = self
+                .first
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(credentials) = first {
+                return Ok(credentials);
+            }
+            if let Some(reason) = self.session.lost() {
+                return Err(CredentialsError::provider_error(reason.to_string()));
+            }
+            match self.provider.provide_credentials().await {
+                Ok(credentials) => Ok(credentials),
+                Err(err) => {
+                    tracing::debug!("refreshing {}: {err:?}", self.role_arn);
+                    let reason = format!(
+                        "the credentials for {} could not be refreshed: {}",
+                        self.role_arn,
+                        sts_reason(&err)
+                    );
+                    let _ = self.session.0.set(reason.clone());
+                    Err(CredentialsError::provider_error(reason))
+                }
+            }
+        })
+    }
+}
+
 impl Aws {
     /// The same configuration, acting as `role_arn`. STS is called in this configuration's
     /// region through its regional endpoint, whose session tokens work in opt-in regions too.
     /// The role is assumed once here, so a role that cannot be assumed fails now, naming it.
     pub async fn assume(&self, role_arn: &str) -> Result<Aws> {
         let cached = self.assumed().get(role_arn).cloned();
-        if let Some(base) = cached {
-            return Ok(Aws {
-                base,
-                read_only: self.read_only,
-                consumers: self.consumers.clone(),
-                // Another account: buckets of its own.
-                pacing: Default::default(),
-                rate_scale: self.rate_scale,
-                consistency_timeout: self.consistency_timeout,
-            });
-        }
-        let provider = AssumeRoleProvider::builder(role_arn)
-            .session_name("ami")
-            .configure(&self.base)
-            .build()
-            .await;
-        match tokio::time::timeout(Duration::from_secs(30), provider.provide_credentials()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                tracing::debug!("assuming {role_arn}: {err:?}");
-                return Err(anyhow!("cannot assume {role_arn}: {}", sts_reason(&err)));
+        let (base, session) = match cached {
+            Some(cached) => cached,
+            None => {
+                let provider = AssumeRoleProvider::builder(role_arn)
+                    .session_name("ami")
+                    .configure(&self.base)
+                    .build()
+                    .await;
+                let first = match tokio::time::timeout(
+                    Duration::from_secs(30),
+                    provider.provide_credentials(),
+                )
+                .await
+                {
+                    Ok(Ok(credentials)) => credentials,
+                    Ok(Err(err)) => {
+                        tracing::debug!("assuming {role_arn}: {err:?}");
+                        return Err(anyhow!("cannot assume {role_arn}: {}", sts_reason(&err)));
+                    }
+                    Err(_) => return Err(anyhow!("cannot assume {role_arn}: timed out")),
+                };
+                let session = Session::default();
+                let credentials = RoleCredentials {
+                    role_arn: role_arn.to_string(),
+                    provider,
+                    first: Mutex::new(Some(first)),
+                    session: session.clone(),
+                };
+                let base = self
+                    .base
+                    .to_builder()
+                    .credentials_provider(SharedCredentialsProvider::new(credentials))
+                    .build();
+                // Not locked across the STS call, so accounts are assumed concurrently; two
+                // tasks racing for the same role both succeed and the first one's is kept.
+                self.assumed()
+                    .entry(role_arn.to_string())
+                    .or_insert((base, session))
+                    .clone()
             }
-            Err(_) => return Err(anyhow!("cannot assume {role_arn}: timed out")),
-        }
-        let base = self
-            .base
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(provider))
-            .build();
-        // Not locked across the STS call, so accounts are assumed concurrently; two tasks
-        // racing for the same role both succeed and the first one's configuration is kept.
-        let base = self
-            .assumed()
-            .entry(role_arn.to_string())
-            .or_insert(base)
-            .clone();
+        };
         Ok(Aws {
             base,
             read_only: self.read_only,
             consumers: self.consumers.clone(),
+            // Another account: buckets of its own.
             pacing: Default::default(),
             rate_scale: self.rate_scale,
             consistency_timeout: self.consistency_timeout,
+            session,
         })
+    }
+
+    /// Whether this account's role session is kept up (never lost for the caller's own
+    /// credentials, which the SDK refreshes on its own).
+    pub fn session(&self) -> Session {
+        self.session.clone()
     }
 
     fn assumed(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, aws_config::SdkConfig>> {
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::BTreeMap<String, (aws_config::SdkConfig, Session)>,
+    > {
         // A panic elsewhere cannot leave the cache half-written: entries are inserted whole.
         self.consumers
             .assumed

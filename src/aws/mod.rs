@@ -45,6 +45,9 @@ pub struct Aws {
     rate_scale: f64,
     /// How long AWS gets to catch up with what this run did (`settle`).
     consistency_timeout: Duration,
+    /// Whether this account's role session could be kept up (`accounts::Session`); the caller's
+    /// own credentials are the SDK's to refresh.
+    session: accounts::Session,
     /// How accounts an image is shared with are checked before it is retired.
     pub consumers: ConsumerPolicy,
 }
@@ -62,7 +65,9 @@ pub struct ConsumerPolicy {
     pub report_progress: Option<usage_reports::ReportProgress>,
     /// Roles assumed so far in this run, by ARN: each is assumed once, its credentials cached
     /// and refreshed by the SDK.
-    pub assumed: std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, SdkConfig>>>,
+    pub assumed: std::sync::Arc<
+        std::sync::Mutex<std::collections::BTreeMap<String, (SdkConfig, accounts::Session)>>,
+    >,
 }
 
 /// How long image usage reports may take unless --timeout says otherwise.
@@ -104,6 +109,7 @@ impl Aws {
             pacing: Default::default(),
             rate_scale: settings.rate_scale,
             consistency_timeout: settings.consistency_timeout,
+            session: Default::default(),
         })
     }
 

@@ -33,7 +33,9 @@ pub struct AccountResult<T> {
     /// The role assumed there; null for the caller's own account, worked on with the caller's
     /// credentials (the management account has no OrganizationAccountAccessRole).
     pub role_arn: Option<String>,
-    /// Why nothing (or not everything) could be done in this account.
+    /// Why nothing (or not everything) could be done in this account: its role could not be
+    /// assumed, or its credentials could not be refreshed mid-run (then `result` says what was
+    /// done before).
     pub error: Option<String>,
     /// The verb's own document for this account (regions inside).
     pub result: Option<T>,
@@ -182,25 +184,32 @@ where
                     Some(arn) => base.assume(arn).await,
                     None => Ok(base.clone()),
                 };
-                let done = match aws {
-                    Ok(aws) => work(aws).await,
-                    Err(err) => Err(err),
+                let (session, done) = match aws {
+                    Ok(aws) => (Some(aws.session()), work(aws).await),
+                    Err(err) => (None, Err(err)),
                 };
+                // Credentials that could not be refreshed stop the account, whatever step
+                // noticed first: what it did before is reported, and it counts as failed.
+                let lost = session.as_ref().and_then(|s| s.lost()).map(str::to_string);
                 let (result, outcome) = match done {
                     Ok((result, outcome)) => (
                         AccountResult {
                             account_id,
                             role_arn: arn,
-                            error: None,
+                            error: lost.clone(),
                             result: Some(result),
                         },
-                        outcome,
+                        if lost.is_some() {
+                            Outcome::Failed
+                        } else {
+                            outcome
+                        },
                     ),
                     Err(err) => (
                         AccountResult {
                             account_id,
                             role_arn: arn,
-                            error: Some(one_line(&err)),
+                            error: Some(lost.unwrap_or_else(|| one_line(&err))),
                             result: None,
                         },
                         Outcome::Failed,
@@ -281,7 +290,10 @@ impl<T: Render> AccountResult<T> {
                 .unwrap_or("the caller's own credentials")
         );
         match (&self.result, &self.error) {
-            (Some(result), _) => format!("{head}\n{}", result.render(style)),
+            (Some(result), Some(error)) => {
+                format!("{head}\n{}\nFAILED: {error}", result.render(style))
+            }
+            (Some(result), None) => format!("{head}\n{}", result.render(style)),
             (None, Some(error)) => format!("{head}\nFAILED: {error}"),
             (None, None) => head,
         }

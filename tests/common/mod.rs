@@ -103,6 +103,17 @@ fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
         .build_https()
 }
 
+/// EC2 in `region` with these credentials, never refreshed.
+pub fn ec2_config(region: &str, credentials: Credentials) -> aws_sdk_ec2::Config {
+    aws_sdk_ec2::Config::builder()
+        .http_client(http_client())
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(&emulator().endpoint)
+        .credentials_provider(credentials)
+        .build()
+}
+
 /// A fresh AWS account on the emulator.
 pub struct Account {
     pub id: String,
@@ -172,13 +183,20 @@ impl Account {
     }
 
     fn sdk_config(&self, region: &str) -> aws_sdk_ec2::Config {
-        aws_sdk_ec2::Config::builder()
-            .http_client(http_client())
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .endpoint_url(&emulator().endpoint)
-            .credentials_provider(self.credentials())
-            .build()
+        ec2_config(region, self.credentials())
+    }
+
+    /// STS, as this account.
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .http_client(http_client())
+                .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+                .region(aws_sdk_sts::config::Region::new(REGION))
+                .endpoint_url(&emulator().endpoint)
+                .credentials_provider(self.credentials())
+                .build(),
+        )
     }
 
     pub fn ec2(&self) -> aws_sdk_ec2::Client {

@@ -14,12 +14,16 @@ Admin routes (test tooling only; the `ami` binary never calls them):
   POST /_emulator/config     {"account", "page_size": N|null, "latency_ms": N|null,
                               "faults": {...}|null, "throttle": {...}|null,
                               "refuse_roles": ["NAME", ...]|null,
+                              "refuse_roles_after": "service:Action"|null,
+                              "session_seconds": S|null,
                               "snapshot_results": {"snap-...": "skipped"}|null,
                               "usage_report_delay": seconds, "usage_report_fail": bool,
                               "timing": {...}|null, "lose_answers": {"ec2:Action": n}|null}
                              cap DescribeImages/Snapshots pages; add network latency per request;
                              inject faults; throttle mutating calls with a token bucket (see faults.py);
-                             AWS takes time (see timing.py); lose the answers of the next n calls
+                             AWS takes time (see timing.py); lose the answers of the next n calls;
+                             refuse AssumeRole into the account's roles (once it served an action);
+                             end its role sessions after S seconds (see sessions.py)
   GET  /_emulator/faults?account=ID            faults injected, per `service:Action:kind`
   POST /_emulator/managed    {"account", "region", "image_id", "service": "backup"|"dlm"|"image-builder"}
                              the image was made by that AWS service (see lineage.py)
@@ -53,6 +57,7 @@ import faults  # noqa: E402
 import fidelity  # noqa: E402
 import lineage  # noqa: E402
 import recycle_bin  # noqa: E402
+import sessions  # noqa: E402
 import timing  # noqa: E402
 import usage_reports  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
@@ -130,6 +135,9 @@ class EmulatorApp:
         # Role ARNs whose AssumeRole is refused (AccessDenied), to test accounts that cannot be
         # reached; set per account with {"account": ID, "refuse_roles": ["NAME", ...]}.
         self.refused_roles: set[str] = set()
+        # Per account: the `service:Action` after which its refused roles are refused (until
+        # then AssumeRole succeeds: a trust policy changed mid-run).
+        self.refuse_after: dict[str, str] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
@@ -143,9 +151,15 @@ class EmulatorApp:
             time.sleep(delay)
         if account is None:
             return self.inner(environ, start_response)
+        if sessions.expired(environ.get("HTTP_X_AMZ_SECURITY_TOKEN", "")):
+            service = action.partition(":")[0]
+            message = "The provided token has expired." if service == "s3" else (
+                "The security token included in the request is expired"
+            )
+            return faults.client_error(start_response, service, "ExpiredToken", message)
         if action == "sts:AssumeRole":
             role = environ.get("emulator.params", {}).get("RoleArn", [""])[0]
-            if role in self.refused_roles:
+            if role in self.refused_roles and self.refusing(role):
                 return faults.access_denied(start_response, account, role)
         # AWS takes time: an id made moments ago is unknown to the calls that name it.
         refusal = timing.refuse_unknown(
@@ -162,6 +176,11 @@ class EmulatorApp:
                 return recycle_bin.serve(env, respond, account, region)
 
         return self.faults.serve(account, action, environ, start_response, inner)
+
+    def refusing(self, role: str) -> bool:
+        owner = role.split(":")[4] if role.count(":") >= 5 else ""
+        after = self.refuse_after.get(owner)
+        return after is None or self.counters.get(owner).get(after, 0) > 0
 
     def count(self, environ: dict[str, Any]) -> tuple[str | None, str]:
         auth = environ.get("HTTP_AUTHORIZATION", "")
@@ -261,6 +280,13 @@ class EmulatorApp:
                     prefix = f"arn:aws:iam::{body['account']}:role/"
                     self.refused_roles = {r for r in self.refused_roles if not r.startswith(prefix)}
                     self.refused_roles.update(prefix + name for name in body["refuse_roles"] or [])
+                if "refuse_roles_after" in body:
+                    if body["refuse_roles_after"]:
+                        self.refuse_after[body["account"]] = str(body["refuse_roles_after"])
+                    else:
+                        self.refuse_after.pop(body["account"], None)
+                if "session_seconds" in body:
+                    sessions.configure(body["account"], body["session_seconds"])
                 result = {"ok": True}
             else:
                 return self.reply(start_response, "404 Not Found", {"error": path})
@@ -307,6 +333,7 @@ def main() -> None:
     args = parser.parse_args()
 
     fidelity.apply()
+    sessions.apply()
     app = EmulatorApp(DomainDispatcherApplication(create_backend_app))
     server = make_server(args.host, args.port, app, threaded=True, request_handler=RequestHandler)
     endpoint = f"http://{args.host}:{server.server_port}"
