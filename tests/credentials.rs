@@ -210,8 +210,9 @@ async fn an_sso_profile_uses_the_cached_login() {
 }
 
 /// The emulator's role sessions end as AWS's do (tests/emulator/sessions.py), so a run that never
-/// renews its credentials cannot pass for one that does: DurationSeconds within 900..=43,200, and
-/// a request signed after the session's Expiration refused with ExpiredToken.
+/// renews its credentials cannot pass for one that does: DurationSeconds within 900 and the role's
+/// MaxSessionDuration, and a request signed after the session's Expiration refused with
+/// ExpiredToken.
 #[tokio::test]
 async fn role_sessions_end_as_on_aws() {
     use aws_sdk_ec2::error::ProvideErrorMetadata;
@@ -224,7 +225,8 @@ async fn role_sessions_end_as_on_aws() {
             .role_arn(&role)
             .role_session_name("test")
     };
-    for seconds in [899, 43_201] {
+    // 3,600 is the MaxSessionDuration of a role that does not raise it.
+    for seconds in [899, 3_601] {
         let err = assume().duration_seconds(seconds).send().await.unwrap_err();
         assert_eq!(err.code(), Some("ValidationError"), "{seconds}: {err:?}");
     }

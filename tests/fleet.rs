@@ -68,8 +68,16 @@ async fn list_across_accounts_and_regions_reports_each_and_survives_a_refused_ro
         "--region",
         "eu-west-1",
     ];
+    tooling.reset_requests();
     let (code, out) = run(&tooling, &args);
     assert_eq!(code, 0);
+    // One AssumeRole per account, whatever the regions: the session is reused.
+    assert_eq!(
+        tooling.requests().get("sts:AssumeRole"),
+        Some(&3),
+        "{:?}",
+        tooling.requests()
+    );
     let listed = out["accounts"].as_array().unwrap();
     assert_eq!(listed.len(), 3);
     for (entry, (account, mine)) in listed.iter().zip([&a, &b, &c].iter().zip(&expected)) {
@@ -737,7 +745,25 @@ async fn an_account_whose_credentials_cannot_be_refreshed_fails_alone() {
             && error.contains("AccessDenied"),
         "{error}"
     );
-    assert!(in_b["result"].is_object(), "{in_b:#}");
+    // What B did before is reported: images it could no longer deregister failed, saying why.
+    let failed: Vec<&Value> = in_b["result"]["regions"][0]["retire"]["images"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{in_b:#}"))
+        .iter()
+        .filter(|image| image["status"] == "failed")
+        .collect();
+    assert!(!failed.is_empty(), "{in_b:#}");
+    for image in failed {
+        let why = image["error"].as_str().unwrap();
+        assert!(why.contains("could not be refreshed"), "{why}");
+    }
+    // Once a renewal failed, B's later calls failed at once: STS was not asked again.
+    assert_eq!(
+        b.faults_injected().get("sts:AssumeRole:refused"),
+        Some(&1),
+        "{:?}",
+        b.faults_injected()
+    );
     // Stopped mid-way: something went, something planned stayed.
     let (images, snapshots) = (b.image_ids().await, b.snapshot_ids().await);
     let gone: Vec<&String> = estates[0]

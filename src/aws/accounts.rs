@@ -2,6 +2,8 @@
 //! the organization's active accounts.
 
 use anyhow::{Result, anyhow};
+use aws_config::SdkConfig;
+use aws_config::identity::IdentityCache;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
@@ -101,10 +103,64 @@ impl ProvideCredentials for RoleCredentials {
     }
 }
 
+/// The caller's credentials as the role providers use them: the SDK's AssumeRoleProvider
+/// resolves its base credentials afresh for every AssumeRole (it has no cache of its own), which
+/// with 64 accounts starting at once would be 64 web-identity or SSO calls. Kept until a minute
+/// before they end.
+#[derive(Debug)]
+struct CallerCredentials {
+    inner: SharedCredentialsProvider,
+    cached: tokio::sync::Mutex<Option<Credentials>>,
+}
+
+/// How long before the caller's credentials end they are fetched again.
+const CALLER_RENEWAL_MARGIN: Duration = Duration::from_secs(60);
+
+impl ProvideCredentials for CallerCredentials {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            // Held across the load: concurrent AssumeRoles wait for one resolution.
+            let mut cached = self.cached.lock().await;
+            let fresh = cached.as_ref().is_some_and(|credentials| {
+                credentials.expiry().is_none_or(|expiry| {
+                    expiry
+                        .duration_since(std::time::SystemTime::now())
+                        .is_ok_and(|left| left > CALLER_RENEWAL_MARGIN)
+                })
+            });
+            if !fresh {
+                *cached = Some(self.inner.provide_credentials().await?);
+            }
+            cached
+                .clone()
+                .ok_or_else(|| CredentialsError::not_loaded("no credentials"))
+        })
+    }
+}
+
+/// The configuration roles are assumed from: the caller's, its credentials cached.
+pub(super) fn caller_config(base: &SdkConfig) -> SdkConfig {
+    match base.credentials_provider() {
+        Some(inner) => base
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(CallerCredentials {
+                inner,
+                cached: Default::default(),
+            }))
+            .build(),
+        None => base.clone(),
+    }
+}
+
 impl Aws {
-    /// The same configuration, acting as `role_arn`. STS is called in this configuration's
-    /// region through its regional endpoint, whose session tokens work in opt-in regions too.
-    /// The role is assumed once here, so a role that cannot be assumed fails now, naming it.
+    /// The same configuration, acting as `role_arn`, assumed with the caller's own credentials
+    /// whichever account asks (a consumer check inside an assumed account too). STS is called in
+    /// the first region through its regional endpoint, whose session tokens work in opt-in
+    /// regions too. The role is assumed once here, so a role that cannot be assumed fails now,
+    /// naming it.
     pub async fn assume(&self, role_arn: &str) -> Result<Aws> {
         let cached = self.assumed().get(role_arn).cloned();
         let (base, session) = match cached {
@@ -112,7 +168,7 @@ impl Aws {
             None => {
                 let provider = AssumeRoleProvider::builder(role_arn)
                     .session_name("ami")
-                    .configure(&self.base)
+                    .configure(&self.caller)
                     .build()
                     .await;
                 let first = match tokio::time::timeout(
@@ -136,9 +192,12 @@ impl Aws {
                     session: session.clone(),
                 };
                 let base = self
-                    .base
+                    .caller
                     .to_builder()
                     .credentials_provider(SharedCredentialsProvider::new(credentials))
+                    // A cache of the account's own: the shared one holds 64 providers, and
+                    // an account evicted from it would assume its role again.
+                    .identity_cache(IdentityCache::lazy().build())
                     .build();
                 // Not locked across the STS call, so accounts are assumed concurrently; two
                 // tasks racing for the same role both succeed and the first one's is kept.
@@ -150,6 +209,7 @@ impl Aws {
         };
         Ok(Aws {
             base,
+            caller: self.caller.clone(),
             read_only: self.read_only,
             consumers: self.consumers.clone(),
             // Another account: buckets of its own.
@@ -168,10 +228,7 @@ impl Aws {
 
     fn assumed(
         &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::BTreeMap<String, (aws_config::SdkConfig, Session)>,
-    > {
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, (SdkConfig, Session)>> {
         // A panic elsewhere cannot leave the cache half-written: entries are inserted whole.
         self.consumers
             .assumed

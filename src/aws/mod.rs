@@ -35,6 +35,9 @@ use retry::{DEFAULT_MAX_ATTEMPTS, FailFastUntilAnswered};
 #[derive(Clone)]
 pub struct Aws {
     base: SdkConfig,
+    /// The caller's own configuration, which every role is assumed from (never from another
+    /// assumed role: a chain would tie one account's renewals to another's).
+    caller: SdkConfig,
     /// --dry-run: every client refuses calls that could change the account (see `guard`).
     read_only: bool,
     /// EC2's buckets as this run paces itself to them, per region (shared by its clients).
@@ -102,8 +105,10 @@ impl Aws {
         }
         let base = loader.load().await;
         check_credentials(&base, settings.profile.as_deref()).await?;
+        let caller = accounts::caller_config(&base);
         Ok(Aws {
             base,
+            caller,
             read_only: settings.dry_run,
             consumers: ConsumerPolicy::default(),
             pacing: Default::default(),

@@ -222,10 +222,13 @@ where
     // Each account as it finishes (a table, or a JSON line); one document at the end for JSON.
     let mut results: Vec<(usize, AccountResult<T>, Outcome)> = Vec::with_capacity(total);
     let mut failed_so_far = 0;
+    // Output that cannot be written (a closed pipe) must not abandon the accounts in flight
+    // mid-way: they finish, and the run fails afterwards.
+    let mut unwritten: Option<anyhow::Error> = None;
     while let Some((index, result, outcome)) = finished.next().await {
-        if printer.streams_accounts() {
+        if printer.streams_accounts() && unwritten.is_none() {
             let line = FleetLine(&result);
-            printer.emit_above(progress.as_ref(), &line)?;
+            unwritten = printer.emit_above(progress.as_ref(), &line).err();
         }
         failed_so_far += usize::from(outcome == Outcome::Failed);
         results.push((index, result, outcome));
@@ -239,6 +242,9 @@ where
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
+    }
+    if let Some(err) = unwritten {
+        return Err(err.context("the results could not be written; every account was finished"));
     }
     // In the order given, whatever order they finished in.
     results.sort_by_key(|(index, _, _)| *index);

@@ -286,6 +286,11 @@ class Faults:
             else:
                 self._lost.pop(account, None)
 
+    def record(self, account: str, fault: str) -> None:
+        """A fault decided elsewhere (a refused role), counted with the rest."""
+        with self._lock:
+            self._injected[account][fault] += 1
+
     def injected(self, account: str) -> dict[str, int]:
         with self._lock:
             return dict(self._injected.get(account, {}))

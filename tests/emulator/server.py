@@ -151,16 +151,25 @@ class EmulatorApp:
             time.sleep(delay)
         if account is None:
             return self.inner(environ, start_response)
-        if sessions.expired(environ.get("HTTP_X_AMZ_SECURITY_TOKEN", "")):
-            service = action.partition(":")[0]
-            message = "The provided token has expired." if service == "s3" else (
-                "The security token included in the request is expired"
-            )
-            return faults.client_error(start_response, service, "ExpiredToken", message)
+        token = environ.get("HTTP_X_AMZ_SECURITY_TOKEN", "")
+        if sessions.expired(token):
+            status, code, message, as_json = sessions.expired_reply(action.partition(":")[0])
+            if as_json:
+                return faults.json_error_reply(start_response, code, status, message)
+            body = faults.error_body(action.partition(":")[0], code, message)
+            start_response(status, [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))])
+            return [body]
         if action == "sts:AssumeRole":
-            role = environ.get("emulator.params", {}).get("RoleArn", [""])[0]
+            params = environ.get("emulator.params", {})
+            role = params.get("RoleArn", [""])[0]
             if role in self.refused_roles and self.refusing(role):
+                # Counted as a fault of the role's account, so a test can tell how often
+                # a refused role was asked for.
+                self.faults.record(role.split(":")[4], "sts:AssumeRole:refused")
                 return faults.access_denied(start_response, account, role)
+            invalid = sessions.invalid_duration(params, token)
+            if invalid is not None:
+                return faults.client_error(start_response, "sts", "ValidationError", invalid)
         # AWS takes time: an id made moments ago is unknown to the calls that name it.
         refusal = timing.refuse_unknown(
             environ.get("emulator.region", ""), action, environ.get("emulator.params", {})

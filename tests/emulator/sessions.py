@@ -1,17 +1,18 @@
 """Role sessions end (AWS) where moto's never do.
 
 AWS: the credentials AssumeRole returns work until their `Expiration`; a request signed with them
-after it is refused with `ExpiredToken` ("The security token included in the request is expired"),
-and `DurationSeconds` must be between 900 and 43,200 (a ValidationError otherwise). Stock moto
-accepts any duration and honours a session token forever, so a client that never refreshes its
-credentials looks fine.
+after it is refused: `ExpiredToken` with HTTP 403 from query services (EC2, STS: "The security token
+included in the request is expired"), `ExpiredToken` with 400 from S3 ("The provided token has
+expired."), `ExpiredTokenException` with 403 from JSON services (SSM, Recycle Bin). AssumeRole's
+`DurationSeconds` is at least 900 and at most the role's MaxSessionDuration (3,600 unless the role
+says more, up to 43,200), and at most 3,600 when the caller is itself an assumed role (role
+chaining): a ValidationError otherwise. Stock moto accepts any duration and honours a session
+token forever, so a client that never renews its credentials looks fine.
 
-Test knobs (POST /_emulator/config, per account the role is in):
-- `"session_seconds": S`: sessions into this account end S seconds after AssumeRole, whatever
-  DurationSeconds asked (AWS takes time: an hour-long session, compressed). Null restores AWS's.
-- `"refuse_roles_after": "service:Action"`: the roles named by `refuse_roles` are refused only once
-  this account has served that action (the role's trust policy changed mid-run), so a run's first
-  AssumeRole succeeds and a later refresh does not.
+Test knob (POST /_emulator/config, per account the role is in): `"session_seconds": S` ends the
+sessions into this account S seconds after AssumeRole, whatever DurationSeconds asked (AWS takes
+time: an hour-long session, compressed); null restores AWS's. (`refuse_roles_after`, in
+server.py, makes a refusal start mid-run.)
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import threading
 from typing import Any
 
 from moto.core.utils import utcnow
-from moto.sts.exceptions import STSValidationError
 from moto.sts.models import STSBackend
 
 _lock = threading.Lock()
@@ -31,7 +31,8 @@ _expiry: dict[str, datetime.datetime] = {}
 _session_seconds: dict[str, float] = {}
 
 MIN_DURATION = 900
-MAX_DURATION = 43200
+DEFAULT_MAX_DURATION = 3600
+CHAINED_MAX_DURATION = 3600
 
 
 def configure(account: str, seconds: float | None) -> None:
@@ -49,17 +50,56 @@ def expired(token: str) -> bool:
     return until is not None and utcnow() >= until
 
 
+def expired_reply(service: str) -> tuple[str, str, str, bool]:
+    """(HTTP status, code, message, JSON body?) of AWS's answer to an expired session token."""
+    if service == "s3":
+        return "400 Bad Request", "ExpiredToken", "The provided token has expired.", False
+    message = "The security token included in the request is expired"
+    if service in ("ssm", "rbin"):
+        return "403 Forbidden", "ExpiredTokenException", message, True
+    return "403 Forbidden", "ExpiredToken", message, False
+
+
+def _role_max_duration(role_arn: str) -> int:
+    from moto.iam.models import iam_backends
+
+    parts = role_arn.split(":")
+    if len(parts) < 6:
+        return DEFAULT_MAX_DURATION
+    try:
+        role = iam_backends[parts[4]][parts[1]].get_role_by_arn(role_arn)
+    except Exception:  # a role moto was never told about has IAM's default
+        return DEFAULT_MAX_DURATION
+    return int(role.max_session_duration or DEFAULT_MAX_DURATION)
+
+
+def invalid_duration(params: dict[str, list[str]], signed_with: str) -> str | None:
+    """AssumeRole's ValidationError message for DurationSeconds, if AWS would refuse it."""
+    raw = params.get("DurationSeconds", [None])[0]
+    if raw is None:
+        return None
+    try:
+        duration = int(raw)
+    except ValueError:
+        return f"1 validation error detected: Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must be a number"
+    if duration < MIN_DURATION:
+        return (
+            f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed to "
+            "satisfy constraint: Member must have value greater than or equal to 900"
+        )
+    with _lock:
+        chained = signed_with in _expiry
+    if chained and duration > CHAINED_MAX_DURATION:
+        return "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+    if duration > _role_max_duration(params.get("RoleArn", [""])[0]):
+        return "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    return None
+
+
 def apply() -> None:
     original = STSBackend.assume_role
 
     def assume_role(self: STSBackend, **kwargs: Any) -> Any:
-        duration = kwargs.get("duration")
-        if duration is not None and not MIN_DURATION <= int(duration) <= MAX_DURATION:
-            bound = "greater than or equal to 900" if int(duration) < MIN_DURATION else "less than or equal to 43200"
-            raise STSValidationError(
-                f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed to "
-                f"satisfy constraint: Member must have value {bound}"
-            )
         role = original(self, **kwargs)
         with _lock:
             seconds = _session_seconds.get(role.account_id)
