@@ -821,3 +821,41 @@ async fn an_account_whose_credentials_cannot_be_refreshed_fails_alone() {
         }
     }
 }
+
+/// A consumer check inside an assumed account assumes the consumer's role with the caller's own
+/// credentials, not through the account it runs in: a chain would tie one account's renewals to
+/// another's, and cap its sessions at an hour.
+#[tokio::test]
+async fn roles_are_assumed_from_the_caller_never_chained() {
+    let tooling = Account::new();
+    let (owner, consumer) = (Account::new(), Account::new());
+    let (old, _) = owner.image(REGION, "app-2026.01.01").await;
+    owner.backdate(REGION, &old, "2026-01-01T00:00:00Z");
+    owner.image(REGION, "app-2026.02.01").await;
+    owner.share_with(&old, &consumer.id).await;
+    tooling.reset_requests();
+    owner.reset_requests();
+    let (code, out) = run(
+        &tooling,
+        &[
+            "cleanup",
+            "--keep",
+            "1",
+            "--dry-run",
+            "--accounts",
+            &owner.id,
+            "--role-name",
+            "Admin",
+        ],
+    );
+    assert_eq!(code, 0, "{out:#}");
+    // The consumer was looked into (its instances read) ...
+    assert!(
+        consumer.requests().contains_key("ec2:DescribeInstances"),
+        "{:?}",
+        consumer.requests()
+    );
+    // ... through a role the caller assumed: the owner's and the consumer's, both by the caller.
+    assert_eq!(tooling.requests().get("sts:AssumeRole"), Some(&2));
+    assert_eq!(owner.requests().get("sts:AssumeRole"), None);
+}
