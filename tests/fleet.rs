@@ -671,6 +671,18 @@ async fn deregister_stops_when_it_cannot_tell_who_else_may_launch_the_image() {
     );
 }
 
+/// The four oldest of `estate` are gone with their snapshots; the two newest stay with theirs.
+async fn only_the_four_oldest_went(account: &Account, estate: &[(String, Vec<String>)]) {
+    let (images, snapshots) = (account.image_ids().await, account.snapshot_ids().await);
+    for (index, (image, own)) in estate.iter().enumerate() {
+        let kept = index >= 4;
+        assert_eq!(images.contains(image), kept, "{image} in {}", account.id);
+        for snapshot in own {
+            assert_eq!(snapshots.contains(snapshot), kept, "{snapshot} of {image}");
+        }
+    }
+}
+
 /// A long run outlives its role sessions: AWS ends them (the emulator after 2 s, so the SDK
 /// renews B's and C's before every request), and refuses B's role once B has served its first
 /// DeregisterImage (its trust policy changed mid-run). B fails alone, mid-way, naming its role;
@@ -724,18 +736,7 @@ async fn an_account_whose_credentials_cannot_be_refreshed_fails_alone() {
 
     // C: its four oldest and every snapshot they alone used are gone; the two newest stay.
     assert!(in_c["error"].is_null(), "{in_c:#}");
-    let (images, snapshots) = (c.image_ids().await, c.snapshot_ids().await);
-    for (index, (image, own)) in estates[1].iter().enumerate() {
-        let kept = index >= 4;
-        assert_eq!(images.contains(image), kept, "{image} in C");
-        for snapshot in own {
-            assert_eq!(
-                snapshots.contains(snapshot),
-                kept,
-                "{snapshot} of {image} in C"
-            );
-        }
-    }
+    only_the_four_oldest_went(&c, &estates[1]).await;
 
     // B: failed, naming its role and why, with what it did before.
     let error = in_b["error"].as_str().unwrap();
@@ -808,18 +809,7 @@ async fn an_account_whose_credentials_cannot_be_refreshed_fails_alone() {
         ],
     );
     assert_eq!(code, 0, "{out:#}");
-    let (images, snapshots) = (b.image_ids().await, b.snapshot_ids().await);
-    for (index, (image, own)) in estates[0].iter().enumerate() {
-        let kept = index >= 4;
-        assert_eq!(images.contains(image), kept, "{image} in B");
-        for snapshot in own {
-            assert_eq!(
-                snapshots.contains(snapshot),
-                kept,
-                "{snapshot} of {image} in B"
-            );
-        }
-    }
+    only_the_four_oldest_went(&b, &estates[0]).await;
 }
 
 /// A consumer check inside an assumed account assumes the consumer's role with the caller's own
