@@ -218,8 +218,8 @@ pub struct CleanupArgs {
     pub policy: Option<std::path::PathBuf>,
 
     /// How to form families: `name`, or `tag:KEY[,tag:KEY...]`
-    #[arg(long, default_value = "name", value_name = "name|tag:KEY,...")]
-    pub group_by: String,
+    #[arg(long, default_value = "name", value_name = "name|tag:KEY,...", value_parser = parse_group_by)]
+    pub group_by: GroupByArg,
 
     /// With --group-by name: a regex whose first capture group is the family
     #[arg(long, value_name = "REGEX")]
@@ -824,6 +824,31 @@ pub struct ListArgs {
 }
 
 /// `KEY=VALUE`; the value may be empty, the key may not.
+/// `--group-by` (and a policy's `group_by`): families by name, or by the values of these tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupByArg {
+    Name,
+    Tags(Vec<String>),
+}
+
+pub fn parse_group_by(raw: &str) -> Result<GroupByArg, String> {
+    if raw == "name" {
+        return Ok(GroupByArg::Name);
+    }
+    let mut keys = Vec::new();
+    for part in raw.split(',') {
+        match part.trim().strip_prefix("tag:") {
+            Some(key) if !key.is_empty() => keys.push(key.to_string()),
+            _ => {
+                return Err(format!(
+                    "group by '{raw}': expected name or tag:KEY[,tag:KEY...]"
+                ));
+            }
+        }
+    }
+    Ok(GroupByArg::Tags(keys))
+}
+
 pub fn parse_tag(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
@@ -858,6 +883,102 @@ mod tests {
     #[test]
     fn definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ami").chain(args.iter().copied()))
+    }
+
+    fn cleanup(args: &[&str]) -> CleanupArgs {
+        let mut all = vec!["cleanup"];
+        all.extend(args);
+        match parse(&all).unwrap().command {
+            Command::Cleanup(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn global_flags_go_anywhere_and_default_as_the_aws_cli_does() {
+        let cli = parse(&[
+            "list",
+            "--region",
+            "eu-west-1",
+            "--output",
+            "json",
+            "--dry-run",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.region, ["eu-west-1"]);
+        assert_eq!(cli.global.output, OutputFormat::Json);
+        assert!(cli.global.dry_run);
+        let cli = parse(&["--yes", "list"]).unwrap();
+        assert!(cli.global.yes);
+        assert_eq!(cli.global.output, OutputFormat::Table);
+        match parse(&["list"]).unwrap().command {
+            Command::List(args) => assert_eq!(args.owner, "self"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            parse(&["list", "-v", "-q"]).is_err(),
+            "verbose and quiet conflict"
+        );
+    }
+
+    #[test]
+    fn unknown_verbs_and_flags_are_refused() {
+        let err = parse(&["frobnicate"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidSubcommand);
+        assert_eq!(err.exit_code(), 2);
+        let err = parse(&["list", "--colour", "never"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(parse(&["list", "--output", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn cleanup_selection() {
+        let args = cleanup(&["--keep", "2"]);
+        assert_eq!(args.group_by, GroupByArg::Name);
+        assert_eq!(args.action, ActionArg::Deregister);
+        let args = cleanup(&[
+            "--keep",
+            "2",
+            "--group-by",
+            "tag:app,tag:env",
+            "--action",
+            "disable",
+        ]);
+        assert_eq!(
+            args.group_by,
+            GroupByArg::Tags(vec!["app".into(), "env".into()])
+        );
+        assert_eq!(args.action, ActionArg::Disable);
+        for bad in [
+            &["--group-by", "tags"][..],
+            &["--group-by", "tag:"],
+            &["--action", "nuke"],
+            &["--keep", "two"],
+            &["--older-than", "soon"],
+            &["--policy", "p.toml", "--keep", "2"],
+        ] {
+            let mut all = vec!["cleanup"];
+            all.extend(bad);
+            assert!(parse(&all).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn group_by() {
+        assert_eq!(parse_group_by("name"), Ok(GroupByArg::Name));
+        assert_eq!(
+            parse_group_by("tag:app"),
+            Ok(GroupByArg::Tags(vec!["app".into()]))
+        );
+        assert!(
+            parse_group_by("tag:app,name")
+                .unwrap_err()
+                .contains("expected name or tag:KEY")
+        );
     }
 
     #[test]

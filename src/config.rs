@@ -47,13 +47,11 @@ impl Settings {
                 None => None,
             },
         };
-        let stderr_tty = std::io::stderr().is_terminal();
+        let terminal = terminal();
         let color = match global.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-            }
+            ColorChoice::Auto => terminal.stdout && std::env::var_os("NO_COLOR").is_none(),
         };
         let rate_scale = match env_non_empty("AMI_EC2_RATE_SCALE") {
             None => 1.0,
@@ -82,7 +80,7 @@ impl Settings {
             yes: global.yes,
             dry_run: global.dry_run,
             quiet: global.quiet,
-            progress: stderr_tty
+            progress: terminal.stderr
                 && !global.no_progress
                 && !global.quiet
                 && global.output == OutputFormat::Table,
@@ -95,9 +93,23 @@ impl Settings {
     /// Whether a question can be asked: table output with a person at the terminal. JSON output
     /// is for programs and never prompts.
     pub fn can_prompt(&self) -> bool {
-        self.output == OutputFormat::Table
-            && std::io::stdin().is_terminal()
-            && std::io::stderr().is_terminal()
+        let terminal = terminal();
+        self.output == OutputFormat::Table && terminal.stdin && terminal.stderr
+    }
+}
+
+/// Which of the standard streams are terminals: what decides colour, progress and prompts.
+pub struct Terminal {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+pub fn terminal() -> Terminal {
+    Terminal {
+        stdin: std::io::stdin().is_terminal(),
+        stdout: std::io::stdout().is_terminal(),
+        stderr: std::io::stderr().is_terminal(),
     }
 }
 

@@ -36,28 +36,25 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError(message.into()))
 }
 
-/// Prints the error (one line: the message and its causes) and returns the exit code.
-pub fn report(outcome: anyhow::Result<Outcome>) -> u8 {
+/// The exit code, and the error's one line (the message and its causes) to end the run with.
+pub fn report(outcome: anyhow::Result<Outcome>) -> (u8, Option<String>) {
     if crate::interrupt::requested() {
-        if let Err(err) = &outcome {
-            eprintln!("ami: error: {}", one_line(err));
-        }
-        return crate::interrupt::EXIT_INTERRUPTED;
+        let line = outcome.as_ref().err().map(one_line);
+        return (crate::interrupt::EXIT_INTERRUPTED, line);
     }
     match outcome {
-        Ok(Outcome::Success) => EXIT_OK,
-        Ok(Outcome::Partial) => EXIT_PARTIAL,
-        Ok(Outcome::Failed) => EXIT_FAILURE,
+        Ok(Outcome::Success) => (EXIT_OK, None),
+        Ok(Outcome::Partial) => (EXIT_PARTIAL, None),
+        Ok(Outcome::Failed) => (EXIT_FAILURE, None),
+        // A closed pipe (`| head`): the reader has what it wanted.
+        Err(err) if is_broken_pipe(&err) => (EXIT_OK, None),
         Err(err) => {
-            if is_broken_pipe(&err) {
-                return EXIT_OK;
-            }
-            eprintln!("ami: error: {}", one_line(&err));
-            if err.chain().any(|cause| cause.is::<UsageError>()) {
+            let code = if err.chain().any(|cause| cause.is::<UsageError>()) {
                 EXIT_USAGE
             } else {
                 EXIT_FAILURE
-            }
+            };
+            (code, Some(one_line(&err)))
         }
     }
 }
@@ -67,13 +64,16 @@ pub fn one_line(err: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in err.chain() {
         let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
-            continue;
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
         }
-        if !line.is_empty() {
-            line.push_str(": ");
+        // An AWS error's line already says what its SDK source would, in words for a person.
+        if cause.is::<crate::aws::error::AwsError>() {
+            break;
         }
-        line.push_str(&text);
     }
     line
 }
@@ -93,19 +93,22 @@ mod tests {
     #[test]
     fn usage_errors_exit_2_even_when_wrapped() {
         let err = usage("bad id").context("listing images");
-        assert_eq!(report(Err(err)), EXIT_USAGE);
+        assert_eq!(report(Err(err)).0, EXIT_USAGE);
     }
 
     #[test]
     fn other_errors_exit_1() {
-        assert_eq!(report(Err(anyhow::anyhow!("boom"))), EXIT_FAILURE);
+        assert_eq!(
+            report(Err(anyhow::anyhow!("boom"))),
+            (EXIT_FAILURE, Some("boom".to_string()))
+        );
     }
 
     #[test]
     fn outcomes_map_to_documented_codes() {
-        assert_eq!(report(Ok(Outcome::Success)), 0);
-        assert_eq!(report(Ok(Outcome::Partial)), 3);
-        assert_eq!(report(Ok(Outcome::Failed)), 1);
+        assert_eq!(report(Ok(Outcome::Success)), (0, None));
+        assert_eq!(report(Ok(Outcome::Partial)), (3, None));
+        assert_eq!(report(Ok(Outcome::Failed)), (1, None));
     }
 
     #[test]
@@ -114,5 +117,23 @@ mod tests {
         assert_eq!(one_line(&err), "connection refused");
         let err = anyhow::anyhow!("inner").context("outer");
         assert_eq!(one_line(&err), "outer: inner");
+    }
+
+    #[test]
+    fn an_aws_error_ends_the_line_without_its_sdk_source() {
+        use aws_sdk_ec2::config::http::HttpResponse;
+        use aws_sdk_ec2::error::SdkError;
+        use aws_sdk_ec2::operation::describe_images::DescribeImagesError;
+        let sdk: SdkError<DescribeImagesError, HttpResponse> = SdkError::timeout_error("slow");
+        let aws = crate::aws::error::AwsError::from_sdk(
+            crate::aws::error::Operation::DescribeImages,
+            "us-east-1",
+            sdk,
+        );
+        let err = anyhow::Error::new(aws).context("listing images");
+        assert_eq!(
+            one_line(&err),
+            "listing images: DescribeImages in us-east-1 failed: the request timed out"
+        );
     }
 }

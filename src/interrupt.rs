@@ -13,19 +13,21 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 static WATCH: Once = Once::new();
 static NOTIFY: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
-/// Starts listening for Ctrl-C (once per process; later calls do nothing).
-pub fn watch() {
-    WATCH.call_once(|| {
-        tokio::spawn(async {
+/// What `ami` says when Ctrl-C comes during execution.
+pub const NOTICE: &str = "\nami: interrupted: finishing what is in flight, starting nothing new \
+     (Ctrl-C again to stop at once; a re-run finishes the rest)";
+
+/// Starts listening for Ctrl-C (once per process; later calls do nothing); `notice` tells the
+/// person at the terminal (`output::message(NOTICE)`).
+pub fn watch(notice: fn()) {
+    WATCH.call_once(move || {
+        tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_err() {
                 return;
             }
             REQUESTED.store(true, Ordering::SeqCst);
             NOTIFY.notify_waiters();
-            eprintln!(
-                "\nami: interrupted: finishing what is in flight, starting nothing new \
-                 (Ctrl-C again to stop at once; a re-run finishes the rest)"
-            );
+            notice();
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(i32::from(EXIT_INTERRUPTED));
             }

@@ -6,6 +6,7 @@
 mod aws;
 mod cli;
 mod commands;
+mod concurrency;
 mod config;
 mod duration;
 mod error;
@@ -34,5 +35,9 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(commands::run(cli));
-    ExitCode::from(error::report(outcome))
+    let (code, line) = error::report(outcome);
+    if let Some(line) = line {
+        output::error(line);
+    }
+    ExitCode::from(code)
 }

@@ -16,8 +16,7 @@ pub struct Image {
     /// Why it is in its state, when AWS says (a `failed` image's cause).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_reason: Option<String>,
-    /// `ebs` or `instance-store`.
-    pub root_device_type: String,
+    pub root_device_type: RootDeviceType,
     pub root_device_name: Option<String>,
     pub architecture: Option<String>,
     pub creation_date: Option<DateTime<Utc>>,
@@ -27,9 +26,8 @@ pub struct Image {
     pub public: bool,
     pub tags: BTreeMap<String, String>,
     pub deprecation_time: Option<DateTime<Utc>>,
-    /// AWS's value: `disabled`, `enabled-without-cooldown`, `enabled-with-cooldown`,
-    /// `disabled-until-<time>` (cooldown running).
-    pub deregistration_protection: Option<String>,
+    /// None where the endpoint does not report it.
+    pub deregistration_protection: Option<DeregistrationProtection>,
     pub last_launched_time: Option<DateTime<Utc>>,
     /// The instance a CreateImage image was made from.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,68 +41,206 @@ pub struct Image {
     pub image_owner_alias: Option<String>,
 }
 
-/// An image's state, as AWS names it (`available`, `pending`, ...). A state this build does not
-/// know is kept by its name and treated as not available.
+/// A value AWS names with a word (`available`, `ebs`, `completed`): the enum, its AWS word both
+/// ways, and the word in JSON. A word this build does not know is kept by its name, so a new AWS
+/// value is shown as AWS sent it and decides nothing it was not meant to.
+macro_rules! aws_words {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $name {
+            $($variant,)+
+            Other(String),
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $($name::$variant => $word,)+
+                    $name::Other(word) => word,
+                }
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(word: &str) -> $name {
+                match word {
+                    $($word => $name::$variant,)+
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+aws_words!(
+    /// An image's state, as AWS names it. An unknown state is treated as not available.
+    ImageState {
+        Available = "available",
+        Pending = "pending",
+        Failed = "failed",
+        Error = "error",
+        Invalid = "invalid",
+        Transient = "transient",
+        Disabled = "disabled",
+        Deregistered = "deregistered",
+    }
+);
+
+aws_words!(
+    /// Where an image's root volume lives: an EBS snapshot or an S3 bundle.
+    RootDeviceType {
+        Ebs = "ebs",
+        InstanceStore = "instance-store",
+    }
+);
+
+aws_words!(
+    /// A snapshot's state, as AWS names it. Only a `completed` snapshot is ever deleted.
+    SnapshotState {
+        Pending = "pending",
+        Completed = "completed",
+        Error = "error",
+        Recoverable = "recoverable",
+        Recovering = "recovering",
+    }
+);
+
+/// An image's deregistration protection, as AWS reports it (`disabled`,
+/// `enabled-without-cooldown`, `enabled-with-cooldown`, `disabled-until-<time>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageState {
-    Available,
-    Pending,
-    Failed,
-    Error,
-    Invalid,
-    Transient,
+pub enum DeregistrationProtection {
     Disabled,
-    Deregistered,
+    /// On; with a cooldown, disabling it leaves the image protected for 24 more hours.
+    Enabled {
+        cooldown: bool,
+    },
+    /// Disabled, but its cooldown keeps the image protected until then (`aws`: the value as
+    /// AWS sent it, shown unchanged).
+    DisabledUntil {
+        until: DateTime<Utc>,
+        aws: String,
+    },
+    /// A value this build does not know, kept as AWS sent it: treated as protected.
     Other(String),
 }
 
-impl ImageState {
-    pub fn as_str(&self) -> &str {
+impl DeregistrationProtection {
+    /// Whether protection is switched on (a running cooldown is not: it only delays).
+    pub fn is_on(&self) -> bool {
+        matches!(self, DeregistrationProtection::Enabled { .. })
+    }
+
+    pub fn as_aws(&self) -> String {
         match self {
-            ImageState::Available => "available",
-            ImageState::Pending => "pending",
-            ImageState::Failed => "failed",
-            ImageState::Error => "error",
-            ImageState::Invalid => "invalid",
-            ImageState::Transient => "transient",
-            ImageState::Disabled => "disabled",
-            ImageState::Deregistered => "deregistered",
-            ImageState::Other(name) => name,
+            DeregistrationProtection::Disabled => "disabled".into(),
+            DeregistrationProtection::Enabled { cooldown: false } => {
+                "enabled-without-cooldown".into()
+            }
+            DeregistrationProtection::Enabled { cooldown: true } => "enabled-with-cooldown".into(),
+            DeregistrationProtection::DisabledUntil { aws, .. } => aws.clone(),
+            DeregistrationProtection::Other(value) => value.clone(),
         }
     }
 }
 
-impl From<&str> for ImageState {
-    fn from(name: &str) -> ImageState {
-        match name {
-            "available" => ImageState::Available,
-            "pending" => ImageState::Pending,
-            "failed" => ImageState::Failed,
-            "error" => ImageState::Error,
-            "invalid" => ImageState::Invalid,
-            "transient" => ImageState::Transient,
-            "disabled" => ImageState::Disabled,
-            "deregistered" => ImageState::Deregistered,
-            other => ImageState::Other(other.to_string()),
+impl From<&str> for DeregistrationProtection {
+    fn from(value: &str) -> DeregistrationProtection {
+        match value {
+            "disabled" => DeregistrationProtection::Disabled,
+            // Older endpoints answer plain `enabled`.
+            "enabled-without-cooldown" | "enabled" => {
+                DeregistrationProtection::Enabled { cooldown: false }
+            }
+            "enabled-with-cooldown" => DeregistrationProtection::Enabled { cooldown: true },
+            other => match other.strip_prefix("disabled-until-").and_then(parse_time) {
+                Some(until) => DeregistrationProtection::DisabledUntil {
+                    until,
+                    aws: other.to_string(),
+                },
+                None => DeregistrationProtection::Other(other.to_string()),
+            },
         }
     }
 }
 
-impl std::fmt::Display for ImageState {
+impl std::fmt::Display for DeregistrationProtection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.as_aws())
     }
 }
 
-impl Serialize for ImageState {
+impl Serialize for DeregistrationProtection {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        serializer.serialize_str(&self.as_aws())
+    }
+}
+
+/// Whose images a listing asks for (DescribeImages' `Owners`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// The calling account (`self`).
+    Caller,
+    Account(String),
+    /// An owner alias AWS assigns: `amazon`, `aws-marketplace`, `aws-backup-vault`.
+    Alias(String),
+}
+
+impl Owner {
+    /// `self`, a 12-digit account id, or a lowercase alias; anything else is not an owner.
+    pub fn parse(raw: &str) -> Option<Owner> {
+        if raw == "self" {
+            Some(Owner::Caller)
+        } else if raw.len() == 12 && raw.bytes().all(|b| b.is_ascii_digit()) {
+            Some(Owner::Account(raw.to_string()))
+        } else if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') {
+            Some(Owner::Alias(raw.to_string()))
+        } else {
+            None
+        }
+    }
+
+    pub fn as_aws(&self) -> &str {
+        match self {
+            Owner::Caller => "self",
+            Owner::Account(id) | Owner::Alias(id) => id,
+        }
+    }
+}
+
+/// Who to grant (or revoke) launch permission.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grantees {
+    pub accounts: Vec<String>,
+    pub organizations: Vec<String>,
+    pub organizational_units: Vec<String>,
+    pub public: bool,
+}
+
+impl Grantees {
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+            && self.organizations.is_empty()
+            && self.organizational_units.is_empty()
+            && !self.public
     }
 }
 
 impl Image {
     pub fn is_instance_store(&self) -> bool {
-        self.root_device_type == "instance-store"
+        self.root_device_type == RootDeviceType::InstanceStore
     }
 
     /// The image this one was made from, where AWS records it.
@@ -210,8 +346,7 @@ pub struct SnapshotInfo {
 pub struct SnapshotFact {
     pub snapshot_id: String,
     pub description: Option<String>,
-    /// `completed`, `pending`, `error`, ...
-    pub state: String,
+    pub state: SnapshotState,
     pub size_gib: i32,
     pub tags: BTreeMap<String, String>,
 }
@@ -501,16 +636,15 @@ pub struct ConsumerChecks {
 }
 
 impl ConsumerFacts {
-    /// One image's launch-permission read, as it went.
-    pub fn record(&mut self, image_id: String, read: anyhow::Result<LaunchPermissions>) {
+    /// One image's launch-permission read, as it went (a failure as its one line).
+    pub fn record(&mut self, image_id: String, read: Result<LaunchPermissions, String>) {
         match read {
             Ok(permissions) => {
                 self.unreadable.remove(&image_id);
                 self.permissions.insert(image_id, permissions);
             }
-            Err(err) => {
-                self.unreadable
-                    .insert(image_id, crate::error::one_line(&err));
+            Err(why) => {
+                self.unreadable.insert(image_id, why);
             }
         }
     }
@@ -617,6 +751,58 @@ mod tests {
         let time = parse_time("2026-11-23T13:17:42.000Z").unwrap();
         assert_eq!(time.to_rfc3339(), "2026-11-23T13:17:42+00:00");
         assert!(parse_time("yesterday").is_none());
+    }
+
+    #[test]
+    fn aws_words_round_trip_and_keep_unknown_ones() {
+        assert_eq!(
+            RootDeviceType::from("instance-store"),
+            RootDeviceType::InstanceStore
+        );
+        assert_eq!(SnapshotState::from("completed").as_str(), "completed");
+        assert_eq!(
+            SnapshotState::from("archived"),
+            SnapshotState::Other("archived".into())
+        );
+        assert_eq!(ImageState::from("weird").to_string(), "weird");
+    }
+
+    #[test]
+    fn a_running_cooldown_is_protection_switched_off() {
+        let table = [
+            ("disabled", false),
+            ("enabled", true),
+            ("enabled-without-cooldown", true),
+            ("enabled-with-cooldown", true),
+            ("disabled-until-2026-11-24T00:00:00.000Z", false),
+            ("something-new", false),
+        ];
+        for (aws, on) in table {
+            let protection = DeregistrationProtection::from(aws);
+            assert_eq!(protection.is_on(), on, "{aws}");
+            if aws != "enabled" {
+                assert_eq!(protection.as_aws(), aws, "shown as AWS sent it");
+            }
+        }
+        assert!(matches!(
+            DeregistrationProtection::from("disabled-until-2026-11-24T00:00:00.000Z"),
+            DeregistrationProtection::DisabledUntil { .. }
+        ));
+    }
+
+    #[test]
+    fn owners() {
+        assert_eq!(Owner::parse("self"), Some(Owner::Caller));
+        assert_eq!(
+            Owner::parse("123456789012"),
+            Some(Owner::Account("123456789012".into()))
+        );
+        assert_eq!(
+            Owner::parse("amazon").map(|o| o.as_aws().to_string()),
+            Some("amazon".into())
+        );
+        assert_eq!(Owner::parse("12345"), None);
+        assert_eq!(Owner::parse("Self"), None);
     }
 }
 

@@ -1,11 +1,12 @@
 //! The one path to the user: results to stdout (a table for people, one JSON document for
-//! programs), logs and progress to stderr.
+//! programs); messages, logs, progress and prompts to stderr. Nothing else in `ami` writes to
+//! the terminal.
 
 use anyhow::Result;
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde::Serialize;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
@@ -133,6 +134,84 @@ fn terminal_width() -> Option<u16> {
             .filter(|columns: &u16| *columns > 0)
             .unwrap_or(80)
     }))
+}
+
+/// A line for the person running `ami` (stderr): where a plan went, what a run did, that it
+/// was interrupted. Never part of the document on stdout.
+pub fn message(text: impl std::fmt::Display) {
+    eprintln!("{text}");
+}
+
+/// That Ctrl-C came during execution (`interrupt::watch`).
+pub fn interrupted() {
+    message(crate::interrupt::NOTICE);
+}
+
+/// The one line an error ends a run with.
+pub fn error(text: impl std::fmt::Display) {
+    eprintln!("ami: error: {text}");
+}
+
+/// Asks on the terminal and returns the answer, trimmed. Only after `Settings::can_prompt`.
+pub fn prompt(question: &str) -> std::io::Result<String> {
+    let mut stderr = std::io::stderr();
+    write!(stderr, "{question} ")?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim().to_string())
+}
+
+/// Raw bytes to stdout (a man page, a completion script): documents that are not ours to shape.
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Stderr for a child process's stdout (a launch check's output): it reaches the person, and
+/// the JSON document on stdout stays ours alone.
+pub fn stderr_for_child() -> std::io::Result<std::process::Stdio> {
+    Ok(std::process::Stdio::from(
+        std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?,
+    ))
+}
+
+/// Progress lines, one per region or stage, when progress is wanted.
+pub fn progress_lines(settings: &Settings) -> Option<MultiProgress> {
+    settings.progress.then(MultiProgress::new)
+}
+
+/// A spinner line in `lines` named `prefix` (a region, a stage), ticking if `ticking`.
+pub fn progress_line(lines: &MultiProgress, prefix: &str, ticking: bool) -> ProgressBar {
+    let bar = lines.add(ProgressBar::new_spinner());
+    let template = if ticking {
+        "{spinner} {prefix:12} {msg} {elapsed}"
+    } else {
+        "{prefix:8} {msg}"
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(prefix.to_string());
+    if ticking {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    }
+    bar
+}
+
+/// A percentage bar (an image's snapshots being made), when progress is wanted.
+pub fn percent_bar(settings: &Settings, message: impl Into<String>) -> Option<ProgressBar> {
+    settings.progress.then(|| {
+        let bar = ProgressBar::new(100);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {pos}% {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(message.into());
+        bar
+    })
 }
 
 /// A spinner on stderr, only when progress is wanted (a terminal, table output, not --no-progress).

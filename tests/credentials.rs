@@ -19,7 +19,7 @@ fn images_listed(caller: &Account, setup: impl FnOnce(&mut assert_cmd::Command))
         "ami list: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    json(&output)["images"]
+    json(&["list"], &output)["images"]
         .as_array()
         .unwrap()
         .iter()

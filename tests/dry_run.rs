@@ -77,6 +77,12 @@ pub(crate) async fn estate(account: &Account) -> Estate {
     }
 }
 
+/// `args` with --dry-run.
+fn dry(mut args: Vec<String>) -> Vec<String> {
+    args.push("--dry-run".into());
+    args
+}
+
 /// The arguments that would change something in the estate, without --dry-run.
 pub(crate) fn case(verb: &str, estate: &Estate) -> Vec<String> {
     let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
@@ -148,6 +154,7 @@ async fn no_verb_changes_anything_with_dry_run() {
     let snapshots_before = account.snapshot_ids().await;
     let verbs = verbs();
     assert!(verbs.len() >= 12, "verbs from --help: {verbs:?}");
+    let mut wrong_codes = Vec::new();
     for verb in &verbs {
         account.reset_requests();
         let args = case(verb, &estate);
@@ -155,10 +162,9 @@ async fn no_verb_changes_anything_with_dry_run() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let code = output.status.code();
         // Honoured (0) or refused before any call (2, and then nothing was asked at all).
-        assert!(
-            code == Some(0) || code == Some(2),
-            "ami {args:?} --dry-run exited {code:?}: {stderr}"
-        );
+        if code != Some(expected_exit(verb)) {
+            wrong_codes.push(format!("ami {args:?} --dry-run exited {code:?}: {stderr}"));
+        }
         assert!(
             !stderr.contains("--dry-run: refused"),
             "ami {verb} --dry-run tried a changing call: {stderr}"
@@ -174,8 +180,19 @@ async fn no_verb_changes_anything_with_dry_run() {
             account.mutating_calls()
         );
     }
+    assert!(wrong_codes.is_empty(), "{}", wrong_codes.join("\n"));
     assert_eq!(account.image_ids().await, images_before);
     assert_eq!(account.snapshot_ids().await, snapshots_before);
+}
+
+/// Each verb's exit code with --dry-run on the estate: 0 where it shows what it would do, 2
+/// where it refuses --dry-run before any call.
+fn expected_exit(verb: &str) -> i32 {
+    match verb {
+        "list" | "create" | "register" | "copy" | "share" | "launch" | "release" | "deregister"
+        | "cleanup" | "restore" | "apply" | "completions" | "man" => 0,
+        other => panic!("no expected --dry-run exit code for `ami {other}`: add one"),
+    }
 }
 
 /// The verbs that make or share images ask AWS's own DryRun check and print the calls.
@@ -202,7 +219,7 @@ async fn create_register_copy_and_share_ask_aws_and_print_the_calls() {
             "{verb}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let report = crate::common::json(&output);
+        let report = crate::common::json(&dry(case(verb, &estate)), &output);
         assert_eq!(report["dry_run"], true, "{verb}: {report}");
         let calls = report["calls"].as_array().unwrap();
         let asked = calls.iter().find(|c| c["call"] == call).unwrap_or_else(|| {
@@ -224,7 +241,7 @@ async fn create_register_copy_and_share_ask_aws_and_print_the_calls() {
         .args(["--dry-run", "--output", "json"])
         .output()
         .unwrap();
-    let report = crate::common::json(&output);
+    let report = crate::common::json(&dry(case("share", &estate)), &output);
     let snapshot_call = report["calls"]
         .as_array()
         .unwrap()
@@ -243,7 +260,7 @@ async fn create_register_copy_and_share_ask_aws_and_print_the_calls() {
         .args(["--dry-run", "--output", "json"])
         .output()
         .unwrap();
-    let report = crate::common::json(&output);
+    let report = crate::common::json(&dry(case("create", &estate)), &output);
     assert!(report["calls"].as_array().unwrap().iter().any(|c| {
         c["call"] == "ec2:EnableImageDeregistrationProtection" && c["check"] == "not_checked"
     }));
@@ -266,7 +283,7 @@ async fn a_denied_dry_run_check_fails_the_dry_run() {
         .unwrap();
     account.configure(serde_json::json!({"faults": null}));
     assert_eq!(output.status.code(), Some(1));
-    let report = crate::common::json(&output);
+    let report = crate::common::json(&dry(case("copy", &estate)), &output);
     assert_eq!(report["calls"][0]["check"], "denied", "{report}");
     assert!(
         report["calls"][0]["reason"]
@@ -298,7 +315,7 @@ async fn a_share_already_in_place_plans_no_change() {
                 .chain(["--dry-run", "--output", "json"]),
         );
     assert_eq!(output.status.code(), Some(0));
-    let report = crate::common::json(&output);
+    let report = crate::common::json(&dry(grant.clone()), &output);
     assert_eq!(report["calls"], serde_json::json!([]), "{report}");
     assert!(
         report["notes"]
@@ -336,22 +353,37 @@ async fn a_release_dry_run_lists_the_parameters_it_would_publish() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report = crate::common::json(&output);
+    let report = crate::common::json(&["release"], &output);
     let publish = &report["stages"][5];
     assert_eq!(publish["stage"], "publish");
-    let calls: Vec<&str> = publish["calls"]
+    assert_eq!(publish["state"], "planned");
+    let calls: Vec<(&str, &str, &str, &str)> = publish["calls"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c.as_str().unwrap())
+        .map(|c| {
+            let field = |name: &str| c[name].as_str().unwrap();
+            (
+                field("region"),
+                field("call"),
+                field("target"),
+                field("check"),
+            )
+        })
         .collect();
+    let write = "Name=/web/latest Value=(the new image) DataType=aws:ec2:image";
     assert_eq!(
         calls,
         [
-            "ssm:PutParameter Name=/web/latest Value=(the new image) DataType=aws:ec2:image in eu-west-1",
-            "ssm:PutParameter Name=/web/latest Value=(the new image) DataType=aws:ec2:image in us-east-1",
+            ("eu-west-1", "ssm:PutParameter", write, "not_checked"),
+            ("us-east-1", "ssm:PutParameter", write, "not_checked"),
         ]
     );
+    // AWS's own DryRun answer where the action has one.
+    let create = &report["stages"][0];
+    assert_eq!(create["state"], "planned");
+    assert_eq!(create["calls"][0]["call"], "ec2:CreateImage");
+    assert_eq!(create["calls"][0]["check"], "allowed", "{create}");
     assert_eq!(
         report["parameters"]["us-east-1"]["/web/latest"]["status"],
         "would_write"

@@ -15,14 +15,8 @@ fn run(account: &Account, args: &[&str]) -> (i32, Value) {
     if !output.status.success() {
         eprintln!("{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let document = json(&output);
     // Across accounts, the verb's document is wrapped per account; else it is the verb's own.
-    let schema = if args.iter().any(|a| a.starts_with("--accounts")) {
-        "fleet"
-    } else {
-        args[0]
-    };
-    crate::common::schema::check(schema, &document);
+    let document = json(args, &output);
     (output.status.code().unwrap(), document)
 }
 

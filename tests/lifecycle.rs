@@ -14,7 +14,7 @@ fn run(account: &Account, args: &[&str]) -> (i32, Value) {
     let value = if output.stdout.is_empty() {
         Value::Null
     } else {
-        json(&output)
+        json(args, &output)
     };
     if code != 0 {
         eprintln!("{args:?}: {}", String::from_utf8_lossy(&output.stderr));
@@ -395,7 +395,7 @@ async fn a_copy_whose_answer_is_lost_is_retried_without_making_a_second_image() 
     account.configure(serde_json::json!({"faults": null}));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
-    let out = json(&output);
+    let out = json(&["copy"], &output);
     assert_eq!(
         account.requests()["ec2:CopyImage"],
         2,
@@ -757,7 +757,7 @@ async fn launch_in_a_zone_smoke_test_and_refuse_a_disabled_image() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
-    let out = json(&output);
+    let out = json(&["launch"], &output);
     assert_eq!(out["check"]["passed"], true);
     assert_eq!(out["terminated"], true);
     let passed = out["instances"][0]["instance_id"]
@@ -1005,8 +1005,8 @@ async fn a_failed_or_killed_release_resumes_without_new_images() {
             ("test", "skipped"),
             ("copy", "done"),
             ("share", "failed"),
-            ("finish", "pending"),
-            ("publish", "pending"),
+            ("finish", "not_started"),
+            ("publish", "not_started"),
         ])
     );
     let error = out["stages"][3]["error"].as_str().unwrap();
@@ -1056,8 +1056,17 @@ async fn a_failed_or_killed_release_resumes_without_new_images() {
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the release ended before the kill: nothing was killed mid-run"
+    );
     child.kill().unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed mid-run, not ended by itself"
+    );
     owner.configure(serde_json::json!({"faults": null}));
     for region in ["us-east-1", "eu-west-1", "eu-central-1"] {
         assert_eq!(
@@ -1147,7 +1156,7 @@ async fn ctrl_c_during_a_smoke_test_still_terminates_the_instance() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let out = json(&output);
+    let out = json(&["launch"], &output);
     assert_eq!(out["terminated"], true);
     let id = out["instances"][0]["instance_id"].as_str().unwrap();
     assert_eq!(instance_state(&account, id).await.0, "terminated");
@@ -1202,7 +1211,7 @@ async fn ctrl_c_stops_a_release_says_where_and_a_rerun_finishes() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let out = json(&output);
+    let out = json(&["release"], &output);
     assert_eq!(
         stage_states(&out),
         states(&[
@@ -1210,8 +1219,8 @@ async fn ctrl_c_stops_a_release_says_where_and_a_rerun_finishes() {
             ("test", "skipped"),
             ("copy", "done"),
             ("share", "failed"),
-            ("finish", "pending"),
-            ("publish", "pending"),
+            ("finish", "not_started"),
+            ("publish", "not_started"),
         ])
     );
     let error = out["stages"][3]["error"].as_str().unwrap();

@@ -23,7 +23,7 @@ fn run(account: &Account, args: &[&str]) -> (i32, Value) {
     let value = if output.stdout.is_empty() {
         Value::Null
     } else {
-        json(&output)
+        json(args, &output)
     };
     (code, value)
 }

@@ -80,7 +80,8 @@ fn list(account: &Account, args: &[&str]) -> ListOutput {
         "ami list failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_value(json(&output)).expect("list output matches the documented schema")
+    serde_json::from_value(json(&["list"], &output))
+        .expect("list output matches the documented schema")
 }
 
 fn ids(output: &ListOutput) -> Vec<&str> {

@@ -16,7 +16,7 @@ fn ami(account: &Account, args: &[&str]) -> (i32, Value, String) {
     let value = if output.stdout.is_empty() {
         Value::Null
     } else {
-        json(&output)
+        json(args, &output)
     };
     (output.status.code().unwrap(), value, stderr)
 }
@@ -82,11 +82,18 @@ async fn a_retired_image_comes_back_with_its_snapshot_and_launches() {
     // count as recoverable.
     let other_image = by_id(&retire["images"], "image_id", &other);
     assert_eq!(other_image["recycle_bin"]["status"], "not_recoverable");
-    let summary = retire["recycle_bin"].as_str().unwrap();
-    assert!(
-        summary.starts_with("Recycle Bin: 1 of 2 images recoverable, 1 of 2 snapshots recoverable"),
+    let summary = &retire["recycle_bin"];
+    assert_eq!(
+        summary["images"],
+        serde_json::json!({"total": 2, "recoverable": 1, "unknown": 0}),
         "{summary}"
     );
+    assert_eq!(
+        summary["snapshots"],
+        serde_json::json!({"total": 2, "recoverable": 1, "unknown": 0}),
+        "{summary}"
+    );
+    assert!(summary["restorable_until"].is_string(), "{summary}");
     // The table says it too.
     let table = account.run(["cleanup", "--keep", "1", "--dry-run"]).stdout;
     let table = String::from_utf8_lossy(&table);
@@ -176,13 +183,12 @@ async fn unreadable_rules_are_unknown_not_recoverable() {
                 .contains("AccessDenied"),
             "{recovery}"
         );
-        assert!(
-            report["recycle_bin"]
-                .as_str()
-                .unwrap()
-                .contains("0 of 1 image recoverable (1 unknown"),
+        assert_eq!(
+            report["recycle_bin"]["images"],
+            serde_json::json!({"total": 1, "recoverable": 0, "unknown": 1}),
             "{report:#}"
         );
+        assert_eq!(report["recycle_bin"]["restorable_until"], Value::Null);
     }
     account.configure(serde_json::json!({"faults": null}));
     let (_, report, _) = ami(&account, &["deregister", &image, "--dry-run"]);

@@ -1,6 +1,6 @@
 //! Every verb's `--output json` document, real and dry run, against its JSON Schema in
 //! docs/schema (what a CI script may rely on). Every other test's JSON goes through
-//! `common::json`, which holds it to one of the schemas too.
+//! `common::json`, which holds it to the schema of the verb that printed it too.
 
 use crate::common::{Account, json, schema};
 use crate::dry_run::{case, estate, verbs};
@@ -39,7 +39,14 @@ async fn every_verb_prints_the_document_its_schema_describes() {
             "ami {args:?} {extra:?}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        json(&output)
+        json(
+            &[
+                args.as_slice(),
+                &extra.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
+            ]
+            .concat(),
+            &output,
+        )
     };
     // Dry runs first: they change nothing.
     for verb in &verbs {

@@ -25,7 +25,7 @@ fn run_with(account: &Account, args: &[&str], env: &[(&str, &str)]) -> (i32, Val
     let document = if output.stdout.is_empty() {
         Value::Null
     } else {
-        json(&output)
+        json(args, &output)
     };
     (
         code,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::Aws;
-use super::error::AwsError;
+use super::error::{AwsError, Operation};
 
 /// The role ARN in the region's partition (`super::partition`).
 pub fn role_arn(region: &str, account_id: &str, role_name: &str) -> String {
@@ -247,7 +247,8 @@ impl Aws {
             .unwrap_or_default();
         let mut ids = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|err| AwsError::from_sdk("ListAccounts", &region, &err))?;
+            let page =
+                page.map_err(|err| AwsError::from_sdk(Operation::ListAccounts, &region, err))?;
             for account in page.accounts() {
                 let active = account
                     .state()

@@ -2,7 +2,7 @@
 //! mapped into `model`.
 
 use super::Ec2;
-use super::error::AwsError;
+use super::error::{AwsError, Operation};
 use crate::model::{AllowedImages, AllowedState, ImageCriterion};
 
 impl Ec2 {
@@ -14,7 +14,9 @@ impl Ec2 {
             .get_allowed_images_settings()
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("GetAllowedImagesSettings", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::GetAllowedImagesSettings, &self.region, err)
+            })?;
         let state = match output.state() {
             None | Some("disabled") => AllowedState::Disabled,
             Some("audit-mode") => AllowedState::AuditMode,

@@ -6,7 +6,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use std::collections::BTreeMap;
 
 use super::S3;
-use super::error::{AwsError, service_code};
+use super::error::{AwsError, Operation, service_code};
 use crate::model::{BundleObjects, ManifestFetch};
 
 /// DeleteObjects takes at most 1,000 keys.
@@ -60,7 +60,9 @@ impl S3 {
                 return match service_code(&err) {
                     Some("NoSuchKey") | Some("NoSuchBucket") => ManifestFetch::Missing,
                     _ => ManifestFetch::Unreadable(
-                        AwsError::from_sdk("GetObject", &self.region, &err).to_string(),
+                        AwsError::from_sdk(Operation::GetObject, &self.region, err)
+                            .on(format!("s3://{bucket}/{key}"))
+                            .to_string(),
                     ),
                 };
             }
@@ -90,7 +92,9 @@ impl S3 {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("GetBucketLocation", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::GetBucketLocation, &self.region, err).on(bucket)
+            })?;
         Ok(match output.location_constraint().map(|c| c.as_str()) {
             None | Some("") => "us-east-1".to_string(),
             Some("EU") => "eu-west-1".to_string(),
@@ -113,8 +117,8 @@ impl S3 {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|err| AwsError::from_sdk("ListObjectsV2", &self.region, &err))?;
+            let page = page
+                .map_err(|err| AwsError::from_sdk(Operation::ListObjectsV2, &self.region, err))?;
             objects.extend(page.contents().iter().filter_map(|object| {
                 object
                     .key()
@@ -180,7 +184,8 @@ impl S3 {
                     }
                 }
                 Err(err) => {
-                    let err = AwsError::from_sdk("DeleteObjects", &self.region, &err).to_string();
+                    let err =
+                        AwsError::from_sdk(Operation::DeleteObjects, &self.region, err).to_string();
                     outcome
                         .failed
                         .extend(batch.iter().map(|key| (key.clone(), err.clone())));
@@ -199,7 +204,7 @@ impl S3 {
             .max_keys(1)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("ListObjectsV2", &self.region, &err))?;
+            .map_err(|err| AwsError::from_sdk(Operation::ListObjectsV2, &self.region, err))?;
         if listing.key_count().unwrap_or(0) > 0 || !listing.contents().is_empty() {
             return Ok(false);
         }
@@ -208,7 +213,9 @@ impl S3 {
             .bucket(bucket)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("DeleteBucket", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::DeleteBucket, &self.region, err).on(bucket)
+            })?;
         Ok(true)
     }
 }

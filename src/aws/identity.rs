@@ -3,7 +3,7 @@
 use anyhow::{Result, anyhow};
 
 use super::Aws;
-use super::error::AwsError;
+use super::error::{AwsError, Operation};
 use super::retry::FailFastUntilAnswered;
 
 impl Aws {
@@ -17,7 +17,7 @@ impl Aws {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("GetCallerIdentity", region, &err))?;
+            .map_err(|err| AwsError::from_sdk(Operation::GetCallerIdentity, region, err))?;
         output
             .account()
             .map(str::to_string)

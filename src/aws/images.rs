@@ -5,10 +5,10 @@ use aws_sdk_ec2::types::{Filter, ImageAttributeName};
 use std::collections::BTreeMap;
 
 use super::Ec2;
-use super::error::{AwsError, service_code};
+use super::error::{AwsError, Operation, service_code};
 use crate::model::{
-    AncestryEntry, BlockDevice, Image, ImageState, LaunchPermissions, SnapshotReturnCode,
-    parse_time,
+    AncestryEntry, BlockDevice, DeregistrationProtection, Image, ImageState, LaunchPermissions,
+    Owner, RootDeviceType, SnapshotReturnCode, parse_time,
 };
 
 /// Largest page DescribeImages serves.
@@ -17,7 +17,7 @@ const IMAGES_PAGE_SIZE: i32 = 1000;
 /// What to list; name and tags are filtered by EC2 itself, so fewer pages come back.
 #[derive(Debug, Clone, Default)]
 pub struct ImageQuery {
-    pub owners: Vec<String>,
+    pub owners: Vec<Owner>,
     pub name_glob: Option<String>,
     pub tags: Vec<(String, String)>,
     /// Only images made from one of these (DescribeImages' `source-image-id` filter).
@@ -51,7 +51,16 @@ impl Ec2 {
         let mut pages = self
             .client
             .describe_images()
-            .set_owners(Some(query.owners.clone()).filter(|owners| !owners.is_empty()))
+            .set_owners(
+                Some(
+                    query
+                        .owners
+                        .iter()
+                        .map(|o| o.as_aws().to_string())
+                        .collect::<Vec<_>>(),
+                )
+                .filter(|owners| !owners.is_empty()),
+            )
             .set_filters(Some(filters).filter(|filters| !filters.is_empty()))
             .include_disabled(true)
             .include_deprecated(true)
@@ -60,8 +69,8 @@ impl Ec2 {
             .send();
         let mut images = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|err| AwsError::from_sdk("DescribeImages", &self.region, &err))?;
+            let page = page
+                .map_err(|err| AwsError::from_sdk(Operation::DescribeImages, &self.region, err))?;
             for image in page.images() {
                 images.push(map_image(&self.region, image)?);
             }
@@ -78,7 +87,9 @@ impl Ec2 {
             .image_id(image_id)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("GetImageAncestry", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::GetImageAncestry, &self.region, err).on(image_id)
+            })?;
         Ok(output
             .image_ancestry_entries()
             .iter()
@@ -114,8 +125,12 @@ impl Ec2 {
                 .map(|image| map_image(&self.region, image))
                 .transpose(),
             Err(err) if service_code(&err) == Some("InvalidAMIID.NotFound") => Ok(None),
-            Err(err) => Err(AwsError::from_sdk("DescribeImages", &self.region, &err))
-                .with_context(|| format!("looking up {image_id}")),
+            Err(err) => Err(AwsError::from_sdk(
+                Operation::DescribeImages,
+                &self.region,
+                err,
+            ))
+            .with_context(|| format!("looking up {image_id}")),
         }
     }
 
@@ -155,7 +170,9 @@ impl Ec2 {
             {
                 Ok(None)
             }
-            Err(err) => Err(AwsError::from_sdk("DeregisterImage", &self.region, &err)),
+            Err(err) => {
+                Err(AwsError::from_sdk(Operation::DeregisterImage, &self.region, err).on(image_id))
+            }
         }
     }
 
@@ -166,7 +183,9 @@ impl Ec2 {
                 .set_instance_ids(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|err| AwsError::from_sdk("TerminateInstances", &self.region, &err))?;
+                .map_err(|err| {
+                    AwsError::from_sdk(Operation::TerminateInstances, &self.region, err)
+                })?;
         }
         Ok(())
     }
@@ -179,7 +198,10 @@ impl Ec2 {
             .attribute(ImageAttributeName::LaunchPermission)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("DescribeImageAttribute", &self.region, &err))
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeImageAttribute, &self.region, err)
+                    .on(image_id)
+            })
             .with_context(|| format!("reading launch permissions of {image_id}"))?;
         let mut permissions = LaunchPermissions::default();
         for permission in output.launch_permissions() {
@@ -247,10 +269,11 @@ fn map_image(region: &str, image: &aws_sdk_ec2::types::Image) -> Result<Image> {
                 (code, message) => code.or(message).map(str::to_string),
             }
         }),
-        root_device_type: image
-            .root_device_type()
-            .map(|kind| kind.as_str().to_string())
-            .unwrap_or_else(|| "unknown".to_string()),
+        root_device_type: RootDeviceType::from(
+            image
+                .root_device_type()
+                .map_or("unknown", |kind| kind.as_str()),
+        ),
         root_device_name: image.root_device_name().map(str::to_string),
         architecture: image.architecture().map(|arch| arch.as_str().to_string()),
         creation_date: image.creation_date().and_then(parse_time),
@@ -259,7 +282,9 @@ fn map_image(region: &str, image: &aws_sdk_ec2::types::Image) -> Result<Image> {
         public: image.public().unwrap_or(false),
         tags,
         deprecation_time: image.deprecation_time().and_then(parse_time),
-        deregistration_protection: image.deregistration_protection().map(str::to_string),
+        deregistration_protection: image
+            .deregistration_protection()
+            .map(DeregistrationProtection::from),
         last_launched_time: image.last_launched_time().and_then(parse_time),
         source_instance_id: image.source_instance_id().map(str::to_string),
         source_image_id: image.source_image_id().map(str::to_string),

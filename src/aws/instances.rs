@@ -8,7 +8,7 @@ use serde::Serialize;
 use std::time::Duration;
 
 use super::Ec2;
-use super::error::{AwsError, service_code};
+use super::error::{AwsError, Operation, service_code};
 use super::lifecycle::tag_spec;
 use super::settle::Fresh;
 
@@ -86,7 +86,9 @@ impl Ec2 {
             Err(err) if request.dry_run && service_code(&err) == Some("DryRunOperation") => {
                 return Ok(Vec::new());
             }
-            Err(err) => return Err(AwsError::from_sdk("RunInstances", &self.region, &err).into()),
+            Err(err) => {
+                return Err(AwsError::from_sdk(Operation::RunInstances, &self.region, err).into());
+            }
         };
         let instances: Vec<InstanceInfo> = output.instances().iter().filter_map(info).collect();
         if instances.is_empty() {
@@ -106,7 +108,7 @@ impl Ec2 {
             .set_instance_ids(Some(ids.to_vec()))
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("DescribeInstances", &self.region, &err))?;
+            .map_err(|err| AwsError::from_sdk(Operation::DescribeInstances, &self.region, err))?;
         Ok(output
             .reservations()
             .iter()
@@ -140,8 +142,9 @@ impl Ec2 {
             .send();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|err| AwsError::from_sdk("DescribeInstances", &self.region, &err))?;
+            let page = page.map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeInstances, &self.region, err)
+            })?;
             found.extend(
                 page.reservations()
                     .iter()

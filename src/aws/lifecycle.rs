@@ -17,7 +17,7 @@ use aws_sdk_ec2::operation::register_image::builders::RegisterImageFluentBuilder
 use aws_sdk_ec2::config::http::HttpResponse;
 
 use super::Ec2;
-use super::error::{AwsError, dry_run_answer, service_code};
+use super::error::{AwsError, Operation, dry_run_answer, service_code};
 
 /// The first pause between two looks at an image being made; each doubles, up to
 /// `LONGEST_POLL` (the SDK's own image waiter polls every 15 seconds).
@@ -83,7 +83,7 @@ impl aws_sdk_ec2::config::Intercept for Attempts {
 
 /// A CreateImage's or RegisterImage's answer (the new id, when it carried one) as a `Made`.
 fn made<E>(
-    operation: &'static str,
+    operation: Operation,
     region: &str,
     attempts: &Attempts,
     result: std::result::Result<Option<String>, aws_sdk_ec2::error::SdkError<E, HttpResponse>>,
@@ -97,7 +97,7 @@ where
         Err(err) if attempts.may_have_made_it() && service_code(&err) == Some(NAME_TAKEN) => {
             Ok(Made::NameTakenOnRetry)
         }
-        Err(err) => Err(AwsError::from_sdk(operation, region, &err).into()),
+        Err(err) => Err(AwsError::from_sdk(operation, region, err).into()),
     }
 }
 
@@ -156,7 +156,7 @@ impl Ec2 {
         for chunk in sources.chunks(SOURCE_FILTER_VALUES) {
             images.extend(
                 self.describe_images(&super::images::ImageQuery {
-                    owners: vec!["self".into()],
+                    owners: vec![crate::model::Owner::Caller],
                     source_image_ids: chunk.to_vec(),
                     ..Default::default()
                 })
@@ -170,7 +170,7 @@ impl Ec2 {
     /// (at most one that exists on AWS, and recently deregistered ones).
     pub async fn owned_images_named(&self, name: &str) -> Result<Vec<Image>> {
         self.describe_images(&super::images::ImageQuery {
-            owners: vec!["self".into()],
+            owners: vec![crate::model::Owner::Caller],
             name_glob: Some(name.to_string()),
             ..Default::default()
         })
@@ -223,7 +223,7 @@ impl Ec2 {
             .send()
             .await;
         let result = result.map(|output| output.image_id().map(str::to_string));
-        made("CreateImage", &self.region, &attempts, result)
+        made(Operation::CreateImage, &self.region, &attempts, result)
             .with_context(|| format!("creating image {name} from {instance_id}"))
     }
 
@@ -241,7 +241,11 @@ impl Ec2 {
             .dry_run(true)
             .send()
             .await;
-        Ok(dry_run_answer("CreateImage", &self.region, result)?)
+        Ok(dry_run_answer(
+            Operation::CreateImage,
+            &self.region,
+            result,
+        )?)
     }
 
     fn register_ebs_request(&self, spec: &EbsRegistration) -> RegisterImageFluentBuilder {
@@ -293,14 +297,18 @@ impl Ec2 {
             .send()
             .await
             .map(|output| output.image_id().map(str::to_string));
-        made("RegisterImage", &self.region, &attempts, result)
+        made(Operation::RegisterImage, &self.region, &attempts, result)
             .with_context(|| format!("registering {}", spec.name))
     }
 
     /// AWS's DryRun check of the same RegisterImage.
     pub async fn check_register_ebs(&self, spec: &EbsRegistration) -> Result<DryRunCheck> {
         let result = self.register_ebs_request(spec).dry_run(true).send().await;
-        Ok(dry_run_answer("RegisterImage", &self.region, result)?)
+        Ok(dry_run_answer(
+            Operation::RegisterImage,
+            &self.region,
+            result,
+        )?)
     }
 
     fn register_bundle_request(
@@ -340,7 +348,7 @@ impl Ec2 {
             .send()
             .await
             .map(|output| output.image_id().map(str::to_string));
-        made("RegisterImage", &self.region, &attempts, result)
+        made(Operation::RegisterImage, &self.region, &attempts, result)
             .with_context(|| format!("registering {name} from s3://{location}"))
     }
 
@@ -358,7 +366,11 @@ impl Ec2 {
             .dry_run(true)
             .send()
             .await;
-        Ok(dry_run_answer("RegisterImage", &self.region, result)?)
+        Ok(dry_run_answer(
+            Operation::RegisterImage,
+            &self.region,
+            result,
+        )?)
     }
 
     /// No ClientToken here: the SDK fills one in per call (CopyImage's is an idempotency token in
@@ -385,7 +397,7 @@ impl Ec2 {
     /// AWS's DryRun check of the same CopyImage.
     pub async fn check_copy_image(&self, copy: &CopyRequest<'_>) -> Result<DryRunCheck> {
         let result = self.copy_image_request(copy).dry_run(true).send().await;
-        Ok(dry_run_answer("CopyImage", &self.region, result)?)
+        Ok(dry_run_answer(Operation::CopyImage, &self.region, result)?)
     }
 
     /// Copies the source image into this client's region.
@@ -394,7 +406,7 @@ impl Ec2 {
             .copy_image_request(copy)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("CopyImage", &self.region, &err))?;
+            .map_err(|err| AwsError::from_sdk(Operation::CopyImage, &self.region, err))?;
         output
             .image_id()
             .map(str::to_string)
@@ -415,7 +427,7 @@ impl Ec2 {
             ))
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("CreateTags", &self.region, &err))?;
+            .map_err(|err| AwsError::from_sdk(Operation::CreateTags, &self.region, err))?;
         Ok(())
     }
 
@@ -426,7 +438,10 @@ impl Ec2 {
             .deprecate_at(AwsDateTime::from_secs(at.timestamp()))
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("EnableImageDeprecation", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::EnableImageDeprecation, &self.region, err)
+                    .on(image_id)
+            })?;
         Ok(())
     }
 
@@ -436,7 +451,9 @@ impl Ec2 {
             .image_id(image_id)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("DisableImage", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::DisableImage, &self.region, err).on(image_id)
+            })?;
         Ok(())
     }
 
@@ -447,7 +464,11 @@ impl Ec2 {
             .send()
             .await
             .map_err(|err| {
-                AwsError::from_sdk("EnableImageDeregistrationProtection", &self.region, &err)
+                AwsError::from_sdk(
+                    Operation::EnableImageDeregistrationProtection,
+                    &self.region,
+                    err,
+                )
             })?;
         Ok(())
     }
@@ -520,7 +541,7 @@ impl Ec2 {
             )
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("DescribeSnapshots", &self.region, &err))?;
+            .map_err(|err| AwsError::from_sdk(Operation::DescribeSnapshots, &self.region, err))?;
         Ok(output
             .snapshots()
             .iter()
@@ -541,7 +562,7 @@ impl Ec2 {
             .describe_regions()
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("DescribeRegions", &self.region, &err))?;
+            .map_err(|err| AwsError::from_sdk(Operation::DescribeRegions, &self.region, err))?;
         let mut regions: Vec<String> = output
             .regions()
             .iter()

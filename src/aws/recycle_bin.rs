@@ -7,13 +7,10 @@ use aws_sdk_rbin::types::{ResourceTag, ResourceType, RuleStatus};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 
-use super::error::AwsError;
+use super::error::{AwsError, Operation};
 use super::retry::FailFastUntilAnswered;
 use super::{Aws, Ec2, guard};
 use crate::model::{BinEntry, BinResource, BinnedImages, RecycleRules, RetentionRule};
-
-/// Rules are few; reading them a few at a time is plenty.
-const RULE_CONCURRENCY: usize = 4;
 
 /// ListImagesInRecycleBin takes at most 20 ids a call.
 const IMAGE_IDS_PER_CALL: usize = 20;
@@ -55,7 +52,8 @@ impl Aws {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page.map_err(|err| AwsError::from_sdk("ListRules", region, &err))?;
+                let page =
+                    page.map_err(|err| AwsError::from_sdk(Operation::ListRules, region, err))?;
                 for rule in page.rules() {
                     if let Some(id) = rule.identifier() {
                         ids.push((id.to_string(), resource));
@@ -72,7 +70,7 @@ impl Aws {
                         .identifier(&id)
                         .send()
                         .await
-                        .map_err(|err| AwsError::from_sdk("GetRule", region, &err))
+                        .map_err(|err| AwsError::from_sdk(Operation::GetRule, region, err))
                         .with_context(|| format!("Recycle Bin rule {id}"))?;
                     let period = rule
                         .retention_period()
@@ -89,7 +87,7 @@ impl Aws {
                     })
                 }
             })
-            .buffer_unordered(RULE_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::RETENTION_RULES)
             .collect()
             .await;
         let mut rules = rules.into_iter().collect::<Result<Vec<_>>>()?;
@@ -150,7 +148,7 @@ impl Ec2 {
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|err| {
-                    AwsError::from_sdk("ListImagesInRecycleBin", &self.region, &err)
+                    AwsError::from_sdk(Operation::ListImagesInRecycleBin, &self.region, err)
                 })?;
                 for image in page.images() {
                     let Some(id) = image.image_id() else { continue };
@@ -177,7 +175,7 @@ impl Ec2 {
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| {
-                AwsError::from_sdk("ListSnapshotsInRecycleBin", &self.region, &err)
+                AwsError::from_sdk(Operation::ListSnapshotsInRecycleBin, &self.region, err)
             })?;
             for snapshot in page.snapshots() {
                 let Some(id) = snapshot.snapshot_id() else {
@@ -200,7 +198,10 @@ impl Ec2 {
             .image_id(image_id)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("RestoreImageFromRecycleBin", &self.region, &err))
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::RestoreImageFromRecycleBin, &self.region, err)
+                    .on(image_id)
+            })
             .with_context(|| format!("restoring {image_id}"))?;
         Ok(())
     }
@@ -211,7 +212,10 @@ impl Ec2 {
             .snapshot_id(snapshot_id)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("RestoreSnapshotFromRecycleBin", &self.region, &err))
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::RestoreSnapshotFromRecycleBin, &self.region, err)
+                    .on(snapshot_id)
+            })
             .with_context(|| format!("restoring {snapshot_id}"))?;
         Ok(())
     }

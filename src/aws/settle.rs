@@ -212,12 +212,11 @@ mod tests {
     }
 
     fn aws(code: &str) -> AwsError {
-        AwsError {
-            operation: "DeleteSnapshot",
-            region: "us-east-1".into(),
-            code: Some(code.into()),
-            message: String::new(),
-        }
+        AwsError::answered(
+            super::super::error::Operation::DeleteSnapshot,
+            "us-east-1",
+            code,
+        )
     }
 
     /// Asked again only while AWS lags: another answer comes back at once; past the bound, the
@@ -267,11 +266,12 @@ mod tests {
 
     #[test]
     fn only_the_answers_of_a_lagging_aws_are_asked_again() {
-        let err = |code: &str| AwsError {
-            operation: "X",
-            region: "us-east-1".into(),
-            code: Some(code.into()),
-            message: String::new(),
+        let err = |code: &str| {
+            AwsError::answered(
+                super::super::error::Operation::DescribeImages,
+                "us-east-1",
+                code,
+            )
         };
         // Table: what was made → the answers that mean "not yet".
         let cases = [

@@ -10,26 +10,8 @@ use aws_sdk_ec2::operation::modify_image_attribute::builders::ModifyImageAttribu
 use aws_sdk_ec2::operation::modify_snapshot_attribute::builders::ModifySnapshotAttributeFluentBuilder;
 
 use super::Ec2;
-use super::error::{AwsError, dry_run_answer, service_code};
-use crate::model::DryRunCheck;
-
-/// Who to grant (or revoke) launch permission.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grantees {
-    pub accounts: Vec<String>,
-    pub organizations: Vec<String>,
-    pub organizational_units: Vec<String>,
-    pub public: bool,
-}
-
-impl Grantees {
-    pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty()
-            && self.organizations.is_empty()
-            && self.organizational_units.is_empty()
-            && !self.public
-    }
-}
+use super::error::{AwsError, Operation, dry_run_answer, service_code};
+use crate::model::{DryRunCheck, Grantees};
 
 impl Ec2 {
     pub async fn modify_launch_permissions(
@@ -41,7 +23,9 @@ impl Ec2 {
         self.launch_permissions_request(image_id, grantees, revoke)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("ModifyImageAttribute", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::ModifyImageAttribute, &self.region, err).on(image_id)
+            })?;
         Ok(())
     }
 
@@ -57,7 +41,7 @@ impl Ec2 {
             .dry_run(true)
             .send()
             .await;
-        dry_run_answer("ModifyImageAttribute", &self.region, result)
+        dry_run_answer(Operation::ModifyImageAttribute, &self.region, result)
     }
 
     fn launch_permissions_request(
@@ -111,7 +95,10 @@ impl Ec2 {
         self.create_volume_permission_request(snapshot_id, accounts, public, revoke)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("ModifySnapshotAttribute", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::ModifySnapshotAttribute, &self.region, err)
+                    .on(snapshot_id)
+            })?;
         Ok(())
     }
 
@@ -128,7 +115,7 @@ impl Ec2 {
             .dry_run(true)
             .send()
             .await;
-        dry_run_answer("ModifySnapshotAttribute", &self.region, result)
+        dry_run_answer(Operation::ModifySnapshotAttribute, &self.region, result)
     }
 
     fn create_volume_permission_request(
@@ -163,7 +150,10 @@ impl Ec2 {
             .attribute(SnapshotAttributeName::CreateVolumePermission)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("DescribeSnapshotAttribute", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeSnapshotAttribute, &self.region, err)
+                    .on(snapshot_id)
+            })?;
         let mut accounts = Vec::new();
         let mut public = false;
         for permission in output.create_volume_permissions() {
@@ -196,8 +186,10 @@ impl Ec2 {
                 .to_string()),
             Err(err) => Err(match service_code(&err) {
                 Some(code) => code.to_string(),
-                None => AwsError::from_sdk("GetImageBlockPublicAccessState", &self.region, &err)
-                    .to_string(),
+                None => {
+                    AwsError::from_sdk(Operation::GetImageBlockPublicAccessState, &self.region, err)
+                        .to_string()
+                }
             }),
         }
     }

@@ -6,8 +6,10 @@ use aws_sdk_ec2::types::{Filter, Tag};
 use std::collections::BTreeMap;
 
 use super::Ec2;
-use super::error::{AwsError, service_code};
-use crate::model::{LockState, SnapshotFact, SnapshotInfo, SnapshotLock, SnapshotLocks};
+use super::error::{AwsError, Operation, service_code};
+use crate::model::{
+    LockState, SnapshotFact, SnapshotInfo, SnapshotLock, SnapshotLocks, SnapshotState,
+};
 
 /// Snapshots planned for deletion carry this tag (value: the image id) from just before the image
 /// is deregistered, so a run killed after deregistering can still find and finish them.
@@ -74,7 +76,8 @@ impl Ec2 {
             {
                 Ok(page) => page,
                 Err(err) => {
-                    let err = AwsError::from_sdk("DescribeLockedSnapshots", &self.region, &err);
+                    let err =
+                        AwsError::from_sdk(Operation::DescribeLockedSnapshots, &self.region, err);
                     return if err.not_offered() {
                         SnapshotLocks::NotOffered(err.to_string())
                     } else {
@@ -113,8 +116,9 @@ impl Ec2 {
             .send();
         let mut all = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|err| AwsError::from_sdk("DescribeSnapshots", &self.region, &err))?;
+            let page = page.map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeSnapshots, &self.region, err)
+            })?;
             for snapshot in page.snapshots() {
                 let Some(id) = snapshot.snapshot_id() else {
                     continue;
@@ -122,10 +126,9 @@ impl Ec2 {
                 all.push(SnapshotFact {
                     snapshot_id: id.to_string(),
                     description: snapshot.description().map(str::to_string),
-                    state: snapshot
-                        .state()
-                        .map(|state| state.as_str().to_string())
-                        .unwrap_or_else(|| "unknown".into()),
+                    state: SnapshotState::from(
+                        snapshot.state().map_or("unknown", |state| state.as_str()),
+                    ),
                     size_gib: snapshot.volume_size().unwrap_or(0),
                     tags: tags_of(snapshot.tags()),
                 });
@@ -164,8 +167,9 @@ impl Ec2 {
             .send();
         let mut by_image: BTreeMap<String, BTreeMap<String, SnapshotInfo>> = BTreeMap::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|err| AwsError::from_sdk("DescribeSnapshots", &self.region, &err))?;
+            let page = page.map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeSnapshots, &self.region, err)
+            })?;
             for snapshot in page.snapshots() {
                 let image = snapshot
                     .tags()
@@ -201,8 +205,9 @@ impl Ec2 {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|err| AwsError::from_sdk("DescribeSnapshots", &self.region, &err))?;
+            let page = page.map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeSnapshots, &self.region, err)
+            })?;
             for snapshot in page.snapshots() {
                 if let Some(id) = snapshot.snapshot_id() {
                     found.insert(
@@ -237,7 +242,7 @@ impl Ec2 {
                 )
                 .send()
                 .await
-                .map_err(|err| AwsError::from_sdk("CreateTags", &self.region, &err))?;
+                .map_err(|err| AwsError::from_sdk(Operation::CreateTags, &self.region, err))?;
         }
         Ok(())
     }
@@ -255,7 +260,9 @@ impl Ec2 {
             Err(err) if service_code(&err) == Some("InvalidSnapshot.NotFound") => {
                 Ok(Deleted::AlreadyGone)
             }
-            Err(err) => Err(AwsError::from_sdk("DeleteSnapshot", &self.region, &err)),
+            Err(err) => Err(
+                AwsError::from_sdk(Operation::DeleteSnapshot, &self.region, err).on(snapshot_id),
+            ),
         }
     }
 
@@ -279,7 +286,7 @@ impl Ec2 {
                 )
                 .send()
                 .await
-                .map_err(|err| AwsError::from_sdk("DeleteTags", &self.region, &err))?;
+                .map_err(|err| AwsError::from_sdk(Operation::DeleteTags, &self.region, err))?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use aws_config::Region;
 use aws_sdk_ssm::types::ParameterType;
 
-use super::error::AwsError;
+use super::error::{AwsError, Operation};
 use super::retry::FailFastUntilAnswered;
 use super::{Aws, guard};
 
@@ -54,8 +54,10 @@ impl Ssm {
             {
                 Ok(None)
             }
-            Err(err) => Err(AwsError::from_sdk("GetParameter", &self.region, &err))
-                .with_context(|| format!("reading SSM parameter {name}")),
+            Err(err) => {
+                Err(AwsError::from_sdk(Operation::GetParameter, &self.region, err).on(name))
+                    .with_context(|| format!("reading SSM parameter {name}"))
+            }
         }
     }
 
@@ -77,7 +79,7 @@ impl Ssm {
             .overwrite(overwrite)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("PutParameter", &self.region, &err))
+            .map_err(|err| AwsError::from_sdk(Operation::PutParameter, &self.region, err).on(name))
             .with_context(|| format!("writing SSM parameter {name}"))?;
         Ok(())
     }

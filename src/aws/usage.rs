@@ -10,20 +10,16 @@ use futures::{StreamExt, TryStreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::accounts::role_arn;
-use super::error::AwsError;
+use super::error::{AwsError, Operation};
 use super::{Aws, Ec2};
 use crate::model::{
     ConsumerCheck, ConsumerChecks, ConsumerFacts, ImageUser, LaunchPermissions, UnresolvedAlias,
     UsageFacts, UsageReport, UserKind,
 };
 
-/// Templates are read one at a time (each can have many versions); a few in flight hide latency.
-const TEMPLATE_CONCURRENCY: usize = 4;
 const FILTER_VALUES: usize = 200;
 /// DescribeImageReferences takes 1 to 10 image ids per call (AWS API reference).
 const IMAGE_REFERENCE_IDS: usize = 10;
-/// Reference chunks in flight at once: reads have their own, larger request budget.
-const REFERENCE_CONCURRENCY: usize = 8;
 impl Ec2 {
     pub async fn image_usage(
         &self,
@@ -82,8 +78,9 @@ impl Ec2 {
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
-                let page = page
-                    .map_err(|err| AwsError::from_sdk("DescribeInstances", &self.region, &err))?;
+                let page = page.map_err(|err| {
+                    AwsError::from_sdk(Operation::DescribeInstances, &self.region, err)
+                })?;
                 for instance in page.reservations().iter().flat_map(|r| r.instances()) {
                     let (Some(image_id), Some(instance_id)) =
                         (instance.image_id(), instance.instance_id())
@@ -117,8 +114,9 @@ impl Ec2 {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|err| AwsError::from_sdk("DescribeLaunchTemplates", &self.region, &err))?;
+            let page = page.map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeLaunchTemplates, &self.region, err)
+            })?;
             template_ids.extend(
                 page.launch_templates()
                     .iter()
@@ -141,7 +139,11 @@ impl Ec2 {
                     .send();
                 while let Some(page) = pages.next().await {
                     let page = page.map_err(|err| {
-                        AwsError::from_sdk("DescribeLaunchTemplateVersions", &self.region, &err)
+                        AwsError::from_sdk(
+                            Operation::DescribeLaunchTemplateVersions,
+                            &self.region,
+                            err,
+                        )
                     })?;
                     for version in page.launch_template_versions() {
                         let number = version.version_number().unwrap_or_default();
@@ -185,7 +187,7 @@ impl Ec2 {
                 }
                 Ok::<_, anyhow::Error>((hits, unresolved))
             })
-            .buffer_unordered(TEMPLATE_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::LAUNCH_TEMPLATES)
             .try_collect()
             .await?;
         for (hits, unresolved) in found {
@@ -212,7 +214,7 @@ impl Ec2 {
             .send()
             .await
             .map_err(|err| {
-                AwsError::from_sdk("DescribeLaunchTemplateVersions", &self.region, &err)
+                AwsError::from_sdk(Operation::DescribeLaunchTemplateVersions, &self.region, err)
             })?;
         Ok(output
             .launch_template_versions()
@@ -235,7 +237,7 @@ impl Ec2 {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|err| {
-                AwsError::from_sdk("DescribeLaunchConfigurations", &self.region, &err)
+                AwsError::from_sdk(Operation::DescribeLaunchConfigurations, &self.region, err)
             })?;
             for configuration in page.launch_configurations() {
                 let (Some(image), Some(name)) = (
@@ -264,7 +266,7 @@ impl Ec2 {
         let chunks: Vec<Result<Vec<(String, ImageUser)>, AwsError>> =
             stream::iter(image_ids.chunks(IMAGE_REFERENCE_IDS))
                 .map(|chunk| self.image_references_of(chunk))
-                .buffered(REFERENCE_CONCURRENCY)
+                .buffered(crate::concurrency::IMAGE_REFERENCES)
                 .collect()
                 .await;
         let mut not_offered = None;
@@ -298,8 +300,9 @@ impl Ec2 {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|err| AwsError::from_sdk("DescribeImageReferences", &self.region, &err))?;
+            let page = page.map_err(|err| {
+                AwsError::from_sdk(Operation::DescribeImageReferences, &self.region, err)
+            })?;
             for reference in page.image_references() {
                 let (Some(image), Some(kind)) = (reference.image_id(), reference.resource_type())
                 else {
@@ -323,11 +326,6 @@ impl Ec2 {
     }
 }
 
-/// Launch permissions are read one image at a time (EC2 has no bulk form).
-pub const PERMISSION_CONCURRENCY: usize = 8;
-/// Consumer accounts checked at once.
-const CONSUMER_CONCURRENCY: usize = 4;
-
 impl Aws {
     /// Who may launch these images besides us, and in each account they are shared with the same
     /// reads as at home (instances, every launch template version, launch configurations,
@@ -342,12 +340,15 @@ impl Aws {
         let ec2 = self.ec2(region);
         let read: Vec<(String, Result<LaunchPermissions>)> = stream::iter(image_ids.to_vec())
             .map(|image_id| ec2.permissions_of(image_id))
-            .buffer_unordered(PERMISSION_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::IMAGE_ATTRIBUTES)
             .collect()
             .await;
         let mut facts = ConsumerFacts::default();
         for (image_id, permissions) in read {
-            facts.record(image_id, permissions);
+            facts.record(
+                image_id,
+                permissions.map_err(|err| crate::error::one_line(&err)),
+            );
         }
         let checks = self.check_consumers(region, own_account, &facts).await;
         facts.add_checks(checks);
@@ -460,7 +461,7 @@ impl Aws {
                     (account, check)
                 }
             })
-            .buffer_unordered(CONSUMER_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::CONSUMER_ACCOUNTS)
             .collect()
             .await
     }

@@ -9,13 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Ec2;
-use super::error::AwsError;
+use super::error::{AwsError, Operation};
 use crate::model::{UsageReport, UsageResource};
 
 /// A report names at most 200 accounts; with more, it covers every account.
 const ACCOUNTS_PER_REPORT: usize = 200;
-/// CreateImageUsageReport is a mutating call (EC2's default bucket: 50, then 5 a second).
-const CREATE_CONCURRENCY: usize = 4;
 /// Report ids per Describe call.
 const IDS_PER_CALL: usize = 100;
 /// Every launch template version (AWS's limit for the option).
@@ -52,7 +50,9 @@ impl Ec2 {
             .set_account_ids(accounts)
             .send()
             .await
-            .map_err(|err| AwsError::from_sdk("CreateImageUsageReport", &self.region, &err))?;
+            .map_err(|err| {
+                AwsError::from_sdk(Operation::CreateImageUsageReport, &self.region, err)
+            })?;
         output
             .report_id()
             .map(str::to_string)
@@ -74,7 +74,7 @@ impl Ec2 {
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|err| {
-                    AwsError::from_sdk("DescribeImageUsageReports", &self.region, &err)
+                    AwsError::from_sdk(Operation::DescribeImageUsageReports, &self.region, err)
                 })?;
                 for report in page.image_usage_reports() {
                     if let Some(id) = report.report_id() {
@@ -109,7 +109,11 @@ impl Ec2 {
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|err| {
-                    AwsError::from_sdk("DescribeImageUsageReportEntries", &self.region, &err)
+                    AwsError::from_sdk(
+                        Operation::DescribeImageUsageReportEntries,
+                        &self.region,
+                        err,
+                    )
                 })?;
                 for entry in page.image_usage_report_entries() {
                     let (Some(report), Some(account)) = (entry.report_id(), entry.account_id())
@@ -154,7 +158,7 @@ impl Ec2 {
                 let report = self.create_usage_report(&image_id, &accounts).await;
                 (image_id, report)
             })
-            .buffer_unordered(CREATE_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::USAGE_REPORTS)
             .collect()
             .await;
         let mut pending: BTreeMap<String, String> = BTreeMap::new();

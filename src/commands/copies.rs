@@ -12,8 +12,6 @@ use crate::model::{Image, Origin};
 use crate::plan::lineage::Lineage;
 use crate::plan::state::Standing;
 
-/// Regions are independent endpoints with their own rate limits.
-const REGION_CONCURRENCY: usize = 8;
 /// Copies of copies: no release goes deeper than this; a deeper chain is reported, not followed.
 const MAX_GENERATIONS: usize = 16;
 
@@ -46,7 +44,7 @@ pub async fn copies_everywhere(aws: &Aws, home: &str, image: &Image) -> Result<C
                 let sources = &sources;
                 async move { (region, ec2.owned_images_from(sources).await) }
             })
-            .buffer_unordered(REGION_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::REGIONS)
             .collect()
             .await;
         generation.clear();

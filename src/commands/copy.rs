@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, anyhow};
 use futures::{StreamExt, stream};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,9 +24,6 @@ use crate::aws::settle::Fresh;
 use crate::model::{Image, ImageRef, Origin};
 use crate::plan::lineage::copied_from_by_description;
 use crate::plan::state::Standing;
-
-/// Each region is its own endpoint and quota: copies start in parallel up to this bound.
-const REGION_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Serialize)]
 pub struct CopyOutput {
@@ -135,71 +132,22 @@ async fn copy_in(
         completion_minutes: completion,
     };
     if settings.dry_run {
-        let checks: Vec<(String, Result<CopyCheck>)> = stream::iter(targets)
-            .map(|region| {
-                let ec2 = aws.ec2(&region);
-                let request = request_for(&region);
-                async move {
-                    let check = match existing_copy(&ec2, &request).await {
-                        Ok(Some(image)) => Ok(CopyCheck::Reuse(image.image_id)),
-                        Ok(None) => ec2.check_copy_image(&request).await.map(CopyCheck::Copy),
-                        Err(err) => Err(err),
-                    };
-                    (region, check)
-                }
-            })
-            .buffer_unordered(REGION_CONCURRENCY)
-            .collect()
-            .await;
-        let mut report = DryRunReport::new();
-        let mut failed = false;
-        for (region, check) in checks {
-            match check {
-                Ok(CopyCheck::Copy(check)) => report.call(
-                    &region,
-                    "ec2:CopyImage",
-                    format!(
-                        "{} from {source_region} as '{name}'{}",
-                        args.image_id,
-                        completion_note(completion)
-                    ),
-                    check,
-                ),
-                Ok(CopyCheck::Reuse(existing)) => report.notes.push(format!(
-                    "{region}: {existing} is already a copy of {}; it would be reused, not copied",
-                    args.image_id
-                )),
-                Err(err) => {
-                    failed = true;
-                    report.notes.push(format!("{region}: {}", one_line(&err)));
-                }
-            }
-        }
-        report.calls.sort_by(|a, b| a.region.cmp(&b.region));
-        report.notes.sort();
-        let outcome = if failed {
-            Outcome::Failed
-        } else {
-            report.outcome()
-        };
-        return Ok((OrDryRun::DryRun(report), outcome));
+        let call = format!(
+            "{} from {source_region} as '{name}'{}",
+            args.image_id,
+            completion_note(completion)
+        );
+        return dry_run(&aws, targets, request_for, call, &args.image_id).await;
     }
     let wait = should_wait(&args.wait);
-    let bars = settings.progress.then(MultiProgress::new);
+    let bars = crate::output::progress_lines(settings);
 
     let results: Vec<(String, CopyEntry)> = stream::iter(targets)
         .map(|region| {
             let ec2 = aws.ec2(&region);
-            let bar = bars.as_ref().map(|bars| {
-                let bar = bars.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix:12} {msg} {elapsed}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.set_prefix(region.clone());
-                bar.enable_steady_tick(Duration::from_millis(120));
-                bar
-            });
+            let bar = bars
+                .as_ref()
+                .map(|bars| crate::output::progress_line(bars, &region, true));
             let request = request_for(&region);
             let timeout = wait.then_some(args.wait.timeout);
             let tags = &tags;
@@ -220,7 +168,7 @@ async fn copy_in(
                 (region, entry)
             }
         })
-        .buffer_unordered(REGION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::REGIONS)
         .collect()
         .await;
 
@@ -243,6 +191,61 @@ async fn copy_in(
         }),
         outcome,
     ))
+}
+
+/// The copies a real run would make, each with AWS's DryRun answer, and the copies it would
+/// reuse.
+async fn dry_run<'a, F>(
+    aws: &Aws,
+    targets: Vec<String>,
+    request_for: F,
+    call: String,
+    image_id: &str,
+) -> Result<(OrDryRun<CopyOutput>, Outcome)>
+where
+    F: Fn(&str) -> CopyRequest<'a>,
+{
+    let checks: Vec<(String, Result<CopyCheck>)> = stream::iter(targets)
+        .map(|region| {
+            let ec2 = aws.ec2(&region);
+            let request = request_for(&region);
+            async move {
+                let check = match existing_copy(&ec2, &request).await {
+                    Ok(Some(image)) => Ok(CopyCheck::Reuse(image.image_id)),
+                    Ok(None) => ec2.check_copy_image(&request).await.map(CopyCheck::Copy),
+                    Err(err) => Err(err),
+                };
+                (region, check)
+            }
+        })
+        .buffer_unordered(crate::concurrency::REGIONS)
+        .collect()
+        .await;
+    let mut report = DryRunReport::new();
+    let mut failed = false;
+    for (region, check) in checks {
+        match check {
+            Ok(CopyCheck::Copy(check)) => {
+                report.call(&region, "ec2:CopyImage", call.clone(), check)
+            }
+            Ok(CopyCheck::Reuse(existing)) => report.notes.push(format!(
+                "{region}: {existing} is already a copy of {}; it would be reused, not copied",
+                image_id
+            )),
+            Err(err) => {
+                failed = true;
+                report.notes.push(format!("{region}: {}", one_line(&err)));
+            }
+        }
+    }
+    report.calls.sort_by(|a, b| a.region.cmp(&b.region));
+    report.notes.sort();
+    let outcome = if failed {
+        Outcome::Failed
+    } else {
+        report.outcome()
+    };
+    Ok((OrDryRun::DryRun(report), outcome))
 }
 
 /// What a dry run found in a target region.

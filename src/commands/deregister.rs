@@ -12,7 +12,7 @@ use crate::cli::DeregisterArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, usage};
 use crate::output::{Printer, Render, TableStyle, spinner};
-use crate::plan::{self, Inventory, Request, Reviewed};
+use crate::plan::{self, Approval, Inventory, Request};
 
 use super::retire::{
     ExecuteOptions, RetireReport, complete_inventory, confirm, execute, load_region,
@@ -45,7 +45,7 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
         force: args.force,
         terminate_instances: args.terminate_instances,
         now: Utc::now(),
-        reviewed: None,
+        approval: None,
     };
     let plan = plan::plan(&inventory, &request);
     let mut report =
@@ -62,11 +62,11 @@ pub async fn run(settings: &Settings, args: &DeregisterArgs) -> Result<Outcome> 
         // change, and do no more than the plan that was confirmed.
         let (inventory, notes) = gather(settings, &aws, &region, &request.targets).await?;
         let again = Request {
-            reviewed: Some(Reviewed::of(&plan)),
+            approval: Some(Approval::of(&plan)),
             now: Utc::now(),
             ..request.clone()
         };
-        let fresh = plan::within(plan::plan(&inventory, &again), &plan);
+        let fresh = plan::plan(&inventory, &again);
         report = RetireReport::new(&region, false, args.cleanup, fresh, notes);
         if !report.has_work() {
             printer.emit(&report)?;
@@ -106,9 +106,6 @@ async fn gather(
     }
     gathered
 }
-
-/// Regions are independent endpoints with their own rate limits.
-const REGION_CONCURRENCY: usize = 4;
 
 /// `deregister --all-copies`: the images and every copy of them, each region planned on its
 /// own by the same planner, shown as one plan with one prompt.
@@ -162,51 +159,7 @@ async fn all_copies(
     home: &str,
     image_ids: Vec<String>,
 ) -> Result<Outcome> {
-    // Where each image and its copies are; found by lineage, never by name.
-    let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut notes = Vec::new();
-    let progress = spinner(settings, "finding the copies in every enabled region");
-    for image_id in &image_ids {
-        let image = aws
-            .ec2(home)
-            .describe_image(image_id)
-            .await?
-            .ok_or_else(|| {
-                usage(format!(
-                    "{image_id} not found in {home}: --all-copies starts from the image itself; \
-                 nothing was changed"
-                ))
-            })?;
-        // Copies of another account's image (a public base) are not a release of this account.
-        let caller = aws.account_id(home).await?;
-        if image.owner_id.as_deref() != Some(caller.as_str()) {
-            return Err(usage(format!(
-                "{image_id} is owned by account {}, not by this account ({caller}): --all-copies \
-                 retires an image of this account with its copies; nothing was changed",
-                image.owner_id.as_deref().unwrap_or("unknown")
-            )));
-        }
-        let copies = super::copies::copies_everywhere(aws, home, &image).await?;
-        by_region
-            .entry(home.to_string())
-            .or_default()
-            .push(image_id.clone());
-        for copy in copies.images {
-            let ids = by_region.entry(copy.region.clone()).or_default();
-            if !ids.contains(&copy.image_id) {
-                ids.push(copy.image_id);
-            }
-        }
-        for (region, why) in copies.unread {
-            notes.push(format!(
-                "{region}: could not be searched for copies of {image_id}, so none there is \
-                 planned: {why}"
-            ));
-        }
-    }
-    if let Some(bar) = progress {
-        bar.finish_and_clear();
-    }
+    let (by_region, notes) = copies_by_region(settings, aws, home, &image_ids).await?;
     let make_report = |planned: Vec<(String, plan::Plan, Vec<String>)>, dry_run: bool| {
         let mut regions: Vec<RetireReport> = planned
             .into_iter()
@@ -266,7 +219,7 @@ async fn all_copies(
             region_report.tally_left_behind();
             region_report
         })
-        .buffer_unordered(REGION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::REGIONS)
         .collect()
         .await;
     if let Some(bar) = progress {
@@ -276,6 +229,61 @@ async fn all_copies(
     report.regions = done;
     printer.emit(&report)?;
     Ok(report.outcome())
+}
+
+/// Where each image and its copies are, found by lineage (never by name), with a note for
+/// each region that could not be searched.
+async fn copies_by_region(
+    settings: &Settings,
+    aws: &Aws,
+    home: &str,
+    image_ids: &[String],
+) -> Result<(BTreeMap<String, Vec<String>>, Vec<String>)> {
+    let mut by_region: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut notes = Vec::new();
+    let progress = spinner(settings, "finding the copies in every enabled region");
+    for image_id in image_ids {
+        let image = aws
+            .ec2(home)
+            .describe_image(image_id)
+            .await?
+            .ok_or_else(|| {
+                usage(format!(
+                    "{image_id} not found in {home}: --all-copies starts from the image itself; \
+                 nothing was changed"
+                ))
+            })?;
+        // Copies of another account's image (a public base) are not a release of this account.
+        let caller = aws.account_id(home).await?;
+        if image.owner_id.as_deref() != Some(caller.as_str()) {
+            return Err(usage(format!(
+                "{image_id} is owned by account {}, not by this account ({caller}): --all-copies \
+                 retires an image of this account with its copies; nothing was changed",
+                image.owner_id.as_deref().unwrap_or("unknown")
+            )));
+        }
+        let copies = super::copies::copies_everywhere(aws, home, &image).await?;
+        by_region
+            .entry(home.to_string())
+            .or_default()
+            .push(image_id.clone());
+        for copy in copies.images {
+            let ids = by_region.entry(copy.region.clone()).or_default();
+            if !ids.contains(&copy.image_id) {
+                ids.push(copy.image_id);
+            }
+        }
+        for (region, why) in copies.unread {
+            notes.push(format!(
+                "{region}: could not be searched for copies of {image_id}, so none there is \
+                 planned: {why}"
+            ));
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    Ok((by_region, notes))
 }
 
 /// Each region's plan, read and made afresh; with `reviewed`, no more than the plan confirmed.
@@ -296,16 +304,12 @@ async fn plan_regions(
                 force: args.force,
                 terminate_instances: args.terminate_instances,
                 now: Utc::now(),
-                reviewed: before.map(Reviewed::of),
+                approval: before.map(Approval::of),
             };
             let fresh = plan::plan(&inventory, &request);
-            let fresh = match before {
-                Some(before) => plan::within(fresh, before),
-                None => fresh,
-            };
             Ok((region, fresh, notes))
         })
-        .buffer_unordered(REGION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::REGIONS)
         .collect()
         .await;
     planned.into_iter().collect()

@@ -15,12 +15,6 @@ use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
 use crate::output::{Printer, Render, TableStyle, spinner};
 
-/// Accounts in flight at once unless --max-accounts says otherwise. AWS's limits are per account
-/// and region, so accounts never wait for each other's budget; what bounds them is this process:
-/// each account runs its regions concurrently (up to 8 connections each), and 64 accounts stay
-/// well inside the usual 1,024 open files and a few hundred MB.
-const ACCOUNT_CONCURRENCY: usize = 64;
-
 #[derive(Debug, Serialize)]
 pub struct FleetOutput<T> {
     /// In the order given (by id for --accounts-from-org).
@@ -149,27 +143,13 @@ where
     let Some(role_name) = accounts.role_name.as_deref() else {
         return Err(usage("--accounts and --accounts-from-org need --role-name"));
     };
-    let ids = if accounts.accounts_from_org {
-        base.organization_accounts().await?
-    } else {
-        let mut ids: Vec<String> = Vec::new();
-        for id in &accounts.accounts {
-            if !ids.contains(id) {
-                ids.push(id.clone());
-            }
-        }
-        ids
-    };
-    let ids = match &accounts.shard {
-        Some(shard) => Shard::resolve(*shard, |name| std::env::var(name).ok())?.of(ids),
-        None => ids,
-    };
+    let ids = account_ids(&base, accounts).await?;
     let region = settings.regions.first().cloned().unwrap_or_default();
     // The caller's own account needs no role (and may have none to assume).
     let caller = base.account_id(&region).await?;
     let concurrency = accounts
         .max_accounts
-        .map_or(ACCOUNT_CONCURRENCY, usize::from);
+        .map_or(crate::concurrency::ACCOUNTS, usize::from);
     let work = &work;
     let base = &base;
     let caller = &caller;
@@ -180,41 +160,7 @@ where
         .map(|(index, account_id)| {
             let arn = (&account_id != caller).then(|| role_arn(&region, &account_id, role_name));
             async move {
-                let aws = match &arn {
-                    Some(arn) => base.assume(arn).await,
-                    None => Ok(base.clone()),
-                };
-                let (session, done) = match aws {
-                    Ok(aws) => (Some(aws.session()), work(aws).await),
-                    Err(err) => (None, Err(err)),
-                };
-                // Credentials that could not be refreshed stop the account, whatever step
-                // noticed first: what it did before is reported, and it counts as failed.
-                let lost = session.as_ref().and_then(|s| s.lost()).map(str::to_string);
-                let (result, outcome) = match done {
-                    Ok((result, outcome)) => (
-                        AccountResult {
-                            account_id,
-                            role_arn: arn,
-                            error: lost.clone(),
-                            result: Some(result),
-                        },
-                        if lost.is_some() {
-                            Outcome::Failed
-                        } else {
-                            outcome
-                        },
-                    ),
-                    Err(err) => (
-                        AccountResult {
-                            account_id,
-                            role_arn: arn,
-                            error: Some(lost.unwrap_or_else(|| one_line(&err))),
-                            result: None,
-                        },
-                        Outcome::Failed,
-                    ),
-                };
+                let (result, outcome) = in_account(base, account_id, arn, work).await;
                 (index, result, outcome)
             }
         })
@@ -252,27 +198,98 @@ where
         .into_iter()
         .map(|(_, result, outcome)| (result, outcome))
         .collect();
-    let total = results.len();
-    let succeeded = results
-        .iter()
-        .filter(|(_, outcome)| *outcome == Outcome::Success)
-        .count();
-    let failed = results
-        .iter()
-        .filter(|(_, outcome)| *outcome == Outcome::Failed)
-        .count();
+    let outcome = overall(results.iter().map(|(_, outcome)| *outcome));
     if !printer.streams_accounts() {
         printer.emit(&FleetOutput {
             accounts: results.into_iter().map(|(result, _)| result).collect(),
         })?;
     }
-    Ok(if succeeded == total {
+    Ok(outcome)
+}
+
+/// The accounts the flags name, each once, in the order given (or the organization's), this
+/// shard's only.
+async fn account_ids(base: &Aws, accounts: &AccountArgs) -> Result<Vec<String>> {
+    let ids = if accounts.accounts_from_org {
+        base.organization_accounts().await?
+    } else {
+        let mut ids: Vec<String> = Vec::new();
+        for id in &accounts.accounts {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    };
+    Ok(match &accounts.shard {
+        Some(shard) => Shard::resolve(*shard, |name| std::env::var(name).ok())?.of(ids),
+        None => ids,
+    })
+}
+
+/// One account's run: through its role unless it is the caller's own.
+async fn in_account<T, F, Fut>(
+    base: &Aws,
+    account_id: String,
+    arn: Option<String>,
+    work: &F,
+) -> (AccountResult<T>, Outcome)
+where
+    F: Fn(Aws) -> Fut,
+    Fut: Future<Output = Result<(T, Outcome)>>,
+{
+    let aws = match &arn {
+        Some(arn) => base.assume(arn).await,
+        None => Ok(base.clone()),
+    };
+    let (session, done) = match aws {
+        Ok(aws) => (Some(aws.session()), work(aws).await),
+        Err(err) => (None, Err(err)),
+    };
+    // Credentials that could not be refreshed stop the account, whatever step noticed first:
+    // what it did before is reported, and it counts as failed.
+    let lost = session.as_ref().and_then(|s| s.lost()).map(str::to_string);
+    match done {
+        Ok((result, outcome)) => (
+            AccountResult {
+                account_id,
+                role_arn: arn,
+                error: lost.clone(),
+                result: Some(result),
+            },
+            if lost.is_some() {
+                Outcome::Failed
+            } else {
+                outcome
+            },
+        ),
+        Err(err) => (
+            AccountResult {
+                account_id,
+                role_arn: arn,
+                error: Some(lost.unwrap_or_else(|| one_line(&err))),
+                result: None,
+            },
+            Outcome::Failed,
+        ),
+    }
+}
+
+/// Success when every account succeeded, failed when every one failed, else partial.
+fn overall(outcomes: impl Iterator<Item = Outcome>) -> Outcome {
+    let (mut total, mut succeeded, mut failed) = (0, 0, 0);
+    for outcome in outcomes {
+        total += 1;
+        succeeded += usize::from(outcome == Outcome::Success);
+        failed += usize::from(outcome == Outcome::Failed);
+    }
+    if succeeded == total {
         Outcome::Success
     } else if failed == total {
         Outcome::Failed
     } else {
         Outcome::Partial
-    })
+    }
 }
 
 /// One account's result as it finishes: a JSON line (`--output jsonl`), or its table.

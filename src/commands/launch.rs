@@ -149,7 +149,7 @@ pub async fn run(settings: &Settings, args: &LaunchArgs) -> Result<Outcome> {
         chrono::Utc::now().timestamp_micros()
     );
     request.tags.push((LAUNCH_TAG.to_string(), token.clone()));
-    crate::interrupt::watch();
+    crate::interrupt::watch(crate::output::interrupted);
     output.instances = match ec2.run_instances(&request).await {
         Ok(instances) => instances,
         Err(err) => match ec2.live_instances_tagged(LAUNCH_TAG, &token).await {
@@ -223,7 +223,7 @@ async fn smoke_test(
     match waited {
         Ok(running) => output.instances = running,
         Err(err) => {
-            tracing::warn!("{err:#}");
+            tracing::warn!("{}", crate::error::one_line(&err));
             return false;
         }
     }
@@ -237,7 +237,7 @@ async fn smoke_test(
             passed
         }
         Err(err) => {
-            tracing::warn!("{err:#}");
+            tracing::warn!("{}", crate::error::one_line(&err));
             false
         }
     }
@@ -293,9 +293,7 @@ async fn run_check(
         .stdin(std::process::Stdio::null())
         // Ctrl-C drops the check: its process goes with it.
         .kill_on_drop(true)
-        .stdout(std::process::Stdio::from(
-            std::os::fd::AsFd::as_fd(&std::io::stderr()).try_clone_to_owned()?,
-        ))
+        .stdout(crate::output::stderr_for_child()?)
         .status()
         .await
         .with_context(|| format!("running --check {command:?}"))?;

@@ -12,15 +12,12 @@ use crate::aws::{Aws, Ec2};
 use crate::cli::ListArgs;
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
-use crate::model::{AncestryEntry, Image, ImageState, LaunchPermissions};
+use crate::model::{
+    AncestryEntry, DeregistrationProtection, Image, ImageState, LaunchPermissions, Owner,
+    RootDeviceType,
+};
 use crate::output::{Render, TableStyle, spinner};
 use crate::plan::lineage::{Lineage, Tree};
-
-/// Regions are independent endpoints with their own rate limits.
-const REGION_CONCURRENCY: usize = 8;
-/// DescribeImageAttribute is one call per image; 8 in flight stays well inside EC2's
-/// describe-call rate limits while hiding the latency.
-const ATTRIBUTE_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Serialize)]
 pub struct ListOutput {
@@ -63,7 +60,7 @@ pub struct ImageEntry {
     pub description: Option<String>,
     pub owner_id: Option<String>,
     pub state: ImageState,
-    pub root_device_type: String,
+    pub root_device_type: RootDeviceType,
     pub root_device_name: Option<String>,
     pub architecture: Option<String>,
     pub creation_date: Option<DateTime<Utc>>,
@@ -76,7 +73,7 @@ pub struct ImageEntry {
     pub shared_with: Option<SharedWith>,
     pub tags: BTreeMap<String, String>,
     pub deprecation_time: Option<DateTime<Utc>>,
-    pub deregistration_protection: Option<String>,
+    pub deregistration_protection: Option<DeregistrationProtection>,
     pub last_launched_time: Option<DateTime<Utc>>,
     /// The image it was made from and its region, where AWS records it.
     pub source_image_id: Option<String>,
@@ -115,26 +112,26 @@ pub struct ListError {
 }
 
 pub async fn run(settings: &Settings, args: &ListArgs) -> Result<Outcome> {
+    let owner = parse_owner(&args.owner)?;
     if args.recycle_bin {
-        if args.owner != "self" {
+        if owner != Owner::Caller {
             return Err(usage(
                 "--recycle-bin lists the caller's own bin: drop --owner",
             ));
         }
         return super::fleet::run(settings, &args.accounts, |aws| bin_in(aws, settings)).await;
     }
-    validate_owner(&args.owner)?;
     if args.name.as_deref().is_some_and(str::is_empty) {
         return Err(usage("--name needs a non-empty glob"));
     }
     let query = ImageQuery {
-        owners: vec![args.owner.clone()],
+        owners: vec![owner.clone()],
         name_glob: args.name.clone(),
         tags: args.tags.clone(),
         ..Default::default()
     };
     // Launch permissions: one call per image, and only on one's own images. Asked for only.
-    if args.shares && args.owner != "self" {
+    if args.shares && owner != Owner::Caller {
         return Err(usage(
             "--shares reads launch permissions, which only an image's owner can: drop --owner or --shares",
         ));
@@ -163,14 +160,10 @@ struct View {
     descendants_of: Option<String>,
 }
 
-async fn list_in(
-    aws: Aws,
-    settings: &Settings,
-    query: ImageQuery,
-    view: View,
-) -> Result<(ListOutput, Outcome)> {
-    // What descends from an image may be in any region: every enabled one is searched.
-    let regions = match &view.descendants_of {
+/// The regions a listing reads: what descends from an image may be in any region, so every
+/// enabled one is searched for --descendants.
+async fn regions_to_list(aws: &Aws, settings: &Settings, view: &View) -> Result<Vec<String>> {
+    Ok(match &view.descendants_of {
         Some(_) => {
             let home = settings
                 .regions
@@ -181,7 +174,16 @@ async fn list_in(
             regions
         }
         None => settings.regions.clone(),
-    };
+    })
+}
+
+async fn list_in(
+    aws: Aws,
+    settings: &Settings,
+    query: ImageQuery,
+    view: View,
+) -> Result<(ListOutput, Outcome)> {
+    let regions = regions_to_list(&aws, settings, &view).await?;
     let (listings, mut errors) = each_region(settings, &regions, "listing images", |region| {
         let ec2 = aws.ec2(&region);
         let query = query.clone();
@@ -303,7 +305,7 @@ async fn read_chains(
             let ec2 = aws.ec2(&image.region);
             (image, ec2.image_ancestry(&image.image_id).await)
         })
-        .buffer_unordered(ATTRIBUTE_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::IMAGE_ATTRIBUTES)
         .collect()
         .await;
     let mut chains = BTreeMap::new();
@@ -350,7 +352,7 @@ where
             let read = read(region.clone());
             async move { (region, read.await) }
         })
-        .buffer_unordered(REGION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::REGIONS)
         .collect()
         .await;
     if let Some(bar) = progress {
@@ -420,7 +422,7 @@ async fn list_region(
             };
             ((image, shared_with), error)
         })
-        .buffer_unordered(ATTRIBUTE_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::IMAGE_ATTRIBUTES)
         .collect()
         .await;
     let mut listing = RegionListing {
@@ -434,16 +436,12 @@ async fn list_region(
     Ok(listing)
 }
 
-fn validate_owner(owner: &str) -> Result<()> {
-    let is_account = owner.len() == 12 && owner.bytes().all(|b| b.is_ascii_digit());
-    let is_alias = !owner.is_empty() && owner.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
-    if owner == "self" || is_account || is_alias {
-        Ok(())
-    } else {
-        Err(usage(format!(
+fn parse_owner(owner: &str) -> Result<Owner> {
+    Owner::parse(owner).ok_or_else(|| {
+        usage(format!(
             "invalid --owner '{owner}': expected self, a 12-digit account id, or an alias such as amazon"
-        )))
-    }
+        ))
+    })
 }
 
 fn shared_with(permissions: &LaunchPermissions) -> SharedWith {
@@ -599,7 +597,7 @@ impl Render for ListOutput {
                     style.cell(short_age(image.creation_date, now), None),
                     style.cell(storage(image), None),
                     style.cell(sharing(image), image.public.then_some(Color::Yellow)),
-                    style.cell(protection(image.deregistration_protection.as_deref()), None),
+                    style.cell(protection(image.deregistration_protection.as_ref()), None),
                     style.cell(
                         image
                             .deprecation_time
@@ -681,9 +679,9 @@ fn sharing(image: &ImageEntry) -> String {
     }
 }
 
-fn protection(value: Option<&str>) -> String {
+fn protection(value: Option<&DeregistrationProtection>) -> String {
     match value {
-        None | Some("disabled") => "-".to_string(),
+        None | Some(DeregistrationProtection::Disabled) => "-".to_string(),
         Some(other) => other.to_string(),
     }
 }
@@ -703,10 +701,10 @@ mod tests {
     #[test]
     fn owners() {
         for good in ["self", "123456789012", "amazon", "aws-marketplace"] {
-            assert!(validate_owner(good).is_ok(), "{good}");
+            assert!(parse_owner(good).is_ok(), "{good}");
         }
         for bad in ["", "12345", "Self", "1234567890123", "me@x"] {
-            assert!(validate_owner(bad).is_err(), "{bad}");
+            assert!(parse_owner(bad).is_err(), "{bad}");
         }
     }
 
@@ -721,11 +719,14 @@ mod tests {
 
     #[test]
     fn unknown_protection_values_are_shown_verbatim() {
-        assert_eq!(protection(Some("disabled")), "-");
+        let shown = |aws: &str| protection(Some(&DeregistrationProtection::from(aws)));
+        assert_eq!(shown("disabled"), "-");
+        assert_eq!(shown("enabled-with-cooldown"), "enabled-with-cooldown");
         assert_eq!(
-            protection(Some("enabled-with-cooldown")),
-            "enabled-with-cooldown"
+            shown("disabled-until-2026-11-24T00:00:00.000Z"),
+            "disabled-until-2026-11-24T00:00:00.000Z"
         );
+        assert_eq!(shown("something-new"), "something-new");
     }
 }
 

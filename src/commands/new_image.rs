@@ -3,10 +3,8 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 
 use crate::aws::Ec2;
 use crate::aws::lifecycle::Made;
@@ -14,7 +12,7 @@ use crate::aws::settle::Fresh;
 use crate::cli::{NewImageArgs, WaitArgs};
 use crate::config::Settings;
 use crate::error::usage;
-use crate::model::{Image, ImageState};
+use crate::model::{DeregistrationProtection, Image, ImageState, RootDeviceType};
 use crate::output::{Render, TableStyle};
 use crate::plan::state::Standing;
 
@@ -24,13 +22,13 @@ pub struct NewImageOutput {
     pub image_id: String,
     pub name: Option<String>,
     pub state: ImageState,
-    pub root_device_type: String,
+    pub root_device_type: RootDeviceType,
     pub snapshots: Vec<NewSnapshot>,
     /// `s3://bucket/key` for instance-store images.
     pub manifest_location: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub deprecation_time: Option<DateTime<Utc>>,
-    pub deregistration_protection: Option<String>,
+    pub deregistration_protection: Option<DeregistrationProtection>,
 }
 
 #[derive(Debug, Serialize)]
@@ -47,7 +45,7 @@ pub fn should_wait(wait: &WaitArgs) -> bool {
     } else if wait.no_wait {
         false
     } else {
-        std::io::stderr().is_terminal()
+        crate::config::terminal().stderr
     }
 }
 
@@ -243,15 +241,7 @@ pub async fn finish(
             .await?;
     }
     let image = if should_wait(&args.wait) {
-        let bar = settings.progress.then(|| {
-            let bar = ProgressBar::new(100);
-            bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}% {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_message(format!("{image_id} snapshots"));
-            bar
-        });
+        let bar = crate::output::percent_bar(settings, format!("{image_id} snapshots"));
         let report = bar
             .clone()
             .map(|bar| move |percent: u64| bar.set_position(percent));
@@ -332,12 +322,15 @@ impl Render for NewImageOutput {
         if let Some(time) = self.deprecation_time {
             out.push_str(&format!("\nDeprecated from {}", time.to_rfc3339()));
         }
-        if self
-            .deregistration_protection
-            .as_deref()
-            .is_some_and(|p| p != "disabled")
-        {
-            out.push_str("\nDeregistration protection is on");
+        match &self.deregistration_protection {
+            Some(protection) if protection.is_on() => {
+                out.push_str("\nDeregistration protection is on");
+            }
+            Some(DeregistrationProtection::DisabledUntil { until, .. }) => out.push_str(&format!(
+                "\nDeregistration protection is off; its cooldown keeps the image protected until {}",
+                until.to_rfc3339()
+            )),
+            _ => {}
         }
         out
     }

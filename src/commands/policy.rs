@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::cli::{CleanupArgs, parse_duration, parse_tag};
+use crate::cli::{ActionArg, CleanupArgs, GroupByArg, parse_duration, parse_group_by, parse_tag};
 use crate::config::validate_region;
 use crate::error::usage;
 use crate::plan::retention::RetireAction;
@@ -91,23 +91,24 @@ pub fn load(path: &Path) -> Result<(Option<Vec<String>>, Vec<Rule>)> {
                 .transpose()
                 .map_err(&context)
         };
+        // The file spells actions as `--action` does: one list of names, clap's.
         let action = match raw.action.as_deref() {
-            None | Some("deregister") => RetireAction::Deregister,
-            Some("deprecate") => RetireAction::Deprecate,
-            Some("disable") => RetireAction::Disable,
-            Some(other) => {
-                return Err(context(format!(
-                    "action '{other}' is not deregister, deprecate or disable"
-                )));
-            }
+            None => ActionArg::Deregister,
+            Some(name) => <ActionArg as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+                context(format!(
+                    "action '{name}' is not deregister, deprecate or disable"
+                ))
+            })?,
         };
+        let group_by =
+            parse_group_by(raw.group_by.as_deref().unwrap_or("name")).map_err(&context)?;
         let keep_tag = match raw.keep_tag.as_deref() {
             Some(raw) => parse_tag(raw).map_err(&context)?,
             None => ("retain".to_string(), "true".to_string()),
         };
         let rule = rule_from_parts(
             Some(label.clone()),
-            raw.group_by.as_deref().unwrap_or("name"),
+            group_by,
             raw.name_pattern.as_deref(),
             raw.match_name.as_deref(),
             raw.match_tags.into_iter().collect(),
@@ -118,7 +119,7 @@ pub fn load(path: &Path) -> Result<(Option<Vec<String>>, Vec<Rule>)> {
             },
             keep_tag,
             raw.include_public,
-            action,
+            action.into(),
             raw.orphans,
             &raw.orphan_bundles,
             raw.with_copies,
@@ -139,7 +140,7 @@ pub struct RuleLimits {
 pub fn from_args(args: &CleanupArgs) -> Result<Rule> {
     rule_from_parts(
         None,
-        &args.group_by,
+        args.group_by.clone(),
         args.name_pattern.as_deref(),
         args.name.as_deref(),
         args.tags.clone(),
@@ -160,7 +161,7 @@ pub fn from_args(args: &CleanupArgs) -> Result<Rule> {
 #[allow(clippy::too_many_arguments)]
 fn rule_from_parts(
     label: Option<String>,
-    group_by: &str,
+    group_by: GroupByArg,
     name_pattern: Option<&str>,
     name_glob: Option<&str>,
     tags: Vec<(String, String)>,
@@ -185,8 +186,8 @@ fn rule_from_parts(
         }
         sweeps.push((bucket.to_string(), prefix.to_string()));
     }
-    let group_by = if group_by == "name" {
-        let pattern = match name_pattern {
+    let group_by = match group_by {
+        GroupByArg::Name => GroupBy::Name(match name_pattern {
             Some(raw) => {
                 let regex = Regex::new(raw).map_err(|err| {
                     usage(format!("name pattern '{raw}' is not a valid regex: {err}"))
@@ -199,24 +200,11 @@ fn rule_from_parts(
                 Some(regex)
             }
             None => None,
-        };
-        GroupBy::Name(pattern)
-    } else {
-        if name_pattern.is_some() {
+        }),
+        GroupByArg::Tags(_) if name_pattern.is_some() => {
             return Err(usage("a name pattern goes with grouping by name"));
         }
-        let mut keys = Vec::new();
-        for part in group_by.split(',') {
-            match part.trim().strip_prefix("tag:") {
-                Some(key) if !key.is_empty() => keys.push(key.to_string()),
-                _ => {
-                    return Err(usage(format!(
-                        "group by '{group_by}': expected name or tag:KEY[,tag:KEY...]"
-                    )));
-                }
-            }
-        }
-        GroupBy::Tags(keys)
+        GroupByArg::Tags(keys) => GroupBy::Tags(keys),
     };
     let duration = |d: Option<std::time::Duration>| -> Result<Option<chrono::Duration>> {
         d.map(chrono::Duration::from_std)

@@ -6,12 +6,13 @@
 use anyhow::{Result, anyhow};
 use chrono::Utc;
 use futures::{StreamExt, stream};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::copy::copy_one;
+use super::dry_run::PlannedCall;
 use super::launch::{check_placement, launch_request, refuse_unlaunchable, terminate};
 use super::new_image::{
     MadeFrom, deprecation_at, existing_named, made_image, wait_until_available,
@@ -20,13 +21,13 @@ use super::share::{ShareAction, share_image};
 use crate::aws::instances::InstanceInfo;
 use crate::aws::lifecycle::CopyRequest;
 use crate::aws::settle::Fresh;
-use crate::aws::sharing::Grantees;
 use crate::aws::{Aws, Ec2};
 use crate::cli::ReleaseArgs;
 use crate::config::{Settings, validate_region};
 use crate::error::{Outcome, one_line, usage};
 use crate::interrupt;
-use crate::model::{Image, ImageState};
+use crate::model::Grantees;
+use crate::model::{DeregistrationProtection, DryRunCheck, Image, ImageState};
 use crate::output::{Printer, Render, TableStyle};
 use crate::plan::state::Standing;
 
@@ -34,16 +35,20 @@ use crate::plan::state::Standing;
 const TESTED_TAG: &str = "ami:release-tested";
 /// On test instances: a re-run after a kill terminates the one left behind.
 const TEST_INSTANCE_TAG: &str = "ami:release-test-of";
-const REGION_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageState {
+    /// Not reached yet.
     Pending,
     Running,
     Done,
     Failed,
     Skipped,
+    /// --dry-run: what it would do, with the calls.
+    Planned,
+    /// An earlier stage failed: never started (a re-run resumes here).
+    NotStarted,
 }
 
 #[derive(Debug, Serialize)]
@@ -54,8 +59,8 @@ pub struct Stage {
     /// What happened (or, with --dry-run, what would).
     pub detail: String,
     pub error: Option<String>,
-    /// With --dry-run: the calls this stage would make.
-    pub calls: Vec<String>,
+    /// With --dry-run: the calls this stage would make, as `DryRunReport` lists them.
+    pub calls: Vec<PlannedCall>,
 }
 
 #[derive(Debug, Serialize)]
@@ -191,17 +196,11 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
     }
 
     let aws = Aws::connect(settings).await?;
-    let bars = settings.progress.then(|| {
-        let multi = MultiProgress::new();
+    let bars = crate::output::progress_lines(settings).map(|multi| {
         let bars = STAGES
             .iter()
             .map(|stage| {
-                let bar = multi.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix:8} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.set_prefix(stage.as_str());
+                let bar = crate::output::progress_line(&multi, stage.as_str(), false);
                 bar.set_message("pending");
                 bar
             })
@@ -248,19 +247,33 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// One call a stage would make, as a `DryRunReport` lists it.
+fn planned(region: &str, call: &str, target: impl Into<String>, aws: DryRunCheck) -> PlannedCall {
+    PlannedCall {
+        region: region.to_string(),
+        call: call.to_string(),
+        target: target.into(),
+        aws,
+    }
+}
+
+fn not_yet(why: &str) -> DryRunCheck {
+    DryRunCheck::NotChecked(why.to_string())
+}
+
 /// What a stage ended with.
 enum Ended {
     Done(String),
     Skipped(String),
     /// With --dry-run: what it would do, and the calls.
-    Would(String, Vec<String>),
+    Would(String, Vec<PlannedCall>),
 }
 
 impl Run<'_> {
     async fn all_stages(&mut self) -> Outcome {
         // Ctrl-C stops the stage under way (what AWS accepted carries on there; a re-run finds
         // it), reports, and exits 130; a second Ctrl-C exits at once.
-        interrupt::watch();
+        interrupt::watch(crate::output::interrupted);
         for (index, &name) in STAGES.iter().enumerate() {
             self.mark(index, StageState::Running, "running".into());
             let started = Instant::now();
@@ -298,7 +311,7 @@ impl Run<'_> {
                 Ok(Ended::Skipped(detail)) => (StageState::Skipped, detail),
                 Ok(Ended::Would(detail, calls)) => {
                     stage.calls = calls;
-                    (StageState::Pending, detail)
+                    (StageState::Planned, detail)
                 }
                 Err(err) => {
                     stage.error = Some(one_line(&err));
@@ -316,7 +329,7 @@ impl Run<'_> {
                 for later in index + 1..STAGES.len() {
                     self.output.stages[later].detail =
                         "not started: an earlier stage failed".into();
-                    self.mark(later, StageState::Pending, "not started".into());
+                    self.mark(later, StageState::NotStarted, "not started".into());
                 }
                 // Some regions finished: the release has images beyond its own region.
                 let copied = self
@@ -470,8 +483,8 @@ impl Run<'_> {
                 self.record(&image);
                 if self.settings.dry_run {
                     return Ok(Ended::Would(
-                        format!("wait for {}", image.image_id),
-                        vec![format!("wait until {} is available", image.image_id)],
+                        format!("wait until {} is available", image.image_id),
+                        Vec::new(),
                     ));
                 }
                 let image = wait_until_available(&ec2, &image.image_id, args.timeout, None).await?;
@@ -492,16 +505,29 @@ impl Run<'_> {
                     image.image_id
                 ))
             }
-            None if self.settings.dry_run => Ok(Ended::Would(
-                format!("create '{}' from {}", args.name, args.instance_id),
-                vec![
+            None if self.settings.dry_run => {
+                let check = ec2
+                    .check_create_image(
+                        &args.instance_id,
+                        &args.name,
+                        args.description.as_deref(),
+                        args.no_reboot,
+                        &args.tags,
+                    )
+                    .await?;
+                Ok(Ended::Would(
                     format!(
-                        "ec2:CreateImage InstanceId={} Name={} in {}",
-                        args.instance_id, args.name, self.region
+                        "create '{}' from {}, then wait until it is available",
+                        args.name, args.instance_id
                     ),
-                    "wait until the image is available".into(),
-                ],
-            )),
+                    vec![planned(
+                        &self.region,
+                        "ec2:CreateImage",
+                        format!("InstanceId={} Name={}", args.instance_id, args.name),
+                        check,
+                    )],
+                ))
+            }
             None => {
                 let made = ec2
                     .create_image(
@@ -528,6 +554,51 @@ impl Run<'_> {
         }
     }
 
+    /// The calls of the test stage: RunInstances (with AWS's DryRun answer when the image
+    /// exists), then terminating the instance and tagging the image tested.
+    fn test_calls(
+        &self,
+        image_id: &str,
+        run: DryRunCheck,
+        leftovers: &[String],
+    ) -> Vec<PlannedCall> {
+        let region = &self.region;
+        let later = || not_yet("the test instance does not exist yet");
+        let mut calls = Vec::new();
+        if !leftovers.is_empty() {
+            calls.push(planned(
+                region,
+                "ec2:TerminateInstances",
+                format!("{} (left by an interrupted run)", leftovers.join(", ")),
+                not_yet("TerminateInstances is not asked in a dry run"),
+            ));
+        }
+        calls.extend([
+            planned(
+                region,
+                "ec2:RunInstances",
+                format!(
+                    "ImageId={image_id} InstanceType={}",
+                    self.args.placement.instance_type
+                ),
+                run,
+            ),
+            planned(
+                region,
+                "ec2:TerminateInstances",
+                "the test instance",
+                later(),
+            ),
+            planned(
+                region,
+                "ec2:CreateTags",
+                format!("{TESTED_TAG} on {image_id}"),
+                later(),
+            ),
+        ]);
+        calls
+    }
+
     async fn test(&mut self) -> Result<Ended> {
         if self.args.no_test {
             return Ok(Ended::Skipped("--no-test".into()));
@@ -536,15 +607,11 @@ impl Run<'_> {
         let Some(source) = self.source() else {
             return Ok(Ended::Would(
                 "launch one instance from the new image, wait until running, terminate it".into(),
-                vec![
-                    format!(
-                        "ec2:RunInstances ImageId=(the new image) InstanceType={} in {}",
-                        self.args.placement.instance_type, self.region
-                    ),
-                    "wait until running".into(),
-                    "ec2:TerminateInstances".into(),
-                    format!("ec2:CreateTags {TESTED_TAG} on the image"),
-                ],
+                self.test_calls(
+                    "(the new image)",
+                    DryRunCheck::NotChecked("the image does not exist yet".into()),
+                    &[],
+                ),
             ));
         };
         let image_id = source.image_id.clone();
@@ -573,22 +640,7 @@ impl Run<'_> {
         if self.settings.dry_run {
             request.dry_run = true;
             ec2.run_instances(&request).await?;
-            let mut calls = Vec::new();
-            if !leftovers.is_empty() {
-                calls.push(format!(
-                    "ec2:TerminateInstances {} (left by an interrupted run)",
-                    leftovers.join(", ")
-                ));
-            }
-            calls.extend([
-                format!(
-                    "ec2:RunInstances ImageId={image_id} InstanceType={} in {} (AWS's dry run: allowed)",
-                    request.instance_type, self.region
-                ),
-                "wait until running".into(),
-                "ec2:TerminateInstances".into(),
-                format!("ec2:CreateTags {TESTED_TAG} on {image_id}"),
-            ]);
+            let calls = self.test_calls(&image_id, DryRunCheck::Allowed, &leftovers);
             return Ok(Ended::Would(format!("test {image_id}"), calls));
         }
         refuse_unlaunchable(&image)?;
@@ -644,44 +696,64 @@ impl Run<'_> {
         )))
     }
 
+    /// The copies a dry run would make, with AWS's DryRun answer when the source exists; the
+    /// copies an earlier run made are recorded.
+    async fn dry_copy(&mut self, source_id: Option<String>) -> Result<Ended> {
+        let mut calls = Vec::new();
+        for target in self.targets.clone() {
+            let ec2 = self.aws.ec2(&target);
+            // The new image has no copies yet; an earlier run's image may.
+            let existing = match &source_id {
+                Some(source_id) => {
+                    let request = self.copy_request(source_id, &[]);
+                    super::copy::existing_copy(&ec2, &request).await?
+                }
+                None => None,
+            };
+            let check = match &source_id {
+                Some(source_id) => {
+                    let request = self.copy_request(source_id, &[]);
+                    ec2.check_copy_image(&request).await?
+                }
+                None => not_yet("the image to copy does not exist yet"),
+            };
+            match existing {
+                Some(image) => {
+                    self.record(&image);
+                }
+                None => calls.push(planned(
+                    &target,
+                    "ec2:CopyImage",
+                    format!(
+                        "SourceImageId={} SourceRegion={} Name={}{}",
+                        source_id.as_deref().unwrap_or("(the new image)"),
+                        self.region,
+                        self.args.name,
+                        super::copy::completion_note(self.completion)
+                    ),
+                    check,
+                )),
+            }
+        }
+        if calls.is_empty() {
+            return Ok(Ended::Skipped("every copy exists".into()));
+        }
+        Ok(Ended::Would(
+            format!(
+                "copy to {}, then wait until every copy is available",
+                self.targets.join(", ")
+            ),
+            calls,
+        ))
+    }
+
     async fn copy(&mut self) -> Result<Ended> {
         if self.targets.is_empty() {
             return Ok(Ended::Skipped("no --to-region".into()));
         }
         let source_id = self.source().map(|s| s.image_id.clone());
         if self.settings.dry_run {
-            let mut calls = Vec::new();
-            for target in self.targets.clone() {
-                let ec2 = self.aws.ec2(&target);
-                // The new image has no copies yet; an earlier run's image may.
-                let existing = match &source_id {
-                    Some(source_id) => {
-                        let request = self.copy_request(source_id, &[]);
-                        super::copy::existing_copy(&ec2, &request).await?
-                    }
-                    None => None,
-                };
-                match existing {
-                    Some(image) => {
-                        self.record(&image);
-                    }
-                    None => calls.push(format!(
-                        "ec2:CopyImage SourceImageId={} SourceRegion={} Name={} into {target}{}",
-                        source_id.as_deref().unwrap_or("(the new image)"),
-                        self.region,
-                        self.args.name,
-                        super::copy::completion_note(self.completion)
-                    )),
-                }
-            }
-            if calls.is_empty() {
-                return Ok(Ended::Skipped("every copy exists".into()));
-            }
-            calls.push("wait until every copy is available".into());
-            return Ok(Ended::Would(
-                format!("copy to {}", self.targets.join(", ")),
-                calls,
-            ));
+            return self.dry_copy(source_id).await;
         }
         let source_id = source_id.ok_or_else(|| anyhow!("no source image to copy"))?;
         let source = self.ec2().new_image(&source_id).await?;
@@ -713,7 +785,7 @@ impl Run<'_> {
                         (target, entry)
                     }
                 })
-                .buffer_unordered(REGION_CONCURRENCY)
+                .buffer_unordered(crate::concurrency::REGIONS)
                 .collect()
                 .await;
         let mut made = Vec::new();
@@ -765,17 +837,26 @@ impl Run<'_> {
         let who = self.who();
         let places = self.places();
         if self.settings.dry_run {
+            let later = || not_yet("the image does not exist yet");
             let calls = places
                 .iter()
                 .flat_map(|(region, id)| {
                     let id = id.clone().unwrap_or_else(|| "(the new image)".into());
-                    let mut calls = vec![format!(
-                        "ec2:ModifyImageAttribute {id} launchPermission add {who} in {region}"
+                    let mut calls = vec![planned(
+                        region,
+                        "ec2:ModifyImageAttribute",
+                        format!("{id} launchPermission add {who}"),
+                        later(),
                     )];
                     if self.args.with_snapshots && !self.grantees.accounts.is_empty() {
-                        calls.push(format!(
-                            "ec2:ModifySnapshotAttribute createVolumePermission add {} on {id}'s snapshots in {region}",
-                            self.grantees.accounts.join(", ")
+                        calls.push(planned(
+                            region,
+                            "ec2:ModifySnapshotAttribute",
+                            format!(
+                                "{id}'s snapshots createVolumePermission add {}",
+                                self.grantees.accounts.join(", ")
+                            ),
+                            later(),
                         ));
                     }
                     calls
@@ -802,7 +883,7 @@ impl Run<'_> {
                 };
                 (region, result)
             })
-            .buffer_unordered(REGION_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::REGIONS)
             .collect()
             .await;
         let mut changed = Vec::new();
@@ -899,15 +980,21 @@ impl Run<'_> {
                     .get(region)
                     .map(|i| i.image_id.clone())
                     .unwrap_or_else(|| "(the new image)".into());
+                let later = || not_yet("checked when the image is there");
                 if let Some(after) = args.deprecate_after {
-                    calls.push(format!(
-                        "ec2:EnableImageDeprecation {id} in {region}, {} from now",
-                        crate::duration::format(after)
+                    calls.push(planned(
+                        region,
+                        "ec2:EnableImageDeprecation",
+                        format!("{id}, {} from now", crate::duration::format(after)),
+                        later(),
                     ));
                 }
                 if args.protect {
-                    calls.push(format!(
-                        "ec2:EnableImageDeregistrationProtection {id} in {region}"
+                    calls.push(planned(
+                        region,
+                        "ec2:EnableImageDeregistrationProtection",
+                        id.clone(),
+                        later(),
                     ));
                 }
             }
@@ -925,11 +1012,12 @@ impl Run<'_> {
                     .await?;
                 deprecated += 1;
             }
+            // A running cooldown is protection switched off: --protect switches it back on.
             if args.protect
-                && image
+                && !image
                     .deregistration_protection
-                    .as_deref()
-                    .is_none_or(|p| p == "disabled")
+                    .as_ref()
+                    .is_some_and(DeregistrationProtection::is_on)
             {
                 ec2.once_caught_up(Fresh::Image, || ec2.enable_protection(&image_id))
                     .await?;
@@ -970,31 +1058,31 @@ impl Run<'_> {
                 }
                 (region, outcomes)
             })
-            .buffer_unordered(REGION_CONCURRENCY)
+            .buffer_unordered(crate::concurrency::REGIONS)
             .collect()
             .await;
         let mut calls = Vec::new();
         let mut problems = Vec::new();
         let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut all_unchanged = true;
         for (region, outcomes) in results {
             for (name, (published, problem)) in outcomes {
-                let word = match published.status {
-                    PublishStatus::Created => "created",
-                    PublishStatus::Replaced => "replaced",
-                    PublishStatus::Unchanged => "already published",
-                    PublishStatus::Refused | PublishStatus::Failed => "not published",
-                    PublishStatus::WouldWrite => "to write",
-                };
-                *counts.entry(word).or_default() += 1;
+                all_unchanged &= published.status == PublishStatus::Unchanged;
+                *counts.entry(published.status.summary_word()).or_default() += 1;
                 if published.status == PublishStatus::WouldWrite {
-                    calls.push(format!(
-                        "ssm:PutParameter Name={name} Value={} DataType=aws:ec2:image{} in {region}",
-                        published.image_id.as_deref().unwrap_or("(the new image)"),
-                        if published.previous.is_some() {
-                            " Overwrite=true"
-                        } else {
-                            ""
-                        }
+                    calls.push(planned(
+                        &region,
+                        "ssm:PutParameter",
+                        format!(
+                            "Name={name} Value={} DataType=aws:ec2:image{}",
+                            published.image_id.as_deref().unwrap_or("(the new image)"),
+                            if published.previous.is_some() {
+                                " Overwrite=true"
+                            } else {
+                                ""
+                            }
+                        ),
+                        not_yet("SSM's PutParameter has no DryRun form"),
                     ));
                 }
                 if let Some(problem) = problem {
@@ -1008,7 +1096,7 @@ impl Run<'_> {
             }
         }
         problems.sort();
-        calls.sort();
+        calls.sort_by(|a: &PlannedCall, b| (&a.region, &a.target).cmp(&(&b.region, &b.target)));
         let summary = counts
             .iter()
             .map(|(word, n)| format!("{n} {word}"))
@@ -1019,7 +1107,7 @@ impl Run<'_> {
         }
         Ok(if dry_run && !calls.is_empty() {
             Ended::Would(format!("SSM parameters: {summary}"), calls)
-        } else if counts.keys().all(|word| *word == "already published") {
+        } else if all_unchanged {
             Ended::Skipped(format!("SSM parameters: {summary}"))
         } else {
             Ended::Done(format!("SSM parameters: {summary}"))
@@ -1028,6 +1116,17 @@ impl Run<'_> {
 }
 
 impl PublishStatus {
+    /// How the stage's summary counts parameters in this status.
+    fn summary_word(self) -> &'static str {
+        match self {
+            PublishStatus::Created => "created",
+            PublishStatus::Replaced => "replaced",
+            PublishStatus::Unchanged => "already published",
+            PublishStatus::Refused | PublishStatus::Failed => "not published",
+            PublishStatus::WouldWrite => "to write",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             PublishStatus::Created => "created",
@@ -1123,6 +1222,8 @@ fn state_word(state: StageState) -> &'static str {
         StageState::Done => "done",
         StageState::Failed => "FAILED",
         StageState::Skipped => "skipped",
+        StageState::Planned => "would run",
+        StageState::NotStarted => "not started",
     }
 }
 
@@ -1141,18 +1242,14 @@ impl Render for ReleaseOutput {
                 detail = error.clone();
             }
             for call in &stage.calls {
-                detail.push_str(&format!("\n  {call}"));
+                detail.push_str(&format!(
+                    "\n  {} {} in {}",
+                    call.call, call.target, call.region
+                ));
             }
             stages.add_row(vec![
                 style.cell(stage.stage.as_str(), None),
-                style.cell(
-                    if self.dry_run && stage.state == StageState::Pending {
-                        "would run"
-                    } else {
-                        state_word(stage.state)
-                    },
-                    color,
-                ),
+                style.cell(state_word(stage.state), color),
                 style.cell(format!("{:.1}s", stage.duration_seconds), None),
                 style.cell(detail, None),
             ]);

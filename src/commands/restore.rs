@@ -15,9 +15,6 @@ use crate::output::{Printer, Render, TableStyle, spinner};
 use crate::plan::orphans::image_named_by;
 use crate::plan::state::Standing;
 
-/// Restores are independent calls; a few at a time.
-const RESTORE_CONCURRENCY: usize = 8;
-
 #[derive(Debug, Serialize)]
 pub struct RestoreOutput {
     pub region: String,
@@ -121,53 +118,15 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
     }
     let image_names: BTreeMap<&str, &BinEntry> =
         images_in_bin.iter().map(|e| (e.id.as_str(), e)).collect();
-    let binned_snapshots: BTreeSet<&str> = snapshots_in_bin.iter().map(|e| e.id.as_str()).collect();
-    // Out of the bin already (a re-run after Ctrl-C or a kill): an image that exists is finished
-    // (its mapping completed below), a snapshot that exists is reported present.
-    let mut back: Vec<String> = Vec::new();
-    let mut absent: Vec<String> = Vec::new();
-    let own_account = if image_ids
-        .iter()
-        .any(|id| !image_names.contains_key(id.as_str()))
-    {
-        Some(aws.account_id(&region).await?)
-    } else {
-        None
-    };
-    for id in image_ids
-        .iter()
-        .filter(|id| !image_names.contains_key(id.as_str()))
-    {
-        match ec2.describe_image(id).await? {
-            // Listed as deregistered is not back: it is gone (and not in the bin).
-            Some(image)
-                if image.owner_id.as_deref() == own_account.as_deref()
-                    && Standing::of(&image.state).exists() =>
-            {
-                back.push(id.clone())
-            }
-            _ => absent.push(id.clone()),
-        }
-    }
-    let unbinned: Vec<String> = snapshot_ids
-        .iter()
-        .filter(|id| !binned_snapshots.contains(id.as_str()))
-        .cloned()
-        .collect();
-    let present_snapshots = ec2.owned_snapshots(&unbinned).await?;
-    absent.extend(
-        unbinned
-            .iter()
-            .filter(|id| !present_snapshots.contains_key(*id))
-            .cloned(),
-    );
-    if !absent.is_empty() {
-        return Err(usage(format!(
-            "neither in the Recycle Bin of {region} nor in the account: {} (gone for good, \
-             never deleted, or another region?); nothing was restored",
-            absent.join(", ")
-        )));
-    }
+    let (back, present_snapshots) = out_of_the_bin(
+        &aws,
+        &region,
+        &image_ids,
+        &snapshot_ids,
+        &image_names,
+        &snapshots_in_bin,
+    )
+    .await?;
 
     let mut output = RestoreOutput {
         region: region.clone(),
@@ -214,7 +173,7 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
                 .collect();
             async move { restore_image(&ec2, image_id, name, own, settings.dry_run).await }
         })
-        .buffer_unordered(RESTORE_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::MUTATIONS)
         .collect()
         .await;
     restored.extend(back.into_iter().map(|image_id| RestoredImage {
@@ -246,6 +205,77 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
     }
     output.images = restored;
 
+    let outcome = outcome_of(&output);
+    Printer::new(settings).emit(&output)?;
+    Ok(outcome)
+}
+
+/// What of the requested is out of the bin already (a re-run after Ctrl-C or a kill): the
+/// images that exist, and the snapshots that exist. Anything neither in the bin nor in the
+/// account is refused by name before anything is restored.
+async fn out_of_the_bin(
+    aws: &Aws,
+    region: &str,
+    image_ids: &[String],
+    snapshot_ids: &[String],
+    image_names: &BTreeMap<&str, &BinEntry>,
+    snapshots_in_bin: &[BinEntry],
+) -> Result<(Vec<String>, BTreeMap<String, crate::model::SnapshotInfo>)> {
+    let ec2 = aws.ec2(region);
+    let binned_snapshots: BTreeSet<&str> = snapshots_in_bin.iter().map(|e| e.id.as_str()).collect();
+    // Out of the bin already (a re-run after Ctrl-C or a kill): an image that exists is finished
+    // (its mapping completed below), a snapshot that exists is reported present.
+    let mut back: Vec<String> = Vec::new();
+    let mut absent: Vec<String> = Vec::new();
+    let own_account = if image_ids
+        .iter()
+        .any(|id| !image_names.contains_key(id.as_str()))
+    {
+        Some(aws.account_id(region).await?)
+    } else {
+        None
+    };
+    for id in image_ids
+        .iter()
+        .filter(|id| !image_names.contains_key(id.as_str()))
+    {
+        match ec2.describe_image(id).await? {
+            // Listed as deregistered is not back: it is gone (and not in the bin).
+            Some(image)
+                if image.owner_id.as_deref() == own_account.as_deref()
+                    && Standing::of(&image.state).exists() =>
+            {
+                back.push(id.clone())
+            }
+            _ => absent.push(id.clone()),
+        }
+    }
+    let unbinned: Vec<String> = snapshot_ids
+        .iter()
+        .filter(|id| !binned_snapshots.contains(id.as_str()))
+        .cloned()
+        .collect();
+    let present_snapshots = ec2.owned_snapshots(&unbinned).await?;
+    absent.extend(
+        unbinned
+            .iter()
+            .filter(|id| !present_snapshots.contains_key(*id))
+            .cloned(),
+    );
+    if !absent.is_empty() {
+        return Err(usage(format!(
+            "neither in the Recycle Bin of {region} nor in the account: {} (gone for good, \
+             never deleted, or another region?); nothing was restored",
+            absent.join(", ")
+        )));
+    }
+
+    Ok((back, present_snapshots))
+}
+
+/// Partial when some items failed, including an image whose mapping could not be completed
+/// (it may still lack a snapshot).
+fn outcome_of(output: &RestoreOutput) -> Outcome {
     let items: Vec<RestoreStatus> = output
         .images
         .iter()
@@ -257,13 +287,11 @@ pub async fn run(settings: &Settings, args: &RestoreArgs) -> Result<Outcome> {
     // An image whose mapping could not be completed may still lack a snapshot: not a success.
     let unfinished = output.images.iter().filter(|i| i.error.is_some()).count();
     let failed = items.iter().filter(|status| status.failed()).count() + unfinished;
-    let outcome = match failed {
+    match failed {
         0 => Outcome::Success,
         n if n == items.len() => Outcome::Failed,
         _ => Outcome::Partial,
-    };
-    Printer::new(settings).emit(&output)?;
-    Ok(outcome)
+    }
 }
 
 async fn restore_snapshots(ec2: &Ec2, ids: &[String], dry_run: bool) -> Vec<RestoredSnapshot> {
@@ -287,7 +315,7 @@ async fn restore_snapshots(ec2: &Ec2, ids: &[String], dry_run: bool) -> Vec<Rest
                 error: result.err().map(|err| one_line(&err)),
             }
         })
-        .buffer_unordered(RESTORE_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::MUTATIONS)
         .collect()
         .await;
     restored.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));

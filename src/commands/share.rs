@@ -4,20 +4,17 @@
 use anyhow::{Result, anyhow};
 use futures::{StreamExt, stream};
 use serde::Serialize;
-use std::io::{BufRead, Write};
 
 use crate::aws::settle::Fresh;
-use crate::aws::sharing::Grantees;
 use crate::aws::{Aws, Ec2};
 use crate::cli::{GranteeArgs, ShareArgs};
 use crate::config::Settings;
 use crate::error::{Outcome, one_line, usage};
-use crate::model::LaunchPermissions;
+use crate::model::{Grantees, LaunchPermissions};
 use crate::output::{Render, TableStyle};
+use crate::plan::sharing::{self, Access, Change, Direction, VolumeAccess};
 
 use super::dry_run::{DryRunReport, OrDryRun, PlannedCall};
-
-const REGION_CONCURRENCY: usize = 8;
 
 /// What `share` was asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,6 +24,17 @@ pub enum ShareAction {
     Show,
     Grant,
     Revoke,
+}
+
+impl ShareAction {
+    /// Which way the share goes; None when it only shows.
+    pub fn direction(self) -> Option<Direction> {
+        match self {
+            ShareAction::Show => None,
+            ShareAction::Grant => Some(Direction::Grant),
+            ShareAction::Revoke => Some(Direction::Revoke),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -110,25 +118,10 @@ async fn share_in(
 
     // Every copy, by where AWS records each image came from: never by name, which an unrelated
     // image may share and a copy may not.
-    let mut images = vec![image.clone()];
-    let mut unread = 0;
-    if args.all_copies {
-        let copies = super::copies::copies_everywhere(&aws, region, &image).await?;
-        images.extend(copies.images.iter().cloned());
-        if copies.images.is_empty() {
-            notes.push(format!(
-                "{} has no copies in the account's enabled regions (a copy made moments ago may \
-                 not be listed yet)",
-                image.image_id
-            ));
-        }
-        unread = copies.unread.len();
-        for (other, why) in copies.unread {
-            notes.push(format!(
-                "{other}: could not be searched for copies, none changed there: {why}"
-            ));
-        }
-    }
+    let (images, unread) = match args.all_copies {
+        true => with_copies(&aws, region, &image, &mut notes).await?,
+        false => (vec![image.clone()], 0),
+    };
     let places: Vec<(String, String)> = images
         .iter()
         .map(|image| (image.region.clone(), image.image_id.clone()))
@@ -149,8 +142,16 @@ async fn share_in(
                 .into(),
         );
     }
-    if action != ShareAction::Show && settings.dry_run {
-        return dry_run(&aws, args, &grantees, places, notes, unread > 0).await;
+    if let Some(direction) = action.direction()
+        && settings.dry_run
+    {
+        let dry = DryShare {
+            direction,
+            grantees: &grantees,
+            with_snapshots: args.with_snapshots,
+            confirm_public: args.confirm_public,
+        };
+        return dry_run(&aws, dry, places, notes, unread > 0).await;
     }
     if action == ShareAction::Grant && args.public {
         confirm_public(settings, args, &places, &ec2).await?;
@@ -173,7 +174,7 @@ async fn share_in(
                 }
             }
         })
-        .buffer_unordered(REGION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::REGIONS)
         .collect()
         .await;
     let mut regions = results;
@@ -195,81 +196,77 @@ async fn share_in(
     ))
 }
 
-/// The calls a grant or revoke would make in every place, with AWS's DryRun answer for each.
+/// The image and every copy of it, by where AWS records each image came from: never by name,
+/// which an unrelated image may share and a copy may not. Also how many regions could not be
+/// searched (they leave the run partial).
+async fn with_copies(
+    aws: &Aws,
+    region: &str,
+    image: &crate::model::Image,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<crate::model::Image>, usize)> {
+    let copies = super::copies::copies_everywhere(aws, region, image).await?;
+    if copies.images.is_empty() {
+        notes.push(format!(
+            "{} has no copies in the account's enabled regions (a copy made moments ago may \
+             not be listed yet)",
+            image.image_id
+        ));
+    }
+    let unread = copies.unread.len();
+    for (other, why) in copies.unread {
+        notes.push(format!(
+            "{other}: could not be searched for copies, none changed there: {why}"
+        ));
+    }
+    let mut images = vec![image.clone()];
+    images.extend(copies.images);
+    Ok((images, unread))
+}
+
+/// What a dry run of a grant or revoke is asked.
+struct DryShare<'a> {
+    direction: Direction,
+    grantees: &'a Grantees,
+    with_snapshots: bool,
+    confirm_public: bool,
+}
+
+/// The calls a grant or revoke would make in every place (`plan::sharing::changes`, as the
+/// real run makes them), with AWS's DryRun answer for each.
 async fn dry_run(
     aws: &Aws,
-    args: &ShareArgs,
-    grantees: &Grantees,
+    share: DryShare<'_>,
     places: Vec<(String, String)>,
     notes: Vec<String>,
     incomplete: bool,
 ) -> Result<(OrDryRun<ShareOutput>, Outcome)> {
-    let verb = if args.revoke { "remove" } else { "add" };
-    let snapshot_grant = args.with_snapshots && (!grantees.accounts.is_empty() || grantees.public);
-    // As the real run does (`to_send`): only what is missing is granted; every grantee named is
-    // revoked.
+    let share = &share;
     type Checked = (Vec<PlannedCall>, Option<String>);
     let checks: Vec<Result<Checked>> = stream::iter(places)
         .map(|(region, image_id)| {
             let ec2 = aws.ec2(&region);
             async move {
+                let image = ec2
+                    .describe_image(&image_id)
+                    .await?
+                    .ok_or_else(|| anyhow!("{image_id} not found in {region}"))?;
+                let reaches = sharing::reaches_snapshots(share.grantees, share.with_snapshots);
+                let access = read_access(&ec2, &image, reaches).await?;
                 let mut calls = Vec::new();
-                let present = ec2.launch_permissions(&image_id).await?;
-                let launch = to_send(grantees, &present, args.revoke);
-                if !launch.is_empty() {
-                    calls.push(PlannedCall {
-                        region: region.clone(),
-                        call: "ec2:ModifyImageAttribute".to_string(),
-                        target: format!("{image_id} launchPermission {verb} {}", describe(&launch)),
-                        aws: ec2
-                            .check_launch_permissions(&image_id, &launch, args.revoke)
-                            .await?,
-                    });
-                }
-                if snapshot_grant {
-                    let image = ec2
-                        .describe_image(&image_id)
-                        .await?
-                        .ok_or_else(|| anyhow!("{image_id} not found in {region}"))?;
-                    for snapshot in image
-                        .block_devices
-                        .iter()
-                        .filter_map(|d| d.snapshot_id.as_ref())
-                    {
-                        let (accounts, public) = ec2.create_volume_permissions(snapshot).await?;
-                        let volume = volume_to_send(grantees, accounts, public, args.revoke);
-                        if volume.is_empty() {
-                            continue;
-                        }
-                        let check = ec2
-                            .check_create_volume_permission(
-                                snapshot,
-                                &volume.accounts,
-                                volume.public,
-                                args.revoke,
-                            )
-                            .await?;
-                        calls.push(PlannedCall {
-                            region: region.clone(),
-                            call: "ec2:ModifySnapshotAttribute".to_string(),
-                            target: format!(
-                                "{snapshot} createVolumePermission {verb} {}",
-                                describe(&volume)
-                            ),
-                            aws: check,
-                        });
-                    }
+                for change in sharing::changes(share.direction, share.grantees, &access) {
+                    calls.push(planned_call(&ec2, &change, share.direction).await?);
                 }
                 let unchanged = calls.is_empty().then(|| {
                     format!(
                         "{image_id} in {region} is already shared with {}: nothing to change",
-                        describe(grantees)
+                        describe(share.grantees)
                     )
                 });
                 Ok((calls, unchanged))
             }
         })
-        .buffer_unordered(REGION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::REGIONS)
         .collect()
         .await;
     let mut report = DryRunReport::new();
@@ -291,7 +288,7 @@ async fn dry_run(
     report
         .calls
         .sort_by(|a, b| (&a.region, &a.call).cmp(&(&b.region, &b.call)));
-    if grantees.public && !args.revoke && !args.confirm_public {
+    if share.grantees.public && share.direction == Direction::Grant && !share.confirm_public {
         report.notes.push(
             "--public will also need --confirm-public (or a typed yes) when run for real".into(),
         );
@@ -304,8 +301,82 @@ async fn dry_run(
     Ok((OrDryRun::DryRun(report), outcome))
 }
 
-/// Consumer accounts read at once, each through its own role.
-const CONSUMER_CONCURRENCY: usize = 8;
+/// One change as the dry run lists it, with AWS's DryRun answer.
+async fn planned_call(ec2: &Ec2, change: &Change, direction: Direction) -> Result<PlannedCall> {
+    let verb = if direction.revokes() { "remove" } else { "add" };
+    let revoke = direction.revokes();
+    let (call, target, aws) = match change {
+        Change::Launch { image_id, grantees } => (
+            "ec2:ModifyImageAttribute",
+            format!("{image_id} launchPermission {verb} {}", describe(grantees)),
+            ec2.check_launch_permissions(image_id, grantees, revoke)
+                .await?,
+        ),
+        Change::Volume {
+            snapshot_id,
+            grantees,
+        } => (
+            "ec2:ModifySnapshotAttribute",
+            format!(
+                "{snapshot_id} createVolumePermission {verb} {}",
+                describe(grantees)
+            ),
+            ec2.check_create_volume_permission(
+                snapshot_id,
+                &grantees.accounts,
+                grantees.public,
+                revoke,
+            )
+            .await?,
+        ),
+    };
+    Ok(PlannedCall {
+        region: ec2.region().to_string(),
+        call: call.to_string(),
+        target,
+        aws,
+    })
+}
+
+/// What the image (and, when the share reaches them, its snapshots) is shared with now. The
+/// image may be one this run just made (release): AWS may not know it yet (`settle`).
+async fn read_access(ec2: &Ec2, image: &crate::model::Image, snapshots: bool) -> Result<Access> {
+    let launch = ec2
+        .once_caught_up(Fresh::Image, || ec2.launch_permissions(&image.image_id))
+        .await?;
+    let mut volumes = Vec::new();
+    if snapshots {
+        for snapshot_id in snapshot_ids(image) {
+            volumes.push(volume_access(ec2, &snapshot_id).await?);
+        }
+    }
+    Ok(Access {
+        image_id: image.image_id.clone(),
+        launch,
+        volumes,
+    })
+}
+
+async fn volume_access(ec2: &Ec2, snapshot_id: &str) -> Result<VolumeAccess> {
+    let (accounts, public) = ec2
+        .once_caught_up(Fresh::Snapshot, || {
+            ec2.create_volume_permissions(snapshot_id)
+        })
+        .await?;
+    Ok(VolumeAccess {
+        snapshot_id: snapshot_id.to_string(),
+        accounts,
+        public,
+    })
+}
+
+fn snapshot_ids(image: &crate::model::Image) -> Vec<String> {
+    image
+        .block_devices
+        .iter()
+        .filter_map(|device| device.snapshot_id.clone())
+        .collect()
+}
 
 /// A warning for each (account, image) whose Allowed AMIs settings would not let that account
 /// see or launch the image, read through `role_name` in each account and region. Only a warning:
@@ -362,7 +433,7 @@ pub(super) async fn allowed_warnings(
                 },
             }
         })
-        .buffer_unordered(CONSUMER_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::CONSUMER_ACCOUNTS)
         .filter_map(std::future::ready)
         .collect()
         .await;
@@ -422,21 +493,16 @@ async fn confirm_public(
         ));
     }
     let list: Vec<String> = places.iter().map(|(r, i)| format!("{i} in {r}")).collect();
-    let mut stderr = std::io::stderr();
-    write!(
-        stderr,
-        "Make {} public: launchable by every AWS account{}? Type 'public' to confirm: ",
+    let answer = crate::output::prompt(&format!(
+        "Make {} public: launchable by every AWS account{}? Type 'public' to confirm:",
         list.join(", "),
         if args.with_snapshots {
             ", with its snapshots"
         } else {
             ""
         }
-    )?;
-    stderr.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "public" {
+    ))?;
+    if answer == "public" {
         Ok(())
     } else {
         Err(anyhow!("not confirmed; nothing was changed"))
@@ -449,10 +515,10 @@ pub struct Shared {
     pub changed: bool,
 }
 
-/// Shares (or unshares) one image, the one way `share` and `release` both do it: only what is
-/// missing is granted and only what is there is revoked, so a re-run changes nothing. Granting
-/// gives the snapshots first, revoking takes the image first: the image is never launchable
-/// without its volumes. Then reads back what the image and its snapshots are shared with.
+/// Shares (or unshares) one image, the one way `share` and `release` both do it: the changes
+/// `plan::sharing` computes from what AWS shows now, in its order (the image is never
+/// launchable without its volumes). Then reads back what the image and its snapshots are
+/// shared with, and fails if that is not what was asked.
 pub async fn share_image(
     ec2: &Ec2,
     image_id: &str,
@@ -462,138 +528,134 @@ pub async fn share_image(
 ) -> Result<Shared> {
     // The image may be one this run just made (release): AWS may not know it yet (`settle`).
     let image = ec2.new_image(image_id).await?;
-    let snapshot_ids: Vec<String> = image
-        .block_devices
-        .iter()
-        .filter_map(|device| device.snapshot_id.clone())
-        .collect();
-    // Organizations and OUs cannot be given create-volume permission.
-    let snapshot_share = with_snapshots && (!grantees.accounts.is_empty() || grantees.public);
+    let reaches = sharing::reaches_snapshots(grantees, with_snapshots);
+    let direction = action.direction();
     let mut changed = false;
-    let revoke = match action {
-        ShareAction::Show => None,
-        ShareAction::Grant => Some(false),
-        ShareAction::Revoke => Some(true),
-    };
-    let volume_permissions = |snapshot: &str| {
-        let snapshot = snapshot.to_string();
-        async move {
-            ec2.once_caught_up(Fresh::Snapshot, || ec2.create_volume_permissions(&snapshot))
-                .await
-                .map_err(anyhow::Error::from)
-        }
-    };
-    if let Some(revoke) = revoke {
-        let current = ec2
-            .once_caught_up(Fresh::Image, || ec2.launch_permissions(image_id))
-            .await?;
-        let launch = to_send(grantees, &current, revoke);
-        let modify_launch = || async {
-            ec2.once_caught_up(Fresh::Image, || {
-                ec2.modify_launch_permissions(image_id, &launch, revoke)
-            })
-            .await
-        };
-        if revoke && !launch.is_empty() {
-            modify_launch().await?;
-            changed = true;
-        }
-        if snapshot_share {
-            for snapshot in &snapshot_ids {
-                let (accounts, public) = volume_permissions(snapshot).await?;
-                let volume = volume_to_send(grantees, accounts, public, revoke);
-                if !volume.is_empty() {
-                    ec2.modify_create_volume_permission(
-                        snapshot,
-                        &volume.accounts,
-                        volume.public,
-                        revoke,
-                    )
-                    .await?;
-                    changed = true;
-                }
-            }
-        }
-        if !revoke && !launch.is_empty() {
-            modify_launch().await?;
+    if let Some(direction) = direction {
+        let access = read_access(ec2, &image, reaches).await?;
+        for change in sharing::changes(direction, grantees, &access) {
+            make(ec2, &change, direction).await?;
             changed = true;
         }
     }
     // Read back: right after a change AWS may still show the old value, so a read that does
     // not show the change yet is made again, within the bound (`settle`).
-    let settled = |present: &LaunchPermissions| {
-        revoke.is_none_or(|revoke| to_change(grantees, present, revoke).is_empty())
-    };
     let launch_permissions = ec2
         .read_back(
             || ec2.launch_permissions(image_id),
-            |p| !changed || settled(p),
+            |present| {
+                !changed
+                    || direction.is_none_or(|d| sharing::differs(grantees, present, d).is_empty())
+            },
         )
         .await?;
-    let mut snapshots = Vec::new();
+    let mut volumes = Vec::new();
     if with_snapshots {
-        for snapshot in snapshot_ids {
-            let settled = |(accounts, public): &(Vec<String>, bool)| {
+        for snapshot_id in snapshot_ids(&image) {
+            let settled = |volume: &VolumeAccess| {
                 !changed
-                    || !snapshot_share
-                    || revoke.is_none_or(|revoke| {
-                        volume_change(grantees, accounts.clone(), *public, revoke).is_empty()
-                    })
+                    || !reaches
+                    || direction
+                        .is_none_or(|d| sharing::volume_differs(grantees, volume, d).is_empty())
             };
-            let (accounts, public) = ec2
-                .read_back(|| volume_permissions(&snapshot), settled)
-                .await?;
-            snapshots.push(SnapshotShare {
-                snapshot_id: snapshot,
-                accounts,
-                public,
-            });
+            volumes.push(
+                ec2.read_back(|| volume_access(ec2, &snapshot_id), settled)
+                    .await?,
+            );
         }
     }
-    // What AWS reports now must be what was asked: a grantee written differently from how AWS
-    // reports it would otherwise be skipped as "already there" (or "not there") in silence.
-    if let Some(revoke) = revoke {
-        let mut wrong = Vec::new();
-        let left = to_change(grantees, &launch_permissions, revoke);
-        if !left.is_empty() {
-            wrong.push(format!("launch permission for {}", describe(&left)));
-        }
-        if snapshot_share {
-            for snapshot in &snapshots {
-                let volume =
-                    volume_change(grantees, snapshot.accounts.clone(), snapshot.public, revoke);
-                if !volume.is_empty() {
-                    wrong.push(format!(
-                        "create-volume permission on {} for {}",
-                        snapshot.snapshot_id,
-                        describe(&volume)
-                    ));
-                }
-            }
-        }
-        if !wrong.is_empty() {
-            let state = if revoke {
-                "still granted"
-            } else {
-                "not granted"
-            };
-            return Err(anyhow!(
-                "{image_id} in {}: {state} after the change: {}",
-                ec2.region(),
-                wrong.join("; ")
-            ));
-        }
+    if let Some(direction) = direction {
+        verify(
+            ec2,
+            image_id,
+            grantees,
+            direction,
+            &launch_permissions,
+            reaches.then_some(&volumes),
+        )?;
     }
     Ok(Shared {
         share: RegionShare {
             region: ec2.region().to_string(),
             image_id: image_id.to_string(),
             launch_permissions: Some(launch_permissions),
-            snapshots,
+            snapshots: volumes
+                .into_iter()
+                .map(|volume| SnapshotShare {
+                    snapshot_id: volume.snapshot_id,
+                    accounts: volume.accounts,
+                    public: volume.public,
+                })
+                .collect(),
             error: None,
         },
         changed,
     })
+}
+
+/// Makes one change; AWS may not know a just-made image yet (`settle`).
+async fn make(ec2: &Ec2, change: &Change, direction: Direction) -> Result<()> {
+    let revoke = direction.revokes();
+    match change {
+        Change::Launch { image_id, grantees } => {
+            ec2.once_caught_up(Fresh::Image, || {
+                ec2.modify_launch_permissions(image_id, grantees, revoke)
+            })
+            .await?
+        }
+        Change::Volume {
+            snapshot_id,
+            grantees,
+        } => {
+            ec2.modify_create_volume_permission(
+                snapshot_id,
+                &grantees.accounts,
+                grantees.public,
+                revoke,
+            )
+            .await?
+        }
+    }
+    Ok(())
+}
+
+/// What AWS reports now must be what was asked: a grantee written differently from how AWS
+/// reports it would otherwise be skipped as "already there" (or "not there") in silence.
+fn verify(
+    ec2: &Ec2,
+    image_id: &str,
+    grantees: &Grantees,
+    direction: Direction,
+    launch: &LaunchPermissions,
+    volumes: Option<&Vec<VolumeAccess>>,
+) -> Result<()> {
+    let mut wrong = Vec::new();
+    let left = sharing::differs(grantees, launch, direction);
+    if !left.is_empty() {
+        wrong.push(format!("launch permission for {}", describe(&left)));
+    }
+    for volume in volumes.into_iter().flatten() {
+        let left = sharing::volume_differs(grantees, volume, direction);
+        if !left.is_empty() {
+            wrong.push(format!(
+                "create-volume permission on {} for {}",
+                volume.snapshot_id,
+                describe(&left)
+            ));
+        }
+    }
+    if wrong.is_empty() {
+        return Ok(());
+    }
+    let state = match direction {
+        Direction::Revoke => "still granted",
+        Direction::Grant => "not granted",
+    };
+    Err(anyhow!(
+        "{image_id} in {}: {state} after the change: {}",
+        ec2.region(),
+        wrong.join("; ")
+    ))
 }
 
 fn describe(grantees: &Grantees) -> String {
@@ -608,77 +670,6 @@ fn describe(grantees: &Grantees) -> String {
         who.push("everyone (public)");
     }
     who.join(", ")
-}
-
-/// The same for a snapshot's create-volume permission, which only accounts and the public can
-/// have (not organizations or OUs).
-fn volume_change(
-    grantees: &Grantees,
-    accounts: Vec<String>,
-    public: bool,
-    revoke: bool,
-) -> Grantees {
-    let present = LaunchPermissions {
-        public,
-        accounts,
-        ..Default::default()
-    };
-    Grantees {
-        organizations: Vec::new(),
-        organizational_units: Vec::new(),
-        ..to_change(grantees, &present, revoke)
-    }
-}
-
-/// What a grant or revoke sends. Granting: the grantees not yet present. Revoking: every grantee
-/// named, present or not (removing one that is not there changes nothing): a grant made moments
-/// ago may not show in the read yet, and must not survive the revoke.
-fn to_send(grantees: &Grantees, present: &LaunchPermissions, revoke: bool) -> Grantees {
-    if revoke {
-        grantees.clone()
-    } else {
-        to_change(grantees, present, false)
-    }
-}
-
-/// `to_send` for a snapshot's create-volume permission (accounts and the public only).
-fn volume_to_send(
-    grantees: &Grantees,
-    accounts: Vec<String>,
-    public: bool,
-    revoke: bool,
-) -> Grantees {
-    if revoke {
-        Grantees {
-            accounts: grantees.accounts.clone(),
-            organizations: Vec::new(),
-            organizational_units: Vec::new(),
-            public: grantees.public,
-        }
-    } else {
-        volume_change(grantees, accounts, public, false)
-    }
-}
-
-/// What differs from what was asked. Granting: the grantees not yet present. Revoking: the
-/// grantees present.
-fn to_change(grantees: &Grantees, present: &LaunchPermissions, revoke: bool) -> Grantees {
-    let pick = |wanted: &[String], there: &[String]| -> Vec<String> {
-        wanted
-            .iter()
-            .filter(|w| there.contains(w) == revoke)
-            .cloned()
-            .collect()
-    };
-    Grantees {
-        accounts: pick(&grantees.accounts, &present.accounts),
-        organizations: pick(&grantees.organizations, &present.organizations),
-        organizational_units: pick(
-            &grantees.organizational_units,
-            &present.organizational_units,
-        ),
-        public: grantees.public && present.public == revoke,
-    }
 }
 
 impl Render for ShareOutput {
@@ -743,63 +734,5 @@ impl Render for ShareOutput {
             out.push_str(&format!("\nnote: {note}"));
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn grantees(accounts: &[&str], organizations: &[&str], public: bool) -> Grantees {
-        Grantees {
-            accounts: accounts.iter().map(|a| a.to_string()).collect(),
-            organizations: organizations.iter().map(|o| o.to_string()).collect(),
-            organizational_units: Vec::new(),
-            public,
-        }
-    }
-
-    #[test]
-    fn grant_adds_only_what_is_missing_and_revoke_removes_only_what_is_there() {
-        const ORG: &str = "arn:aws:organizations::111111111111:organization/o-abc";
-        let present = LaunchPermissions {
-            public: true,
-            accounts: vec!["111111111111".into()],
-            organizations: vec![ORG.into()],
-            organizational_units: Vec::new(),
-        };
-        let asked = grantees(&["111111111111", "222222222222"], &[ORG], true);
-        // Table: revoke? → what changes.
-        let cases = [
-            (false, grantees(&["222222222222"], &[], false)),
-            (true, grantees(&["111111111111"], &[ORG], true)),
-        ];
-        for (revoke, expected) in cases {
-            assert_eq!(
-                to_change(&asked, &present, revoke),
-                expected,
-                "revoke: {revoke}"
-            );
-        }
-        // Nothing shared yet: a grant is everything asked, a revoke nothing.
-        let nothing = LaunchPermissions::default();
-        assert_eq!(to_change(&asked, &nothing, false), asked);
-        assert!(to_change(&asked, &nothing, true).is_empty());
-        // Snapshots: organizations and OUs are never asked of them.
-        assert_eq!(
-            volume_change(&asked, vec!["111111111111".into()], false, false),
-            grantees(&["222222222222"], &[], true)
-        );
-        assert!(volume_change(&asked, Vec::new(), false, true).is_empty());
-        // What is sent: a revoke names every grantee, whatever the (maybe stale) read shows.
-        assert_eq!(to_send(&asked, &nothing, true), asked);
-        assert_eq!(
-            to_send(&asked, &present, false),
-            grantees(&["222222222222"], &[], false)
-        );
-        assert_eq!(
-            volume_to_send(&asked, Vec::new(), false, true),
-            grantees(&["111111111111", "222222222222"], &[], true)
-        );
     }
 }

@@ -3,7 +3,6 @@
 
 use anyhow::Result;
 use clap::CommandFactory;
-use std::io::Write;
 
 use crate::cli::{Cli, CompletionsArgs, ManArgs, Shell};
 use crate::error::{Outcome, usage};
@@ -46,8 +45,6 @@ pub fn man(args: &ManArgs) -> Result<Outcome> {
 }
 
 fn write_stdout(bytes: &[u8]) -> Result<Outcome> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(bytes)?;
-    stdout.flush()?;
+    crate::output::write_stdout(bytes)?;
     Ok(Outcome::Success)
 }

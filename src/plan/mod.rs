@@ -5,6 +5,7 @@
 //! The rule it exists for: nothing is deleted that something staying still uses. When a fact is
 //! missing (an unreadable manifest, a snapshot we cannot see), the thing is kept and the reason said.
 
+pub mod after;
 pub mod allowed;
 pub mod deprecation;
 pub mod lineage;
@@ -14,6 +15,7 @@ pub mod orphans;
 pub mod recovery;
 pub mod retention;
 pub mod rules;
+pub mod sharing;
 pub mod state;
 pub mod stream;
 pub mod users;
@@ -26,8 +28,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::{
-    BinResource, BinnedImages, BundleObjects, Image, ImageState, LockState, ManifestFetch,
-    RecycleRules, SnapshotLocks,
+    BinResource, BinnedImages, BundleObjects, DeregistrationProtection, Image, ImageState,
+    LockState, ManifestFetch, RecycleRules, SnapshotLocks,
 };
 pub use crate::model::{ImageUser, SnapshotInfo};
 use manifest::{Manifest, ManifestError};
@@ -136,17 +138,30 @@ pub struct Request {
     /// Instances launched from the image will be terminated, so they do not block it.
     pub terminate_instances: bool,
     pub now: DateTime<Utc>,
-    /// Applying a reviewed plan: only these snapshots and S3 keys may be deleted, whatever the
-    /// account looks like now.
-    pub reviewed: Option<Reviewed>,
+    /// Carrying out a plan someone approved (confirmed at the prompt, or reviewed in a plan
+    /// file): the fresh plan does no more than the approved one did.
+    pub approval: Option<Approval>,
 }
 
-/// What a reviewed plan allowed to be deleted.
+/// What an approved plan allowed: a fresh plan made under it deregisters no image it did not,
+/// ends no instance it did not list, deletes no snapshot or S3 object it did not, and deletes
+/// nothing it called recoverable that is not recoverable now.
 #[derive(Debug, Clone, Default)]
-pub struct Reviewed {
-    pub snapshots: BTreeSet<String>,
+pub struct Approval {
+    /// The images approved for deregistration, with the instances the approved plan listed as
+    /// their users and whether it called them recoverable. None: the caller decided which
+    /// images go (a reviewed cleanup re-checks them by its rules).
+    pub images: Option<BTreeMap<String, ApprovedImage>>,
+    /// The snapshots approved for deletion, with their Recycle Bin outcome then, if known.
+    pub snapshots: BTreeMap<String, Option<Recovery>>,
     /// (bucket, key)
     pub objects: BTreeSet<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApprovedImage {
+    pub users: Vec<ImageUser>,
+    pub recycle_bin: Option<Recovery>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -232,15 +247,28 @@ pub struct BundlePlan {
     pub bytes: u64,
 }
 
-impl Reviewed {
-    /// What a plan deletes: its snapshots and bundle objects with the Delete action.
-    pub fn of(plan: &Plan) -> Reviewed {
-        Reviewed {
+impl Approval {
+    /// The approval a plan that was shown and confirmed gives.
+    pub fn of(plan: &Plan) -> Approval {
+        Approval {
+            images: Some(
+                plan.images
+                    .iter()
+                    .filter(|image| image.action == ImageAction::Deregister)
+                    .map(|image| {
+                        let approved = ApprovedImage {
+                            users: image.users.clone(),
+                            recycle_bin: image.recycle_bin.clone(),
+                        };
+                        (image.image_id.clone(), approved)
+                    })
+                    .collect(),
+            ),
             snapshots: plan
                 .snapshots
                 .iter()
                 .filter(|s| s.action == ItemAction::Delete)
-                .map(|s| s.snapshot_id.clone())
+                .map(|s| (s.snapshot_id.clone(), s.recycle_bin.clone()))
                 .collect(),
             objects: plan
                 .bundles
@@ -250,145 +278,71 @@ impl Reviewed {
                 .collect(),
         }
     }
-}
 
-/// A plan made again from fresh facts after the user confirmed `shown`: it does no more than
-/// `shown` did. An image `shown` did not deregister stays; the snapshots and objects it may
-/// delete were already limited by planning with `Reviewed::of(shown)`.
-pub fn within(mut fresh: Plan, shown: &Plan) -> Plan {
-    let approved: BTreeSet<&str> = shown
-        .images
-        .iter()
-        .filter(|image| image.action == ImageAction::Deregister)
-        .map(|image| image.image_id.as_str())
-        .collect();
-    for image in fresh.images.iter_mut() {
-        if image.action != ImageAction::Deregister {
-            continue;
-        }
-        if !approved.contains(image.image_id.as_str()) {
-            image.action = ImageAction::Blocked;
-            image.reason = "not deregistered in the plan you confirmed; run again to see it".into();
-            image.delete_associated_snapshots = false;
-            continue;
-        }
+    /// Why the approval does not cover deregistering this image now, if it does not.
+    fn refuses_image(&self, image: &ImagePlan) -> Option<String> {
+        let approved = match &self.images {
+            None => return None,
+            Some(images) => images.get(&image.image_id),
+        };
+        let Some(approved) = approved else {
+            return Some("not deregistered in the plan you confirmed; run again to see it".into());
+        };
         // Instances --terminate-instances would end that the confirmed plan did not list.
-        let shown_users = shown
-            .images
-            .iter()
-            .find(|other| other.image_id == image.image_id)
-            .map(|other| other.users.as_slice())
-            .unwrap_or_default();
         let new_instances: Vec<&ImageUser> = image
             .users
             .iter()
-            .filter(|user| user.terminable() && !shown_users.contains(user))
+            .filter(|user| user.terminable() && !approved.users.contains(user))
             .collect();
-        if !new_instances.is_empty() {
-            image.reason = format!(
+        (!new_instances.is_empty()).then(|| {
+            format!(
                 "in use by {}, launched since the plan you confirmed; run again to see it",
                 describe_users(new_instances)
-            );
-            image.action = ImageAction::Blocked;
-            image.delete_associated_snapshots = false;
-        }
+            )
+        })
     }
-    // Confirmed as recoverable, not recoverable any more (a Recycle Bin rule went, or cannot be
-    // read now): not without asking again.
-    for image in fresh.images.iter_mut() {
-        if image.action != ImageAction::Deregister {
-            continue;
-        }
-        let confirmed = shown
+
+    /// What the approval called recoverable that is not recoverable now: the images to keep
+    /// and the snapshots to keep, with the reason.
+    fn lost_recovery(&self, plan: &Plan) -> Held {
+        let mut held = Held::default();
+        for image in plan
             .images
             .iter()
-            .find(|other| other.image_id == image.image_id)
-            .and_then(|other| other.recycle_bin.as_ref());
-        if let Some(reason) = lost_recovery(confirmed, image.recycle_bin.as_ref()) {
-            image.action = ImageAction::Blocked;
-            image.reason = reason;
-            image.delete_associated_snapshots = false;
-        }
-    }
-    for snapshot in fresh.snapshots.iter_mut() {
-        if snapshot.action != ItemAction::Delete {
-            continue;
-        }
-        let confirmed = shown
-            .snapshots
-            .iter()
-            .find(|other| other.snapshot_id == snapshot.snapshot_id)
-            .and_then(|other| other.recycle_bin.as_ref());
-        if let Some(reason) = lost_recovery(confirmed, snapshot.recycle_bin.as_ref()) {
-            snapshot.action = ItemAction::Keep;
-            snapshot.reason = reason;
-            for image in fresh.images.iter_mut() {
-                if image.snapshot_ids.contains(&snapshot.snapshot_id) {
-                    image.delete_associated_snapshots = false;
-                }
+            .filter(|image| image.action == ImageAction::Deregister)
+        {
+            let confirmed = self
+                .images
+                .as_ref()
+                .and_then(|images| images.get(&image.image_id))
+                .and_then(|approved| approved.recycle_bin.as_ref());
+            if let Some(reason) = lost_recovery(confirmed, image.recycle_bin.as_ref()) {
+                held.images.insert(image.image_id.clone(), reason);
             }
         }
-    }
-    // What an image that now stays uses, stays with it (a snapshot is planned under the first
-    // requested image using it, which may be another one).
-    let staying: BTreeSet<String> = fresh
-        .images
-        .iter()
-        .filter(|image| image.action == ImageAction::Blocked)
-        .map(|image| image.image_id.clone())
-        .collect();
-    let staying_snapshots: BTreeMap<String, String> = fresh
-        .images
-        .iter()
-        .filter(|image| image.action == ImageAction::Blocked)
-        .flat_map(|image| {
-            image
-                .snapshot_ids
-                .iter()
-                .map(|id| (id.clone(), image.image_id.clone()))
-        })
-        .collect();
-    for snapshot in fresh.snapshots.iter_mut() {
-        if let Some(user) = staying_snapshots.get(&snapshot.snapshot_id)
-            && snapshot.action == ItemAction::Delete
-        {
-            snapshot.action = ItemAction::Keep;
-            snapshot.reason = format!("also used by {user}, which stays");
-            snapshot.used_by_staying = true;
-        }
-    }
-    for image in fresh.images.iter_mut() {
-        if image
-            .snapshot_ids
+        for snapshot in plan
+            .snapshots
             .iter()
-            .any(|id| staying_snapshots.contains_key(id))
+            .filter(|s| s.action == ItemAction::Delete)
         {
-            image.delete_associated_snapshots = false;
+            let confirmed = self
+                .snapshots
+                .get(&snapshot.snapshot_id)
+                .and_then(Option::as_ref);
+            if let Some(reason) = lost_recovery(confirmed, snapshot.recycle_bin.as_ref()) {
+                held.snapshots.insert(snapshot.snapshot_id.clone(), reason);
+            }
         }
+        held
     }
-    // Without DeleteAssociatedSnapshots, what still goes goes by its own DeleteSnapshot.
-    let with_image: BTreeSet<&str> = fresh
-        .images
-        .iter()
-        .filter(|image| image.delete_associated_snapshots)
-        .map(|image| image.image_id.as_str())
-        .collect();
-    for snapshot in fresh.snapshots.iter_mut() {
-        if snapshot.deleted_by == DeletedBy::DeregisterImage
-            && !with_image.contains(snapshot.image_id.as_str())
-        {
-            snapshot.deleted_by = DeletedBy::DeleteSnapshot;
-        }
-    }
-    for bundle in fresh.bundles.iter_mut() {
-        if staying.contains(&bundle.image_id) && bundle.action == ItemAction::Delete {
-            bundle.action = ItemAction::Keep;
-            bundle.reason = format!("{} stays", bundle.image_id);
-            bundle.objects.clear();
-        }
-    }
-    clear_recovery_of_kept(&mut fresh);
-    fresh
+}
+
+/// What a plan must keep beyond its own checks, with the reason: found by a first pass under an
+/// approval (`Approval::lost_recovery`).
+#[derive(Debug, Default)]
+struct Held {
+    images: BTreeMap<String, String>,
+    snapshots: BTreeMap<String, String>,
 }
 
 /// Whether `fresh` is less recoverable than what the user confirmed (recoverable then, not now).
@@ -429,21 +383,22 @@ fn worse(a: Recovery, b: &Recovery) -> Recovery {
     }
 }
 
-/// Only what is deleted has a Recycle Bin outcome.
-fn clear_recovery_of_kept(plan: &mut Plan) {
-    for image in plan.images.iter_mut() {
-        if image.action != ImageAction::Deregister {
-            image.recycle_bin = None;
-        }
+/// The retirement plan for the requested images. Under an approval, a second pass keeps what
+/// the first found less recoverable than approved; keeping more can only make the rest more
+/// recoverable, so two passes suffice.
+pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
+    let first = plan_holding(inventory, request, &Held::default());
+    let Some(approval) = &request.approval else {
+        return first;
+    };
+    let held = approval.lost_recovery(&first);
+    if held.images.is_empty() && held.snapshots.is_empty() {
+        return first;
     }
-    for snapshot in plan.snapshots.iter_mut() {
-        if snapshot.action != ItemAction::Delete {
-            snapshot.recycle_bin = None;
-        }
-    }
+    plan_holding(inventory, request, &held)
 }
 
-pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
+fn plan_holding(inventory: &Inventory, request: &Request, held: &Held) -> Plan {
     // What AWS still lists as deregistered is gone: nothing to retire, and it uses nothing.
     let existing: Vec<&Image> = inventory
         .images
@@ -464,6 +419,20 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
     let images: Vec<ImagePlan> = targets
         .iter()
         .map(|target| image_plan(inventory, &owned, target, request))
+        .map(|mut image| {
+            if image.action == ImageAction::Deregister {
+                let refused = request
+                    .approval
+                    .as_ref()
+                    .and_then(|approval| approval.refuses_image(&image))
+                    .or_else(|| held.images.get(&image.image_id).cloned());
+                if let Some(reason) = refused {
+                    image.action = ImageAction::Blocked;
+                    image.reason = reason;
+                }
+            }
+            image
+        })
         .collect();
     let leaving: BTreeSet<String> = images
         .iter()
@@ -499,20 +468,42 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
         request,
         &snapshots,
     ));
+    for snapshot in snapshots
+        .iter_mut()
+        .filter(|snapshot| snapshot.action == ItemAction::Delete)
+    {
+        if let Some(reason) = held.snapshots.get(&snapshot.snapshot_id) {
+            snapshot.action = ItemAction::Keep;
+            snapshot.reason = reason.clone();
+        }
+    }
     let bundles = bundle_plans(inventory, &leaving_images, &staying, request);
 
+    let mut images = images;
+    assign_deletion(&mut images, &mut snapshots, request.cleanup);
+    assign_recovery(inventory, &owned, &mut images, &mut snapshots, request.now);
+    Plan {
+        images,
+        snapshots,
+        bundles,
+    }
+}
+
+/// How each deleted snapshot goes. DeleteAssociatedSnapshots deletes a subset of the image's
+/// own snapshots (those no other registered image uses): it is used only when the plan deletes
+/// every one of them, so AWS can never delete more than planned.
+fn assign_deletion(images: &mut [ImagePlan], snapshots: &mut [SnapshotPlan], cleanup: bool) {
     // DeleteAssociatedSnapshots deletes a subset of the image's own snapshots (those no other
     // registered image uses). It is used only when the plan deletes every one of them, so AWS can
     // never delete more than planned. A snapshot another leaving image shares is skipped while
     // that image is still registered, and goes with the last of them.
-    let mut images = images;
     let deleting: BTreeSet<&str> = snapshots
         .iter()
         .filter(|plan| plan.action == ItemAction::Delete)
         .map(|plan| plan.snapshot_id.as_str())
         .collect();
-    for image in &mut images {
-        if image.action != ImageAction::Deregister || !request.cleanup {
+    for image in images.iter_mut() {
+        if image.action != ImageAction::Deregister || !cleanup {
             continue;
         }
         image.delete_associated_snapshots = !image.snapshot_ids.is_empty()
@@ -535,7 +526,7 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
                 .push(image.delete_associated_snapshots);
         }
     }
-    for snapshot in &mut snapshots {
+    for snapshot in snapshots.iter_mut() {
         let flags = leaving_users.get(snapshot.snapshot_id.as_str());
         snapshot.deleted_by = if flags.is_some_and(|flags| flags.iter().all(|flag| *flag)) {
             DeletedBy::DeregisterImage
@@ -543,7 +534,16 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
             DeletedBy::DeleteSnapshot
         };
     }
+}
 
+/// What the Recycle Bin keeps of what the plan deletes.
+fn assign_recovery(
+    inventory: &Inventory,
+    owned: &BTreeMap<&str, &Image>,
+    images: &mut [ImagePlan],
+    snapshots: &mut [SnapshotPlan],
+    now: DateTime<Utc>,
+) {
     for snapshot in snapshots
         .iter_mut()
         .filter(|snapshot| snapshot.action == ItemAction::Delete)
@@ -557,7 +557,7 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
             &inventory.recycle,
             BinResource::Snapshot,
             &tags,
-            request.now,
+            now,
         ));
     }
     let snapshot_recovery: BTreeMap<&str, &Recovery> = snapshots
@@ -575,12 +575,7 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
             // The Recycle Bin keeps EBS-backed images only.
             Recovery::NotRecoverable
         } else {
-            recovery(
-                &inventory.recycle,
-                BinResource::Image,
-                &facts.tags,
-                request.now,
-            )
+            recovery(&inventory.recycle, BinResource::Image, &facts.tags, now)
         };
         // An image comes back usable only with its snapshots: one this plan deletes for good
         // (or cannot tell) decides for the image.
@@ -589,12 +584,6 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
             .iter()
             .filter_map(|id| snapshot_recovery.get(id.as_str()).copied());
         image.recycle_bin = Some(of_snapshots.fold(own, worse));
-    }
-
-    Plan {
-        images,
-        snapshots,
-        bundles,
     }
 }
 
@@ -682,8 +671,7 @@ fn image_plan(
     if let Some(reason) = managed::managed_block(image) {
         return blocked(reason, Some(image), Vec::new());
     }
-    if let Some(reason) = protection_block(image.deregistration_protection.as_deref(), request.now)
-    {
+    if let Some(reason) = protection_block(image.deregistration_protection.as_ref(), request.now) {
         return blocked(reason, Some(image), Vec::new());
     }
     let users = inventory.users.get(target).cloned().unwrap_or_default();
@@ -806,29 +794,27 @@ pub fn marked_first<'a>(
 
 /// Why deregistration protection blocks the image now, if it does. Unknown values block: when in
 /// doubt, keep.
-pub fn protection_block(value: Option<&str>, now: DateTime<Utc>) -> Option<String> {
-    match value {
-        None | Some("disabled") => None,
-        Some("enabled-without-cooldown") | Some("enabled") => {
+pub fn protection_block(
+    value: Option<&DeregistrationProtection>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    match value? {
+        DeregistrationProtection::Disabled => None,
+        DeregistrationProtection::Enabled { cooldown: false } => {
             Some("deregistration protection is on".to_string())
         }
-        Some("enabled-with-cooldown") => Some(
+        DeregistrationProtection::Enabled { cooldown: true } => Some(
             "deregistration protection is on, with a 24-hour cooldown after it is disabled"
                 .to_string(),
         ),
-        Some(other) => match other
-            .strip_prefix("disabled-until-")
-            .and_then(crate::model::parse_time)
-        {
-            Some(until) if until <= now => None,
-            Some(until) => Some(format!(
-                "deregistration protection was disabled, but its cooldown runs until {}",
-                until.to_rfc3339()
-            )),
-            None => Some(format!(
-                "deregistration protection state '{other}' is not understood"
-            )),
-        },
+        DeregistrationProtection::DisabledUntil { until, .. } if *until <= now => None,
+        DeregistrationProtection::DisabledUntil { until, .. } => Some(format!(
+            "deregistration protection was disabled, but its cooldown runs until {}",
+            until.to_rfc3339()
+        )),
+        DeregistrationProtection::Other(other) => Some(format!(
+            "deregistration protection state '{other}' is not understood"
+        )),
     }
 }
 
@@ -953,9 +939,9 @@ fn snapshot_plans(
             {
                 (ItemAction::Keep, kept)
             } else if request
-                .reviewed
+                .approval
                 .as_ref()
-                .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
+                .is_some_and(|approval| !approval.snapshots.contains_key(snapshot_id))
             {
                 (ItemAction::Keep, NOT_REVIEWED.to_string())
             } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
@@ -1047,9 +1033,9 @@ fn pending_snapshot_plans(
             {
                 (ItemAction::Keep, kept)
             } else if request
-                .reviewed
+                .approval
                 .as_ref()
-                .is_some_and(|reviewed| !reviewed.snapshots.contains(snapshot_id))
+                .is_some_and(|approval| !approval.snapshots.contains_key(snapshot_id))
             {
                 (ItemAction::Keep, NOT_REVIEWED.to_string())
             } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
@@ -1210,9 +1196,9 @@ fn bundle_plan(
     if facts.existing.contains_key(&facts.manifest_key) {
         objects.push(facts.manifest_key.clone());
     }
-    if let Some(reviewed) = &request.reviewed {
+    if let Some(approval) = &request.approval {
         let unreviewed = objects.iter().find(|key| {
-            !reviewed
+            !approval
                 .objects
                 .contains(&(facts.bucket.clone(), (*key).clone()))
         });

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use super::recovery::{Recovery, recovery};
 use super::{BinNeeds, BundleFacts, ItemAction, ManifestRead, lock_keeps};
 pub use crate::model::SnapshotFact;
-use crate::model::{BinResource, BinnedImages, Image, RecycleRules, SnapshotLocks};
+use crate::model::{BinResource, BinnedImages, Image, RecycleRules, SnapshotLocks, SnapshotState};
 use chrono::{DateTime, Utc};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,7 +79,7 @@ pub fn orphans(
         }
         let (action, reason) = if referenced.contains(snapshot.snapshot_id.as_str()) {
             (ItemAction::Keep, "used by an existing image".to_string())
-        } else if snapshot.state != "completed" {
+        } else if snapshot.state != SnapshotState::Completed {
             (
                 ItemAction::Keep,
                 format!("state is {}, not completed", snapshot.state),

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::fixture;
 use super::retention::{GroupBy, Retention, RetireAction, Verdict, select};
 use super::*;
-use crate::model::{Image, ImageState, UserKind};
+use crate::model::{DeregistrationProtection, Image, ImageState, UserKind};
 use chrono::TimeZone;
 
 const ACCOUNT: &str = "111122223333";
@@ -154,7 +154,7 @@ fn request(targets: Vec<String>) -> Request {
         force: false,
         terminate_instances: false,
         now: now(),
-        reviewed: None,
+        approval: None,
     }
 }
 
@@ -204,7 +204,7 @@ fn check(inventory: &Inventory, plan: &Plan) -> Result<(), TestCaseError> {
             image.image_id
         );
         prop_assert!(
-            image.deregistration_protection.as_deref() == Some("disabled"),
+            image.deregistration_protection == Some(DeregistrationProtection::Disabled),
             "{} is protected",
             image.image_id
         );
@@ -222,7 +222,16 @@ fn check(inventory: &Inventory, plan: &Plan) -> Result<(), TestCaseError> {
         );
     }
 
-    // Execute against a model of AWS.
+    execute_against_a_model_of_aws(inventory, plan, &deleted)
+}
+
+/// Executes the plan against a model of AWS: DeleteAssociatedSnapshots deletes only what the
+/// plan deletes, and no DeleteSnapshot meets a snapshot still in use.
+fn execute_against_a_model_of_aws(
+    inventory: &Inventory,
+    plan: &Plan,
+    deleted: &BTreeSet<&str>,
+) -> Result<(), TestCaseError> {
     let mut registered: BTreeMap<&str, Vec<&str>> = inventory
         .images
         .iter()

@@ -71,61 +71,95 @@ pub fn recovery(
         })
 }
 
-/// One line for a plan: how much of what it deletes can be restored.
+/// How much of what one kind of resource a plan deletes the Recycle Bin keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecoveryTally {
+    /// Items the plan deletes.
+    pub total: usize,
+    pub recoverable: usize,
+    /// Items whose rules could not be read: never counted as recoverable.
+    pub unknown: usize,
+}
+
+/// What a plan deletes that the Recycle Bin keeps, by kind, and until when at least.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecycleSummary {
+    pub images: Option<RecoveryTally>,
+    pub snapshots: Option<RecoveryTally>,
+    /// The earliest time a recoverable item leaves the bin: `ami restore` works until then.
+    pub restorable_until: Option<DateTime<Utc>>,
+}
+
+/// How much of what a plan deletes can be restored; None when it deletes nothing.
 pub fn summary<'a>(
     images: impl IntoIterator<Item = &'a Recovery>,
     snapshots: impl IntoIterator<Item = &'a Recovery>,
-) -> Option<String> {
-    let tally = |items: Vec<&Recovery>, what: &str| -> Option<(String, Option<DateTime<Utc>>)> {
-        if items.is_empty() {
-            return None;
-        }
-        let total = items.len();
-        let mut recoverable = 0;
-        let mut unknown = 0;
-        let mut earliest: Option<DateTime<Utc>> = None;
+) -> Option<RecycleSummary> {
+    let mut earliest: Option<DateTime<Utc>> = None;
+    let mut tally = |items: &mut dyn Iterator<Item = &'a Recovery>| -> Option<RecoveryTally> {
+        let mut counts = RecoveryTally {
+            total: 0,
+            recoverable: 0,
+            unknown: 0,
+        };
         for item in items {
+            counts.total += 1;
             match item {
                 Recovery::Recoverable { until, .. } => {
-                    recoverable += 1;
+                    counts.recoverable += 1;
                     earliest = Some(earliest.map_or(*until, |e| e.min(*until)));
                 }
-                Recovery::Unknown { .. } => unknown += 1,
+                Recovery::Unknown { .. } => counts.unknown += 1,
                 Recovery::NotRecoverable => {}
             }
         }
-        let plural = if total == 1 { "" } else { "s" };
-        let mut text = format!("{recoverable} of {total} {what}{plural} recoverable");
-        if unknown > 0 {
-            text.push_str(&format!(
-                " ({unknown} unknown: the rules could not be read)"
-            ));
-        }
-        Some((text, earliest))
+        (counts.total > 0).then_some(counts)
     };
-    let parts: Vec<(String, Option<DateTime<Utc>>)> = [
-        tally(images.into_iter().collect(), "image"),
-        tally(snapshots.into_iter().collect(), "snapshot"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if parts.is_empty() {
+    let images = tally(&mut images.into_iter());
+    let snapshots = tally(&mut snapshots.into_iter());
+    if images.is_none() && snapshots.is_none() {
         return None;
     }
-    let earliest = parts.iter().filter_map(|(_, until)| *until).min();
-    let text = parts
-        .into_iter()
-        .map(|(text, _)| text)
-        .collect::<Vec<_>>()
-        .join(", ");
-    Some(match earliest {
-        Some(until) => format!(
-            "Recycle Bin: {text}; `ami restore` brings them back until {} at least",
-            until.format("%Y-%m-%d")
-        ),
-        None => format!("Recycle Bin: {text}"),
+    Some(RecycleSummary {
+        images,
+        snapshots,
+        restorable_until: earliest,
     })
+}
+
+impl std::fmt::Display for RecycleSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part = |tally: &RecoveryTally, what: &str| {
+            let plural = if tally.total == 1 { "" } else { "s" };
+            let mut text = format!(
+                "{} of {} {what}{plural} recoverable",
+                tally.recoverable, tally.total
+            );
+            if tally.unknown > 0 {
+                text.push_str(&format!(
+                    " ({} unknown: the rules could not be read)",
+                    tally.unknown
+                ));
+            }
+            text
+        };
+        let parts: Vec<String> = [
+            self.images.as_ref().map(|t| part(t, "image")),
+            self.snapshots.as_ref().map(|t| part(t, "snapshot")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        write!(f, "Recycle Bin: {}", parts.join(", "))?;
+        if let Some(until) = self.restorable_until {
+            write!(
+                f,
+                "; `ami restore` brings them back until {} at least",
+                until.format("%Y-%m-%d")
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +305,10 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    #[test]
+    fn unreadable_rules_make_everything_unknown() {
         assert_eq!(
             recovery(
                 &RecycleRules::Unreadable("AccessDenied".into()),
@@ -292,12 +330,16 @@ mod tests {
         };
         let unknown = Recovery::Unknown { reason: "x".into() };
         assert_eq!(
-            summary([&kept], [&Recovery::NotRecoverable, &unknown]).unwrap(),
+            summary([&kept], [&Recovery::NotRecoverable, &unknown])
+                .unwrap()
+                .to_string(),
             "Recycle Bin: 1 of 1 image recoverable, 0 of 2 snapshots recoverable (1 unknown: \
              the rules could not be read); `ami restore` brings them back until 2026-12-07 at least"
         );
         assert_eq!(
-            summary([&Recovery::NotRecoverable], []).unwrap(),
+            summary([&Recovery::NotRecoverable], [])
+                .unwrap()
+                .to_string(),
             "Recycle Bin: 0 of 1 image recoverable"
         );
         assert_eq!(summary([], []), None);

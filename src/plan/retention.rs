@@ -265,7 +265,7 @@ pub(super) fn never_retired(
     if image.public && !retention.include_public {
         return Some("public (--include-public to retire public images)".into());
     }
-    protection_block(image.deregistration_protection.as_deref(), now)
+    protection_block(image.deregistration_protection.as_ref(), now)
 }
 
 /// Ok(why it goes) or Err(why it stays), for an image no never-retire rule keeps; its `slot`

@@ -79,7 +79,7 @@ fn request(targets: &[&str], cleanup: bool, force: bool) -> Request {
         force,
         terminate_instances: false,
         now: now(),
-        reviewed: None,
+        approval: None,
     }
 }
 
@@ -312,7 +312,7 @@ fn deregistration_protection_blocks() {
     ];
     for (value, expected) in table {
         let mut target = ebs("ami-a", &["snap-1"]);
-        target.deregistration_protection = value.map(String::from);
+        target.deregistration_protection = value.map(crate::model::DeregistrationProtection::from);
         let plan = run(&inventory(vec![target]), &request(&["ami-a"], true, false));
         match expected {
             None => assert_eq!(plan.images[0].action, ImageAction::Deregister, "{value:?}"),
@@ -628,8 +628,8 @@ fn a_plan_made_again_after_the_prompt_does_no_more_than_the_confirmed_one() {
     inv.users.remove("ami-a");
     inv.users.insert("ami-b".into(), vec![template]);
     let mut again = req.clone();
-    again.reviewed = Some(Reviewed::of(&shown));
-    let fresh = within(run(&inv, &again), &shown);
+    again.approval = Some(Approval::of(&shown));
+    let fresh = run(&inv, &again);
     for image in &fresh.images {
         assert_eq!(image.action, ImageAction::Blocked, "{image:?}");
     }
@@ -649,12 +649,12 @@ fn an_instance_launched_while_the_prompt_waited_is_not_terminated() {
     assert_eq!(shown.images[0].action, ImageAction::Deregister);
     // Unchanged: still goes, its shown instance with it.
     let mut again = req.clone();
-    again.reviewed = Some(Reviewed::of(&shown));
-    let same = within(run(&inv, &again), &shown);
+    again.approval = Some(Approval::of(&shown));
+    let same = run(&inv, &again);
     assert_eq!(same.images[0].action, ImageAction::Deregister);
     // A new instance appeared: the image stays, naming it.
     inv.users.get_mut("ami-a").unwrap().push(instance("i-new"));
-    let fresh = within(run(&inv, &again), &shown);
+    let fresh = run(&inv, &again);
     assert_eq!(fresh.images[0].action, ImageAction::Blocked);
     assert!(
         fresh.images[0].reason.contains("i-new"),
@@ -701,8 +701,9 @@ fn applying_a_reviewed_plan_deletes_nothing_it_did_not_list() {
         ),
     );
     let mut req = request(&["ami-a", "ami-s"], true, false);
-    req.reviewed = Some(Reviewed {
-        snapshots: BTreeSet::from(["snap-1".to_string()]),
+    req.approval = Some(Approval {
+        images: None,
+        snapshots: BTreeMap::from([("snap-1".to_string(), None)]),
         objects: BTreeSet::from([("bkt".to_string(), "img/img.part.00".to_string())]),
     });
     let plan = run(&inv, &req);
@@ -878,27 +879,47 @@ fn what_was_confirmed_recoverable_is_not_deleted_for_good_without_asking_again()
     let shown = run(&inv, &req);
     assert_eq!(status(&shown.images[0].recycle_bin), "recoverable");
     let mut again = req.clone();
-    again.reviewed = Some(Reviewed::of(&shown));
+    again.approval = Some(Approval::of(&shown));
     // Unchanged: goes as confirmed.
-    let same = within(run(&inv, &again), &shown);
+    let same = run(&inv, &again);
     assert_eq!(same.images[0].action, ImageAction::Deregister);
     assert!(same.images[0].delete_associated_snapshots);
-    // The snapshot rule went meanwhile: the snapshot stays, and the image (no longer recoverable
-    // as confirmed) too.
+    // The snapshot rule went meanwhile: the image (no longer recoverable as confirmed) stays,
+    // and a blocked image keeps everything it uses.
     inv.recycle = RecycleRules::Known(vec![bin_rule(BinResource::Image, 14)]);
-    let fresh = within(run(&inv, &again), &shown);
-    assert_eq!(fresh.snapshots[0].action, ItemAction::Keep);
-    assert!(
-        fresh.snapshots[0].reason.contains("plan you confirmed"),
-        "{}",
-        fresh.snapshots[0].reason
-    );
+    let fresh = run(&inv, &again);
     assert_eq!(fresh.images[0].action, ImageAction::Blocked);
+    assert!(
+        fresh.images[0].reason.contains("plan you confirmed"),
+        "{}",
+        fresh.images[0].reason
+    );
+    assert!(fresh.snapshots.is_empty(), "{:?}", fresh.snapshots);
     assert!(!fresh.images[0].delete_associated_snapshots);
     assert_eq!(fresh.images[0].recycle_bin, None);
+    // A snapshot approved as recoverable and not any more is kept though its image goes,
+    // when the image's own recoverability did not change.
+    {
+        let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+        inv.recycle = RecycleRules::Known(vec![bin_rule(BinResource::Snapshot, 7)]);
+        let shown = run(&inv, &req);
+        let mut again = req.clone();
+        again.approval = Some(Approval::of(&shown));
+        if let Some(approved) = again.approval.as_mut().and_then(|a| a.images.as_mut()) {
+            // As if the image had been shown not recoverable (a rule for images alone decides it).
+            approved.get_mut("ami-a").unwrap().recycle_bin = Some(Recovery::NotRecoverable);
+        }
+        inv.recycle = RecycleRules::Known(Vec::new());
+        let fresh = run(&inv, &again);
+        assert_eq!(fresh.images[0].action, ImageAction::Deregister);
+        assert_eq!(fresh.snapshots[0].action, ItemAction::Keep);
+        assert!(fresh.snapshots[0].reason.contains("plan you confirmed"));
+        assert!(!fresh.images[0].delete_associated_snapshots);
+        assert_eq!(fresh.snapshots[0].recycle_bin, None);
+    }
     // The rules cannot be read now: the same, saying why.
     inv.recycle = RecycleRules::Unreadable("AccessDenied".into());
-    let fresh = within(run(&inv, &again), &shown);
+    let fresh = run(&inv, &again);
     assert_eq!(fresh.images[0].action, ImageAction::Blocked);
     assert!(
         fresh.images[0]

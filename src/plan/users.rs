@@ -138,95 +138,101 @@ pub fn in_consumers(own_account: &str, candidates: &[String], facts: &ConsumerFa
         }
     }
     for (account, images) in shared_with {
-        // What the images' usage reports say this account uses (a role check adds to it).
-        let mut unreported = Vec::new();
-        for image_id in &images {
-            match facts.reports.get(image_id) {
-                Some(UsageReport::Available {
-                    report_id,
-                    usage: counts,
-                }) => {
-                    for (resource, count) in counts.get(account).into_iter().flatten() {
-                        usage_of_report(&mut usage, image_id, account, report_id, resource, *count);
-                    }
-                }
-                Some(UsageReport::Unavailable(why)) => {
-                    unreported.push((image_id.clone(), why.clone()))
-                }
-                None => unreported.push((image_id.clone(), "none was made".to_string())),
-            }
-        }
-        let failure = match facts.accounts.get(account) {
-            Some(ConsumerCheck::Checked(found)) => {
-                let found = in_account(found, &images);
-                for (image_id, users) in found.users {
-                    for user in users {
-                        let detail = match &user.detail {
-                            Some(detail) => format!("in account {account}, {detail}"),
-                            None => format!("in account {account}"),
-                        };
-                        usage.add(
-                            &image_id,
-                            ImageUser {
-                                detail: Some(detail),
-                                account: UserAccount::Consumer(account.to_string()),
-                                ..user
-                            },
-                        );
-                    }
-                }
-                usage.notes.extend(
-                    found
-                        .notes
-                        .into_iter()
-                        .map(|note| format!("account {account}: {note}")),
-                );
-                continue;
-            }
-            // No role to look in with: the usage report is the check. Images whose report
-            // is missing stay. A report counts instances and launch templates only: say what
-            // it cannot see.
-            Some(ConsumerCheck::NoRole) => {
-                if unreported.len() < images.len() {
-                    usage.notes.push(format!(
-                        "account {account}: checked by image usage report (instances, launch \
-                         templates); its launch configurations and SSM parameters were not \
-                         checked (--role-name checks them)"
-                    ));
-                }
-                for (image_id, why) in unreported {
-                    usage.add(
-                        &image_id,
-                        unchecked(
-                            account,
-                            format!(
-                                "shared with it, could not be checked: no --role-name to look into \
-                                 it with, and no image usage report ({why}); --ignore-consumers \
-                                 retires it anyway"
-                            ),
-                        ),
-                    );
-                }
-                continue;
-            }
-            // The role check was asked for and failed: it keeps the image whatever the report
-            // said, as every failed check does.
-            Some(ConsumerCheck::Failed(error)) => error.clone(),
-            None => "it was not looked into".to_string(),
-        };
-        for image_id in images {
-            usage.add(
-                &image_id,
-                unchecked(
-                    account,
-                    format!(
-                        "shared with it, could not be checked: {failure}; --ignore-consumers retires it anyway"
-                    ),
-                ),
-            );
-        }
+        in_consumer(&mut usage, account, &images, facts);
     }
     usage
+}
+
+/// Users in one consumer account of the images shared with it: by its usage reports and, with a
+/// role, by looking; an account that could not be checked keeps its images.
+fn in_consumer(usage: &mut Usage, account: &str, images: &[String], facts: &ConsumerFacts) {
+    let unchecked =
+        |id: &str, detail: String| ImageUser::new(UserKind::UncheckedConsumer, id, Some(detail));
+    // What the images' usage reports say this account uses (a role check adds to it).
+    let mut unreported = Vec::new();
+    for image_id in images {
+        match facts.reports.get(image_id) {
+            Some(UsageReport::Available {
+                report_id,
+                usage: counts,
+            }) => {
+                for (resource, count) in counts.get(account).into_iter().flatten() {
+                    usage_of_report(usage, image_id, account, report_id, resource, *count);
+                }
+            }
+            Some(UsageReport::Unavailable(why)) => unreported.push((image_id.clone(), why.clone())),
+            None => unreported.push((image_id.clone(), "none was made".to_string())),
+        }
+    }
+    let failure = match facts.accounts.get(account) {
+        Some(ConsumerCheck::Checked(found)) => {
+            let found = in_account(found, images);
+            for (image_id, users) in found.users {
+                for user in users {
+                    let detail = match &user.detail {
+                        Some(detail) => format!("in account {account}, {detail}"),
+                        None => format!("in account {account}"),
+                    };
+                    usage.add(
+                        &image_id,
+                        ImageUser {
+                            detail: Some(detail),
+                            account: UserAccount::Consumer(account.to_string()),
+                            ..user
+                        },
+                    );
+                }
+            }
+            usage.notes.extend(
+                found
+                    .notes
+                    .into_iter()
+                    .map(|note| format!("account {account}: {note}")),
+            );
+            return;
+        }
+        // No role to look in with: the usage report is the check. Images whose report
+        // is missing stay. A report counts instances and launch templates only: say what
+        // it cannot see.
+        Some(ConsumerCheck::NoRole) => {
+            if unreported.len() < images.len() {
+                usage.notes.push(format!(
+                    "account {account}: checked by image usage report (instances, launch \
+                     templates); its launch configurations and SSM parameters were not \
+                     checked (--role-name checks them)"
+                ));
+            }
+            for (image_id, why) in unreported {
+                usage.add(
+                    &image_id,
+                    unchecked(
+                        account,
+                        format!(
+                            "shared with it, could not be checked: no --role-name to look into \
+                             it with, and no image usage report ({why}); --ignore-consumers \
+                             retires it anyway"
+                        ),
+                    ),
+                );
+            }
+            return;
+        }
+        // The role check was asked for and failed: it keeps the image whatever the report
+        // said, as every failed check does.
+        Some(ConsumerCheck::Failed(error)) => error.clone(),
+        None => "it was not looked into".to_string(),
+    };
+    for image_id in images {
+        usage.add(
+            image_id,
+            unchecked(
+                account,
+                format!(
+                    "shared with it, could not be checked: {failure}; --ignore-consumers retires it anyway"
+                ),
+            ),
+        );
+    }
 }
 
 /// A use an image usage report found in a consumer account: a user of the image, named by

@@ -10,9 +10,6 @@ use crate::error::one_line;
 use crate::interrupt;
 use crate::plan::retention::RetireAction;
 
-/// DeleteSnapshot calls for orphans in flight per region.
-const ORPHAN_CONCURRENCY: usize = 8;
-
 /// Marks whose image still exists are removed before anything else is done: an image this run
 /// retires is marked again by its own retirement, for exactly the snapshots it deletes.
 pub(super) async fn remove_stale_marks(aws: &Aws, region: &mut RegionCleanup) {
@@ -48,7 +45,7 @@ pub(super) async fn unmark(
 }
 
 pub(super) async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
-    interrupt::watch();
+    interrupt::watch(crate::output::interrupted);
     if region.error.is_some() {
         // Not planned (or not shown): nothing is done in it.
         return;
@@ -126,12 +123,12 @@ pub(super) async fn execute_region(aws: &Aws, region: &mut RegionCleanup) {
             let ec2 = ec2.clone();
             async move { (index, ec2.delete_snapshot(&id).await) }
         })
-        .buffer_unordered(ORPHAN_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::MUTATIONS)
         .collect()
         .await;
     for (index, result) in results {
         let orphan = &mut region.orphans[index];
-        (orphan.status, orphan.error) = deletion_status(result);
+        (orphan.status, orphan.error, orphan.code) = deletion_status(result);
     }
     for orphan in region
         .orphans

@@ -12,7 +12,7 @@ use super::{OrphanReport, RegionCleanup, Source, StagedReport};
 use crate::aws::Aws;
 use crate::commands::policy::Rule;
 use crate::commands::retire::{
-    ReadAhead, Reader, RetireReport, Status, Streaming, absorb, complete_inventory,
+    ReadAhead, Reader, RegionFacts, RetireReport, Status, Streaming, absorb, complete_inventory,
     consumer_usage_of, load_region, stream as stream_retirement, usage_of,
 };
 use crate::model::Image;
@@ -30,151 +30,295 @@ pub(super) struct Copies<'a> {
     pub only: bool,
 }
 
-/// Manifests read at once while sweeping bundles.
-const BUNDLE_READS: usize = 4;
-
 /// Candidates from which a streamed cleanup reads every snapshot ahead (a few pages of
 /// DescribeSnapshots); below, the filtered lookups of the targets' snapshots cost less.
 const READ_AHEAD_FROM: usize = 100;
 
-/// Every rule decides on its own candidates; an image any rule keeps stays (when in doubt,
-/// keep); the gentler action wins when rules disagree; then one plan for the region.
-///
-/// `stream` (unattended runs): the retirement is executed here, while the consumer checks are
-/// read (`retire::stream`), and the region comes back with its results; staged actions and
-/// orphans are still done afterwards.
+/// What planning a region is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Plan only; execution (if any) comes after the whole plan was shown (and approved).
+    Plan { dry_run: bool },
+    /// Unattended runs: the retirement is executed while the consumer checks are still read
+    /// (`retire::stream`), and the region comes back with its results. Staged actions and
+    /// orphans are still done afterwards, by `finish`.
+    Execute,
+}
+
+/// One region's cleanup: every rule decides on its own candidates; an image any rule keeps
+/// stays (when in doubt, keep); the gentler action wins when rules disagree; then one plan.
 pub(super) async fn plan_region(
     aws: &Aws,
     region: &str,
     source: &Source<'_>,
-    dry_run: bool,
-    stream: bool,
+    mode: Mode,
     copies: &Copies<'_>,
 ) -> Result<RegionCleanup> {
-    let facts = load_region(aws, region).await?;
     let (all_rules, review): (&[Rule], Option<&RegionReview>) = match source {
         Source::Rules(rules) => (rules, None),
         Source::Reviewed(file) => (&[], file.regions.iter().find(|r| r.region == region)),
     };
-    // A region outside the run, planned only for the copies retired with their source: no rule
-    // selects anything there, no orphan is swept, no earlier retirement finished.
-    let rules: &[Rule] = if copies.only { &[] } else { all_rules };
-    let mut candidate_ids: BTreeSet<String> = BTreeSet::new();
-    for rule in rules.iter().filter(|rule| rule.selects_images()) {
-        candidate_ids.extend(
-            facts
-                .images
-                .iter()
-                .filter(|image| rule.looks_at(image))
-                .map(|image| image.image_id.clone()),
-        );
-    }
-    if let Some(review) = review {
-        candidate_ids.extend(review.images.iter().map(|image| image.image_id.clone()));
-    }
-    candidate_ids.extend(copies.images.iter().map(|copy| copy.image_id.clone()));
-    // A large unattended cleanup reads the region-wide facts it will need at the same time.
-    let read_ahead = stream && candidate_ids.len() > READ_AHEAD_FROM;
-    let (usage, mut ahead) = tokio::join!(
-        async {
-            match candidate_ids.is_empty() {
-                true => Ok(Default::default()),
-                false => {
-                    usage_of(aws, region, &candidate_ids.into_iter().collect::<Vec<_>>()).await
+    let planner = RegionPlanner {
+        aws,
+        region,
+        facts: load_region(aws, region).await?,
+        all_rules,
+        // A region outside the run, planned only for the copies retired with their source: no
+        // rule selects anything there, no orphan is swept, no earlier retirement finished.
+        rules: if copies.only { &[] } else { all_rules },
+        review,
+        copies,
+        now: Utc::now(),
+    };
+    planner.plan(mode).await
+}
+
+/// What planning one region works from.
+struct RegionPlanner<'a> {
+    aws: &'a Aws,
+    region: &'a str,
+    facts: RegionFacts,
+    /// Every rule of the run (copies are decided by their source's rules).
+    all_rules: &'a [Rule],
+    /// The rules that select images here.
+    rules: &'a [Rule],
+    review: Option<&'a RegionReview>,
+    copies: &'a Copies<'a>,
+    now: chrono::DateTime<Utc>,
+}
+
+/// The rules' decisions and, by image, the action they chose.
+type Decided = (
+    Vec<plan::retention::Decision>,
+    BTreeMap<String, RetireAction>,
+);
+
+/// What the retirement part of a region's cleanup came to.
+struct Retirement {
+    decided: Decided,
+    retire: Option<RetireReport>,
+    /// Marks left by a killed run on images that stay: removed when the cleanup executes.
+    stale_marks: BTreeMap<String, Vec<String>>,
+    problems: Vec<String>,
+}
+
+impl RegionPlanner<'_> {
+    async fn plan(self, mode: Mode) -> Result<RegionCleanup> {
+        let candidates = self.candidates();
+        // A large unattended cleanup reads the region-wide facts it will need at the same time.
+        let read_ahead = mode == Mode::Execute && candidates.len() > READ_AHEAD_FROM;
+        let (usage, ahead) = tokio::join!(
+            async {
+                match candidates.is_empty() {
+                    true => Ok(Default::default()),
+                    false => usage_of(self.aws, self.region, &candidates).await,
+                }
+            },
+            async {
+                match read_ahead {
+                    true => ReadAhead::read(self.aws, self.region).await,
+                    false => ReadAhead::default(),
                 }
             }
-        },
-        async {
-            match read_ahead {
-                true => ReadAhead::read(aws, region).await,
-                false => ReadAhead::default(),
+        );
+        let usage: plan::users::Usage = usage?;
+        // Retirements an interrupted run left unfinished: the image is gone, its snapshots are
+        // still marked for deletion. The planner checks them as for any target.
+        let (unfinished, stale_marks) = if self.review.is_some() || self.copies.only {
+            Default::default()
+        } else {
+            unfinished_retirements(self.aws, self.region, &self.facts.images).await?
+        };
+        let stale_marks: BTreeMap<String, Vec<String>> = stale_marks
+            .into_iter()
+            .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
+            .collect();
+        // Orphans are read before anything changes, as for a plan that is shown first.
+        let orphans = plan_orphans(
+            self.aws,
+            self.region,
+            self.rules,
+            self.review,
+            &self.facts,
+            self.now,
+        )
+        .await?;
+        let decided = self.decide(&usage.users);
+        let retirement = match mode {
+            Mode::Execute if !(deregistered(&decided.1).is_empty() && unfinished.is_empty()) => {
+                self.execute(usage, decided, ahead, unfinished, stale_marks)
+                    .await?
             }
+            Mode::Execute => {
+                self.planned(false, usage, decided, ahead, unfinished, stale_marks)
+                    .await?
+            }
+            Mode::Plan { dry_run } => {
+                self.planned(dry_run, usage, decided, ahead, unfinished, stale_marks)
+                    .await?
+            }
+        };
+        let Retirement {
+            decided: (decisions, actions),
+            retire,
+            stale_marks,
+            problems,
+        } = retirement;
+        let staged = staged_reports(&self.facts.images, &actions);
+        Ok(RegionCleanup {
+            region: self.region.to_string(),
+            account_id: Some(self.facts.account_id.clone()),
+            decisions,
+            retire,
+            staged,
+            orphans,
+            orphan_bundles: Vec::new(),
+            error: None,
+            problems,
+            images: Some(self.facts.images),
+            stale_marks,
+        })
+    }
+
+    /// Every image a rule looks at, the reviewed plan names, or a copy retired with its source.
+    fn candidates(&self) -> Vec<String> {
+        let mut ids: BTreeSet<String> = BTreeSet::new();
+        for rule in self.rules.iter().filter(|rule| rule.selects_images()) {
+            ids.extend(
+                self.facts
+                    .images
+                    .iter()
+                    .filter(|image| rule.looks_at(image))
+                    .map(|image| image.image_id.clone()),
+            );
         }
-    );
-    let mut usage: plan::users::Usage = usage?;
-    let now = Utc::now();
-    let decide_with = |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
-        let mut rechecked = review
-            .map(|review| review.recheck(&facts.images))
+        if let Some(review) = self.review {
+            ids.extend(review.images.iter().map(|image| image.image_id.clone()));
+        }
+        ids.extend(self.copies.images.iter().map(|copy| copy.image_id.clone()));
+        ids.into_iter().collect()
+    }
+
+    /// The rules' verdicts with the users known so far (a reviewed plan re-checked first).
+    fn decide(&self, users: &BTreeMap<String, Vec<plan::ImageUser>>) -> Decided {
+        let mut rechecked = self
+            .review
+            .map(|review| review.recheck(&self.facts.images))
             .unwrap_or_default();
         rechecked.extend(plan::rules::copy_decisions(
-            copies.images,
-            all_rules,
-            &facts.images,
-            &facts.account_id,
+            self.copies.images,
+            self.all_rules,
+            &self.facts.images,
+            &self.facts.account_id,
             users,
-            now,
+            self.now,
         ));
         plan::rules::decide(
-            rules,
+            self.rules,
             rechecked,
-            &facts.images,
-            &facts.account_id,
+            &self.facts.images,
+            &self.facts.account_id,
             users,
-            now,
+            self.now,
         )
-    };
-    let deregistered = |actions: &BTreeMap<String, RetireAction>| -> Vec<String> {
-        actions
-            .iter()
-            .filter(|(_, action)| **action == RetireAction::Deregister)
-            .map(|(id, _)| id.clone())
-            .collect()
-    };
-    let (mut decisions, mut actions) = decide_with(&usage.users);
-    // Images about to go (or become unlaunchable) may be in use in the accounts they are shared
-    // with: look there (one launch-permission read per image), and decide again with what is found.
-    let leaving: Vec<String> = actions
-        .iter()
-        .filter(|(_, action)| **action != RetireAction::Deprecate)
-        .map(|(id, _)| id.clone())
-        .collect();
-    // Retirements an interrupted run left unfinished: the image is gone, its snapshots are still
-    // marked for deletion. The planner checks them as for any target (not used by any image).
-    let (unfinished, stale_marks) = if review.is_some() || copies.only {
-        Default::default()
-    } else {
-        unfinished_retirements(aws, region, &facts.images).await?
-    };
-    let stale_marks: BTreeMap<String, Vec<String>> = stale_marks
-        .into_iter()
-        .map(|(image, snapshots)| (image, snapshots.into_keys().collect()))
-        .collect();
-    // Orphans are read before anything changes, as for a plan that is shown first.
-    let orphan_reports = plan_orphans(aws, region, rules, review, &facts, now).await?;
-    let reviewed = || review.map(RegionReview::limits);
-    let request = |targets: Vec<String>| Request {
-        targets,
-        cleanup: true,
-        force: false,
-        terminate_instances: false,
-        now,
-        reviewed: reviewed(),
-    };
-    let first_targets = deregistered(&actions);
-    let mut problems = Vec::new();
-    let mut region_facts = || crate::commands::retire::RegionFacts {
-        account_id: facts.account_id.clone(),
-        images: facts.images.clone(),
-        gone: facts.gone.clone(),
-        ahead: std::mem::take(&mut ahead),
-    };
-    let (retire, stale_marks) = if stream && !(first_targets.is_empty() && unfinished.is_empty()) {
-        // The consumer checks start now and go on while the rest is read and retired.
-        let reader = Reader::start(aws, region, &facts.account_id, leaving.clone());
+    }
+
+    fn request(&self, targets: Vec<String>) -> Request {
+        Request {
+            targets,
+            cleanup: true,
+            force: false,
+            terminate_instances: false,
+            now: self.now,
+            approval: self.review.map(RegionReview::approval),
+        }
+    }
+
+    fn region_facts(&self, ahead: ReadAhead) -> RegionFacts {
+        RegionFacts {
+            account_id: self.facts.account_id.clone(),
+            images: self.facts.images.clone(),
+            gone: self.facts.gone.clone(),
+            ahead,
+        }
+    }
+
+    /// Plans the retirement, to be executed (if at all) once the whole cleanup was shown.
+    async fn planned(
+        &self,
+        dry_run: bool,
+        mut usage: plan::users::Usage,
+        mut decided: Decided,
+        ahead: ReadAhead,
+        unfinished: PendingByImage,
+        stale_marks: BTreeMap<String, Vec<String>>,
+    ) -> Result<Retirement> {
+        // Images about to go (or become unlaunchable) may be in use in the accounts they are
+        // shared with: look there, and decide again with what is found.
+        let consumers = consumer_usage_of(
+            self.aws,
+            self.region,
+            &self.facts.account_id,
+            &leaving(&decided.1),
+        )
+        .await?;
+        if !consumers.users.is_empty() || !consumers.notes.is_empty() {
+            usage.merge(consumers);
+            decided = self.decide(&usage.users);
+        }
+        let mut targets = deregistered(&decided.1);
+        targets.extend(unfinished.keys().cloned());
+        let retire = if targets.is_empty() {
+            None
+        } else {
+            let (inventory, notes) = complete_inventory(
+                self.aws,
+                self.region,
+                self.region_facts(ahead),
+                &targets,
+                Some(usage.clone()),
+                unfinished,
+            )
+            .await?;
+            let plan = plan::plan(&inventory, &self.request(targets));
+            Some(RetireReport::new(self.region, dry_run, true, plan, notes))
+        };
+        Ok(Retirement {
+            decided,
+            retire,
+            stale_marks,
+            problems: usage.problems,
+        })
+    }
+
+    /// Retires while the consumer checks are read: the checks start now and go on while the
+    /// rest is read and retired; then the whole plan from every fact, as a planned run makes
+    /// it, with the batches' results.
+    async fn execute(
+        &self,
+        mut usage: plan::users::Usage,
+        first: Decided,
+        ahead: ReadAhead,
+        unfinished: PendingByImage,
+        stale_marks: BTreeMap<String, Vec<String>>,
+    ) -> Result<Retirement> {
+        let (aws, region) = (self.aws, self.region);
+        let leaving = leaving(&first.1);
+        let first_targets = deregistered(&first.1);
+        let reader = Reader::start(aws, region, &self.facts.account_id, leaving.clone());
         let pending: Vec<String> = unfinished.keys().cloned().collect();
         let every_target: Vec<String> = first_targets.iter().chain(&pending).cloned().collect();
         let (mut inventory, inventory_notes) = complete_inventory(
             aws,
             region,
-            region_facts(),
+            self.region_facts(ahead),
             &every_target,
             Some(usage.clone()),
             unfinished,
         )
         .await?;
         // Reading is over for everything but the consumer checks: changes may start.
-        problems.extend(unmark(aws, region, stale_marks).await);
+        let mut problems = unmark(aws, region, stale_marks).await;
         let streamed = stream_retirement(
             aws,
             region,
@@ -184,35 +328,33 @@ pub(super) async fn plan_region(
                 targets: first_targets,
                 pending: pending.clone(),
                 reader,
-                request: request(Vec::new()),
-                retired_under: |users: &BTreeMap<String, Vec<crate::plan::ImageUser>>| {
-                    deregistered(&decide_with(users).1).into_iter().collect()
+                request: self.request(Vec::new()),
+                retired_under: |users: &BTreeMap<String, Vec<plan::ImageUser>>| {
+                    deregistered(&self.decide(users).1).into_iter().collect()
                 },
             },
         )
         .await;
-        // The whole plan from every fact, as a planned run makes it, with the batches' results.
-        let at_home_notes = usage.notes.len();
         if !aws.consumers.ignore && !leaving.is_empty() {
             usage.merge(plan::users::in_consumers(
-                &facts.account_id,
+                &self.facts.account_id,
                 &leaving,
                 &streamed.facts,
             ));
         }
-        (decisions, actions) = decide_with(&usage.users);
-        let mut targets = deregistered(&actions);
+        let decided = self.decide(&usage.users);
+        let mut targets = deregistered(&decided.1);
         targets.extend(pending);
         inventory.users = usage.users.clone();
+        // The inventory's notes repeat the usage notes it was given: each is said once.
         let mut notes = usage.notes.clone();
-        notes.extend(inventory_notes.into_iter().skip(at_home_notes));
-        let mut report = RetireReport::new(
-            region,
-            false,
-            true,
-            plan::plan(&inventory, &request(targets)),
-            notes,
-        );
+        for note in inventory_notes {
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+        let plan = plan::plan(&inventory, &self.request(targets));
+        let mut report = RetireReport::new(region, false, true, plan, notes);
         let beyond = absorb(&mut report, streamed.executed);
         if beyond > 0 {
             problems.push(format!(
@@ -233,50 +375,35 @@ pub(super) async fn plan_region(
                 "the launch permissions of {unread} image(s) were not read: they stay"
             ));
         }
+        problems.extend(usage.problems);
         // As a planned run reports it: no retirement at all when nothing was to go.
         let retired_nothing =
             report.images.is_empty() && report.snapshots.is_empty() && report.bundles.is_empty();
-        ((!retired_nothing).then_some(report), BTreeMap::new())
-    } else {
-        let consumers = consumer_usage_of(aws, region, &facts.account_id, &leaving).await?;
-        if !consumers.users.is_empty() || !consumers.notes.is_empty() {
-            usage.merge(consumers);
-            (decisions, actions) = decide_with(&usage.users);
-        }
-        let mut targets = deregistered(&actions);
-        targets.extend(unfinished.keys().cloned());
-        let retire = if targets.is_empty() {
-            None
-        } else {
-            let (inventory, notes) = complete_inventory(
-                aws,
-                region,
-                region_facts(),
-                &targets,
-                Some(usage.clone()),
-                unfinished,
-            )
-            .await?;
-            let plan = plan::plan(&inventory, &request(targets));
-            Some(RetireReport::new(region, dry_run, true, plan, notes))
-        };
-        (retire, stale_marks)
-    };
-    problems.extend(usage.problems.iter().cloned());
-    let staged = staged_reports(&facts.images, &actions);
-    Ok(RegionCleanup {
-        region: region.to_string(),
-        account_id: Some(facts.account_id.clone()),
-        decisions,
-        retire,
-        staged,
-        orphans: orphan_reports,
-        orphan_bundles: Vec::new(),
-        error: None,
-        problems,
-        images: Some(facts.images),
-        stale_marks,
-    })
+        Ok(Retirement {
+            decided,
+            retire: (!retired_nothing).then_some(report),
+            stale_marks: BTreeMap::new(),
+            problems,
+        })
+    }
+}
+
+/// The images the actions deregister.
+fn deregistered(actions: &BTreeMap<String, RetireAction>) -> Vec<String> {
+    actions
+        .iter()
+        .filter(|(_, action)| **action == RetireAction::Deregister)
+        .map(|(id, _)| id.clone())
+        .collect()
+}
+
+/// The images about to go or become unlaunchable: their consumers are checked.
+fn leaving(actions: &BTreeMap<String, RetireAction>) -> Vec<String> {
+    actions
+        .iter()
+        .filter(|(_, action)| **action != RetireAction::Deprecate)
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// Snapshots no image uses, when a rule (or the reviewed plan) sweeps them.
@@ -285,7 +412,7 @@ async fn plan_orphans(
     region: &str,
     rules: &[Rule],
     review: Option<&RegionReview>,
-    facts: &crate::commands::retire::RegionFacts,
+    facts: &RegionFacts,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<OrphanReport>> {
     let sweep =
@@ -314,6 +441,7 @@ async fn plan_orphans(
             status: plan.action.into(),
             plan,
             error: None,
+            code: None,
         })
         .collect())
 }
@@ -388,12 +516,12 @@ pub(super) async fn sweep_bundles(
     };
     let unused_facts: Vec<_> = stream::iter(unused)
         .map(read)
-        .buffered(BUNDLE_READS)
+        .buffered(crate::concurrency::MANIFESTS)
         .collect()
         .await;
     let used_facts: Vec<_> = stream::iter(used.into_iter().map(|(_, key)| key))
         .map(read)
-        .buffered(BUNDLE_READS)
+        .buffered(crate::concurrency::MANIFESTS)
         .collect()
         .await;
     Ok(crate::plan::orphans::orphan_bundles(

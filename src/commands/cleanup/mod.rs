@@ -26,10 +26,7 @@ use crate::plan::retention::{Decision, RetireAction};
 use super::policy::Rule;
 use crate::commands::retire::{RetireReport, Status, load_region};
 use execute::{execute_region, remove_stale_marks};
-use gather::{Copies, plan_region, sweep_bundles};
-
-/// Regions are independent endpoints with their own rate limits.
-const REGION_CONCURRENCY: usize = 4;
+use gather::{Copies, Mode, plan_region, sweep_bundles};
 
 #[derive(Debug, Serialize)]
 pub struct CleanupOutput {
@@ -88,6 +85,8 @@ pub struct OrphanReport {
     pub plan: OrphanPlan,
     pub status: Status,
     pub error: Option<String>,
+    /// AWS's error code, when AWS refused the deletion (`error` has its message).
+    pub code: Option<String>,
 }
 
 pub async fn run(settings: &Settings, args: &CleanupArgs) -> Result<Outcome> {
@@ -164,12 +163,12 @@ async fn cleanup_in(
         let file = review::PlanFile::from_output(&output, rules)?;
         file.write(path)?;
         if !settings.quiet {
-            eprintln!(
+            crate::output::message(format!(
                 "ami cleanup: plan written to {} ({}); review it, then `ami apply {}`",
                 path.display(),
                 output.summary().trim_end_matches('.'),
                 path.display()
-            );
+            ));
         }
     }
     finish(settings, &aws, output, planning_only).await
@@ -248,7 +247,11 @@ async fn plan_regions(
     let progress = spinner(settings, format!("{doing} in {} region(s)", regions.len()));
     let mut planned: Vec<RegionCleanup> = stream::iter(regions.to_vec())
         .map(|region| async move {
-            match plan_region(aws, &region, source, dry_run, streaming, &no_copies).await {
+            let mode = match streaming {
+                true => Mode::Execute,
+                false => Mode::Plan { dry_run },
+            };
+            match plan_region(aws, &region, source, mode, &no_copies).await {
                 Ok(planned) => planned,
                 Err(err) => RegionCleanup {
                     region,
@@ -265,7 +268,7 @@ async fn plan_regions(
                 },
             }
         })
-        .buffer_unordered(REGION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::REGIONS)
         .collect()
         .await;
     if let Some(bar) = progress {
@@ -370,7 +373,10 @@ async fn add_copies(aws: &Aws, output: &mut CleanupOutput, rules: &[Rule], sourc
                     images: &copies,
                     only: existing.is_none(),
                 };
-                plan_region(aws, &region, source, output.dry_run, false, &copies).await
+                let mode = Mode::Plan {
+                    dry_run: output.dry_run,
+                };
+                plan_region(aws, &region, source, mode, &copies).await
             }
         };
         let planned = match planned {
@@ -509,7 +515,7 @@ async fn finish(
         }
         let progress = spinner(settings, "cleaning up");
         stream::iter(output.regions.iter_mut())
-            .for_each_concurrent(REGION_CONCURRENCY, |region| async move {
+            .for_each_concurrent(crate::concurrency::REGIONS, |region| async move {
                 execute_region(aws, region).await
             })
             .await;
@@ -524,7 +530,7 @@ async fn finish(
         }
     }
     if !planning_only && !settings.quiet {
-        eprintln!("ami cleanup: {}", output.result_line());
+        crate::output::message(format!("ami cleanup: {}", output.result_line()));
     }
     let outcome = output.outcome();
     Ok((output, outcome))

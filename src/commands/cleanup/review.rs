@@ -12,7 +12,7 @@ use crate::error::usage;
 use crate::model::Image;
 use crate::plan::retention::RetireAction;
 use crate::plan::retention::{Decision, Verdict};
-use crate::plan::{ItemAction, Reviewed};
+use crate::plan::{Approval, ItemAction};
 
 use super::CleanupOutput;
 use crate::commands::policy::Rule;
@@ -243,9 +243,12 @@ impl RegionReview {
             .map(String::as_str)
     }
 
-    pub fn limits(&self) -> Reviewed {
-        Reviewed {
-            snapshots: self.snapshots.iter().cloned().collect(),
+    /// What the reviewed plan approves: its images are re-checked by `recheck`, and nothing
+    /// but its snapshots and S3 objects may be deleted.
+    pub fn approval(&self) -> Approval {
+        Approval {
+            images: None,
+            snapshots: self.snapshots.iter().map(|id| (id.clone(), None)).collect(),
             objects: self
                 .objects
                 .iter()

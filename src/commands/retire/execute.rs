@@ -3,20 +3,17 @@
 
 use anyhow::Result;
 use futures::{StreamExt, stream};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::report::{FailedKey, ImageReport, RetireReport, Status};
+use crate::aws::error::AwsError;
 use crate::aws::settle::Fresh;
 use crate::aws::snapshots::{Deleted, PENDING_CLEANUP_TAG};
 use crate::aws::{Aws, Ec2, S3};
 use crate::interrupt;
-use crate::model::SnapshotReturnCode;
+use crate::plan;
+use crate::plan::after::{Deregistration, ImageFate, SnapshotNext, after_deregistration};
 use crate::plan::state::Standing;
-use crate::plan::{self, DeletedBy, ImageAction};
-
-/// Mutating EC2 calls share an account-wide rate bucket; 8 in flight keeps well inside it while
-/// hiding round-trip latency. The SDK's adaptive retries slow down further if AWS throttles.
-const MUTATION_CONCURRENCY: usize = 8;
 
 /// What execution may do beyond deregistering and deleting.
 #[derive(Debug, Clone, Copy, Default)]
@@ -26,7 +23,7 @@ pub struct ExecuteOptions {
 }
 
 pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &mut RetireReport) {
-    interrupt::watch();
+    interrupt::watch(crate::output::interrupted);
     let ec2 = aws.ec2(region);
     let s3 = aws.s3(region);
     execute_steps(&ec2, &s3, options, report).await;
@@ -35,38 +32,63 @@ pub async fn execute(aws: &Aws, region: &str, options: ExecuteOptions, report: &
     }
 }
 
+/// The steps, in the order that never strands anything: each carries out its calls and records
+/// what AWS did; what that means for the snapshots is the planner's (`plan::after`).
 async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut RetireReport) {
-    // 1. Instances launched from the images, when asked to.
     if options.terminate_instances {
-        let instances: Vec<String> = report
-            .images
-            .iter()
-            .filter(|image| image.status == Status::Planned)
-            .flat_map(|image| image.plan.users.iter())
-            .filter(|user| user.terminable())
-            .map(|user| user.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !instances.is_empty() && !interrupt::requested() {
-            match ec2.terminate_instances(&instances).await {
-                Ok(()) => report.instances_terminated = instances,
-                Err(err) => {
-                    for image in report.images.iter_mut().filter(|image| {
-                        image.status == Status::Planned
-                            && image.plan.users.iter().any(|user| user.terminable())
-                    }) {
-                        image.fail(format!("instances not terminated, image kept: {err}"));
-                    }
-                }
+        terminate_users(ec2, report).await;
+    }
+    let marked = mark_for_recovery(ec2, report).await;
+    // An image whose bundle or snapshot marks were not seen to before Ctrl-C stays as it is.
+    if interrupt::requested() {
+        unmark_staying(ec2, report, &marked).await;
+        return;
+    }
+    let facts = deregister_planned(ec2, report).await;
+    unmark_staying(ec2, report, &marked).await;
+    let emptied_buckets = delete_bundles(s3, report).await;
+    delete_freed_snapshots(ec2, report, &facts).await;
+    if options.delete_empty_bucket && !interrupt::requested() {
+        delete_emptied_buckets(s3, report, emptied_buckets).await;
+    }
+}
+
+/// 1. Instances launched from the images, when asked to: if they cannot be terminated, their
+///    images stay.
+async fn terminate_users(ec2: &Ec2, report: &mut RetireReport) {
+    let instances: Vec<String> = report
+        .images
+        .iter()
+        .filter(|image| image.status == Status::Planned)
+        .flat_map(|image| image.plan.users.iter())
+        .filter(|user| user.terminable())
+        .map(|user| user.id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if instances.is_empty() || interrupt::requested() {
+        return;
+    }
+    match ec2.terminate_instances(&instances).await {
+        Ok(()) => report.instances_terminated = instances,
+        Err(err) => {
+            for image in report.images.iter_mut().filter(|image| {
+                image.status == Status::Planned
+                    && image.plan.users.iter().any(|user| user.terminable())
+            }) {
+                image.fail(format!("instances not terminated, image kept: {err}"));
+                image.code = err.code.clone();
             }
         }
     }
+}
 
-    // 2. Mark the snapshots this run may have to delete by its own DeleteSnapshot once their
-    //    image is gone (`plan::marked_first`), so a run killed in between can find them. A mark
-    //    whose image then stays is removed again, so no later run finishes a retirement that
-    //    did not happen. Images are marked a few at a time: one CreateTags each.
+/// 2. Marks the snapshots this run may have to delete by its own DeleteSnapshot once their
+///    image is gone (`plan::marked_first`), so a run killed in between can find them. A mark
+///    whose image then stays is removed again (`unmark_staying`), so no later run finishes a
+///    retirement that did not happen. One CreateTags per image, a few at a time. Returns the
+///    marks made, by image.
+async fn mark_for_recovery(ec2: &Ec2, report: &mut RetireReport) -> BTreeMap<String, Vec<String>> {
     let planned_images: Vec<&plan::ImagePlan> = report
         .images
         .iter()
@@ -85,19 +107,18 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
         .iter()
         .map(|image| image.image_id.as_str())
         .collect();
-    let mut to_mark: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut to_mark: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for snapshot in report
         .snapshots
         .iter()
         .filter(|s| marking.contains(s.plan.snapshot_id.as_str()))
-    {
         // Under the image it is planned with, if that image goes in this run.
-        if planned_ids.contains(snapshot.plan.image_id.as_str()) {
-            to_mark
-                .entry(snapshot.plan.image_id.clone())
-                .or_default()
-                .push(snapshot.plan.snapshot_id.clone());
-        }
+        .filter(|s| planned_ids.contains(s.plan.image_id.as_str()))
+    {
+        to_mark
+            .entry(snapshot.plan.image_id.clone())
+            .or_default()
+            .push(snapshot.plan.snapshot_id.clone());
     }
     let mark_results: Vec<(String, Vec<String>, Result<()>)> = stream::iter(to_mark)
         .filter(|_| futures::future::ready(!interrupt::requested()))
@@ -108,10 +129,10 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
                 (image_id, snapshots, result)
             }
         })
-        .buffer_unordered(MUTATION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::MUTATIONS)
         .collect()
         .await;
-    let mut marked: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut marked = BTreeMap::new();
     for (image_id, snapshots, result) in mark_results {
         match result {
             Ok(()) => {
@@ -123,22 +144,19 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
             )),
         }
     }
+    marked
+}
 
-    // An image whose bundle or snapshot marks were not seen to before Ctrl-C stays as it is.
-    if interrupt::requested() {
-        unmark_staying(ec2, report, &marked).await;
-        return;
-    }
-
-    // 3. Deregister: groups of images that share snapshots one image at a time (so the last
-    //    one's DeleteAssociatedSnapshots finds them free), the groups concurrently.
+/// 3. Deregisters: groups of images that share snapshots one image at a time (so the last one's
+///    DeleteAssociatedSnapshots finds them free), the groups concurrently. Returns what AWS did.
+async fn deregister_planned(ec2: &Ec2, report: &mut RetireReport) -> Deregistration {
     let planned: Vec<(String, Vec<String>)> = report
         .images
         .iter()
         .filter(|image| image.status == Status::Planned)
         .map(|image| (image.plan.image_id.clone(), image.plan.snapshot_ids.clone()))
         .collect();
-    let flags: std::collections::BTreeMap<String, (usize, bool)> = report
+    let flags: BTreeMap<String, (usize, bool)> = report
         .images
         .iter()
         .enumerate()
@@ -160,79 +178,70 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
                         break;
                     }
                     let (index, with_snapshots) = flags[&image_id];
-                    results.push((index, ec2.deregister(&image_id, with_snapshots).await));
+                    let result = ec2.deregister(&image_id, with_snapshots).await;
+                    // A DeregisterImage that failed may still have done its work (the answer
+                    // was lost on the way back): look, rather than report an image failed that
+                    // is gone, with its snapshots.
+                    let result = match result {
+                        Err(err) => match ec2.describe_image(&image_id).await {
+                            Ok(None) => Ok(None),
+                            Ok(Some(image)) if !Standing::of(&image.state).exists() => Ok(None),
+                            _ => Err(err),
+                        },
+                        ok => ok,
+                    };
+                    results.push((index, result));
                 }
                 results
             }
         })
-        .buffer_unordered(MUTATION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::MUTATIONS)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .flatten()
         .collect();
-    // What DeleteAssociatedSnapshots did with each snapshot; a success anywhere wins (images
-    // sharing a snapshot report it skipped until the last of them goes).
-    let mut with_image: std::collections::BTreeMap<String, SnapshotReturnCode> = Default::default();
-    // Images whose DeregisterImage answer was lost (a retry found them gone): what AWS did with
-    // their snapshots is unknown, and is looked up below rather than guessed.
-    let mut answer_lost: BTreeSet<String> = BTreeSet::new();
-    // A DeregisterImage that failed may still have done its work (the answer was lost on the
-    // way back): look, rather than report an image failed that is gone, with its snapshots.
-    let mut results_seen = Vec::new();
+    let mut facts = Deregistration::default();
     for (index, result) in results {
-        let result = match result {
-            // Gone, or listed as deregistered (AWS lists it for a while): it went.
-            Err(err) => match ec2
-                .describe_image(&report.images[index].plan.image_id)
-                .await
-            {
-                Ok(None) => Ok(None),
-                Ok(Some(image)) if !Standing::of(&image.state).exists() => Ok(None),
-                _ => Err(err),
-            },
-            ok => ok,
-        };
-        results_seen.push((index, result));
-    }
-    for (index, result) in results_seen {
         let image = &mut report.images[index];
-        match result {
+        let fate = match result {
             Ok(Some(snapshot_results)) => {
                 image.status = Status::Done;
-                for (id, code) in snapshot_results {
-                    // Images sharing a snapshot: one success is enough.
-                    let entry = with_image
-                        .entry(id)
-                        .or_insert(SnapshotReturnCode::Other(String::new()));
-                    if *entry != SnapshotReturnCode::Success {
-                        *entry = code;
-                    }
-                }
+                facts.record_snapshot_results(snapshot_results);
+                ImageFate::Deregistered
             }
             Ok(None) => {
                 image.status = Status::Done;
                 image.error = Some("already deregistered (the answer to our call was lost)".into());
-                answer_lost.insert(image.plan.image_id.clone());
+                ImageFate::GoneAnswerLost
             }
-            Err(err) => image.fail(err.to_string()),
-        }
+            Err(err) => {
+                image.refused(&err);
+                ImageFate::Stays
+            }
+        };
+        facts.images.insert(image.plan.image_id.clone(), fate);
     }
-    unmark_staying(ec2, report, &marked).await;
-    let unknown_fate = snapshots_of_lost_answers(report, &answer_lost, &with_image);
-    let still_there = if unknown_fate.is_empty() {
-        Ok(BTreeSet::new())
-    } else {
-        ec2.owned_snapshots(&unknown_fate)
-            .await
-            .map(|found| found.into_keys().collect::<BTreeSet<_>>())
-    };
+    for image in report
+        .images
+        .iter()
+        .filter(|image| image.status == Status::Done)
+    {
+        facts
+            .images
+            .entry(image.plan.image_id.clone())
+            .or_insert(ImageFate::AlreadyGone);
+    }
+    facts
+}
 
-    // 4. Bundles of the images that are gone now (AWS's own order for instance-store images:
-    //    deregister, then delete the bundle). A bundle whose image stays is never touched, so a
-    //    refused deregistration cannot leave an image without its bundle; a bundle left by a
-    //    failure or Ctrl-C is one no image uses, which `ami cleanup --orphan-bundles` sweeps.
-    let mut emptied_buckets: BTreeSet<String> = BTreeSet::new();
+/// 4. Bundles of the images that are gone now (AWS's own order for instance-store images:
+///    deregister, then delete the bundle). A bundle whose image stays is never touched, so a
+///    refused deregistration cannot leave an image without its bundle; a bundle left by a
+///    failure or Ctrl-C is one no image uses, which `ami cleanup --orphan-bundles` sweeps.
+///    Returns the buckets emptied.
+async fn delete_bundles(s3: &S3, report: &mut RetireReport) -> BTreeSet<String> {
+    let mut emptied_buckets = BTreeSet::new();
     for bundle in report.bundles.iter_mut() {
         let image_gone = report.images.iter().any(|image| {
             image.plan.image_id == bundle.plan.image_id && image.status == Status::Done
@@ -270,61 +279,50 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
                 .collect();
         }
     }
+    emptied_buckets
+}
 
-    // 5. Snapshots of images that are gone now.
-    let gone: BTreeSet<String> = report
-        .images
+/// 5. Snapshots of images that are gone now: what `plan::after` decides for each, carried out.
+async fn delete_freed_snapshots(ec2: &Ec2, report: &mut RetireReport, facts: &Deregistration) {
+    let images: Vec<&plan::ImagePlan> = report.images.iter().map(|image| &image.plan).collect();
+    let planned: Vec<&plan::SnapshotPlan> = report
+        .snapshots
         .iter()
-        .filter(|image| image.status == Status::Done)
-        .map(|image| image.plan.image_id.clone())
+        .filter(|s| s.status == Status::Planned)
+        .map(|s| &s.plan)
         .collect();
-    // Every requested image that uses a snapshot must be gone before it can be.
-    let mut still_registered: std::collections::BTreeMap<String, String> = Default::default();
-    for image in report.images.iter().filter(|image| {
-        image.plan.action == ImageAction::Deregister && image.status != Status::Done
-    }) {
-        for id in &image.plan.snapshot_ids {
-            still_registered.insert(id.clone(), image.plan.image_id.clone());
-        }
-    }
+    let unknown = plan::after::fate_unknown(&images, &planned, facts);
+    let still_there = if unknown.is_empty() {
+        Ok(BTreeSet::new())
+    } else {
+        let ids: Vec<String> = unknown.iter().cloned().collect();
+        ec2.owned_snapshots(&ids)
+            .await
+            .map(|found| found.into_keys().collect::<BTreeSet<_>>())
+            .map_err(|err| err.to_string())
+    };
+    let next: Vec<(usize, SnapshotNext)> = report
+        .snapshots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.status == Status::Planned)
+        .map(|(index, s)| {
+            let next = after_deregistration(&s.plan, &images, facts, &unknown, &still_there);
+            (index, next)
+        })
+        .collect();
     let mut to_delete = Vec::new();
-    for (index, snapshot) in report.snapshots.iter_mut().enumerate() {
-        if snapshot.status != Status::Planned {
-            continue;
-        }
-        let id = &snapshot.plan.snapshot_id;
-        if !gone.contains(&snapshot.plan.image_id) || still_registered.contains_key(id) {
-            let holder = still_registered
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| snapshot.plan.image_id.clone());
-            snapshot.status = Status::Skipped;
-            snapshot.error = Some(format!("{holder} was not deregistered"));
-            continue;
-        }
-        if unknown_fate.contains(id) {
-            match &still_there {
-                // Still there: delete it as planned; if an image the plan did not know of uses
-                // it, AWS refuses and the snapshot is reported failed, never "deleted".
-                Ok(existing) if existing.contains(id) => to_delete.push((index, id.clone())),
-                Ok(_) => {
-                    snapshot.status = Status::Done;
-                    snapshot.error = Some("deleted with its image".into());
-                }
-                Err(err) => {
-                    snapshot.status = Status::Failed;
-                    snapshot.error = Some(format!(
-                        "could not check whether AWS deleted it with its image ({err}); a re-run will"
-                    ));
-                }
+    for (index, next) in next {
+        let snapshot = &mut report.snapshots[index];
+        match next {
+            SnapshotNext::Delete => to_delete.push((index, snapshot.plan.snapshot_id.clone())),
+            SnapshotNext::Done { note } => (snapshot.status, snapshot.error) = (Status::Done, note),
+            SnapshotNext::Skipped(why) => {
+                (snapshot.status, snapshot.error) = (Status::Skipped, Some(why));
             }
-            continue;
-        }
-        // Anything but success (skipped, client-error, internal-error, no entry) leaves the
-        // snapshot to its own DeleteSnapshot: it ends deleted, or failed with AWS's reason.
-        match with_image.get(id) {
-            Some(SnapshotReturnCode::Success) => snapshot.status = Status::Done,
-            _ => to_delete.push((index, id.clone())),
+            SnapshotNext::Failed(why) => {
+                (snapshot.status, snapshot.error) = (Status::Failed, Some(why));
+            }
         }
     }
     let results: Vec<(usize, _)> = stream::iter(to_delete)
@@ -340,31 +338,31 @@ async fn execute_steps(ec2: &Ec2, s3: &S3, options: ExecuteOptions, report: &mut
                 (index, deleted)
             }
         })
-        .buffer_unordered(MUTATION_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::MUTATIONS)
         .collect()
         .await;
     for (index, result) in results {
         let snapshot = &mut report.snapshots[index];
-        (snapshot.status, snapshot.error) = deletion_status(result);
+        (snapshot.status, snapshot.error, snapshot.code) = deletion_status(result);
     }
+}
 
-    // 6. Buckets the cleanup emptied.
-    if options.delete_empty_bucket && !interrupt::requested() {
-        for bucket in emptied_buckets {
-            let result = s3.delete_bucket_if_empty(&bucket).await;
-            for bundle in report
-                .bundles
-                .iter_mut()
-                .filter(|b| b.plan.bucket == bucket)
-            {
-                match &result {
-                    Ok(deleted) => bundle.bucket_deleted = Some(*deleted),
-                    Err(err) => {
-                        bundle.bucket_deleted = Some(false);
-                        report
-                            .notes
-                            .push(format!("bucket {bucket} not deleted: {err}"));
-                    }
+/// 6. Buckets the cleanup emptied, with --delete-empty-bucket.
+async fn delete_emptied_buckets(s3: &S3, report: &mut RetireReport, buckets: BTreeSet<String>) {
+    for bucket in buckets {
+        let result = s3.delete_bucket_if_empty(&bucket).await;
+        for bundle in report
+            .bundles
+            .iter_mut()
+            .filter(|b| b.plan.bucket == bucket)
+        {
+            match &result {
+                Ok(deleted) => bundle.bucket_deleted = Some(*deleted),
+                Err(err) => {
+                    bundle.bucket_deleted = Some(false);
+                    report
+                        .notes
+                        .push(format!("bucket {bucket} not deleted: {err}"));
                 }
             }
         }
@@ -387,7 +385,7 @@ fn bundle_prefix(manifest_key: &str) -> &str {
 async fn unmark_staying(
     ec2: &Ec2,
     report: &mut RetireReport,
-    marked: &std::collections::BTreeMap<String, Vec<String>>,
+    marked: &BTreeMap<String, Vec<String>>,
 ) {
     let staying: BTreeSet<&str> = report
         .images
@@ -425,41 +423,15 @@ async fn unmark_staying(
     }
 }
 
-/// Snapshots left to DeregisterImage that AWS may or may not have deleted: one of their images
-/// was deregistered by an attempt whose answer never arrived, and no answer reported them deleted.
-fn snapshots_of_lost_answers(
-    report: &RetireReport,
-    answer_lost: &BTreeSet<String>,
-    with_image: &std::collections::BTreeMap<String, SnapshotReturnCode>,
-) -> Vec<String> {
-    if answer_lost.is_empty() {
-        return Vec::new();
-    }
-    report
-        .snapshots
-        .iter()
-        .filter(|s| s.status == Status::Planned && s.plan.deleted_by == DeletedBy::DeregisterImage)
-        .filter(|s| with_image.get(&s.plan.snapshot_id) != Some(&SnapshotReturnCode::Success))
-        .filter(|s| {
-            report.images.iter().any(|image| {
-                answer_lost.contains(&image.plan.image_id)
-                    && image.plan.snapshot_ids.contains(&s.plan.snapshot_id)
-            })
-        })
-        .map(|s| s.plan.snapshot_id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
-/// A snapshot deletion's status; one already gone counts as done.
+/// A snapshot deletion's status, what went wrong and AWS's error code; one already gone counts
+/// as done.
 pub fn deletion_status(
-    result: Result<Deleted, crate::aws::error::AwsError>,
-) -> (Status, Option<String>) {
+    result: Result<Deleted, AwsError>,
+) -> (Status, Option<String>, Option<String>) {
     match result {
-        Ok(Deleted::Deleted) => (Status::Done, None),
-        Ok(Deleted::AlreadyGone) => (Status::Done, Some("already deleted".into())),
-        Err(err) => (Status::Failed, Some(err.to_string())),
+        Ok(Deleted::Deleted) => (Status::Done, None, None),
+        Ok(Deleted::AlreadyGone) => (Status::Done, Some("already deleted".into()), None),
+        Err(err) => (Status::Failed, Some(err.to_string()), err.code),
     }
 }
 
@@ -529,5 +501,11 @@ impl ImageReport {
     fn fail(&mut self, error: String) {
         self.status = Status::Failed;
         self.error = Some(error);
+    }
+
+    /// Failed as AWS answered: its message in `error`, its code in `code`.
+    fn refused(&mut self, err: &AwsError) {
+        self.fail(err.to_string());
+        self.code = err.code.clone();
     }
 }

@@ -12,9 +12,6 @@ use crate::plan::state::Standing;
 use crate::plan::users::Usage;
 use crate::plan::{self, Inventory};
 
-/// Manifests are small; a few concurrent reads are plenty.
-const BUNDLE_CONCURRENCY: usize = 4;
-
 /// What every retirement starts from: the caller and every image it owns in the region.
 pub struct RegionFacts {
     pub account_id: String,
@@ -61,7 +58,7 @@ pub async fn load_region(aws: &Aws, region: &str) -> Result<RegionFacts> {
     let listed = aws
         .ec2(region)
         .describe_images(&crate::aws::images::ImageQuery {
-            owners: vec!["self".into()],
+            owners: vec![crate::model::Owner::Caller],
             ..Default::default()
         })
         .await?;
@@ -102,6 +99,10 @@ pub async fn consumer_usage_of(
     Ok(plan::users::in_consumers(own_account, image_ids, &facts))
 }
 
+/// Snapshot facts of retirements an interrupted run left unfinished, by image.
+pub type PendingSnapshots =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, plan::SnapshotInfo>>;
+
 /// Everything else the planner needs for `targets`: the requested images that are not owned (or
 /// gone), who uses them (unless already known), their snapshots and bundles (and every other
 /// bundle in the same buckets, to see sharing).
@@ -111,15 +112,11 @@ pub async fn complete_inventory(
     facts: RegionFacts,
     targets: &[String],
     known_usage: Option<Usage>,
-    mut known_pending: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<String, plan::SnapshotInfo>,
-    >,
+    known_pending: PendingSnapshots,
 ) -> Result<(Inventory, Vec<String>)> {
-    let ec2 = aws.ec2(region);
     let RegionFacts {
         account_id,
-        mut images,
+        images,
         gone,
         ahead,
     } = facts;
@@ -127,10 +124,78 @@ pub async fn complete_inventory(
         account_id: account_id.clone(),
         ..Default::default()
     };
+    let listed = Listed {
+        account_id: &account_id,
+        images,
+        gone,
+    };
+    inventory.images =
+        targets_not_owned(aws, region, listed, targets, known_pending, &mut inventory).await?;
+    let requested: Vec<&Image> = inventory
+        .images
+        .iter()
+        .filter(|image| targets.contains(&image.image_id) && Standing::of(&image.state).exists())
+        .collect();
+    let requested_ids: Vec<String> = requested.iter().map(|i| i.image_id.clone()).collect();
+    let usage = match known_usage {
+        Some(known) => known,
+        None => {
+            let mut usage = usage_of(aws, region, &requested_ids).await?;
+            usage.merge(consumer_usage_of(aws, region, &account_id, &requested_ids).await?);
+            // A requested image whose sharing could not be read stops the command (--force
+            // must not retire an image that may be shared with anyone).
+            if !usage.problems.is_empty() {
+                anyhow::bail!("{}", usage.problems.join("; "));
+            }
+            usage
+        }
+    };
+    let (users, mut notes) = (usage.users, usage.notes);
+    let snapshot_facts = snapshot_facts(aws, region, &requested, &inventory.pending, ahead).await?;
+    let bundles = bundle_facts(aws, region, &requested, &inventory.images).await;
+    let SnapshotFacts {
+        owned,
+        recycle,
+        locks,
+    } = snapshot_facts;
+    if let Some(recycle) = recycle {
+        inventory.recycle = recycle;
+    }
+    if let Some((locks, binned)) = locks {
+        if let SnapshotLocks::NotOffered(why) = &locks {
+            notes.push(format!(
+                "snapshot locks not checked, the endpoint does not offer them: {why}"
+            ));
+        }
+        inventory.locks = locks;
+        inventory.binned = binned;
+    }
+    inventory.users = users;
+    inventory.snapshots.extend(owned);
+    inventory.bundles = bundles;
+    Ok((inventory, notes))
+}
+
+/// Every image the planner sees: the region's, the requested ones it does not list as its own
+/// (foreign ones go to `inventory.foreign`), and those AWS lists as deregistered (the planner
+/// keeps them apart: the plan says a target was one; one in the Recycle Bin keeps its
+/// snapshots). A target that is gone brings the snapshots still marked for it.
+async fn targets_not_owned(
+    aws: &Aws,
+    region: &str,
+    listed: Listed<'_>,
+    targets: &[String],
+    mut known_pending: PendingSnapshots,
+    inventory: &mut Inventory,
+) -> Result<Vec<Image>> {
+    let ec2 = aws.ec2(region);
+    let Listed {
+        account_id,
+        mut images,
+        gone,
+    } = listed;
     let owned_ids: BTreeSet<String> = images.iter().map(|i| i.image_id.clone()).collect();
     let gone_ids: BTreeSet<String> = gone.iter().map(|i| i.image_id.clone()).collect();
-    // Images AWS lists as deregistered: the planner keeps them apart (the plan says a target
-    // was one; one in the Recycle Bin keeps its snapshots).
     let mut gone_listed: Vec<Image> = gone;
     for target in targets.iter().filter(|t| !owned_ids.contains(*t)) {
         if let Some(pending) = known_pending.remove(target) {
@@ -153,9 +218,7 @@ pub async fn complete_inventory(
             }
         };
         match found {
-            Some(image) if image.owner_id.as_deref() == Some(account_id.as_str()) => {
-                images.push(image)
-            }
+            Some(image) if image.owner_id.as_deref() == Some(account_id) => images.push(image),
             Some(image) => inventory.foreign.push(image),
             None => {
                 let pending = ec2.pending_cleanup(target).await?;
@@ -169,29 +232,33 @@ pub async fn complete_inventory(
         }
     }
     images.extend(gone_listed);
-    inventory.images = images;
+    Ok(images)
+}
 
-    let requested: Vec<&Image> = inventory
-        .images
-        .iter()
-        .filter(|image| targets.contains(&image.image_id) && Standing::of(&image.state).exists())
-        .collect();
-    let requested_ids: Vec<String> = requested.iter().map(|i| i.image_id.clone()).collect();
-    let usage = match known_usage {
-        Some(known) => known,
-        None => {
-            let mut usage = usage_of(aws, region, &requested_ids).await?;
-            usage.merge(consumer_usage_of(aws, region, &account_id, &requested_ids).await?);
-            // A requested image whose sharing could not be read stops the command (--force
-            // must not retire an image that may be shared with anyone).
-            if !usage.problems.is_empty() {
-                anyhow::bail!("{}", usage.problems.join("; "));
-            }
-            usage
-        }
-    };
-    let (users, mut notes) = (usage.users, usage.notes);
+/// The region's images as listed: the account's own that exist, and those listed as
+/// deregistered.
+struct Listed<'a> {
+    account_id: &'a str,
+    images: Vec<Image>,
+    gone: Vec<Image>,
+}
 
+/// What the snapshots of the requested images are, whether the Recycle Bin keeps what goes,
+/// and (where something of ours could be deleted) their locks and the images in the bin.
+struct SnapshotFacts {
+    owned: std::collections::BTreeMap<String, plan::SnapshotInfo>,
+    recycle: Option<crate::model::RecycleRules>,
+    locks: Option<(SnapshotLocks, crate::model::BinnedImages)>,
+}
+
+async fn snapshot_facts(
+    aws: &Aws,
+    region: &str,
+    requested: &[&Image],
+    pending: &std::collections::BTreeMap<String, Vec<String>>,
+    ahead: ReadAhead,
+) -> Result<SnapshotFacts> {
+    let ec2 = aws.ec2(region);
     let snapshot_ids: Vec<String> = requested
         .iter()
         .flat_map(|image| image.block_devices.iter())
@@ -201,8 +268,8 @@ pub async fn complete_inventory(
         .collect();
     // Whether what goes can come back: read once for the region, whatever the number of images
     // (at the same time as the snapshots).
-    let recycle_needed = !requested.is_empty() || !inventory.pending.is_empty();
-    let (owned_snapshots, recycle) = tokio::join!(
+    let recycle_needed = !requested.is_empty() || !pending.is_empty();
+    let (owned, recycle) = tokio::join!(
         async {
             match ahead.snapshots {
                 Some(all) => all.map(|all| crate::aws::snapshots::among(all, &snapshot_ids)),
@@ -217,15 +284,11 @@ pub async fn complete_inventory(
             }
         }
     );
-    let owned_snapshots = owned_snapshots?;
-    if let Some(recycle) = recycle {
-        inventory.recycle = recycle;
-    }
+    let owned = owned?;
     // Locks matter only where something of ours could be deleted.
-    let has_pending = !inventory.pending.is_empty();
-    if !owned_snapshots.is_empty() || has_pending {
+    let locks = if !owned.is_empty() || !pending.is_empty() {
         // And the images in the Recycle Bin: one there still needs its snapshots.
-        let (locks, binned) = tokio::join!(
+        Some(tokio::join!(
             async {
                 match ahead.locks {
                     Some(read) => read,
@@ -238,25 +301,31 @@ pub async fn complete_inventory(
                     None => ec2.binned_images().await,
                 }
             }
-        );
-        inventory.locks = locks;
-        inventory.binned = binned;
-        if let SnapshotLocks::NotOffered(why) = &inventory.locks {
-            notes.push(format!(
-                "snapshot locks not checked, the endpoint does not offer them: {why}"
-            ));
-        }
-    }
+        ))
+    } else {
+        None
+    };
+    Ok(SnapshotFacts {
+        owned,
+        recycle,
+        locks,
+    })
+}
 
-    // Bundles of the requested instance-store images, and of every other image in those buckets.
+/// Bundles of the requested instance-store images, and of every other image in those buckets.
+async fn bundle_facts(
+    aws: &Aws,
+    region: &str,
+    requested: &[&Image],
+    images: &[Image],
+) -> std::collections::BTreeMap<String, plan::BundleFacts> {
     let buckets: BTreeSet<String> = requested
         .iter()
         .filter(|image| image.is_instance_store())
         .filter_map(|image| image.image_location.as_deref().and_then(split_location))
         .map(|(bucket, _, _)| bucket)
         .collect();
-    let bundle_locations: Vec<(String, (String, String, String))> = inventory
-        .images
+    let bundle_locations: Vec<(String, (String, String, String))> = images
         .iter()
         .filter(|image| image.is_instance_store())
         .filter_map(|image| {
@@ -267,7 +336,7 @@ pub async fn complete_inventory(
         })
         .collect();
     let s3 = aws.s3(region);
-    let bundles: Vec<(String, plan::BundleFacts)> = stream::iter(bundle_locations)
+    stream::iter(bundle_locations)
         .map(|(image_id, (bucket, key, prefix))| {
             let s3 = s3.clone();
             async move {
@@ -277,12 +346,7 @@ pub async fn complete_inventory(
                 (image_id, plan::BundleFacts::read(objects))
             }
         })
-        .buffer_unordered(BUNDLE_CONCURRENCY)
+        .buffer_unordered(crate::concurrency::MANIFESTS)
         .collect()
-        .await;
-
-    inventory.users = users;
-    inventory.snapshots.extend(owned_snapshots);
-    inventory.bundles = bundles.into_iter().collect();
-    Ok((inventory, notes))
+        .await
 }

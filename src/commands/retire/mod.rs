@@ -13,7 +13,6 @@ mod report;
 mod stream;
 
 use anyhow::{Result, anyhow};
-use std::io::{BufRead, Write};
 
 use crate::config::Settings;
 use crate::error::usage;
@@ -46,12 +45,8 @@ pub fn confirm<T: Render>(
 
 /// Asks once on the terminal; anything but yes cancels with nothing changed.
 pub fn ask(question: &str) -> Result<()> {
-    let mut stderr = std::io::stderr();
-    write!(stderr, "\n{question} [y/N] ")?;
-    stderr.flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+    let answer = crate::output::prompt(&format!("\n{question} [y/N]"))?;
+    if matches!(answer.to_ascii_lowercase().as_str(), "y" | "yes") {
         Ok(())
     } else {
         Err(anyhow!("cancelled at the prompt; nothing was changed"))

@@ -37,6 +37,8 @@ pub struct ImageReport {
     pub plan: ImagePlan,
     pub status: Status,
     pub error: Option<String>,
+    /// AWS's error code, when AWS refused the call (`error` has its message).
+    pub code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -45,6 +47,8 @@ pub struct SnapshotReport {
     pub plan: SnapshotPlan,
     pub status: Status,
     pub error: Option<String>,
+    /// AWS's error code, when AWS refused the call (`error` has its message).
+    pub code: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,7 +91,7 @@ pub struct RetireReport {
     /// What could not be checked, and how the plan made up for it.
     pub notes: Vec<String>,
     /// How much of what the plan deletes the Recycle Bin keeps (None: it deletes nothing).
-    pub recycle_bin: Option<String>,
+    pub recycle_bin: Option<crate::plan::recovery::RecycleSummary>,
 }
 
 impl RetireReport {
@@ -106,6 +110,7 @@ impl RetireReport {
                     plan: image,
                     status,
                     error: None,
+                    code: None,
                 }
             })
             .collect();
@@ -116,6 +121,7 @@ impl RetireReport {
                 status: snapshot.action.into(),
                 plan: snapshot,
                 error: None,
+                code: None,
             })
             .collect();
         let bundles = plan
@@ -147,7 +153,7 @@ impl RetireReport {
     }
 
     /// The Recycle Bin line for what this plan deletes.
-    pub fn recycle_summary(&self) -> Option<String> {
+    pub fn recycle_summary(&self) -> Option<crate::plan::recovery::RecycleSummary> {
         crate::plan::recovery::summary(
             self.images
                 .iter()

@@ -16,7 +16,6 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::execute::{ExecuteOptions, execute};
 use super::report::{BundleReport, RetireReport};
-use crate::aws::usage::PERMISSION_CONCURRENCY;
 use crate::aws::{Aws, Ec2};
 use crate::interrupt;
 use crate::model::{ConsumerChecks, ConsumerFacts, ImageUser, LaunchPermissions};
@@ -60,7 +59,7 @@ where
     F: Fn(&BTreeMap<String, Vec<ImageUser>>) -> BTreeSet<String>,
 {
     // Writes start while reads are still going: Ctrl-C must let them finish, not kill them.
-    interrupt::watch();
+    interrupt::watch(crate::output::interrupted);
     let Streaming {
         mut inventory,
         at_home,
@@ -179,7 +178,10 @@ fn receive(arrival: Arrival, own: &str, facts: &mut ConsumerFacts, checked: &mut
     // the images still waiting.
     let about: Vec<String> = match arrival {
         Arrival::Permissions(image_id, read) => {
-            facts.record(image_id.clone(), read);
+            facts.record(
+                image_id.clone(),
+                read.map_err(|err| crate::error::one_line(&err)),
+            );
             vec![image_id]
         }
         Arrival::Checks(checks) => {
@@ -282,7 +284,7 @@ async fn read_permissions(
             }
         })
         .collect();
-    let mut reads = stream::iter(reads).buffer_unordered(PERMISSION_CONCURRENCY);
+    let mut reads = stream::iter(reads).buffer_unordered(crate::concurrency::IMAGE_ATTRIBUTES);
     while let Some(next) = reads.next().await {
         let Some((image_id, permissions)) = next else {
             continue;
@@ -382,12 +384,12 @@ pub fn absorb(report: &mut RetireReport, executed: Vec<RetireReport>) -> usize {
     }
     for image in report.images.iter_mut() {
         if let Some(done) = images.remove(&image.plan.image_id) {
-            (image.status, image.error) = (done.status, done.error);
+            (image.status, image.error, image.code) = (done.status, done.error, done.code);
         }
     }
     for snapshot in report.snapshots.iter_mut() {
         if let Some(done) = snapshots.remove(&snapshot.plan.snapshot_id) {
-            (snapshot.status, snapshot.error) = (done.status, done.error);
+            (snapshot.status, snapshot.error, snapshot.code) = (done.status, done.error, done.code);
         }
     }
     for bundle in report.bundles.iter_mut() {
