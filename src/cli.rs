@@ -823,7 +823,6 @@ pub struct ListArgs {
     pub descendants: Option<String>,
 }
 
-/// `KEY=VALUE`; the value may be empty, the key may not.
 /// `--group-by` (and a policy's `group_by`): families by name, or by the values of these tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupByArg {
@@ -849,6 +848,7 @@ pub fn parse_group_by(raw: &str) -> Result<GroupByArg, String> {
     Ok(GroupByArg::Tags(keys))
 }
 
+/// `KEY=VALUE`; the value may be empty, the key may not.
 pub fn parse_tag(raw: &str) -> Result<(String, String), String> {
     match raw.split_once('=') {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),

@@ -78,12 +78,21 @@ pub fn one_line(err: &anyhow::Error) -> String {
     line
 }
 
+/// Whether the run ended because its own output was closed (`| head`). A broken pipe under an
+/// AWS error is a failed call, never this: the chain is not followed into an AWS error.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
+    for cause in err.chain() {
+        if cause.is::<crate::aws::error::AwsError>() {
+            return false;
+        }
+        if cause
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+        {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -117,6 +126,27 @@ mod tests {
         assert_eq!(one_line(&err), "connection refused");
         let err = anyhow::anyhow!("inner").context("outer");
         assert_eq!(one_line(&err), "outer: inner");
+    }
+
+    #[test]
+    fn only_a_closed_output_is_a_quiet_success() {
+        use aws_sdk_ec2::config::http::HttpResponse;
+        use aws_sdk_ec2::error::SdkError;
+        use aws_sdk_ec2::operation::delete_snapshot::DeleteSnapshotError;
+        let closed = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        let err = anyhow::Error::new(closed()).context("writing the report");
+        assert_eq!(report(Err(err)), (EXIT_OK, None));
+        // A connection to AWS broken mid-call is a failed call.
+        let sdk: SdkError<DeleteSnapshotError, HttpResponse> =
+            SdkError::construction_failure(closed());
+        let aws = crate::aws::error::AwsError::from_sdk(
+            crate::aws::error::Operation::DeleteSnapshot,
+            "us-east-1",
+            sdk,
+        );
+        let (code, line) = report(Err(anyhow::Error::new(aws)));
+        assert_eq!(code, EXIT_FAILURE);
+        assert!(line.is_some_and(|line| line.contains("DeleteSnapshot")));
     }
 
     #[test]

@@ -143,6 +143,15 @@ impl DeregistrationProtection {
         matches!(self, DeregistrationProtection::Enabled { .. })
     }
 
+    /// Whether protection is known to be switched off (disabled, or its cooldown running): a
+    /// value this build does not know is not.
+    pub fn is_off(&self) -> bool {
+        matches!(
+            self,
+            DeregistrationProtection::Disabled | DeregistrationProtection::DisabledUntil { .. }
+        )
+    }
+
     pub fn as_aws(&self) -> String {
         match self {
             DeregistrationProtection::Disabled => "disabled".into(),
@@ -769,17 +778,19 @@ mod tests {
 
     #[test]
     fn a_running_cooldown_is_protection_switched_off() {
+        // AWS's value → on, known off.
         let table = [
-            ("disabled", false),
-            ("enabled", true),
-            ("enabled-without-cooldown", true),
-            ("enabled-with-cooldown", true),
-            ("disabled-until-2026-11-24T00:00:00.000Z", false),
-            ("something-new", false),
+            ("disabled", false, true),
+            ("enabled", true, false),
+            ("enabled-without-cooldown", true, false),
+            ("enabled-with-cooldown", true, false),
+            ("disabled-until-2026-11-24T00:00:00.000Z", false, true),
+            ("something-new", false, false),
         ];
-        for (aws, on) in table {
+        for (aws, on, off) in table {
             let protection = DeregistrationProtection::from(aws);
             assert_eq!(protection.is_on(), on, "{aws}");
+            assert_eq!(protection.is_off(), off, "{aws}");
             if aws != "enabled" {
                 assert_eq!(protection.as_aws(), aws, "shown as AWS sent it");
             }

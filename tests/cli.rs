@@ -238,6 +238,12 @@ fn help_lists_only_built_verbs() {
 }
 
 #[test]
+fn unknown_verb_is_a_usage_error() {
+    let output = Account::new().ami().arg("frobnicate").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
 fn json_output_is_one_document_on_stdout() {
     let account = Account::new();
     let output = account.run(["list", "--output", "json", "-vv"]);

@@ -161,7 +161,8 @@ async fn no_verb_changes_anything_with_dry_run() {
         let output = account.ami().args(&args).arg("--dry-run").output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         let code = output.status.code();
-        // Honoured (0) or refused before any call (2, and then nothing was asked at all).
+        // Each verb's own exit code: today every verb honours --dry-run (0); one that refused
+        // it would exit 2 before any call, and nothing would be asked at all.
         if code != Some(expected_exit(verb)) {
             wrong_codes.push(format!("ami {args:?} --dry-run exited {code:?}: {stderr}"));
         }

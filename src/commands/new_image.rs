@@ -330,6 +330,9 @@ impl Render for NewImageOutput {
                 "\nDeregistration protection is off; its cooldown keeps the image protected until {}",
                 until.to_rfc3339()
             )),
+            Some(DeregistrationProtection::Other(value)) => out.push_str(&format!(
+                "\nDeregistration protection: {value} (a value this ami does not know)"
+            )),
             _ => {}
         }
         out

@@ -247,6 +247,12 @@ pub async fn run(settings: &Settings, args: &ReleaseArgs) -> Result<Outcome> {
     Ok(outcome)
 }
 
+/// Whether --protect switches protection on: where it is known to be off, a running cooldown
+/// included (it only delays); a value this build does not know is left alone.
+fn wants_protection(current: Option<&DeregistrationProtection>) -> bool {
+    current.is_none_or(DeregistrationProtection::is_off)
+}
+
 /// One call a stage would make, as a `DryRunReport` lists it.
 fn planned(region: &str, call: &str, target: impl Into<String>, aws: DryRunCheck) -> PlannedCall {
     PlannedCall {
@@ -343,7 +349,18 @@ impl Run<'_> {
                 };
             }
         }
-        Outcome::Success
+        // A call AWS would refuse fails the dry run, as it would fail the real one.
+        let denied = self
+            .output
+            .stages
+            .iter()
+            .flat_map(|stage| &stage.calls)
+            .any(|call| matches!(call.aws, DryRunCheck::Denied(_)));
+        if denied {
+            Outcome::Failed
+        } else {
+            Outcome::Success
+        }
     }
 
     /// After Ctrl-C in the test stage: the test instance must not outlive the release.
@@ -710,6 +727,10 @@ impl Run<'_> {
                 }
                 None => None,
             };
+            if let Some(image) = existing {
+                self.record(&image);
+                continue;
+            }
             let check = match &source_id {
                 Some(source_id) => {
                     let request = self.copy_request(source_id, &[]);
@@ -717,23 +738,18 @@ impl Run<'_> {
                 }
                 None => not_yet("the image to copy does not exist yet"),
             };
-            match existing {
-                Some(image) => {
-                    self.record(&image);
-                }
-                None => calls.push(planned(
-                    &target,
-                    "ec2:CopyImage",
-                    format!(
-                        "SourceImageId={} SourceRegion={} Name={}{}",
-                        source_id.as_deref().unwrap_or("(the new image)"),
-                        self.region,
-                        self.args.name,
-                        super::copy::completion_note(self.completion)
-                    ),
-                    check,
-                )),
-            }
+            calls.push(planned(
+                &target,
+                "ec2:CopyImage",
+                format!(
+                    "SourceImageId={} SourceRegion={} Name={}{}",
+                    source_id.as_deref().unwrap_or("(the new image)"),
+                    self.region,
+                    self.args.name,
+                    super::copy::completion_note(self.completion)
+                ),
+                check,
+            ));
         }
         if calls.is_empty() {
             return Ok(Ended::Skipped("every copy exists".into()));
@@ -1012,13 +1028,7 @@ impl Run<'_> {
                     .await?;
                 deprecated += 1;
             }
-            // A running cooldown is protection switched off: --protect switches it back on.
-            if args.protect
-                && !image
-                    .deregistration_protection
-                    .as_ref()
-                    .is_some_and(DeregistrationProtection::is_on)
-            {
+            if args.protect && wants_protection(image.deregistration_protection.as_ref()) {
                 ec2.once_caught_up(Fresh::Image, || ec2.enable_protection(&image_id))
                     .await?;
                 protected += 1;
@@ -1298,5 +1308,26 @@ impl Render for ReleaseOutput {
             out.push_str("\nDry run: nothing was changed.");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protect_switches_on_only_what_is_known_to_be_off() {
+        let table = [
+            (None, true),
+            (Some("disabled"), true),
+            (Some("disabled-until-2026-11-24T00:00:00.000Z"), true),
+            (Some("enabled-without-cooldown"), false),
+            (Some("enabled-with-cooldown"), false),
+            (Some("something-new"), false),
+        ];
+        for (aws, wanted) in table {
+            let current = aws.map(DeregistrationProtection::from);
+            assert_eq!(wants_protection(current.as_ref()), wanted, "{aws:?}");
+        }
     }
 }

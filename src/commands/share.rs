@@ -247,12 +247,18 @@ async fn dry_run(
         .map(|(region, image_id)| {
             let ec2 = aws.ec2(&region);
             async move {
-                let image = ec2
-                    .describe_image(&image_id)
-                    .await?
-                    .ok_or_else(|| anyhow!("{image_id} not found in {region}"))?;
-                let reaches = sharing::reaches_snapshots(share.grantees, share.with_snapshots);
-                let access = read_access(&ec2, &image, reaches).await?;
+                // The image's snapshots are read only when the share reaches them.
+                let snapshots = if sharing::reaches_snapshots(share.grantees, share.with_snapshots)
+                {
+                    let image = ec2
+                        .describe_image(&image_id)
+                        .await?
+                        .ok_or_else(|| anyhow!("{image_id} not found in {region}"))?;
+                    snapshot_ids(&image)
+                } else {
+                    Vec::new()
+                };
+                let access = read_access(&ec2, &image_id, &snapshots).await?;
                 let mut calls = Vec::new();
                 for change in sharing::changes(share.direction, share.grantees, &access) {
                     calls.push(planned_call(&ec2, &change, share.direction).await?);
@@ -338,20 +344,18 @@ async fn planned_call(ec2: &Ec2, change: &Change, direction: Direction) -> Resul
     })
 }
 
-/// What the image (and, when the share reaches them, its snapshots) is shared with now. The
-/// image may be one this run just made (release): AWS may not know it yet (`settle`).
-async fn read_access(ec2: &Ec2, image: &crate::model::Image, snapshots: bool) -> Result<Access> {
+/// What the image and the given snapshots of it are shared with now. The image may be one this
+/// run just made (release): AWS may not know it yet (`settle`).
+async fn read_access(ec2: &Ec2, image_id: &str, snapshots: &[String]) -> Result<Access> {
     let launch = ec2
-        .once_caught_up(Fresh::Image, || ec2.launch_permissions(&image.image_id))
+        .once_caught_up(Fresh::Image, || ec2.launch_permissions(image_id))
         .await?;
     let mut volumes = Vec::new();
-    if snapshots {
-        for snapshot_id in snapshot_ids(image) {
-            volumes.push(volume_access(ec2, &snapshot_id).await?);
-        }
+    for snapshot_id in snapshots {
+        volumes.push(volume_access(ec2, snapshot_id).await?);
     }
     Ok(Access {
-        image_id: image.image_id.clone(),
+        image_id: image_id.to_string(),
         launch,
         volumes,
     })
@@ -532,7 +536,12 @@ pub async fn share_image(
     let direction = action.direction();
     let mut changed = false;
     if let Some(direction) = direction {
-        let access = read_access(ec2, &image, reaches).await?;
+        let snapshots = if reaches {
+            snapshot_ids(&image)
+        } else {
+            Vec::new()
+        };
+        let access = read_access(ec2, image_id, &snapshots).await?;
         for change in sharing::changes(direction, grantees, &access) {
             make(ec2, &change, direction).await?;
             changed = true;

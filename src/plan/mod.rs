@@ -395,7 +395,15 @@ pub fn plan(inventory: &Inventory, request: &Request) -> Plan {
     if held.images.is_empty() && held.snapshots.is_empty() {
         return first;
     }
-    plan_holding(inventory, request, &held)
+    let second = plan_holding(inventory, request, &held);
+    debug_assert!(
+        {
+            let more = approval.lost_recovery(&second);
+            more.images.is_empty() && more.snapshots.is_empty()
+        },
+        "keeping more made something less recoverable"
+    );
+    second
 }
 
 fn plan_holding(inventory: &Inventory, request: &Request, held: &Held) -> Plan {

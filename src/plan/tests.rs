@@ -612,7 +612,7 @@ fn instances_in_another_account_are_never_terminated() {
     assert_eq!(plan.images[0].action, ImageAction::Blocked);
     assert!(plan.images[0].reason.contains("i-c"));
     assert!(plan.images[0].reason.contains("222233334444"));
-    assert!(plan.snapshots.iter().all(|s| s.action == ItemAction::Keep));
+    assert!(plan.snapshots.is_empty(), "{:?}", plan.snapshots);
 }
 
 #[test]
@@ -635,15 +635,20 @@ fn a_plan_made_again_after_the_prompt_does_no_more_than_the_confirmed_one() {
     }
     assert!(fresh.images[0].reason.contains("plan you confirmed"));
     assert!(fresh.images[1].reason.contains("lt-1"));
-    assert!(fresh.snapshots.iter().all(|s| s.action == ItemAction::Keep));
+    // Both stay: nothing of theirs is planned at all.
+    assert!(fresh.snapshots.is_empty(), "{:?}", fresh.snapshots);
 }
 
 #[test]
 fn an_instance_launched_while_the_prompt_waited_is_not_terminated() {
-    let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);
+    // ami-c goes with ami-a, and the two share snap-s.
+    let mut inv = inventory(vec![
+        ebs("ami-a", &["snap-1", "snap-s"]),
+        ebs("ami-c", &["snap-c", "snap-s"]),
+    ]);
     let instance = |id: &str| ImageUser::new(UserKind::Instance, id, Some("running".into()));
     inv.users.insert("ami-a".into(), vec![instance("i-shown")]);
-    let mut req = request(&["ami-a"], true, false);
+    let mut req = request(&["ami-a", "ami-c"], true, false);
     req.terminate_instances = true;
     let shown = run(&inv, &req);
     assert_eq!(shown.images[0].action, ImageAction::Deregister);
@@ -661,7 +666,12 @@ fn an_instance_launched_while_the_prompt_waited_is_not_terminated() {
         "{}",
         fresh.images[0].reason
     );
-    assert!(fresh.snapshots.iter().all(|s| s.action == ItemAction::Keep));
+    // ami-c still goes; what the staying ami-a uses stays with it.
+    assert_eq!(fresh.images[1].action, ImageAction::Deregister);
+    assert_eq!(
+        snapshot_actions(&fresh),
+        [("snap-c", ItemAction::Delete), ("snap-s", ItemAction::Keep)]
+    );
 }
 
 #[test]

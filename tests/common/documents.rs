@@ -229,11 +229,23 @@ pub struct Release {
 #[serde(deny_unknown_fields)]
 pub struct Stage {
     pub stage: String,
-    pub state: String,
+    pub state: StageState,
     pub duration_seconds: f64,
     pub detail: String,
     pub error: Option<String>,
     pub calls: Vec<PlannedCall>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StageState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+    Planned,
+    NotStarted,
 }
 
 #[derive(Debug, Deserialize)]
@@ -292,13 +304,149 @@ pub struct RetireReport {
     pub region: String,
     pub dry_run: bool,
     pub cleanup: bool,
-    pub images: Vec<Value>,
-    pub snapshots: Vec<Value>,
-    pub bundles: Vec<Value>,
+    pub images: Vec<ImageItem>,
+    pub snapshots: Vec<SnapshotItem>,
+    pub bundles: Vec<BundleItem>,
     pub instances_terminated: Vec<String>,
     pub left_behind: LeftBehind,
     pub notes: Vec<String>,
     pub recycle_bin: Option<RecycleSummary>,
+}
+
+/// A field the document always has, null or not (serde lets an `Option` go missing).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
+
+/// An item's status (`commands::retire::report::Status`).
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Planned,
+    Done,
+    Skipped,
+    Failed,
+    NotFound,
+    NotStarted,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageItem {
+    pub image_id: String,
+    #[serde(deserialize_with = "present")]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub state: Option<String>,
+    pub action: ImageAction,
+    pub reason: String,
+    pub users: Vec<User>,
+    pub snapshot_ids: Vec<String>,
+    pub delete_associated_snapshots: bool,
+    #[serde(deserialize_with = "present")]
+    pub recycle_bin: Option<Value>,
+    pub status: Status,
+    #[serde(deserialize_with = "present")]
+    pub error: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageAction {
+    Deregister,
+    AlreadyGone,
+    NotFound,
+    Blocked,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemAction {
+    Delete,
+    Keep,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub kind: String,
+    pub id: String,
+    #[serde(deserialize_with = "present")]
+    pub detail: Option<String>,
+    /// Only for a user in another account.
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotItem {
+    pub snapshot_id: String,
+    pub image_id: String,
+    #[serde(deserialize_with = "present")]
+    pub size_gib: Option<i64>,
+    pub action: ItemAction,
+    pub reason: String,
+    pub deleted_by: String,
+    #[serde(deserialize_with = "present")]
+    pub recycle_bin: Option<Value>,
+    pub status: Status,
+    #[serde(deserialize_with = "present")]
+    pub error: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleItem {
+    pub image_id: String,
+    pub bucket: String,
+    pub manifest_key: String,
+    pub action: ItemAction,
+    pub reason: String,
+    pub objects: Vec<String>,
+    pub missing_parts: Vec<String>,
+    pub existing_objects: usize,
+    pub bytes: u64,
+    pub status: Status,
+    #[serde(deserialize_with = "present")]
+    pub error: Option<String>,
+    pub failed_keys: Vec<FailedKey>,
+    #[serde(deserialize_with = "present")]
+    pub bucket_deleted: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedKey {
+    pub key: String,
+    pub error: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrphanItem {
+    pub snapshot_id: String,
+    pub image_id: String,
+    #[serde(deserialize_with = "present")]
+    pub description: Option<String>,
+    pub size_gib: i64,
+    pub action: ItemAction,
+    pub reason: String,
+    #[serde(deserialize_with = "present")]
+    pub recycle_bin: Option<Value>,
+    pub status: Status,
+    #[serde(deserialize_with = "present")]
+    pub error: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub code: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -341,7 +489,7 @@ pub struct RegionCleanup {
     pub decisions: Vec<Value>,
     pub retire: Option<RetireReport>,
     pub staged: Vec<Value>,
-    pub orphans: Vec<Value>,
+    pub orphans: Vec<OrphanItem>,
     pub orphan_bundles: Vec<Value>,
     pub error: Option<String>,
     /// Left out when there are none.

@@ -178,19 +178,7 @@ async fn deregister_planned(ec2: &Ec2, report: &mut RetireReport) -> Deregistrat
                         break;
                     }
                     let (index, with_snapshots) = flags[&image_id];
-                    let result = ec2.deregister(&image_id, with_snapshots).await;
-                    // A DeregisterImage that failed may still have done its work (the answer
-                    // was lost on the way back): look, rather than report an image failed that
-                    // is gone, with its snapshots.
-                    let result = match result {
-                        Err(err) => match ec2.describe_image(&image_id).await {
-                            Ok(None) => Ok(None),
-                            Ok(Some(image)) if !Standing::of(&image.state).exists() => Ok(None),
-                            _ => Err(err),
-                        },
-                        ok => ok,
-                    };
-                    results.push((index, result));
+                    results.push((index, ec2.deregister(&image_id, with_snapshots).await));
                 }
                 results
             }
@@ -203,6 +191,20 @@ async fn deregister_planned(ec2: &Ec2, report: &mut RetireReport) -> Deregistrat
         .collect();
     let mut facts = Deregistration::default();
     for (index, result) in results {
+        // A DeregisterImage that failed may still have done its work (the answer was lost on
+        // the way back): look, once every group is through (AWS has had the longest to show
+        // it), rather than report an image failed that is gone, with its snapshots.
+        let result = match result {
+            Err(err) => match ec2
+                .describe_image(&report.images[index].plan.image_id)
+                .await
+            {
+                Ok(None) => Ok(None),
+                Ok(Some(image)) if !Standing::of(&image.state).exists() => Ok(None),
+                _ => Err(err),
+            },
+            ok => ok,
+        };
         let image = &mut report.images[index];
         let fate = match result {
             Ok(Some(snapshot_results)) => {
