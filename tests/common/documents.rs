@@ -46,11 +46,107 @@ pub struct List {
     /// Only with --tree.
     #[serde(default)]
     pub tree: bool,
-    pub images: Vec<Value>,
+    pub images: Vec<ImageEntry>,
     pub errors: Vec<ListError>,
     /// Left out when there are none.
     #[serde(default)]
     pub notes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageEntry {
+    pub region: String,
+    pub image_id: String,
+    #[serde(deserialize_with = "present")]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub description: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub owner_id: Option<String>,
+    pub state: String,
+    pub root_device_type: String,
+    #[serde(deserialize_with = "present")]
+    pub root_device_name: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub architecture: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub creation_date: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub age_days: Option<i64>,
+    pub snapshots: Vec<SnapshotEntry>,
+    #[serde(deserialize_with = "present")]
+    pub manifest_location: Option<String>,
+    pub public: bool,
+    #[serde(deserialize_with = "present")]
+    pub shared_with: Option<SharedWith>,
+    pub tags: BTreeMap<String, String>,
+    #[serde(deserialize_with = "present")]
+    pub deprecation_time: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub deregistration_protection: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub last_launched_time: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub source_image_id: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub source_image_region: Option<String>,
+    /// With --ancestry.
+    #[serde(default)]
+    pub ancestry: Option<Vec<AncestryEntry>>,
+    /// With --tree.
+    #[serde(default)]
+    pub depth: Option<usize>,
+    /// With --descendants.
+    #[serde(default)]
+    pub descent: Option<Descent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotEntry {
+    pub device_name: String,
+    pub snapshot_id: String,
+    #[serde(deserialize_with = "present")]
+    pub size_gib: Option<i64>,
+    #[serde(deserialize_with = "present")]
+    pub volume_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedWith {
+    pub accounts: Vec<String>,
+    pub organizations: Vec<String>,
+    pub organizational_units: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AncestryEntry {
+    pub image_id: String,
+    #[serde(deserialize_with = "present")]
+    pub creation_date: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub image_owner_alias: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub source_image_id: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub source_image_region: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Descent {
+    pub generation: usize,
+    pub by: DescentKind,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DescentKind {
+    Copy,
+    Build,
 }
 
 #[derive(Debug, Deserialize)]
@@ -486,15 +582,56 @@ pub struct Cleanup {
 pub struct RegionCleanup {
     pub region: String,
     pub account_id: Option<String>,
-    pub decisions: Vec<Value>,
+    pub decisions: Vec<Decision>,
     pub retire: Option<RetireReport>,
-    pub staged: Vec<Value>,
+    pub staged: Vec<Staged>,
     pub orphans: Vec<OrphanItem>,
-    pub orphan_bundles: Vec<Value>,
+    pub orphan_bundles: Vec<OrphanBundle>,
     pub error: Option<String>,
     /// Left out when there are none.
     #[serde(default)]
     pub problems: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(deserialize_with = "present")]
+    pub rule: Option<String>,
+    pub image_id: String,
+    #[serde(deserialize_with = "present")]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub family: Option<String>,
+    #[serde(deserialize_with = "present")]
+    pub creation_date: Option<String>,
+    pub verdict: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Staged {
+    pub image_id: String,
+    pub action: String,
+    pub status: Status,
+    #[serde(deserialize_with = "present")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrphanBundle {
+    pub region: String,
+    pub bucket: String,
+    pub manifest_key: String,
+    pub objects: Vec<String>,
+    pub bytes: u64,
+    pub action: ItemAction,
+    pub reason: String,
+    pub status: Status,
+    #[serde(deserialize_with = "present")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
