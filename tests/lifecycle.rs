@@ -971,6 +971,73 @@ async fn release_creates_tests_copies_and_shares_then_a_rerun_changes_nothing() 
     assert_eq!(owner.mutating_calls(), Vec::<String>::new());
 }
 
+/// A release's dry run lists the calls its real run makes: the same actions, in the same regions,
+/// and no other mutating call reaches AWS.
+#[tokio::test]
+async fn a_release_makes_the_calls_its_dry_run_listed_and_no_others() {
+    let owner = Account::new();
+    let consumer = Account::new();
+    let source = instance(&owner).await;
+    let args = [
+        "release",
+        "--instance-id",
+        &source,
+        "--name",
+        "listed-1",
+        "--to-region",
+        "eu-west-1",
+        "--account",
+        &consumer.id,
+        "--with-snapshots",
+        "--deprecate-after",
+        "30d",
+        "--protect",
+        "--ssm-parameter",
+        "/listed/latest",
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let (code, plan) = run(&owner, &dry);
+    assert_eq!(code, 0, "{plan:#}");
+    let mut listed: Vec<(String, String)> = plan["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|stage| stage["calls"].as_array().unwrap())
+        .map(|call| {
+            let field = |name: &str| call[name].as_str().unwrap().to_string();
+            (field("call"), field("region"))
+        })
+        .collect();
+    listed.sort();
+    let regions = |action: &str| -> Vec<&str> {
+        listed
+            .iter()
+            .filter(|(call, _)| call == action)
+            .map(|(_, region)| region.as_str())
+            .collect()
+    };
+    // Made in every region of the release: the source's and the copy's.
+    for action in [
+        "ec2:ModifyImageAttribute",
+        "ec2:ModifySnapshotAttribute",
+        "ec2:EnableImageDeprecation",
+        "ec2:EnableImageDeregistrationProtection",
+        "ssm:PutParameter",
+    ] {
+        assert_eq!(regions(action), ["eu-west-1", "us-east-1"], "{action}");
+    }
+    assert_eq!(regions("ec2:CopyImage"), ["eu-west-1"]);
+    assert_eq!(regions("ec2:CreateImage"), ["us-east-1"]);
+
+    owner.reset_requests();
+    let (code, out) = run(&owner, &args);
+    assert_eq!(code, 0, "{out:#}");
+    let mut actions: Vec<String> = listed.iter().map(|(call, _)| call.clone()).collect();
+    actions.dedup();
+    assert_eq!(owner.mutating_calls(), actions);
+}
+
 #[tokio::test]
 async fn a_failed_or_killed_release_resumes_without_new_images() {
     let owner = Account::new();

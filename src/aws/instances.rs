@@ -8,9 +8,10 @@ use serde::Serialize;
 use std::time::Duration;
 
 use super::Ec2;
-use super::error::{AwsError, Operation, service_code};
+use super::error::{AwsError, Operation, dry_run_answer, service_code};
 use super::lifecycle::tag_spec;
 use super::settle::Fresh;
+use crate::model::DryRunCheck;
 
 /// What `ami launch` asks for.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +57,11 @@ fn info(instance: &aws_sdk_ec2::types::Instance) -> Option<InstanceInfo> {
 }
 
 impl Ec2 {
-    pub async fn run_instances(&self, request: &LaunchRequest) -> Result<Vec<InstanceInfo>> {
+    /// The RunInstances of a launch request, for the launch and its DryRun check alike.
+    fn run_request(
+        &self,
+        request: &LaunchRequest,
+    ) -> aws_sdk_ec2::operation::run_instances::builders::RunInstancesFluentBuilder {
         let mut call = self
             .client
             .run_instances()
@@ -65,8 +70,7 @@ impl Ec2 {
             .min_count(request.count)
             .max_count(request.count)
             .set_subnet_id(request.subnet_id.clone())
-            .set_key_name(request.key_name.clone())
-            .dry_run(request.dry_run);
+            .set_key_name(request.key_name.clone());
         if let Some(zone) = &request.availability_zone {
             call = call.placement(Placement::builder().availability_zone(zone).build());
         }
@@ -81,6 +85,21 @@ impl Ec2 {
                 .tag_specifications(tag_spec(ResourceType::Instance, &request.tags))
                 .tag_specifications(tag_spec(ResourceType::Volume, &request.tags));
         }
+        call
+    }
+
+    /// AWS's DryRun answer for this launch: allowed, denied, or an error for anything else.
+    pub async fn check_run_instances(&self, request: &LaunchRequest) -> Result<DryRunCheck> {
+        let result = self.run_request(request).dry_run(true).send().await;
+        Ok(dry_run_answer(
+            Operation::RunInstances,
+            &self.region,
+            result,
+        )?)
+    }
+
+    pub async fn run_instances(&self, request: &LaunchRequest) -> Result<Vec<InstanceInfo>> {
+        let call = self.run_request(request).dry_run(request.dry_run);
         let output = match call.send().await {
             Ok(output) => output,
             Err(err) if request.dry_run && service_code(&err) == Some("DryRunOperation") => {
