@@ -162,7 +162,7 @@ pub struct ListError {
 pub struct RecycleBin {
     pub regions: Vec<String>,
     pub recycle_bin: Vec<BinItem>,
-    pub errors: Vec<Value>,
+    pub errors: Vec<ListError>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -444,7 +444,7 @@ pub struct ImageItem {
     pub snapshot_ids: Vec<String>,
     pub delete_associated_snapshots: bool,
     #[serde(deserialize_with = "present")]
-    pub recycle_bin: Option<Value>,
+    pub recycle_bin: Option<Recovery>,
     pub status: Status,
     #[serde(deserialize_with = "present")]
     pub error: Option<String>,
@@ -489,9 +489,9 @@ pub struct SnapshotItem {
     pub size_gib: Option<i64>,
     pub action: ItemAction,
     pub reason: String,
-    pub deleted_by: String,
+    pub deleted_by: DeletedBy,
     #[serde(deserialize_with = "present")]
-    pub recycle_bin: Option<Value>,
+    pub recycle_bin: Option<Recovery>,
     pub status: Status,
     #[serde(deserialize_with = "present")]
     pub error: Option<String>,
@@ -537,7 +537,7 @@ pub struct OrphanItem {
     pub action: ItemAction,
     pub reason: String,
     #[serde(deserialize_with = "present")]
-    pub recycle_bin: Option<Value>,
+    pub recycle_bin: Option<Recovery>,
     pub status: Status,
     #[serde(deserialize_with = "present")]
     pub error: Option<String>,
@@ -605,7 +605,7 @@ pub struct Decision {
     pub family: Option<String>,
     #[serde(deserialize_with = "present")]
     pub creation_date: Option<String>,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub reason: String,
 }
 
@@ -613,7 +613,7 @@ pub struct Decision {
 #[serde(deny_unknown_fields)]
 pub struct Staged {
     pub image_id: String,
-    pub action: String,
+    pub action: StagedAction,
     pub status: Status,
     #[serde(deserialize_with = "present")]
     pub error: Option<String>,
@@ -646,5 +646,48 @@ pub struct AccountResult {
     pub account_id: String,
     pub role_arn: Option<String>,
     pub error: Option<String>,
-    pub result: Option<Value>,
+    pub result: Option<VerbDocument>,
+}
+
+/// An account's result under `--org`/`--accounts`: the verb's own document.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum VerbDocument {
+    Cleanup(Box<Cleanup>),
+    List(Box<List>),
+    RecycleBin(Box<RecycleBin>),
+    Copy(Box<Copy>),
+    Share(Box<Share>),
+    DryRun(Box<DryRun>),
+}
+
+/// An item's Recycle Bin fate, as `plan::recovery::Recovery` writes it.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Recovery {
+    Recoverable { until: String, rule: String },
+    NotRecoverable,
+    Unknown { reason: String },
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletedBy {
+    DeregisterImage,
+    DeleteSnapshot,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Retire,
+    Keep,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StagedAction {
+    Deregister,
+    Deprecate,
+    Disable,
 }
