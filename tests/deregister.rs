@@ -1048,6 +1048,41 @@ async fn a_failed_deregistration_leaves_no_cleanup_mark() {
     assert!(account.snapshot_ids().await.contains(&root));
 }
 
+/// When the mark of a kept snapshot cannot be removed either, the snapshot is reported failed,
+/// naming the tag: a mark left behind is not a note.
+#[tokio::test]
+async fn a_mark_that_cannot_be_removed_fails_its_snapshot() {
+    let account = Account::new();
+    let root = account.snapshot(REGION, 8).await;
+    let shared = account.snapshot(REGION, 8).await;
+    let image = account
+        .register_ebs(
+            REGION,
+            "marked-unremovable",
+            &[("/dev/xvda", &root), ("/dev/xvdb", &shared)],
+        )
+        .await;
+    account
+        .register_ebs(REGION, "keeper-of-shared-2", &[("/dev/xvda", &shared)])
+        .await;
+    account.configure(serde_json::json!({
+        "faults": {"error": 1.0, "actions": ["ec2:DeregisterImage", "ec2:DeleteTags"]}
+    }));
+    let (code, report) = deregister(&account, &[&image, "--cleanup", "--yes"]);
+    account.configure(serde_json::json!({"faults": null}));
+    assert_eq!(code, 1, "{report:?}");
+    let snapshot = report
+        .snapshots
+        .iter()
+        .find(|s| s.snapshot_id == root)
+        .expect("the root in the report");
+    assert_eq!(snapshot.status, "failed", "{report:?}");
+    assert_eq!(snapshot.code.as_deref(), Some("InternalError"));
+    let error = snapshot.error.as_deref().unwrap_or_default();
+    assert!(error.contains("ami:cleanup-pending-for"), "{error}");
+    assert!(account.snapshot_ids().await.contains(&root));
+}
+
 /// An instance-store image is deregistered before its bundle goes: when the deregistration is
 /// refused, the image keeps its whole bundle.
 #[tokio::test]

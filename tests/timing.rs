@@ -555,6 +555,48 @@ async fn a_release_rides_out_a_slow_aws_from_create_to_publish() {
     timing(&owner, Value::Null);
 }
 
+/// A release whose copy was still pending when it stopped: the re-run makes no second copy but
+/// waits for the first, and goes on only once it is available.
+#[tokio::test]
+async fn a_release_rerun_waits_for_the_copy_an_earlier_run_left_pending() {
+    let owner = Account::new();
+    let source = instance(&owner).await;
+    let base = [
+        "release",
+        "--instance-id",
+        &source,
+        "--name",
+        "slowcopy-2026.12.02",
+        "--no-test",
+    ];
+    let (code, _, stderr) = run(&owner, &base);
+    assert_eq!(code, 0, "{stderr}");
+    timing(&owner, json!({ "pending": 5 }));
+    let mut args = base.to_vec();
+    args.extend(["--to-region", "eu-west-1"]);
+    let mut short = args.clone();
+    short.extend(["--timeout", "1s"]);
+    let (code, out, stderr) = run(&owner, &short);
+    assert_eq!(
+        code, 1,
+        "the copy was made, and is pending: {stderr}\n{out:#}"
+    );
+    assert_eq!(item(&out["stages"], "stage", "copy")["state"], "failed");
+    assert_eq!(owner.requests().get("ec2:CopyImage"), Some(&1));
+
+    let (code, out, stderr) = run(&owner, &args);
+    assert_eq!(code, 0, "{stderr}\n{out:#}");
+    let stage = item(&out["stages"], "stage", "copy");
+    assert_eq!(stage["state"], "done", "{stage:#}");
+    assert_eq!(out["images"]["eu-west-1"]["state"], "available", "{out:#}");
+    assert_eq!(
+        owner.requests().get("ec2:CopyImage"),
+        Some(&1),
+        "one copy in all"
+    );
+    timing(&owner, Value::Null);
+}
+
 /// Defect 11: PutParameter's 200 does not mean the parameter holds the id. Past the bound the
 /// publish stage fails, saying what the parameter holds; once SSM has caught up, a re-run finds
 /// it published.

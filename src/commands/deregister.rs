@@ -297,14 +297,20 @@ async fn plan_regions(
     let planned: Vec<Result<(String, plan::Plan, Vec<String>)>> = stream::iter(by_region.clone())
         .map(|(region, targets)| async move {
             let (inventory, notes) = gather(settings, aws, &region, &targets).await?;
-            let before = reviewed.and_then(|plans| plans.get(&region));
+            // Confirmed: each region does no more than its confirmed plan, and a region the
+            // confirmation did not show does nothing.
+            let approval = reviewed.map(|plans| {
+                plans
+                    .get(&region)
+                    .map_or_else(Approval::nothing, Approval::of)
+            });
             let request = Request {
                 targets,
                 cleanup: args.cleanup,
                 force: args.force,
                 terminate_instances: args.terminate_instances,
                 now: Utc::now(),
-                approval: before.map(Approval::of),
+                approval,
             };
             let fresh = plan::plan(&inventory, &request);
             Ok((region, fresh, notes))

@@ -145,7 +145,9 @@ pub struct Request {
 
 /// What an approved plan allowed: a fresh plan made under it deregisters no image it did not,
 /// ends no instance it did not list, deletes no snapshot or S3 object it did not, and deletes
-/// nothing it called recoverable that is not recoverable now.
+/// nothing it called recoverable that is not recoverable now (where it recorded that: a
+/// confirmed `deregister` does, a plan file does not, so `apply` shows the Recycle Bin as it is
+/// now).
 #[derive(Debug, Clone, Default)]
 pub struct Approval {
     /// The images approved for deregistration, with the instances the approved plan listed as
@@ -249,6 +251,14 @@ pub struct BundlePlan {
 
 impl Approval {
     /// The approval a plan that was shown and confirmed gives.
+    /// Approves nothing: a region the approved plan did not cover.
+    pub fn nothing() -> Approval {
+        Approval {
+            images: Some(BTreeMap::new()),
+            ..Approval::default()
+        }
+    }
+
     pub fn of(plan: &Plan) -> Approval {
         Approval {
             images: Some(
@@ -501,10 +511,8 @@ fn plan_holding(inventory: &Inventory, request: &Request, held: &Held) -> Plan {
 /// own snapshots (those no other registered image uses): it is used only when the plan deletes
 /// every one of them, so AWS can never delete more than planned.
 fn assign_deletion(images: &mut [ImagePlan], snapshots: &mut [SnapshotPlan], cleanup: bool) {
-    // DeleteAssociatedSnapshots deletes a subset of the image's own snapshots (those no other
-    // registered image uses). It is used only when the plan deletes every one of them, so AWS can
-    // never delete more than planned. A snapshot another leaving image shares is skipped while
-    // that image is still registered, and goes with the last of them.
+    // A snapshot another leaving image shares is skipped while that image is still registered,
+    // and goes with the last of them.
     let deleting: BTreeSet<&str> = snapshots
         .iter()
         .filter(|plan| plan.action == ItemAction::Delete)
@@ -928,12 +936,6 @@ fn snapshot_plans(
     request: &Request,
 ) -> Vec<SnapshotPlan> {
     let mut plans: Vec<SnapshotPlan> = Vec::new();
-    let description = |id: &str| {
-        inventory
-            .snapshots
-            .get(id)
-            .and_then(|info| info.description.as_deref())
-    };
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for image in leaving {
         let target = image.image_id.as_str();
@@ -942,34 +944,11 @@ fn snapshot_plans(
                 continue;
             }
             let info = inventory.snapshots.get(snapshot_id);
-            let (action, reason) = if let Some(kept) =
-                kept_for_others(snapshot_id, used_by_staying, request)
-            {
-                (ItemAction::Keep, kept)
-            } else if request
-                .approval
-                .as_ref()
-                .is_some_and(|approval| !approval.snapshots.contains_key(snapshot_id))
-            {
-                (ItemAction::Keep, NOT_REVIEWED.to_string())
-            } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
-                (ItemAction::Keep, locked)
-            } else if let Some(managed) = info.and_then(|info| managed::snapshot_block(&info.tags))
-            {
-                // An image registered from AWS Backup's or DLM's snapshot: the image may go,
-                // the snapshot is the service's.
-                (ItemAction::Keep, managed)
-            } else if let Some(binned) = bin.keeps(snapshot_id, description(snapshot_id)) {
-                (ItemAction::Keep, binned)
-            } else if info.is_none() {
-                (
-                    ItemAction::Keep,
-                    "not among this account's snapshots (owned elsewhere, or already gone)"
-                        .to_string(),
-                )
-            } else {
-                (ItemAction::Delete, format!("used only by {target}"))
-            };
+            let (action, reason) =
+                match keep_reason(snapshot_id, inventory, used_by_staying, bin, request) {
+                    Some(kept) => (ItemAction::Keep, kept),
+                    None => (ItemAction::Delete, format!("used only by {target}")),
+                };
             plans.push(SnapshotPlan {
                 snapshot_id: snapshot_id.to_string(),
                 image_id: target.to_string(),
@@ -986,6 +965,48 @@ fn snapshot_plans(
         }
     }
     plans
+}
+
+/// Why a snapshot of an image that goes (or is gone) must stay, the first reason of: no
+/// --cleanup or used by an image that stays, not in the reviewed plan, locked, AWS Backup's or
+/// DLM's, needed by the Recycle Bin, not this account's. `None`: it may go. One chain for the
+/// snapshots of leaving images and those an interrupted run marked.
+fn keep_reason(
+    snapshot_id: &str,
+    inventory: &Inventory,
+    used_by_staying: &BTreeMap<&str, Vec<&Image>>,
+    bin: &BinNeeds,
+    request: &Request,
+) -> Option<String> {
+    let info = inventory.snapshots.get(snapshot_id);
+    let description = info.and_then(|info| info.description.as_deref());
+    if let Some(kept) = kept_for_others(snapshot_id, used_by_staying, request) {
+        return Some(kept);
+    }
+    if request
+        .approval
+        .as_ref()
+        .is_some_and(|approval| !approval.snapshots.contains_key(snapshot_id))
+    {
+        return Some(NOT_REVIEWED.to_string());
+    }
+    if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
+        return Some(locked);
+    }
+    // An image registered from AWS Backup's or DLM's snapshot: the image may go, the snapshot
+    // is the service's.
+    if let Some(managed) = info.and_then(|info| managed::snapshot_block(&info.tags)) {
+        return Some(managed);
+    }
+    if let Some(binned) = bin.keeps(snapshot_id, description) {
+        return Some(binned);
+    }
+    if info.is_none() {
+        return Some(
+            "not among this account's snapshots (owned elsewhere, or already gone)".to_string(),
+        );
+    }
+    None
 }
 
 /// Why a snapshot must stay whatever else is true of it: no --cleanup, or an image that stays
@@ -1018,12 +1039,6 @@ fn pending_snapshot_plans(
     planned: &[SnapshotPlan],
 ) -> Vec<SnapshotPlan> {
     let mut plans: Vec<SnapshotPlan> = Vec::new();
-    let description = |id: &str| {
-        inventory
-            .snapshots
-            .get(id)
-            .and_then(|info| info.description.as_deref())
-    };
     for image in images
         .iter()
         .filter(|image| image.action == ImageAction::AlreadyGone)
@@ -1036,29 +1051,17 @@ fn pending_snapshot_plans(
             if already {
                 continue;
             }
-            let (action, reason) = if let Some(kept) =
-                kept_for_others(snapshot_id, used_by_staying, request)
-            {
-                (ItemAction::Keep, kept)
-            } else if request
-                .approval
-                .as_ref()
-                .is_some_and(|approval| !approval.snapshots.contains_key(snapshot_id))
-            {
-                (ItemAction::Keep, NOT_REVIEWED.to_string())
-            } else if let Some(locked) = lock_keeps(&inventory.locks, snapshot_id, request.now) {
-                (ItemAction::Keep, locked)
-            } else if let Some(binned) = bin.keeps(snapshot_id, description(snapshot_id)) {
-                (ItemAction::Keep, binned)
-            } else {
-                (
-                    ItemAction::Delete,
-                    format!(
-                        "marked for deletion with {} by an interrupted run",
-                        image.image_id
+            let (action, reason) =
+                match keep_reason(snapshot_id, inventory, used_by_staying, bin, request) {
+                    Some(kept) => (ItemAction::Keep, kept),
+                    None => (
+                        ItemAction::Delete,
+                        format!(
+                            "marked for deletion with {} by an interrupted run",
+                            image.image_id
+                        ),
                     ),
-                )
-            };
+                };
             plans.push(SnapshotPlan {
                 snapshot_id: snapshot_id.clone(),
                 image_id: image.image_id.clone(),

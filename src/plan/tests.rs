@@ -563,6 +563,64 @@ fn an_interrupted_run_is_finished_from_the_pending_marks() {
     assert!(plan.snapshots[1].reason.contains("ami-b"));
 }
 
+/// A marked snapshot goes through the same keep chain as any other: AWS Backup's stays, and so
+/// does one the reviewed plan did not hold.
+#[test]
+fn a_marked_snapshot_is_kept_for_every_reason_a_planned_one_is() {
+    let mut inv = inventory(Vec::new());
+    for (id, tags) in [
+        (
+            "snap-backup",
+            vec![("aws:backup:source-resource", "arn:aws:ec2:vol")],
+        ),
+        ("snap-plain", Vec::new()),
+    ] {
+        inv.snapshots.insert(
+            id.into(),
+            SnapshotInfo {
+                size_gib: 8,
+                tags: tags
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            },
+        );
+    }
+    inv.pending.insert(
+        "ami-a".into(),
+        vec!["snap-backup".into(), "snap-plain".into()],
+    );
+    let plan = run(&inv, &request(&["ami-a"], true, false));
+    assert_eq!(
+        snapshot_actions(&plan),
+        [
+            ("snap-backup", ItemAction::Keep),
+            ("snap-plain", ItemAction::Delete)
+        ]
+    );
+    assert!(
+        plan.snapshots[0].reason.contains("AWS Backup"),
+        "{:?}",
+        plan.snapshots[0]
+    );
+
+    let mut reviewed = request(&["ami-a"], true, false);
+    reviewed.approval = Some(Approval {
+        images: None,
+        snapshots: BTreeMap::new(),
+        objects: BTreeSet::new(),
+    });
+    let plan = run(&inv, &reviewed);
+    assert_eq!(
+        snapshot_actions(&plan),
+        [
+            ("snap-backup", ItemAction::Keep),
+            ("snap-plain", ItemAction::Keep)
+        ]
+    );
+}
+
 #[test]
 fn instances_to_be_terminated_do_not_block_but_templates_do() {
     let mut inv = inventory(vec![ebs("ami-a", &["snap-1"])]);

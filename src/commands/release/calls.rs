@@ -76,6 +76,14 @@ pub enum Call {
         source: ImageSlot,
         name: String,
         completion_minutes: Option<u32>,
+        /// The source's tags, sent with the copy (and put back where a region drops them).
+        tags: Vec<(String, String)>,
+    },
+    /// A copy an earlier run started: waited for, and given the tags it lacks.
+    FinishCopy {
+        region: String,
+        image_id: String,
+        missing_tags: Vec<(String, String)>,
     },
     /// ModifyImageAttribute (launch permission), and ModifySnapshotAttribute (create-volume
     /// permission) for `snapshot_accounts` when there are any.
@@ -110,6 +118,7 @@ impl Call {
             | Call::RunInstances { region, .. }
             | Call::MarkTested { region, .. }
             | Call::CopyImage { region, .. }
+            | Call::FinishCopy { region, .. }
             | Call::Share { region, .. }
             | Call::EnableDeprecation { region, .. }
             | Call::EnableProtection { region, .. }
@@ -161,6 +170,23 @@ impl Call {
                     crate::commands::copy::completion_note(*completion_minutes)
                 ),
             )],
+            // Only a wait, unless the copy lacks tags.
+            Call::FinishCopy {
+                image_id,
+                missing_tags,
+                ..
+            } if !missing_tags.is_empty() => vec![(
+                "ec2:CreateTags",
+                format!(
+                    "{} on {image_id} (copied by an earlier run), once available",
+                    missing_tags
+                        .iter()
+                        .map(|(key, _)| key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )],
+            Call::FinishCopy { .. } => Vec::new(),
             Call::Share {
                 image,
                 who,
@@ -229,6 +255,9 @@ impl Call {
                 ..
             }
             | Call::MarkTested { .. } => Some("the test instance does not exist yet"),
+            Call::FinishCopy { .. } => {
+                Some("made once the copy is available, for the tags it lacks then")
+            }
             Call::Share { image, .. }
             | Call::EnableDeprecation { image, .. }
             | Call::EnableProtection { image, .. } => Some(match image {
@@ -272,6 +301,7 @@ mod tests {
                 source: ImageSlot::ToBeMade,
                 name: "web".into(),
                 completion_minutes: None,
+                tags: Vec::new(),
             },
         ];
         for call in calls {
@@ -292,6 +322,7 @@ mod tests {
                     source: ImageSlot::Made("ami-1".into()),
                     name: "web".into(),
                     completion_minutes: None,
+                    tags: Vec::new(),
                 },
             };
             assert_eq!(made.unchecked_reason(), None, "{made:?}");

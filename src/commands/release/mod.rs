@@ -550,8 +550,8 @@ impl Run<'_> {
                 let request = self.test_launch(image.id(&self.region)?)?;
                 ec2.check_run_instances(&request).await
             }
-            Call::CopyImage { source, .. } => {
-                let request = self.copy_request(source.id(&self.region)?, &[]);
+            Call::CopyImage { source, tags, .. } => {
+                let request = self.copy_request(source.id(&self.region)?, tags);
                 ec2.check_copy_image(&request).await
             }
             other => Err(anyhow!("internal error: no DryRun form for {other:?}")),

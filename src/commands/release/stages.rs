@@ -316,18 +316,43 @@ async fn launch_test(
 pub(super) struct Copy;
 
 impl ReleaseStage for Copy {
-    /// A copy an earlier run made is recorded and not made again.
+    /// A copy an earlier run made is not made again: one available with the source's tags is
+    /// done, one still pending (or lacking tags) is waited for and given them.
     async fn plan(run: &mut Run<'_>) -> Result<Planned> {
         if run.targets.is_empty() {
             return Ok(Planned::Skip("no --to-region".into()));
         }
         let source = ImageSlot::from_id(run.source().map(|s| s.image_id.clone()));
+        let tags = match &source {
+            ImageSlot::Made(source_id) => {
+                let image = run.ec2().new_image(source_id).await?;
+                // The test mark belongs to the source's own test, not to the copies.
+                let mut source_tags = image.tags;
+                source_tags.remove(TESTED_TAG);
+                copy_tags(&source_tags, true, &[])
+            }
+            ImageSlot::ToBeMade => Vec::new(),
+        };
         let mut calls = Vec::new();
         for target in run.targets.clone() {
             if let ImageSlot::Made(source_id) = &source {
-                let request = run.copy_request(source_id, &[]);
+                let request = run.copy_request(source_id, &tags);
                 if let Some(image) = existing_copy(&run.aws.ec2(&target), &request).await? {
                     run.record(&image);
+                    let missing_tags: Vec<(String, String)> = tags
+                        .iter()
+                        .filter(|(key, value)| image.tags.get(key) != Some(value))
+                        .cloned()
+                        .collect();
+                    if Standing::of(&image.state) != Standing::Launchable
+                        || !missing_tags.is_empty()
+                    {
+                        calls.push(Call::FinishCopy {
+                            region: target,
+                            image_id: image.image_id,
+                            missing_tags,
+                        });
+                    }
                     continue;
                 }
             }
@@ -337,6 +362,7 @@ impl ReleaseStage for Copy {
                 source: source.clone(),
                 name: run.args.name.clone(),
                 completion_minutes: run.completion,
+                tags: tags.clone(),
             });
         }
         if calls.is_empty() {
@@ -354,28 +380,31 @@ impl ReleaseStage for Copy {
         ))
     }
 
+    /// Each copy (or the wait for one an earlier run started), in every region at once.
     async fn execute(run: &mut Run<'_>, calls: Vec<Call>) -> Result<Ended> {
         let found = run.found_copies();
         let source_id = run.source_id(&run.region)?.to_string();
-        let source = run.ec2().new_image(&source_id).await?;
-        // The test mark belongs to the source's own test, not to the copies.
-        let mut source_tags = source.tags.clone();
-        source_tags.remove(TESTED_TAG);
-        let tags = copy_tags(&source_tags, true, &[]);
         let timeout = run.args.timeout;
         let runner = &*run;
+        let resumed: Vec<String> = calls
+            .iter()
+            .filter(|call| matches!(call, Call::FinishCopy { .. }))
+            .map(|call| call.region().to_string())
+            .collect();
         let results: Vec<(String, Result<CopyEntry>)> = stream::iter(calls)
             .map(|call| {
-                let tags = &tags;
                 let source_id = &source_id;
                 async move {
                     let region = call.region().to_string();
-                    let Call::CopyImage { .. } = &call else {
-                        return (region, Err(not_this_stage(&call)));
+                    let tags = match &call {
+                        Call::CopyImage { tags, .. } => tags.clone(),
+                        Call::FinishCopy { missing_tags, .. } => missing_tags.clone(),
+                        other => return (region, Err(not_this_stage(other))),
                     };
                     let ec2 = runner.aws.ec2(&region);
-                    let request = runner.copy_request(source_id, tags);
-                    let entry = copy_one(&ec2, &request, tags, Some(timeout), None).await;
+                    // The copy an earlier run started is found again and reused, not made.
+                    let request = runner.copy_request(source_id, &tags);
+                    let entry = copy_one(&ec2, &request, &tags, Some(timeout), None).await;
                     (region, entry)
                 }
             })
@@ -388,7 +417,7 @@ impl ReleaseStage for Copy {
             match result {
                 Ok(entry) => {
                     let image_id = entry.image_id.unwrap_or_default();
-                    if entry.status == CopyStatus::Created {
+                    if entry.status == CopyStatus::Created || resumed.contains(&target) {
                         made.push(format!("{target} {image_id}"));
                     }
                     run.output.images.insert(

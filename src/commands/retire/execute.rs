@@ -414,13 +414,22 @@ async fn unmark_staying(
         .filter(|(_, snapshots)| !snapshots.is_empty())
         .collect();
     for (image_id, snapshots) in unmark {
+        // A mark left behind would let a later cleanup delete the snapshot once its image goes
+        // by other means: the snapshot is kept, and the run fails naming it.
         if let Err(err) = ec2.unmark_pending_cleanup(&image_id, &snapshots).await {
-            report.notes.push(format!(
-                "the {PENDING_CLEANUP_TAG} tag on {} (for {image_id}) could not be removed, though \
-                 an image that uses them stays ({err}): remove it by hand, or a later cleanup \
-                 deletes them once no image uses them",
-                snapshots.join(", ")
-            ));
+            for snapshot in report
+                .snapshots
+                .iter_mut()
+                .filter(|s| snapshots.contains(&s.plan.snapshot_id))
+            {
+                snapshot.status = Status::Failed;
+                snapshot.code = err.code.clone();
+                snapshot.error = Some(format!(
+                    "kept, but its {PENDING_CLEANUP_TAG} tag (for {image_id}) could not be \
+                     removed ({err}): remove it by hand, or a later cleanup deletes the \
+                     snapshot once no image uses it"
+                ));
+            }
         }
     }
 }
