@@ -993,23 +993,30 @@ async fn a_non_success_snapshot_result_ends_deleted_or_failed() {
     }
 }
 
-/// A deregistration that does not happen leaves no pending-cleanup mark behind: a later cleanup,
-/// once the image has gone some other way, must not delete the snapshots it kept.
-#[tokio::test]
-async fn a_failed_deregistration_leaves_no_cleanup_mark() {
-    let account = Account::new();
+/// An image of two snapshots, the second also used by another image: retiring it marks its root
+/// for a DeleteSnapshot of its own. Returns the image and its root.
+async fn marked_root_beside_a_kept_snapshot(account: &Account, name: &str) -> (String, String) {
     let root = account.snapshot(REGION, 8).await;
     let shared = account.snapshot(REGION, 8).await;
     let image = account
         .register_ebs(
             REGION,
-            "marked-then-failed",
+            name,
             &[("/dev/xvda", &root), ("/dev/xvdb", &shared)],
         )
         .await;
     account
-        .register_ebs(REGION, "keeper-of-shared", &[("/dev/xvda", &shared)])
+        .register_ebs(REGION, &format!("{name}-keeper"), &[("/dev/xvda", &shared)])
         .await;
+    (image, root)
+}
+
+/// A deregistration that does not happen leaves no pending-cleanup mark behind: a later cleanup,
+/// once the image has gone some other way, must not delete the snapshots it kept.
+#[tokio::test]
+async fn a_failed_deregistration_leaves_no_cleanup_mark() {
+    let account = Account::new();
+    let (image, root) = marked_root_beside_a_kept_snapshot(&account, "marked-then-failed").await;
     account.configure(serde_json::json!({
         "faults": {"error": 1.0, "actions": ["ec2:DeregisterImage"]}
     }));
@@ -1053,18 +1060,7 @@ async fn a_failed_deregistration_leaves_no_cleanup_mark() {
 #[tokio::test]
 async fn a_mark_that_cannot_be_removed_fails_its_snapshot() {
     let account = Account::new();
-    let root = account.snapshot(REGION, 8).await;
-    let shared = account.snapshot(REGION, 8).await;
-    let image = account
-        .register_ebs(
-            REGION,
-            "marked-unremovable",
-            &[("/dev/xvda", &root), ("/dev/xvdb", &shared)],
-        )
-        .await;
-    account
-        .register_ebs(REGION, "keeper-of-shared-2", &[("/dev/xvda", &shared)])
-        .await;
+    let (image, root) = marked_root_beside_a_kept_snapshot(&account, "marked-unremovable").await;
     account.configure(serde_json::json!({
         "faults": {"error": 1.0, "actions": ["ec2:DeregisterImage", "ec2:DeleteTags"]}
     }));
